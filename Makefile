@@ -1,0 +1,56 @@
+# Everything runs from a local virtual environment that the targets create on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SCENARIO ?= scenarios/heterogeneous.yaml
+PYTEST_ARGS ?=
+
+.PHONY: help venv run test lint typecheck unit integration system bench up down wheels image clean provision
+
+help:
+	@echo "make run        run the main job on the default scenario ($(SCENARIO))"
+	@echo "make test       lint, type-check and run every test tier"
+	@echo "make bench      benchmarks, as ratios side by side in one run"
+	@echo "make up / down  the containerised testbed (needs Docker)"
+	@echo "make wheels     offline wheelhouse for the image (PLATFORM=linux/arm64 for a Pi cluster)"
+
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.stamp
+
+run: venv
+	$(VENV)/bin/hgc run $(SCENARIO)
+
+lint: venv
+	$(VENV)/bin/ruff check common services tests bench
+	$(VENV)/bin/ruff format --check common services tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy common services
+
+# CI=true (set by .ci/run) provisions Docker, compose, the base image and Prometheus first,
+# so the container tests run instead of skipping.
+provision:
+	@if [ "$$CI" = "true" ] || [ "$$HGC_PROVISION" = "1" ]; then bash scripts/provision.sh; fi
+
+test: venv lint typecheck provision
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: venv
+	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+system: venv provision
+	$(PY) -m pytest -q tests/system $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs build *.egg-info

@@ -1,0 +1,66 @@
+"""The ``hgc`` console script: a thin dispatcher over ``common.commands``.
+
+Each sub-command lives in its own module ``common.commands.<name>`` exposing
+``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported
+lazily so ``hgc code`` does not pay for zmq or matplotlib imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# sub-command -> module under common.commands
+COMMANDS: dict[str, str] = {
+    "code": "code",
+    "simulate": "simulate",
+    "optimize": "optimize",
+    "cluster": "cluster",
+    "run": "run",
+    "compose": "compose",
+}
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad or impossible request from the user: printed without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hgc",
+        description="Hierarchical gradient coding for straggler-tolerant learning at the edge.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"common.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"common.commands.{module_name}":
+                raise
+            continue  # command not built yet
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except UsageError as exc:
+        print(f"hgc {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"hgc {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

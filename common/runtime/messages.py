@@ -1,0 +1,158 @@
+"""Every message that travels between master, edges and workers.
+
+Messages are frozen dataclasses with a class-level ``op`` and the ``iteration`` they belong
+to (``-1`` for messages outside the training loop: registration, heartbeats, shutdown).
+Fields are plain msgpack-able values (int, float, str, bool, None, tuples/lists and dicts of
+those) or ``numpy.ndarray``; the codec (``common.runtime.codec``) sends arrays as raw frames
+and everything else in one msgpack header. Keep fields flat and typed: no free-form
+payload dicts except the explicitly versioned ``*_spec`` dictionaries below.
+
+Flow of one training run::
+
+    worker --Register--> edge --Register--> master          (children connect, parents bind)
+    master --EdgeSetup--> edge --WorkerSetup--> worker      (code parameters, data, emulation)
+    worker --Ready--> edge --Ready--> master                 (barrier: all set up)
+    master --ModelUpdate(t)--> edges --ModelUpdate(t)--> workers
+    worker --WorkerGradient(t)--> edge                      (one coded vector)
+    edge --EdgeGradient(t)--> master                        (hierarchical schemes)
+    edge --WorkerGradient(t)--> master                      (flat schemes: edges only relay)
+    master --Shutdown--> edges --Shutdown--> workers
+    anyone --Heartbeat--> parent / child                    (liveness)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+NO_ITERATION = -1
+
+
+@dataclass(frozen=True)
+class Message:
+    op: ClassVar[str] = ""
+    iteration: int
+
+
+@dataclass(frozen=True)
+class Register(Message):
+    """A child announces itself to its parent. ``node`` is e.g. ``"edge-1"`` or ``"worker-1-2"``."""
+
+    op: ClassVar[str] = "register"
+    role: str
+    node: str
+    edge: int
+    worker: int  # -1 for an edge
+
+
+@dataclass(frozen=True)
+class Heartbeat(Message):
+    op: ClassVar[str] = "heartbeat"
+    node: str
+
+
+@dataclass(frozen=True)
+class EdgeSetup(Message):
+    """Master -> edge i: everything the edge needs to set up its subtree.
+
+    ``code_spec`` is the JSON-able description from which every node rebuilds the same code
+    deterministically (``common.coding.code_from_spec``); ``data_spec`` / ``model_spec`` say
+    which dataset and model to use; ``emulation_spec`` holds per-node emulation profiles
+    keyed by node name.
+    """
+
+    op: ClassVar[str] = "edge_setup"
+    edge: int
+    code_spec: dict[str, Any]
+    data_spec: dict[str, Any]
+    model_spec: dict[str, Any]
+    emulation_spec: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkerSetup(Message):
+    """Edge -> worker (i, j): its partitions and the coefficient of each in its one vector."""
+
+    op: ClassVar[str] = "worker_setup"
+    edge: int
+    worker: int
+    partitions: tuple[int, ...]
+    coefficients: np.ndarray  # float64, shape (len(partitions),)
+    n_partitions: int  # K
+    data_spec: dict[str, Any]
+    model_spec: dict[str, Any]
+    emulation_spec: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ready(Message):
+    """A node finished set-up (worker: data loaded; edge: all its workers ready)."""
+
+    op: ClassVar[str] = "ready"
+    node: str
+    edge: int
+    worker: int  # -1 for an edge
+
+
+@dataclass(frozen=True)
+class ModelUpdate(Message):
+    """The model parameters for iteration ``iteration`` (flattened float64 vector)."""
+
+    op: ClassVar[str] = "model_update"
+    params: np.ndarray
+
+
+@dataclass(frozen=True)
+class WorkerGradient(Message):
+    """Worker (edge, worker) -> its edge: sum_k coefficient_k * g_k for its partitions."""
+
+    op: ClassVar[str] = "worker_gradient"
+    edge: int
+    worker: int
+    vector: np.ndarray
+    compute_s: float  # wall-clock seconds the worker spent, emulated delay included
+
+
+@dataclass(frozen=True)
+class EdgeGradient(Message):
+    """Edge -> master: the edge's decoded combination sum_k edge_target_ik * g_k."""
+
+    op: ClassVar[str] = "edge_gradient"
+    edge: int
+    vector: np.ndarray
+    responders: tuple[int, ...]  # workers whose vectors were combined, in arrival order
+    wait_s: float  # seconds from model arrival to the (m_i - s_w)-th worker answer
+    decode_s: float
+
+
+@dataclass(frozen=True)
+class IterationFailed(Message):
+    """Edge -> master: not enough workers answered before the edge's deadline."""
+
+    op: ClassVar[str] = "iteration_failed"
+    edge: int
+    missing_workers: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Shutdown(Message):
+    op: ClassVar[str] = "shutdown"
+    reason: str
+
+
+ALL_MESSAGES: tuple[type[Message], ...] = (
+    Register,
+    Heartbeat,
+    EdgeSetup,
+    WorkerSetup,
+    Ready,
+    ModelUpdate,
+    WorkerGradient,
+    EdgeGradient,
+    IterationFailed,
+    Shutdown,
+)
+MESSAGE_TYPES: dict[str, type[Message]] = {m.op: m for m in ALL_MESSAGES}
