@@ -125,6 +125,9 @@ class EdgeGradient(Message):
     responders: tuple[int, ...]  # workers whose vectors were combined, in arrival order
     wait_s: float  # seconds from model arrival to the (m_i - s_w)-th worker answer
     decode_s: float
+    # seconds from model arrival to each worker's answer, indexed by worker; -1.0 for workers
+    # that had not answered when the edge sent (the stragglers it ignored)
+    worker_arrivals_s: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
