@@ -1,0 +1,83 @@
+"""Guaranteed cleanup: whatever the launcher sets up (processes, cgroups, namespaces) is
+registered here and undone on normal exit, on an exception, on SIGTERM/SIGHUP and at
+interpreter exit. Ctrl-C arrives as ``KeyboardInterrupt`` and unwinds through the same path.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this id exists (zombies count as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class CleanupStack:
+    """Undo actions run once each, last registered first; errors are logged, not raised,
+    so that one failed step never leaves the later ones undone."""
+
+    def __init__(self) -> None:
+        self._actions: list[tuple[str, Callable[[], object]]] = []
+        self._lock = threading.Lock()
+        self._previous: dict[int, object] = {}
+        self.problems: list[str] = []
+
+    def push(self, what: str, action: Callable[[], object]) -> None:
+        with self._lock:
+            self._actions.append((what, action))
+
+    def run(self) -> list[str]:
+        """Run every pending action; returns the problems met (also kept in ``problems``)."""
+        while True:
+            with self._lock:
+                if not self._actions:
+                    break
+                what, action = self._actions.pop()
+            try:
+                result = action()
+            except Exception as exc:  # noqa: BLE001 - keep undoing the rest
+                self.problems.append(f"{what}: {exc}")
+                log.warning("cleanup of %s failed: %s", what, exc)
+                continue
+            if isinstance(result, list) and result:
+                self.problems.extend(f"{what}: {p}" for p in result)
+        return list(self.problems)
+
+    def install(self) -> None:
+        """Run at interpreter exit, and turn SIGTERM/SIGHUP into SystemExit so ``finally``
+        blocks run (the default action would kill the launcher with its children orphaned)."""
+        atexit.register(self.run)
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self._previous[sig] = signal.signal(sig, _exit_on_signal)
+
+    def uninstall(self) -> None:
+        atexit.unregister(self.run)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
