@@ -1,0 +1,33 @@
+"""Learning: numpy models with one flat float64 parameter vector, datasets, partitions.
+
+Pure maths: no runtime imports. See docs/architecture.md for the contract.
+"""
+
+from common.learning.datasets import Dataset, dataset_shape, load_dataset
+from common.learning.errors import LearningSpecError
+from common.learning.models import MLP, LogisticRegression, Model, build_model
+from common.learning.partition import partition_rows
+from common.learning.spec import (
+    ACTIVATIONS,
+    DATA_KINDS,
+    MODEL_KINDS,
+    validate_data_spec,
+    validate_model_spec,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "DATA_KINDS",
+    "MLP",
+    "MODEL_KINDS",
+    "Dataset",
+    "LearningSpecError",
+    "LogisticRegression",
+    "Model",
+    "build_model",
+    "dataset_shape",
+    "load_dataset",
+    "partition_rows",
+    "validate_data_spec",
+    "validate_model_spec",
+]
