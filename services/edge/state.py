@@ -1,0 +1,284 @@
+"""The edge's pure state machine: set up its workers, relay the model, decode its tier.
+
+Hierarchical schemes: from the first ``m_i - s_w`` worker vectors of iteration t the edge
+computes ``y_i = sum_j a_j z_ij`` (``code.edge_decode_weights``) and sends one
+:class:`EdgeGradient`. Flat schemes (``code.is_flat``): the edge relays every worker vector
+to the master unchanged. A worker that stops heartbeating for ``liveness_s`` is presumed dead;
+when too few live workers remain to decode, the edge tells the master with
+:class:`IterationFailed` naming the missing workers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from common.runtime.messages import (
+    NO_ITERATION,
+    EdgeGradient,
+    EdgeSetup,
+    Heartbeat,
+    IterationFailed,
+    Message,
+    ModelUpdate,
+    Ready,
+    Register,
+    Shutdown,
+    WorkerGradient,
+    WorkerSetup,
+)
+from services.common.actions import (
+    Action,
+    Drop,
+    Event,
+    Exit,
+    Log,
+    Observe,
+    Received,
+    SendDown,
+    SendUp,
+    Started,
+    Tick,
+)
+
+PARENT = "master"
+
+
+class EdgeState:
+    """State of edge ``i``.
+
+    Parameters
+    ----------
+    edge : int
+        Topology index; the node name is ``edge-<edge>``.
+    build_code : callable
+        ``code_spec -> Code`` (``common.coding.code_from_spec``; a fake in unit tests).
+    heartbeat_s, liveness_s : float
+        Seconds between heartbeats sent up; silence after which a worker is presumed dead.
+    """
+
+    def __init__(
+        self,
+        edge: int,
+        build_code: Callable[[dict[str, Any]], Any],
+        heartbeat_s: float = 0.5,
+        liveness_s: float = 3.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if edge < 0:
+            raise ValueError(f"edge must be >= 0, got {edge}")
+        self.edge = edge
+        self.node = f"edge-{edge}"
+        self.build_code = build_code
+        self.heartbeat_s = heartbeat_s
+        self.liveness_s = liveness_s
+        self.clock = clock  # only to time the decode arithmetic (decode_s)
+        self.code: Any = None
+        self.setup: EdgeSetup | None = None
+        self.m = 0  # workers under this edge, known from the code
+        self.registered: dict[int, str] = {}  # worker index -> identity
+        self.last_seen: dict[str, float] = {}
+        self.setups_sent = False
+        self.ready: set[int] = set()
+        self.ready_sent = False
+        # the iteration in flight
+        self.current = NO_ITERATION
+        self.t0 = 0.0
+        self.arrivals: dict[int, float] = {}  # worker -> seconds after model arrival
+        self.vectors: list[tuple[int, np.ndarray]] = []  # arrival order
+        self.answered = False  # EdgeGradient or IterationFailed sent for ``current``
+        self._last_heartbeat = float("-inf")
+
+    # ------------------------------------------------------------ dispatch
+    def handle(self, event: Event, now: float) -> list[Action]:
+        if isinstance(event, Started):
+            self._last_heartbeat = now
+            return [SendUp(Register(NO_ITERATION, "edge", self.node, self.edge, -1))]
+        if isinstance(event, Tick):
+            return self._on_tick(now)
+        if isinstance(event, Received):
+            if event.peer == PARENT:
+                return self._from_master(event.msg, now)
+            self.last_seen[event.peer] = now
+            return self._from_worker(event.peer, event.msg, now)
+        raise TypeError(f"edge: unknown event {event!r}")
+
+    def _from_master(self, msg: Message, now: float) -> list[Action]:
+        if isinstance(msg, EdgeSetup):
+            return self._on_setup(msg)
+        if isinstance(msg, ModelUpdate):
+            return self._on_model(msg, now)
+        if isinstance(msg, Shutdown):
+            downs: list[Action] = [SendDown(w, msg) for w in self.registered.values()]
+            return [*downs, Log(f"{self.node}: shutdown ({msg.reason})"), Exit(0)]
+        if isinstance(msg, Heartbeat):
+            return []
+        return [Drop("unknown_op", f"edge does not take {msg.op} from the master")]
+
+    def _from_worker(self, peer: str, msg: Message, now: float) -> list[Action]:
+        if isinstance(msg, Register):
+            return self._on_register(peer, msg)
+        if peer not in self.registered.values():
+            return [Drop("unknown_peer", f"{msg.op} from unregistered {peer!r}")]
+        if isinstance(msg, Heartbeat):
+            return []
+        if isinstance(msg, Ready):
+            return self._on_ready(msg)
+        if isinstance(msg, WorkerGradient):
+            return self._on_gradient(peer, msg, now)
+        return [Drop("unknown_op", f"edge does not take {msg.op} from a worker")]
+
+    # ------------------------------------------------------------ set-up
+    def _on_register(self, peer: str, msg: Register) -> list[Action]:
+        expected = f"worker-{self.edge}-{msg.worker}"
+        if (
+            msg.role != "worker"
+            or msg.edge != self.edge
+            or peer != expected
+            or msg.node != expected
+        ):
+            return [Drop("unknown_peer", f"register from {peer!r} as {msg.node!r}")]
+        if self.code is not None and not 0 <= msg.worker < self.m:
+            return [Drop("unknown_peer", f"{peer}: this edge has {self.m} workers")]
+        self.registered[msg.worker] = peer
+        acts: list[Action] = [Log(f"{self.node}: {peer} registered")]
+        if self.setups_sent:
+            # a worker restarted or re-registered: send it its set-up again
+            acts += self._setup_for(msg.worker)
+            return acts
+        return acts + self._maybe_send_setups()
+
+    def _on_setup(self, msg: EdgeSetup) -> list[Action]:
+        if msg.edge != self.edge:
+            return [Drop("unknown_peer", f"set-up for edge {msg.edge} sent to {self.node}")]
+        try:
+            code = self.build_code(msg.code_spec)
+        except ValueError as exc:
+            return [Log(f"{self.node}: bad code_spec: {exc}"), Exit(1, str(exc))]
+        self.code, self.setup = code, msg
+        self.m = int(code.workers_per_edge[self.edge])
+        return [
+            Log(f"{self.node}: code {code.scheme}, {self.m} workers"),
+            *self._maybe_send_setups(),
+        ]
+
+    def _maybe_send_setups(self) -> list[Action]:
+        if self.setup is None or self.setups_sent:
+            return []
+        if not all(j in self.registered for j in range(self.m)):
+            return []
+        self.setups_sent = True
+        acts: list[Action] = []
+        for j in range(self.m):
+            acts += self._setup_for(j)
+        return acts
+
+    def _setup_for(self, j: int) -> list[Action]:
+        assert self.setup is not None and self.code is not None
+        node = self.registered[j]
+        emulation = (
+            {node: self.setup.emulation_spec[node]} if node in self.setup.emulation_spec else {}
+        )
+        msg = WorkerSetup(
+            NO_ITERATION,
+            self.edge,
+            j,
+            tuple(int(k) for k in self.code.placement[self.edge][j]),
+            np.asarray(self.code.worker_coefficients[self.edge][j], dtype=np.float64),
+            int(self.code.K),
+            self.setup.data_spec,
+            self.setup.model_spec,
+            emulation,
+        )
+        return [SendDown(node, msg)]
+
+    def _on_ready(self, msg: Ready) -> list[Action]:
+        self.ready.add(msg.worker)
+        if self.ready_sent or len(self.ready) < self.m or self.m == 0:
+            return []
+        self.ready_sent = True
+        return [SendUp(Ready(NO_ITERATION, self.node, self.edge, -1))]
+
+    # ------------------------------------------------------------ iterations
+    def _on_model(self, msg: ModelUpdate, now: float) -> list[Action]:
+        if msg.iteration < self.current:
+            return [Drop("late", f"model for iteration {msg.iteration} < {self.current}")]
+        # a repeated iteration number is a retry: start it afresh
+        self.current, self.t0 = msg.iteration, now
+        self.arrivals, self.vectors, self.answered = {}, [], False
+        return [SendDown(self.registered[j], msg) for j in sorted(self.registered)]
+
+    def _on_gradient(self, peer: str, msg: WorkerGradient, now: float) -> list[Action]:
+        if msg.iteration != self.current or self.code is None:
+            return [Drop("late", f"{peer}: gradient for {msg.iteration}, now {self.current}")]
+        if msg.edge != self.edge or self.registered.get(msg.worker) != peer:
+            return [Drop("unknown_peer", f"{peer} sent a vector as worker {msg.worker}")]
+        if msg.worker in self.arrivals:
+            return [Drop("late", f"{peer}: second vector for iteration {msg.iteration}")]
+        arrival = now - self.t0
+        self.arrivals[msg.worker] = arrival
+        acts: list[Action] = [
+            Observe("worker_arrival", arrival, {"edge": str(self.edge), "worker": str(msg.worker)})
+        ]
+        if self.code.is_flat:
+            return [*acts, SendUp(msg)]
+        if self.answered:
+            return acts  # a straggler's vector, after the edge decoded without it
+        self.vectors.append((msg.worker, msg.vector))
+        if len(self.vectors) >= self.code.workers_needed(self.edge):
+            acts += self._decode(now)
+        return acts
+
+    def _decode(self, now: float) -> list[Action]:
+        responders = tuple(j for j, _ in self.vectors)
+        wait_s = now - self.t0
+        start = self.clock()
+        weights = self.code.edge_decode_weights(self.edge, responders)
+        y = np.zeros_like(self.vectors[0][1], dtype=np.float64)
+        for w, (_, z) in zip(weights, self.vectors, strict=True):
+            if w != 0.0:
+                y += w * z
+        decode_s = self.clock() - start
+        self.answered, self.vectors = True, []
+        arrivals = tuple(self.arrivals.get(j, -1.0) for j in range(self.m))
+        msg = EdgeGradient(self.current, self.edge, y, responders, wait_s, decode_s, arrivals)
+        edge = str(self.edge)
+        acts: list[Action] = [
+            Observe("worker_wait", wait_s, {"edge": edge}),
+            Observe("edge_decode", decode_s, {"edge": edge}),
+        ]
+        for j in range(self.m):
+            if j not in self.arrivals:
+                acts.append(Observe("worker_straggler", 1.0, {"edge": edge, "worker": str(j)}))
+        return [*acts, SendUp(msg)]
+
+    def _on_tick(self, now: float) -> list[Action]:
+        acts: list[Action] = []
+        if now - self._last_heartbeat >= self.heartbeat_s:
+            self._last_heartbeat = now
+            acts.append(SendUp(Heartbeat(NO_ITERATION, self.node)))
+        if self.code is None or self.answered or self.current == NO_ITERATION:
+            return acts
+        if self.code.is_flat:
+            return acts
+        dead = [j for j in range(self.m) if not self._alive(j, now) and j not in self.arrivals]
+        live_possible = self.m - len(dead)
+        if dead and live_possible < self.code.workers_needed(self.edge):
+            self.answered = True
+            missing = tuple(j for j in range(self.m) if j not in self.arrivals)
+            names = ", ".join(f"worker-{self.edge}-{j}" for j in dead)
+            reason = (
+                f"{self.node}: needs {self.code.workers_needed(self.edge)} of {self.m} workers, "
+                f"{len(self.arrivals)} answered, not alive: {names}"
+            )
+            acts += [Log(reason), SendUp(IterationFailed(self.current, self.edge, missing, reason))]
+        return acts
+
+    def _alive(self, j: int, now: float) -> bool:
+        peer = self.registered.get(j)
+        if peer is None:
+            return False
+        return now - self.last_seen.get(peer, float("-inf")) <= self.liveness_s

@@ -1,0 +1,430 @@
+"""The master's pure state machine: owns the model and the code, runs the iterations.
+
+Iteration t: send ``ModelUpdate(t)`` to every edge; decode from the first ``n - s_e`` edge
+vectors (``code.master_decode_weights``) or, for flat schemes, the first ``M - s`` relayed
+worker vectors (``code.decode_weights``); step ``params -= lr * g / n_train`` (the mean
+full-batch gradient); evaluate every ``eval_every`` iterations; stop after ``iterations`` or
+once the evaluated loss reaches ``target_loss``. If the needed answers have not arrived
+``deadline_s`` after the model was sent, the attempt fails (see docs/operations.md for
+``on_failure``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from common.runtime.messages import (
+    NO_ITERATION,
+    EdgeGradient,
+    EdgeSetup,
+    Heartbeat,
+    IterationFailed,
+    Message,
+    ModelUpdate,
+    Ready,
+    Register,
+    Shutdown,
+    WorkerGradient,
+)
+from services.common.actions import (
+    Action,
+    Drop,
+    Event,
+    Exit,
+    Log,
+    Observe,
+    ParamsUpdated,
+    Received,
+    Record,
+    SendDown,
+    Started,
+    Tick,
+)
+
+ON_FAILURE = ("retry", "skip", "stop")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """What the master runs. Times in seconds."""
+
+    code_spec: dict[str, Any]
+    data_spec: dict[str, Any]
+    model_spec: dict[str, Any]
+    emulation_spec: dict[str, Any] = field(default_factory=dict)
+    iterations: int = 10
+    learning_rate: float = 0.1
+    eval_every: int = 1
+    target_loss: float | None = None
+    deadline_s: float = 10.0
+    on_failure: str = "stop"
+    max_retries: int = 2
+    liveness_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.iterations >= 1, f"iterations: must be >= 1, got {self.iterations}"),
+            (self.learning_rate > 0, f"learning_rate: must be > 0, got {self.learning_rate}"),
+            (self.eval_every >= 1, f"eval_every: must be >= 1, got {self.eval_every}"),
+            (self.deadline_s > 0, f"deadline_s: must be > 0, got {self.deadline_s}"),
+            (
+                self.on_failure in ON_FAILURE,
+                f"on_failure: must be one of {', '.join(ON_FAILURE)}, got {self.on_failure!r}",
+            ),
+            (self.max_retries >= 0, f"max_retries: must be >= 0, got {self.max_retries}"),
+            (self.liveness_s > 0, f"liveness_s: must be > 0, got {self.liveness_s}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass
+class _Attempt:
+    """One attempt at one iteration: what has arrived so far."""
+
+    iteration: int
+    attempt: int
+    t0: float
+    edge_arrivals: dict[int, float] = field(default_factory=dict)
+    edge_vectors: list[tuple[int, EdgeGradient]] = field(default_factory=list)
+    worker_arrivals: dict[tuple[int, int], float] = field(default_factory=dict)
+    worker_vectors: list[tuple[tuple[int, int], np.ndarray]] = field(default_factory=list)
+    failures: dict[int, IterationFailed] = field(default_factory=dict)
+
+
+class MasterState:
+    """State of the master.
+
+    Parameters
+    ----------
+    config : TrainingConfig
+    code : Code
+        Built from ``config.code_spec`` (a fake in unit tests).
+    params : np.ndarray, shape (P,)
+        Initial model parameters (float64); updated in place of a copy each iteration.
+    n_train : int
+        Training rows; the step uses the mean gradient ``g / n_train``.
+    evaluate : callable
+        ``params -> (loss, accuracy)`` on held-out data.
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        code: Any,
+        params: np.ndarray,
+        n_train: int,
+        evaluate: Callable[[np.ndarray], tuple[float, float]],
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if n_train < 1:
+            raise ValueError(f"n_train: must be >= 1, got {n_train}")
+        self.config = config
+        self.code = code
+        self.n_edges = int(code.n_edges)
+        self.params = np.array(params, dtype=np.float64)
+        self.n_train = n_train
+        self.evaluate = evaluate
+        self.clock = clock
+        self.registered: dict[int, str] = {}
+        self.last_seen: dict[str, float] = {}
+        self.setup_sent = False
+        self.ready: set[int] = set()
+        self.attempt: _Attempt | None = None
+        self.next_iteration = 0
+        self.start = 0.0
+        self.done = False
+
+    @property
+    def flat(self) -> bool:
+        return bool(self.code.is_flat)
+
+    # ------------------------------------------------------------ dispatch
+    def handle(self, event: Event, now: float) -> list[Action]:
+        if self.done:
+            return []
+        if isinstance(event, Started):
+            self.start = now
+            return [Log(f"master: waiting for {self.n_edges} edges ({self.code.scheme})")]
+        if isinstance(event, Tick):
+            return self._on_tick(now)
+        if isinstance(event, Received):
+            self.last_seen[event.peer] = now
+            return self._on_message(event.peer, event.msg, now)
+        raise TypeError(f"master: unknown event {event!r}")
+
+    def _on_message(self, peer: str, msg: Message, now: float) -> list[Action]:
+        if isinstance(msg, Register):
+            return self._on_register(peer, msg)
+        edge = self._edge_of(peer)
+        if edge is None:
+            return [Drop("unknown_peer", f"{msg.op} from unregistered {peer!r}")]
+        if isinstance(msg, Heartbeat):
+            return []
+        if isinstance(msg, Ready):
+            return self._on_ready(edge, now)
+        if isinstance(msg, EdgeGradient | WorkerGradient | IterationFailed):
+            return self._on_answer(edge, msg, now)
+        return [Drop("unknown_op", f"master does not take {msg.op}")]
+
+    def _edge_of(self, peer: str) -> int | None:
+        for i, name in self.registered.items():
+            if name == peer:
+                return i
+        return None
+
+    # ------------------------------------------------------------ set-up
+    def _on_register(self, peer: str, msg: Register) -> list[Action]:
+        if msg.role != "edge" or not 0 <= msg.edge < self.n_edges:
+            return [Drop("unknown_peer", f"register {msg.role} {msg.edge} from {peer!r}")]
+        if peer != f"edge-{msg.edge}" or msg.node != peer:
+            return [Drop("unknown_peer", f"register as {msg.node!r} from identity {peer!r}")]
+        self.registered[msg.edge] = peer
+        acts: list[Action] = [Log(f"master: {peer} registered")]
+        if self.setup_sent:
+            return [*acts, self._setup_for(msg.edge)]
+        if len(self.registered) == self.n_edges:
+            self.setup_sent = True
+            acts += [self._setup_for(i) for i in range(self.n_edges)]
+        return acts
+
+    def _setup_for(self, i: int) -> SendDown:
+        c = self.config
+        prefix = f"worker-{i}-"
+        emulation = {
+            k: v for k, v in c.emulation_spec.items() if k == f"edge-{i}" or k.startswith(prefix)
+        }
+        msg = EdgeSetup(NO_ITERATION, i, c.code_spec, c.data_spec, c.model_spec, emulation)
+        return SendDown(self.registered[i], msg)
+
+    def _on_ready(self, edge: int, now: float) -> list[Action]:
+        self.ready.add(edge)
+        if len(self.ready) < self.n_edges or self.attempt is not None or self.next_iteration:
+            return []
+        self.start = now
+        return [Log("master: all edges ready"), *self._send_iteration(0, 0, now)]
+
+    # ------------------------------------------------------------ iterations
+    def _send_iteration(self, t: int, attempt: int, now: float) -> list[Action]:
+        self.attempt = _Attempt(t, attempt, now)
+        msg = ModelUpdate(t, self.params.copy())
+        return [SendDown(self.registered[i], msg) for i in range(self.n_edges)]
+
+    def _on_answer(self, edge: int, msg: Message, now: float) -> list[Action]:
+        a = self.attempt
+        if a is None or msg.iteration != a.iteration:
+            return [Drop("late", f"{msg.op} for iteration {msg.iteration} from edge-{edge}")]
+        if isinstance(msg, IterationFailed):
+            a.failures[edge] = msg
+            return [Log(f"master: iteration {a.iteration}: {msg.reason}")]
+        if isinstance(msg, EdgeGradient):
+            if self.flat or msg.edge != edge or edge in a.edge_arrivals:
+                return [Drop("unknown_peer", f"unexpected edge vector from edge-{edge}")]
+            a.edge_arrivals[edge] = now - a.t0
+            a.edge_vectors.append((edge, msg))
+            obs = Observe("edge_arrival", now - a.t0, {"edge": str(edge)})
+            if len(a.edge_vectors) == self.code.edges_needed:
+                return [obs, *self._finish(now)]
+            return [obs]
+        assert isinstance(msg, WorkerGradient)
+        key = (msg.edge, msg.worker)
+        if not self.flat or msg.edge != edge or key in a.worker_arrivals:
+            return [Drop("unknown_peer", f"unexpected worker vector via edge-{edge}")]
+        a.worker_arrivals[key] = now - a.t0
+        a.worker_vectors.append((key, msg.vector))
+        if len(a.worker_vectors) == self.code.workers_needed_total:
+            return self._finish(now)
+        return []
+
+    def _decode(self, a: _Attempt) -> tuple[np.ndarray, dict[str, Any]]:
+        """The full gradient g (P,) from the first needed answers, and the record's detail."""
+        if self.flat:
+            used = a.worker_vectors[: self.code.workers_needed_total]
+            weights = self.code.decode_weights([k for k, _ in used])
+            vectors = [v for _, v in used]
+            used_workers = {k for k, _ in used}
+            everyone = [
+                (i, j) for i in range(self.n_edges) for j in range(self.code.workers_per_edge[i])
+            ]
+            detail = {
+                "edge_arrivals_s": {},
+                "edges_used": sorted({f"edge-{i}" for i, _ in used_workers}),
+                "edge_stragglers": [],
+                "worker_arrivals_s": {
+                    f"worker-{i}-{j}": s for (i, j), s in a.worker_arrivals.items()
+                },
+                "worker_stragglers": [
+                    f"worker-{i}-{j}" for i, j in everyone if (i, j) not in used_workers
+                ],
+            }
+        else:
+            used_e = a.edge_vectors[: self.code.edges_needed]
+            weights = self.code.master_decode_weights([i for i, _ in used_e])
+            vectors = [m.vector for _, m in used_e]
+            arrivals: dict[str, float] = {}
+            stragglers: list[str] = []
+            for i, m in used_e:
+                for j, s in enumerate(m.worker_arrivals_s):
+                    if s >= 0:
+                        arrivals[f"worker-{i}-{j}"] = s
+                    else:
+                        stragglers.append(f"worker-{i}-{j}")
+            used_names = [f"edge-{i}" for i, _ in used_e]
+            detail = {
+                "edge_arrivals_s": {f"edge-{i}": s for i, s in a.edge_arrivals.items()},
+                "edges_used": used_names,
+                "edge_stragglers": [
+                    f"edge-{i}" for i in range(self.n_edges) if f"edge-{i}" not in used_names
+                ],
+                "worker_arrivals_s": arrivals,
+                "worker_stragglers": stragglers,
+            }
+        g = np.zeros_like(self.params)
+        for w, v in zip(weights, vectors, strict=True):
+            if w != 0.0:
+                g += w * v
+        return g, detail
+
+    def _finish(self, now: float) -> list[Action]:
+        a = self.attempt
+        assert a is not None
+        start = self.clock()
+        g, detail = self._decode(a)
+        self.params = self.params - (self.config.learning_rate / self.n_train) * g
+        decode_s = self.clock() - start
+        t = a.iteration
+        acts: list[Action] = [
+            ParamsUpdated(t, self.params.copy()),
+            Observe("edge_wait", now - a.t0),
+            Observe("master_decode", decode_s),
+            Observe("iteration_duration", now - a.t0),
+            Observe("iterations", 1.0, {"outcome": "ok"}),
+            Observe("iteration", float(t)),
+        ]
+        acts += [Observe("edge_straggler", 1.0, {"edge": e[5:]}) for e in detail["edge_stragglers"]]
+        last = t + 1 >= self.config.iterations
+        loss: float | None = None
+        accuracy: float | None = None
+        if last or (t + 1) % self.config.eval_every == 0:
+            loss, accuracy = self.evaluate(self.params)
+            acts += [Observe("loss", loss), Observe("accuracy", accuracy)]
+        row = self._row(a, True, now, detail, decode_s, loss, accuracy, None)
+        acts.append(Record(row))
+        target = self.config.target_loss
+        if target is not None and loss is not None and loss <= target:
+            return acts + self._shutdown(0, f"target loss {target} reached at iteration {t}")
+        if last:
+            return acts + self._shutdown(0, f"finished {self.config.iterations} iterations")
+        return acts + self._send_iteration(t + 1, 0, now)
+
+    def _row(
+        self,
+        a: _Attempt,
+        ok: bool,
+        now: float,
+        detail: dict[str, Any],
+        decode_s: float | None,
+        loss: float | None,
+        accuracy: float | None,
+        error: str | None,
+    ) -> dict[str, Any]:
+        needed = self.code.workers_needed_total if self.flat else self.code.edges_needed
+        arrived = sorted(a.worker_arrivals.values() if self.flat else a.edge_arrivals.values())
+        return {
+            "scheme": self.code.scheme,
+            "iteration": a.iteration,
+            "attempt": a.attempt,
+            "ok": ok,
+            "duration_s": now - a.t0,
+            "edge_wait_s": arrived[needed - 1] if len(arrived) >= needed else None,
+            **detail,
+            "decode_s": decode_s,
+            "loss": loss,
+            "accuracy": accuracy,
+            "wall_s": now - self.start,
+            "error": error,
+        }
+
+    # ------------------------------------------------------------ failure and shutdown
+    def _on_tick(self, now: float) -> list[Action]:
+        a = self.attempt
+        if a is None or now - a.t0 <= self.config.deadline_s:
+            return []
+        return self._fail(a, now)
+
+    def failure_message(self, a: _Attempt, now: float) -> str:
+        """Which edges (and, as far as known, which workers) the iteration waited for."""
+        waited = now - a.t0
+        if self.flat:
+            everyone = [
+                (i, j) for i in range(self.n_edges) for j in range(self.code.workers_per_edge[i])
+            ]
+            missing = [f"worker-{i}-{j}" for i, j in everyone if (i, j) not in a.worker_arrivals]
+            return (
+                f"iteration {a.iteration} (attempt {a.attempt}) failed after {waited:.2f} s: "
+                f"needed {self.code.workers_needed_total} worker vectors, got "
+                f"{len(a.worker_vectors)}; missing workers: {', '.join(missing) or 'none'}"
+            )
+        missing_edges = [i for i in range(self.n_edges) if i not in a.edge_arrivals]
+        parts = []
+        for i in missing_edges:
+            seen = self.last_seen.get(f"edge-{i}")
+            alive = seen is not None and now - seen <= self.config.liveness_s
+            parts.append(f"edge-{i}" + ("" if alive else " (no heartbeat)"))
+        workers = [
+            f"worker-{i}-{j}"
+            for i, report in sorted(a.failures.items())
+            for j in report.missing_workers
+        ]
+        return (
+            f"iteration {a.iteration} (attempt {a.attempt}) failed after {waited:.2f} s: "
+            f"needed {self.code.edges_needed} of {self.n_edges} edges, got "
+            f"{len(a.edge_vectors)}; missing edges: {', '.join(parts) or 'none'}; "
+            f"missing workers: {', '.join(workers) or 'unknown (no edge reported)'}"
+        )
+
+    def _fail(self, a: _Attempt, now: float) -> list[Action]:
+        message = self.failure_message(a, now)
+        detail: dict[str, Any] = {
+            "edge_arrivals_s": {f"edge-{i}": s for i, s in a.edge_arrivals.items()},
+            "edges_used": [],
+            "edge_stragglers": [
+                f"edge-{i}" for i in range(self.n_edges) if i not in a.edge_arrivals
+            ],
+            "worker_arrivals_s": {f"worker-{i}-{j}": s for (i, j), s in a.worker_arrivals.items()},
+            "worker_stragglers": [
+                f"worker-{i}-{j}" for i, r in sorted(a.failures.items()) for j in r.missing_workers
+            ],
+        }
+        acts: list[Action] = [
+            Log(f"master: {message}"),
+            Record(self._row(a, False, now, detail, None, None, None, message)),
+            Observe("iterations", 1.0, {"outcome": "failed"}),
+        ]
+        policy = self.config.on_failure
+        t = a.iteration
+        if policy == "retry":
+            if a.attempt < self.config.max_retries:
+                acts.append(Observe("iterations", 1.0, {"outcome": "retried"}))
+                return acts + self._send_iteration(t, a.attempt + 1, now)
+            reason = f"{message}; gave up after {self.config.max_retries} retries"
+            return acts + self._shutdown(1, reason)
+        if policy == "skip":
+            acts.append(ParamsUpdated(t, self.params.copy()))
+            if t + 1 >= self.config.iterations:
+                return acts + self._shutdown(0, f"finished {self.config.iterations} iterations")
+            return acts + self._send_iteration(t + 1, 0, now)
+        return acts + self._shutdown(1, message)
+
+    def _shutdown(self, status: int, reason: str) -> list[Action]:
+        self.done = True
+        self.attempt = None
+        msg = Shutdown(NO_ITERATION, reason)
+        downs: list[Action] = [SendDown(peer, msg) for _, peer in sorted(self.registered.items())]
+        return [*downs, Log(f"master: {reason}"), Exit(status, reason)]

@@ -1,0 +1,135 @@
+"""The worker's pure state machine: register, set up, one coded vector per iteration.
+
+The worker never computes inside ``handle``: it asks the I/O loop to load data
+(:class:`LoadData`) or compute (:class:`Compute`) on its compute thread and hears back with
+:class:`DataLoaded` / :class:`GradientDone`, so heartbeats keep flowing while it computes.
+"""
+
+from __future__ import annotations
+
+from common.runtime.messages import (
+    NO_ITERATION,
+    Heartbeat,
+    Message,
+    ModelUpdate,
+    Ready,
+    Register,
+    Shutdown,
+    WorkerGradient,
+    WorkerSetup,
+)
+from services.common.actions import (
+    Action,
+    Compute,
+    ComputeFailed,
+    DataLoaded,
+    Drop,
+    Event,
+    Exit,
+    GradientDone,
+    LoadData,
+    Log,
+    Observe,
+    Received,
+    SendUp,
+    Started,
+    Tick,
+)
+
+
+class WorkerState:
+    """State of worker ``j`` of edge ``i``.
+
+    Parameters
+    ----------
+    edge, worker : int
+        Topology indices (0-based); the node name is ``worker-<edge>-<worker>``.
+    heartbeat_s : float
+        Seconds between heartbeats to the edge.
+    """
+
+    def __init__(self, edge: int, worker: int, heartbeat_s: float = 0.5) -> None:
+        if edge < 0 or worker < 0:
+            raise ValueError(f"edge and worker must be >= 0, got edge={edge} worker={worker}")
+        self.edge = edge
+        self.worker = worker
+        self.node = f"worker-{edge}-{worker}"
+        self.heartbeat_s = heartbeat_s
+        self.ready = False
+        self.latest = NO_ITERATION  # newest iteration asked for
+        self._last_heartbeat = float("-inf")
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        if isinstance(event, Started):
+            self._last_heartbeat = now
+            return [SendUp(Register(NO_ITERATION, "worker", self.node, self.edge, self.worker))]
+        if isinstance(event, Tick):
+            if now - self._last_heartbeat >= self.heartbeat_s:
+                self._last_heartbeat = now
+                return [SendUp(Heartbeat(NO_ITERATION, self.node))]
+            return []
+        if isinstance(event, DataLoaded):
+            self.ready = True
+            return [
+                Log(f"{self.node}: loaded {event.n_rows} rows"),
+                SendUp(Ready(NO_ITERATION, self.node, self.edge, self.worker)),
+            ]
+        if isinstance(event, GradientDone):
+            return self._on_gradient(event)
+        if isinstance(event, ComputeFailed):
+            return [Log(f"{self.node}: compute failed: {event.error}"), Exit(1, event.error)]
+        if isinstance(event, Received):
+            return self._on_message(event.msg)
+        raise TypeError(f"worker: unknown event {event!r}")
+
+    def _on_message(self, msg: Message) -> list[Action]:
+        if isinstance(msg, WorkerSetup):
+            return self._on_setup(msg)
+        if isinstance(msg, ModelUpdate):
+            if not self.ready:
+                return [Drop("late", f"model for iteration {msg.iteration} before set-up")]
+            if msg.iteration < self.latest:
+                return [Drop("late", f"model for iteration {msg.iteration} < {self.latest}")]
+            self.latest = msg.iteration
+            return [Compute(msg.iteration, msg.params)]
+        if isinstance(msg, Shutdown):
+            return [Log(f"{self.node}: shutdown ({msg.reason})"), Exit(0)]
+        if isinstance(msg, Heartbeat):
+            return []
+        return [Drop("unknown_op", f"worker does not handle {msg.op}")]
+
+    def _on_setup(self, msg: WorkerSetup) -> list[Action]:
+        if (msg.edge, msg.worker) != (self.edge, self.worker):
+            return [Drop("unknown_peer", f"setup for worker-{msg.edge}-{msg.worker}")]
+        if len(msg.coefficients) != len(msg.partitions):
+            return [
+                Drop(
+                    "malformed",
+                    f"setup: {len(msg.coefficients)} coefficients "
+                    f"for {len(msg.partitions)} partitions",
+                )
+            ]
+        emulation = dict(msg.emulation_spec.get(self.node, {}))
+        return [
+            LoadData(
+                tuple(msg.partitions),
+                msg.coefficients,
+                msg.n_partitions,
+                msg.data_spec,
+                msg.model_spec,
+                emulation,
+            )
+        ]
+
+    def _on_gradient(self, event: GradientDone) -> list[Action]:
+        if event.iteration < self.latest:
+            # a newer model arrived while computing: the edge would drop this one as late
+            return [Drop("late", f"stale result for iteration {event.iteration}")]
+        return [
+            Observe("compute", event.compute_s),
+            SendUp(
+                WorkerGradient(
+                    event.iteration, self.edge, self.worker, event.vector, event.compute_s
+                )
+            ),
+        ]

@@ -1,0 +1,101 @@
+"""The worker's state machine, driven without sockets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.runtime.messages import ModelUpdate, Ready, Register, Shutdown, WorkerSetup
+from services.common.actions import (
+    Compute,
+    DataLoaded,
+    Drop,
+    Exit,
+    GradientDone,
+    LoadData,
+    Received,
+    SendUp,
+    Started,
+    Tick,
+)
+from services.worker.state import WorkerState
+
+
+def _setup(edge: int = 0, worker: int = 1) -> WorkerSetup:
+    return WorkerSetup(
+        -1, edge, worker, (0, 1), np.array([1.0, 2.0]), 4, {"kind": "digits"}, {"kind": "logreg"},
+        {"worker-0-1": {"compute_delay_s": 0.5}, "worker-0-0": {"x": 1}},
+    )  # fmt: skip
+
+
+def _ready_worker() -> WorkerState:
+    w = WorkerState(0, 1)
+    w.handle(Started(), 0.0)
+    w.handle(Received("edge-0", _setup()), 0.0)
+    w.handle(DataLoaded(10), 0.0)
+    return w
+
+
+def test_registers_loads_own_partitions_then_ready() -> None:
+    w = WorkerState(0, 1)
+    (reg,) = w.handle(Started(), 0.0)
+    assert isinstance(reg, SendUp) and isinstance(reg.msg, Register)
+    assert (reg.msg.node, reg.msg.edge, reg.msg.worker) == ("worker-0-1", 0, 1)
+    (load,) = w.handle(Received("edge-0", _setup()), 0.1)
+    assert isinstance(load, LoadData)
+    assert load.partitions == (0, 1) and load.n_partitions == 4
+    assert load.emulation == {"compute_delay_s": 0.5}  # only its own profile
+    acts = w.handle(DataLoaded(10), 0.2)
+    assert any(isinstance(a, SendUp) and isinstance(a.msg, Ready) for a in acts)
+
+
+def test_setup_for_another_worker_is_dropped() -> None:
+    w = WorkerState(0, 0)
+    (drop,) = w.handle(Received("edge-0", _setup(worker=1)), 0.0)
+    assert isinstance(drop, Drop) and drop.reason == "unknown_peer"
+
+
+def test_model_before_setup_is_dropped() -> None:
+    w = WorkerState(0, 1)
+    (drop,) = w.handle(Received("edge-0", ModelUpdate(0, np.zeros(3))), 0.0)
+    assert isinstance(drop, Drop) and drop.reason == "late"
+
+
+def test_computes_then_sends_one_vector() -> None:
+    w = _ready_worker()
+    (comp,) = w.handle(Received("edge-0", ModelUpdate(3, np.zeros(3))), 1.0)
+    assert isinstance(comp, Compute) and comp.iteration == 3
+    acts = w.handle(GradientDone(3, np.ones(3), 0.25), 1.5)
+    sent = [a.msg for a in acts if isinstance(a, SendUp)]
+    assert len(sent) == 1 and sent[0].iteration == 3 and sent[0].compute_s == 0.25
+
+
+def test_stale_result_and_old_model_are_dropped_as_late() -> None:
+    w = _ready_worker()
+    w.handle(Received("edge-0", ModelUpdate(3, np.zeros(3))), 1.0)
+    w.handle(Received("edge-0", ModelUpdate(4, np.zeros(3))), 1.1)
+    (drop,) = w.handle(GradientDone(3, np.ones(3), 0.2), 1.2)
+    assert isinstance(drop, Drop) and drop.reason == "late"
+    (drop2,) = w.handle(Received("edge-0", ModelUpdate(2, np.zeros(3))), 1.3)
+    assert isinstance(drop2, Drop) and drop2.reason == "late"
+    # negative control: the current iteration's result is sent
+    assert any(isinstance(a, SendUp) for a in w.handle(GradientDone(4, np.ones(3), 0.2), 1.4))
+
+
+def test_heartbeats_on_tick_at_the_configured_interval() -> None:
+    w = WorkerState(0, 1, heartbeat_s=1.0)
+    w.handle(Started(), 0.0)
+    assert w.handle(Tick(), 0.5) == []
+    (hb,) = w.handle(Tick(), 1.0)
+    assert isinstance(hb, SendUp) and hb.msg.op == "heartbeat"
+
+
+def test_shutdown_exits_zero() -> None:
+    w = _ready_worker()
+    acts = w.handle(Received("edge-0", Shutdown(-1, "done")), 2.0)
+    assert Exit(0) in acts
+
+
+def test_bad_indices_rejected() -> None:
+    with pytest.raises(ValueError, match="edge and worker must be >= 0"):
+        WorkerState(-1, 0)
