@@ -1,0 +1,140 @@
+"""The master's per-iteration records and what the run folder derives from them.
+
+One record per iteration attempt, as the master writes it (one JSON object per line)::
+
+    {"scheme", "iteration", "attempt", "ok", "duration_s", "edge_wait_s",
+     "edge_arrivals_s": {"<edge>": s}, "edges_used": [..], "edge_stragglers": [..],
+     "worker_arrivals_s": {"<edge>-<worker>": s}, "worker_stragglers": ["<edge>-<worker>", ..],
+     "decode_s", "loss", "accuracy", "wall_s", "error"}
+
+Times are seconds. ``worker_arrivals_s`` are measured at each edge from the moment it got the
+model; the worker tier's time of an iteration is the latest arrival among the workers that
+were used (not listed as stragglers), over the edges that were used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REQUIRED = ("scheme", "iteration", "ok", "duration_s")
+
+
+class RecordError(ValueError):
+    """A master record is malformed; the message names the line and field."""
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Parse the master's JSONL file; a partial last line (master killed mid-write) is skipped."""
+    records: list[dict[str, Any]] = []
+    if not path.exists():
+        return records
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                break  # torn final write
+            raise RecordError(f"{path}:{number}: not JSON: {exc}") from exc
+        check_record(record, f"{path}:{number}")
+        records.append(record)
+    return records
+
+
+def check_record(record: Any, where: str) -> None:
+    if not isinstance(record, dict):
+        raise RecordError(f"{where}: a record must be a JSON object")
+    for name in REQUIRED:
+        if name not in record:
+            raise RecordError(f"{where}: missing field {name!r}")
+    if not isinstance(record["duration_s"], int | float) or record["duration_s"] < 0:
+        raise RecordError(f"{where}: duration_s must be a number >= 0")
+
+
+def worker_tier_s(record: dict[str, Any]) -> float | None:
+    """Latest arrival among used workers of used edges (None when nothing was recorded)."""
+    arrivals: dict[str, float] = record.get("worker_arrivals_s") or {}
+    stragglers = set(record.get("worker_stragglers") or [])
+    used_edges = {str(e) for e in record.get("edges_used") or []}
+    times = [
+        t
+        for key, t in arrivals.items()
+        if key not in stragglers
+        and t is not None
+        and (not used_edges or key.split("-", 1)[0] in used_edges)
+    ]
+    return max(times) if times else None
+
+
+@dataclass(frozen=True)
+class SchemeStats:
+    """Iteration-time statistics of one scheme over its successful iterations (seconds)."""
+
+    scheme: str
+    iterations: int  # successful
+    attempts: int
+    failed: int
+    mean_s: float
+    p50_s: float
+    p95_s: float
+    p99_s: float
+    final_loss: float | None
+    final_accuracy: float | None
+    edge_stragglers: int  # edge-iterations ignored
+    worker_stragglers: int  # worker-iterations ignored
+    total_wall_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: _json_float(v) for k, v in self.__dict__.items()}
+
+
+def _json_float(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def scheme_stats(scheme: str, records: Sequence[dict[str, Any]]) -> SchemeStats:
+    ok = [r for r in records if r.get("ok")]
+    times = np.array([r["duration_s"] for r in ok], dtype=float)
+    pct = np.percentile(times, [50, 95, 99]) if len(times) else [math.nan] * 3
+    last = next((r for r in reversed(ok) if r.get("loss") is not None), None)
+    last_acc = next((r for r in reversed(ok) if r.get("accuracy") is not None), None)
+    walls = [r["wall_s"] for r in records if r.get("wall_s") is not None]
+    return SchemeStats(
+        scheme=scheme,
+        iterations=len(ok),
+        attempts=len(records),
+        failed=len(records) - len(ok),
+        mean_s=float(times.mean()) if len(times) else math.nan,
+        p50_s=float(pct[0]),
+        p95_s=float(pct[1]),
+        p99_s=float(pct[2]),
+        final_loss=None if last is None else float(last["loss"]),
+        final_accuracy=None if last_acc is None else float(last_acc["accuracy"]),
+        edge_stragglers=sum(len(r.get("edge_stragglers") or []) for r in ok),
+        worker_stragglers=sum(len(r.get("worker_stragglers") or []) for r in ok),
+        total_wall_s=float(max(walls)) if walls else float(times.sum()),
+    )
+
+
+def by_scheme(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        out.setdefault(str(r["scheme"]), []).append(r)
+    return out
+
+
+def wall_clock(records: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Wall-clock seconds at the end of each record: ``wall_s`` when the master gives it,
+    else the running sum of iteration durations. Shape (len(records),)."""
+    if records and all(r.get("wall_s") is not None for r in records):
+        return np.array([r["wall_s"] for r in records], dtype=float)
+    return np.cumsum([r["duration_s"] for r in records], dtype=float)

@@ -1,0 +1,170 @@
+"""The run folder: scenario and seed, per-iteration CSV per scheme, summary JSON, plots and
+the final table. Layout::
+
+    <out>/scenario.yaml          copy of the scenario file as run
+    <out>/seed.txt
+    <out>/metrics_ports.json     node -> {"host", "port", "netns"} of every process's /metrics
+    <out>/emulation.json         each mechanism: active / unavailable and why
+    <out>/<scheme>/records.jsonl the master's raw per-iteration records
+    <out>/<scheme>.csv           one row per iteration attempt
+    <out>/summary.json           per-scheme statistics, speed-up, predictions
+    <out>/table.txt              the table printed at the end
+    <out>/plots/*.png            iteration-time CDF, time per iteration, loss vs wall-clock
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.testbed.records import SchemeStats, worker_tier_s
+
+CSV_COLUMNS = (
+    "scheme",
+    "iteration",
+    "attempt",
+    "ok",
+    "duration_s",
+    "edge_wait_s",
+    "worker_wait_s",
+    "decode_s",
+    "edge_stragglers",
+    "worker_stragglers",
+    "loss",
+    "accuracy",
+    "wall_s",
+    "error",
+)
+
+
+def csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One CSV row; straggler lists are joined with ';' (empty when nobody straggled)."""
+    return {
+        "scheme": record["scheme"],
+        "iteration": record["iteration"],
+        "attempt": record.get("attempt", 0),
+        "ok": int(bool(record["ok"])),
+        "duration_s": record["duration_s"],
+        "edge_wait_s": record.get("edge_wait_s"),
+        "worker_wait_s": worker_tier_s(record),
+        "decode_s": record.get("decode_s"),
+        "edge_stragglers": ";".join(str(e) for e in record.get("edge_stragglers") or []),
+        "worker_stragglers": ";".join(str(w) for w in record.get("worker_stragglers") or []),
+        "loss": record.get("loss"),
+        "accuracy": record.get("accuracy"),
+        "wall_s": record.get("wall_s"),
+        "error": record.get("error") or "",
+    }
+
+
+def write_csv(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: ("" if v is None else v) for k, v in csv_row(r).items()})
+
+
+@dataclass
+class SchemeResult:
+    stats: SchemeStats
+    predicted_mean_s: float | None = None  # the simulator's expected iteration time
+    predicted_speedup: float | None = None  # simulator: uncoded / this scheme
+    plan: dict[str, Any] = field(default_factory=dict)
+    speedup: float | None = None  # measured: uncoded mean / this scheme's mean
+
+    @property
+    def measured_over_predicted(self) -> float | None:
+        if not self.predicted_mean_s or math.isnan(self.stats.mean_s):
+            return None
+        return self.stats.mean_s / self.predicted_mean_s
+
+
+def fill_speedups(results: dict[str, SchemeResult], baseline: str = "uncoded") -> None:
+    """Measured and predicted speed-up over the baseline scheme (when it was run)."""
+    base = results.get(baseline)
+    if base is None:
+        return
+    for r in results.values():
+        if r.stats.mean_s > 0 and not math.isnan(base.stats.mean_s):
+            r.speedup = base.stats.mean_s / r.stats.mean_s
+        if base.predicted_mean_s and r.predicted_mean_s:
+            r.predicted_speedup = base.predicted_mean_s / r.predicted_mean_s
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def format_table(results: dict[str, SchemeResult]) -> str:
+    """The table printed at the end of ``hgc run`` (times in seconds)."""
+    head = (
+        f"{'scheme':<12} {'iters':>5} {'mean s':>8} {'p50 s':>8} {'p95 s':>8} {'p99 s':>8} "
+        f"{'speedup':>7} {'sim s':>8} {'meas/sim':>8} {'sim spd':>7} {'loss':>8} {'acc':>6} "
+        f"{'strag e/w':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for name, r in results.items():
+        s = r.stats
+        lines.append(
+            f"{name:<12} {s.iterations:>5} {_fmt(s.mean_s, '8.4f')} {_fmt(s.p50_s, '8.4f')} "
+            f"{_fmt(s.p95_s, '8.4f')} {_fmt(s.p99_s, '8.4f')} {_fmt(r.speedup, '7.2f')} "
+            f"{_fmt(r.predicted_mean_s, '8.4f')} {_fmt(r.measured_over_predicted, '8.2f')} "
+            f"{_fmt(r.predicted_speedup, '7.2f')} {_fmt(s.final_loss, '8.4f')} "
+            f"{_fmt(s.final_accuracy, '6.3f')} {f'{s.edge_stragglers}/{s.worker_stragglers}':>9}"
+        )
+    return "\n".join(lines)
+
+
+class RunFolder:
+    """Writes one run's folder; every ``write_*`` may be called as soon as its data exists,
+    so an interrupted run still leaves what it measured so far."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+
+    def write_inputs(self, scenario_file: Path, seed: int) -> None:
+        shutil.copyfile(scenario_file, self.path / "scenario.yaml")
+        (self.path / "seed.txt").write_text(f"{seed}\n")
+
+    def write_json(self, name: str, data: Any) -> Path:
+        target = self.path / name
+        target.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        return target
+
+    def records_path(self, scheme: str) -> Path:
+        folder = self.path / scheme
+        folder.mkdir(exist_ok=True)
+        return folder / "records.jsonl"
+
+    def write_scheme(self, scheme: str, records: Sequence[dict[str, Any]]) -> Path:
+        target = self.path / f"{scheme}.csv"
+        write_csv(target, records)
+        return target
+
+    def write_summary(
+        self, results: dict[str, SchemeResult], extra: dict[str, Any] | None = None
+    ) -> str:
+        table = format_table(results)
+        (self.path / "table.txt").write_text(table + "\n")
+        summary: dict[str, Any] = dict(extra or {})
+        summary["schemes"] = {
+            name: {
+                **r.stats.to_json(),
+                "speedup_vs_uncoded": r.speedup,
+                "predicted_mean_s": r.predicted_mean_s,
+                "predicted_speedup_vs_uncoded": r.predicted_speedup,
+                "measured_over_predicted": r.measured_over_predicted,
+                "plan": r.plan,
+            }
+            for name, r in results.items()
+        }
+        self.write_json("summary.json", summary)
+        return table
