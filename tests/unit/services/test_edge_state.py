@@ -59,7 +59,7 @@ def test_setup_waits_for_all_workers_then_sends_each_its_partitions() -> None:
     acts = e.handle(Received("master", _setup_msg()), 0.1)
     assert not any(isinstance(a, SendDown) for a in acts)  # worker 1 not registered yet
     acts = _register(e, 1)
-    setups = [a for a in acts if isinstance(a, SendDown)]
+    setups: list[Any] = [a for a in acts if isinstance(a, SendDown)]
     assert [s.to for s in setups] == ["worker-1-0", "worker-1-1"]
     assert all(isinstance(s.msg, WorkerSetup) for s in setups)
     assert setups[1].msg.partitions == (1,)
@@ -121,7 +121,7 @@ def test_vector_from_unregistered_peer_is_dropped() -> None:
 
 def test_flat_scheme_relays_every_worker_vector() -> None:
     e = _running(FakeFlatCode())
-    ups = [a for j in (0, 1) for a in e.handle(_grad(j), 10.1) if isinstance(a, SendUp)]
+    ups: list[Any] = [a for j in (0, 1) for a in e.handle(_grad(j), 10.1) if isinstance(a, SendUp)]
     assert [u.msg.worker for u in ups] == [0, 1]
     assert all(isinstance(u.msg, WorkerGradient) for u in ups)
 

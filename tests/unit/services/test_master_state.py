@@ -72,7 +72,7 @@ def test_setup_sent_when_all_edges_registered_with_their_emulation() -> None:
     acts = m.handle(Received("edge-1", Register(-1, "edge", "edge-1", 1, -1)), 0.0)
     assert not any(isinstance(a, SendDown) for a in acts)
     acts = m.handle(Received("edge-0", Register(-1, "edge", "edge-0", 0, -1)), 0.0)
-    setups = [a for a in acts if isinstance(a, SendDown)]
+    setups: list[Any] = [a for a in acts if isinstance(a, SendDown)]
     assert [s.to for s in setups] == ["edge-0", "edge-1"]
     assert all(isinstance(s.msg, EdgeSetup) for s in setups)
     assert setups[0].msg.emulation_spec == {"edge-0": {"a": 1}}

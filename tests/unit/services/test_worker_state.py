@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -66,7 +68,7 @@ def test_computes_then_sends_one_vector() -> None:
     (comp,) = w.handle(Received("edge-0", ModelUpdate(3, np.zeros(3))), 1.0)
     assert isinstance(comp, Compute) and comp.iteration == 3
     acts = w.handle(GradientDone(3, np.ones(3), 0.25), 1.5)
-    sent = [a.msg for a in acts if isinstance(a, SendUp)]
+    sent: list[Any] = [a.msg for a in acts if isinstance(a, SendUp)]
     assert len(sent) == 1 and sent[0].iteration == 3 and sent[0].compute_s == 0.25
 
 
