@@ -1,0 +1,244 @@
+"""``parse_scenario(dict)`` and ``load_scenario(path)``: hand-written validation, one function
+per section. Every error is a ``ScenarioError`` naming the dotted field and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common.learning import (
+    LearningSpecError,
+    build_model,
+    dataset_shape,
+    validate_data_spec,
+    validate_model_spec,
+)
+from common.scenario.feasibility import check_code
+from common.scenario.fields import (
+    REQUIRED,
+    ScenarioError,
+    as_mapping,
+    check_keys,
+    get_bool,
+    get_choice,
+    get_float,
+    get_int,
+    get_list,
+    get_str,
+    join,
+)
+from common.scenario.profiles import parse_node_name, parse_topology
+from common.scenario.schema import (
+    COMPUTE_EMULATION,
+    DEFAULT_SCHEMES,
+    FAULT_ACTIONS,
+    NETWORK_EMULATION,
+    ON_FAILURE,
+    SCENARIO_SCHEMES,
+    CodeChoice,
+    Emulation,
+    Fault,
+    Ports,
+    Scenario,
+    Training,
+)
+from common.scenario.stragglers import parse_stragglers
+
+TOP_LEVEL_KEYS = (
+    "name",
+    "description",
+    "seed",
+    "topology",
+    "stragglers",
+    "model",
+    "data",
+    "training",
+    "code",
+    "schemes",
+    "emulation",
+    "faults",
+    "ports",
+)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a YAML scenario; relative paths in it resolve against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError("", f"cannot read scenario {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError("", f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        raise ScenarioError("", f"{path}: the scenario file is empty")
+    return parse_scenario(data, base_dir=path.resolve().parent, source=path)
+
+
+def parse_scenario(
+    data: Mapping[str, Any], base_dir: str | Path | None = None, source: Path | None = None
+) -> Scenario:
+    """Validate a scenario given as a dict (e.g. from YAML or JSON)."""
+    root = as_mapping(data, "")
+    check_keys(root, TOP_LEVEL_KEYS, "")
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    name = get_str(root, "name", "", source.stem if source is not None else "scenario")
+    topology = parse_topology(root.get("topology"), "topology")
+    wpe = topology.workers_per_edge
+    model_spec, data_spec = _learning_specs(root, base)
+    n_train, n_features, n_classes = _shape(data_spec)
+    if n_train < sum(wpe):
+        raise ScenarioError(
+            "data", f"{n_train} training rows cannot be split among {sum(wpe)} workers"
+        )
+    try:
+        n_params = build_model(model_spec, n_features, n_classes).n_params
+    except LearningSpecError as exc:
+        raise ScenarioError(join("model", exc.field), exc.detail) from None
+    training = _training(root.get("training", {}), "training")
+    return Scenario(
+        name=name,
+        seed=get_int(root, "seed", "", 0, lo=0, hi=2**32 - 1),
+        description=str(root.get("description", "")),
+        topology=topology,
+        straggler=parse_stragglers(root.get("stragglers", {}), wpe, base, "stragglers"),
+        model_spec=model_spec,
+        data_spec=data_spec,
+        n_train=n_train,
+        n_features=n_features,
+        n_classes=n_classes,
+        n_params=n_params,
+        training=training,
+        code=_code(root.get("code", {}), wpe, n_train, "code"),
+        schemes=_schemes(root, "schemes"),
+        emulation=_emulation(root.get("emulation", {}), "emulation"),
+        faults=_faults(root.get("faults", []), wpe, training.iterations, "faults"),
+        ports=_ports(root.get("ports", {}), len(wpe) + 1 + sum(wpe), "ports"),
+        source=source,
+        raw=dict(root),
+    )
+
+
+def _learning_specs(root: Mapping[str, Any], base: Path) -> tuple[dict, dict]:
+    try:
+        model_spec = validate_model_spec(root.get("model", {"kind": "logreg"}))
+    except LearningSpecError as exc:
+        raise ScenarioError(
+            join("model", exc.field) if exc.field else "model", exc.detail
+        ) from None
+    try:
+        data_spec = validate_data_spec(root.get("data", {"kind": "digits"}))
+    except LearningSpecError as exc:
+        raise ScenarioError(join("data", exc.field) if exc.field else "data", exc.detail) from None
+    if data_spec["kind"] == "mnist" and not Path(data_spec["path"]).is_absolute():
+        data_spec["path"] = str(base / data_spec["path"])
+    return model_spec, data_spec
+
+
+def _shape(data_spec: dict) -> tuple[int, int, int]:
+    try:
+        return dataset_shape(data_spec)
+    except LearningSpecError as exc:
+        field = join("data", exc.field) if exc.field else "data.path"
+        raise ScenarioError(field, exc.detail) from None
+
+
+def _training(value: Any, path: str) -> Training:
+    s = as_mapping(value, path)
+    check_keys(s, Training.__dataclass_fields__, path)
+    d = Training()
+    return Training(
+        iterations=get_int(s, "iterations", path, d.iterations, lo=1, hi=10_000_000),
+        learning_rate=get_float(s, "learning_rate", path, d.learning_rate, lo=0.0, lo_open=True),
+        eval_every=get_int(s, "eval_every", path, d.eval_every, lo=1),
+        target_loss=get_float(s, "target_loss", path, None, lo=0.0),
+        deadline_s=get_float(s, "deadline_s", path, None, lo=0.0, lo_open=True),
+        on_failure=get_choice(s, "on_failure", path, ON_FAILURE, d.on_failure),
+        max_retries=get_int(s, "max_retries", path, d.max_retries, lo=0, hi=1000),
+    )
+
+
+def _code(value: Any, wpe: tuple[int, ...], n_train: int, path: str) -> CodeChoice:
+    s = as_mapping(value, path)
+    check_keys(s, ("s_e", "s_w", "s", "K"), path)
+    s_e = get_int(s, "s_e", path, 0, lo=0)
+    s_w = get_int(s, "s_w", path, 0, lo=0)
+    # Default s: the flat code with the same load as HGC, (s_e + 1)(s_w + 1) / M.
+    default_s = min((s_e + 1) * (s_w + 1) - 1, sum(wpe) - 1)
+    flat_s = get_int(s, "s", path, default_s, lo=0)
+    K = get_int(s, "K", path, None, lo=1, hi=n_train)
+    check_code(s_e, s_w, flat_s, wpe, path)
+    return CodeChoice(s_e, s_w, flat_s, K)
+
+
+def _schemes(root: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    raw = get_list(root, "schemes", "", list(DEFAULT_SCHEMES))
+    if not raw:
+        raise ScenarioError(path, f"must list at least one of {', '.join(SCENARIO_SCHEMES)}")
+    seen: list[str] = []
+    for k, scheme in enumerate(raw):
+        if scheme not in SCENARIO_SCHEMES:
+            raise ScenarioError(
+                join(path, k), f"unknown scheme {scheme!r}; allowed: {', '.join(SCENARIO_SCHEMES)}"
+            )
+        if scheme in seen:
+            raise ScenarioError(join(path, k), f"scheme {scheme!r} is listed twice")
+        seen.append(scheme)
+    return tuple(seen)
+
+
+def _emulation(value: Any, path: str) -> Emulation:
+    s = as_mapping(value, path)
+    check_keys(s, Emulation.__dataclass_fields__, path)
+    d = Emulation()
+    return Emulation(
+        compute=get_choice(s, "compute", path, COMPUTE_EMULATION, d.compute),
+        cpu_quota=get_bool(s, "cpu_quota", path, d.cpu_quota),
+        network=get_choice(s, "network", path, NETWORK_EMULATION, d.network),
+    )
+
+
+def _faults(value: Any, wpe: tuple[int, ...], iterations: int, path: str) -> tuple[Fault, ...]:
+    if not isinstance(value, list):
+        raise ScenarioError(path, f"must be a list of faults, got {type(value).__name__}")
+    faults = []
+    for k, item in enumerate(value):
+        field = join(path, k)
+        s = as_mapping(item, field)
+        check_keys(s, Fault.__dataclass_fields__, field)
+        node = get_str(s, "node", field)
+        parse_node_name(node, wpe, join(field, "node"))
+        action = get_choice(s, "action", field, FAULT_ACTIONS)
+        iteration = get_int(s, "iteration", field, lo=0, hi=iterations - 1)
+        if action == "kill":
+            for key in ("factor", "duration_s"):
+                if key in s:
+                    raise ScenarioError(join(field, key), "not allowed for action kill (permanent)")
+        if action != "slow" and "factor" in s:
+            raise ScenarioError(join(field, "factor"), f"only for action slow, not {action}")
+        if action == "pause" and "duration_s" not in s:
+            raise ScenarioError(join(field, "duration_s"), "is required for action pause")
+        factor = 1.0
+        if action == "slow":
+            factor = get_float(s, "factor", field, REQUIRED, lo=1.0, lo_open=True)
+        duration = get_float(s, "duration_s", field, None, lo=0.0, lo_open=True)
+        faults.append(Fault(iteration, node, action, factor, duration))
+    return tuple(faults)
+
+
+def _ports(value: Any, n_nodes: int, path: str) -> Ports:
+    s = as_mapping(value, path)
+    check_keys(s, ("metrics_base_port",), path)
+    raw = s.get("metrics_base_port", "auto")
+    if raw == "auto":
+        return Ports(None)
+    field = join(path, "metrics_base_port")
+    if isinstance(raw, str):
+        raise ScenarioError(field, f"must be 'auto' or an integer port, got {raw!r}")
+    port = get_int(s, "metrics_base_port", path, lo=1024, hi=65535 - n_nodes + 1)
+    return Ports(port)

@@ -1,0 +1,143 @@
+"""The parsed scenario: small frozen dataclasses, one per section, and ``Scenario`` itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.perf.system import EdgeProfile, StragglerModel, SystemModel, WorkerProfile
+from common.scenario.profiles import Topology
+
+SCENARIO_SCHEMES = (
+    "uncoded",
+    "flat-frc",
+    "flat-crc",
+    "worker-gc",
+    "edge-gc",
+    "hgc",
+    "hgc-jncss",
+    "hgc-hetero",
+    "ignore",
+)
+DEFAULT_SCHEMES = SCENARIO_SCHEMES[:-1]  # "ignore" is not exact: opt in explicitly
+ON_FAILURE = ("retry", "skip", "stop")
+COMPUTE_EMULATION = ("delay", "work", "off")
+NETWORK_EMULATION = ("in-process", "kernel", "off")
+FAULT_ACTIONS = ("kill", "slow", "pause")
+
+
+@dataclass(frozen=True)
+class CodeChoice:
+    """Tolerances of the fixed schemes: (s_e, s_w) for hierarchical ones, s for flat ones;
+    ``K`` = requested number of partitions (``None``: the smallest the construction allows)."""
+
+    s_e: int = 0
+    s_w: int = 0
+    s: int = 0
+    K: int | None = None
+
+
+@dataclass(frozen=True)
+class Training:
+    """``learning_rate`` is the step on the MEAN gradient (sum of partition gradients / n_train).
+    ``deadline_s``: the master gives up on an iteration after this long (``None``: no deadline),
+    then ``on_failure`` decides: retry it (up to ``max_retries``), skip it, or stop the run."""
+
+    iterations: int = 30
+    learning_rate: float = 0.5
+    eval_every: int = 5
+    target_loss: float | None = None
+    deadline_s: float | None = None
+    on_failure: str = "retry"
+    max_retries: int = 2
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """How the real system imitates the profiles: ``compute`` delay (sleep the modelled time
+    minus the real compute), work (burn CPU) or off; ``cpu_quota`` enforces each device's
+    ``cpu_fraction`` with cgroups/docker; ``network`` delays in-process, in the kernel (tc), or
+    not at all."""
+
+    compute: str = "delay"
+    cpu_quota: bool = False
+    network: str = "in-process"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """At the start of ``iteration``, ``node`` is killed, slowed by ``factor``, or paused.
+    ``duration_s`` ``None`` means until the end of the run (``kill`` is always permanent)."""
+
+    iteration: int
+    node: str
+    action: str
+    factor: float = 1.0
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Ports:
+    metrics_base_port: int | None = None  # None = "auto": every node binds port 0
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    name: str
+    seed: int
+    description: str
+    topology: Topology
+    straggler: StragglerModel
+    model_spec: dict[str, Any]
+    data_spec: dict[str, Any]
+    n_train: int
+    n_features: int
+    n_classes: int
+    n_params: int
+    training: Training
+    code: CodeChoice
+    schemes: tuple[str, ...]
+    emulation: Emulation
+    faults: tuple[Fault, ...]
+    ports: Ports
+    source: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def workers_per_edge(self) -> tuple[int, ...]:
+        return self.topology.workers_per_edge
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.topology.workers_per_edge)
+
+    @property
+    def n_workers(self) -> int:
+        return sum(self.topology.workers_per_edge)
+
+    @property
+    def gradient_bytes(self) -> int:
+        """Bytes of one gradient / coded vector / parameter vector (float64)."""
+        return self.n_params * 8
+
+    def worker_profile(self, i: int, j: int) -> WorkerProfile:
+        return self.topology.workers[i][j]
+
+    def edge_profile(self, i: int) -> EdgeProfile:
+        return self.topology.edges[i]
+
+    def node_names(self) -> tuple[str, ...]:
+        """``master``, ``edge-<i>`` in order, then ``worker-<i>-<j>`` edge-major."""
+        edges = [f"edge-{i}" for i in range(self.n_edges)]
+        workers = [f"worker-{i}-{j}" for i, m in enumerate(self.workers_per_edge) for j in range(m)]
+        return ("master", *edges, *workers)
+
+    def system_model(self) -> SystemModel:
+        """What the maths uses: per-worker and per-edge profiles, gradient size, stragglers."""
+        return SystemModel(
+            workers=self.topology.workers,
+            edges=self.topology.edges,
+            gradient_bytes=self.gradient_bytes,
+            straggler=self.straggler,
+        )
