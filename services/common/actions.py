@@ -36,6 +36,14 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class PeerChanged:
+    """The transport's liveness verdict on a peer: heard from (again), or silent too long."""
+
+    peer: str
+    alive: bool
+
+
+@dataclass(frozen=True)
 class DataLoaded:
     """Worker only: the compute thread finished loading this worker's partitions."""
 
@@ -58,7 +66,7 @@ class ComputeFailed:
     error: str
 
 
-Event = Started | Received | Tick | DataLoaded | GradientDone | ComputeFailed
+Event = Started | Received | Tick | PeerChanged | DataLoaded | GradientDone | ComputeFailed
 
 
 # ---------------------------------------------------------------- actions

@@ -3,7 +3,7 @@
 Hierarchical schemes: from the first ``m_i - s_w`` worker vectors of iteration t the edge
 computes ``y_i = sum_j a_j z_ij`` (``code.edge_decode_weights``) and sends one
 :class:`EdgeGradient`. Flat schemes (``code.is_flat``): the edge relays every worker vector
-to the master unchanged. A worker that stops heartbeating for ``liveness_s`` is presumed dead;
+to the master unchanged. A worker the transport declares down (no heartbeat) is presumed dead;
 when too few live workers remain to decode, the edge tells the master with
 :class:`IterationFailed` naming the missing workers.
 """
@@ -20,7 +20,6 @@ from common.runtime.messages import (
     NO_ITERATION,
     EdgeGradient,
     EdgeSetup,
-    Heartbeat,
     IterationFailed,
     Message,
     ModelUpdate,
@@ -37,6 +36,7 @@ from services.common.actions import (
     Exit,
     Log,
     Observe,
+    PeerChanged,
     Received,
     SendDown,
     SendUp,
@@ -56,16 +56,12 @@ class EdgeState:
         Topology index; the node name is ``edge-<edge>``.
     build_code : callable
         ``code_spec -> Code`` (``common.coding.code_from_spec``; a fake in unit tests).
-    heartbeat_s, liveness_s : float
-        Seconds between heartbeats sent up; silence after which a worker is presumed dead.
     """
 
     def __init__(
         self,
         edge: int,
         build_code: Callable[[dict[str, Any]], Any],
-        heartbeat_s: float = 0.5,
-        liveness_s: float = 3.0,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if edge < 0:
@@ -73,14 +69,12 @@ class EdgeState:
         self.edge = edge
         self.node = f"edge-{edge}"
         self.build_code = build_code
-        self.heartbeat_s = heartbeat_s
-        self.liveness_s = liveness_s
         self.clock = clock  # only to time the decode arithmetic (decode_s)
         self.code: Any = None
         self.setup: EdgeSetup | None = None
         self.m = 0  # workers under this edge, known from the code
         self.registered: dict[int, str] = {}  # worker index -> identity
-        self.last_seen: dict[str, float] = {}
+        self.alive: set[str] = set()  # workers the transport hears from
         self.setups_sent = False
         self.ready: set[int] = set()
         self.ready_sent = False
@@ -90,19 +84,22 @@ class EdgeState:
         self.arrivals: dict[int, float] = {}  # worker -> seconds after model arrival
         self.vectors: list[tuple[int, np.ndarray]] = []  # arrival order
         self.answered = False  # EdgeGradient or IterationFailed sent for ``current``
-        self._last_heartbeat = float("-inf")
 
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, Started):
-            self._last_heartbeat = now
             return [SendUp(Register(NO_ITERATION, "edge", self.node, self.edge, -1))]
         if isinstance(event, Tick):
-            return self._on_tick(now)
+            return self._check_alive()
+        if isinstance(event, PeerChanged):
+            if event.peer == PARENT:
+                return [] if event.alive else [Log(f"{self.node}: master not heard from")]
+            (self.alive.add if event.alive else self.alive.discard)(event.peer)
+            return self._check_alive()
         if isinstance(event, Received):
             if event.peer == PARENT:
                 return self._from_master(event.msg, now)
-            self.last_seen[event.peer] = now
+            self.alive.add(event.peer)
             return self._from_worker(event.peer, event.msg, now)
         raise TypeError(f"edge: unknown event {event!r}")
 
@@ -114,8 +111,6 @@ class EdgeState:
         if isinstance(msg, Shutdown):
             downs: list[Action] = [SendDown(w, msg) for w in self.registered.values()]
             return [*downs, Log(f"{self.node}: shutdown ({msg.reason})"), Exit(0)]
-        if isinstance(msg, Heartbeat):
-            return []
         return [Drop("unknown_op", f"edge does not take {msg.op} from the master")]
 
     def _from_worker(self, peer: str, msg: Message, now: float) -> list[Action]:
@@ -123,8 +118,6 @@ class EdgeState:
             return self._on_register(peer, msg)
         if peer not in self.registered.values():
             return [Drop("unknown_peer", f"{msg.op} from unregistered {peer!r}")]
-        if isinstance(msg, Heartbeat):
-            return []
         if isinstance(msg, Ready):
             return self._on_ready(msg)
         if isinstance(msg, WorkerGradient):
@@ -255,16 +248,14 @@ class EdgeState:
                 acts.append(Observe("worker_straggler", 1.0, {"edge": edge, "worker": str(j)}))
         return [*acts, SendUp(msg)]
 
-    def _on_tick(self, now: float) -> list[Action]:
+    def _check_alive(self) -> list[Action]:
+        """Tell the master early when too few live workers remain to decode this iteration."""
         acts: list[Action] = []
-        if now - self._last_heartbeat >= self.heartbeat_s:
-            self._last_heartbeat = now
-            acts.append(SendUp(Heartbeat(NO_ITERATION, self.node)))
         if self.code is None or self.answered or self.current == NO_ITERATION:
             return acts
         if self.code.is_flat:
             return acts
-        dead = [j for j in range(self.m) if not self._alive(j, now) and j not in self.arrivals]
+        dead = [j for j in range(self.m) if not self._alive(j) and j not in self.arrivals]
         live_possible = self.m - len(dead)
         if dead and live_possible < self.code.workers_needed(self.edge):
             self.answered = True
@@ -277,8 +268,5 @@ class EdgeState:
             acts += [Log(reason), SendUp(IterationFailed(self.current, self.edge, missing, reason))]
         return acts
 
-    def _alive(self, j: int, now: float) -> bool:
-        peer = self.registered.get(j)
-        if peer is None:
-            return False
-        return now - self.last_seen.get(peer, float("-inf")) <= self.liveness_s
+    def _alive(self, j: int) -> bool:
+        return self.registered.get(j) in self.alive

@@ -22,7 +22,6 @@ from common.runtime.messages import (
     NO_ITERATION,
     EdgeGradient,
     EdgeSetup,
-    Heartbeat,
     IterationFailed,
     Message,
     ModelUpdate,
@@ -39,6 +38,7 @@ from services.common.actions import (
     Log,
     Observe,
     ParamsUpdated,
+    PeerChanged,
     Received,
     Record,
     SendDown,
@@ -64,7 +64,6 @@ class TrainingConfig:
     deadline_s: float = 10.0
     on_failure: str = "stop"
     max_retries: int = 2
-    liveness_s: float = 3.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -77,7 +76,6 @@ class TrainingConfig:
                 f"on_failure: must be one of {', '.join(ON_FAILURE)}, got {self.on_failure!r}",
             ),
             (self.max_retries >= 0, f"max_retries: must be >= 0, got {self.max_retries}"),
-            (self.liveness_s > 0, f"liveness_s: must be > 0, got {self.liveness_s}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -133,7 +131,7 @@ class MasterState:
         self.evaluate = evaluate
         self.clock = clock
         self.registered: dict[int, str] = {}
-        self.last_seen: dict[str, float] = {}
+        self.alive: set[str] = set()  # edges the transport hears from
         self.setup_sent = False
         self.ready: set[int] = set()
         self.attempt: _Attempt | None = None
@@ -154,8 +152,11 @@ class MasterState:
             return [Log(f"master: waiting for {self.n_edges} edges ({self.code.scheme})")]
         if isinstance(event, Tick):
             return self._on_tick(now)
+        if isinstance(event, PeerChanged):
+            (self.alive.add if event.alive else self.alive.discard)(event.peer)
+            return [] if event.alive else [Log(f"master: {event.peer} not heard from")]
         if isinstance(event, Received):
-            self.last_seen[event.peer] = now
+            self.alive.add(event.peer)
             return self._on_message(event.peer, event.msg, now)
         raise TypeError(f"master: unknown event {event!r}")
 
@@ -165,8 +166,6 @@ class MasterState:
         edge = self._edge_of(peer)
         if edge is None:
             return [Drop("unknown_peer", f"{msg.op} from unregistered {peer!r}")]
-        if isinstance(msg, Heartbeat):
-            return []
         if isinstance(msg, Ready):
             return self._on_ready(edge, now)
         if isinstance(msg, EdgeGradient | WorkerGradient | IterationFailed):
@@ -374,8 +373,7 @@ class MasterState:
         missing_edges = [i for i in range(self.n_edges) if i not in a.edge_arrivals]
         parts = []
         for i in missing_edges:
-            seen = self.last_seen.get(f"edge-{i}")
-            alive = seen is not None and now - seen <= self.config.liveness_s
+            alive = f"edge-{i}" in self.alive
             parts.append(f"edge-{i}" + ("" if alive else " (no heartbeat)"))
         workers = [
             f"worker-{i}-{j}"

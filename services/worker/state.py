@@ -2,14 +2,14 @@
 
 The worker never computes inside ``handle``: it asks the I/O loop to load data
 (:class:`LoadData`) or compute (:class:`Compute`) on its compute thread and hears back with
-:class:`DataLoaded` / :class:`GradientDone`, so heartbeats keep flowing while it computes.
+:class:`DataLoaded` / :class:`GradientDone`, so the transport's heartbeats keep flowing while
+it computes.
 """
 
 from __future__ import annotations
 
 from common.runtime.messages import (
     NO_ITERATION,
-    Heartbeat,
     Message,
     ModelUpdate,
     Ready,
@@ -30,6 +30,7 @@ from services.common.actions import (
     LoadData,
     Log,
     Observe,
+    PeerChanged,
     Received,
     SendUp,
     Started,
@@ -44,30 +45,22 @@ class WorkerState:
     ----------
     edge, worker : int
         Topology indices (0-based); the node name is ``worker-<edge>-<worker>``.
-    heartbeat_s : float
-        Seconds between heartbeats to the edge.
     """
 
-    def __init__(self, edge: int, worker: int, heartbeat_s: float = 0.5) -> None:
+    def __init__(self, edge: int, worker: int) -> None:
         if edge < 0 or worker < 0:
             raise ValueError(f"edge and worker must be >= 0, got edge={edge} worker={worker}")
         self.edge = edge
         self.worker = worker
         self.node = f"worker-{edge}-{worker}"
-        self.heartbeat_s = heartbeat_s
         self.ready = False
         self.latest = NO_ITERATION  # newest iteration asked for
-        self._last_heartbeat = float("-inf")
 
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, Started):
-            self._last_heartbeat = now
             return [SendUp(Register(NO_ITERATION, "worker", self.node, self.edge, self.worker))]
-        if isinstance(event, Tick):
-            if now - self._last_heartbeat >= self.heartbeat_s:
-                self._last_heartbeat = now
-                return [SendUp(Heartbeat(NO_ITERATION, self.node))]
-            return []
+        if isinstance(event, Tick | PeerChanged):
+            return []  # heartbeats and liveness are the transport's job
         if isinstance(event, DataLoaded):
             self.ready = True
             return [
@@ -94,8 +87,6 @@ class WorkerState:
             return [Compute(msg.iteration, msg.params)]
         if isinstance(msg, Shutdown):
             return [Log(f"{self.node}: shutdown ({msg.reason})"), Exit(0)]
-        if isinstance(msg, Heartbeat):
-            return []
         return [Drop("unknown_op", f"worker does not handle {msg.op}")]
 
     def _on_setup(self, msg: WorkerSetup) -> list[Action]:

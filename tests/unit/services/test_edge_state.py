@@ -17,14 +17,23 @@ from common.runtime.messages import (
     WorkerGradient,
     WorkerSetup,
 )
-from services.common.actions import Drop, Exit, Received, SendDown, SendUp, Started, Tick
+from services.common.actions import (
+    Drop,
+    Exit,
+    PeerChanged,
+    Received,
+    SendDown,
+    SendUp,
+    Started,
+    Tick,
+)
 from services.edge.state import EdgeState
 from tests.unit.services.fakes import FakeFlatCode, FakeHierCode
 
 
 def _edge(code: Any = None) -> EdgeState:
     code = code or FakeHierCode()
-    e = EdgeState(1, lambda spec: code, heartbeat_s=1.0, liveness_s=2.0)
+    e = EdgeState(1, lambda spec: code)
     e.handle(Started(), 0.0)
     return e
 
@@ -127,22 +136,25 @@ def test_flat_scheme_relays_every_worker_vector() -> None:
 
 
 def test_dead_workers_beyond_tolerance_reported_to_master() -> None:
-    e = _running()  # needs 1 of 2; both silent
-    assert [
-        a for a in e.handle(Tick(), 11.0) if isinstance(a, SendUp) and a.msg.op != "heartbeat"
-    ] == []
-    acts = e.handle(Tick(), 13.0)  # last heard at 9.5, liveness 2 s
+    e = _running()  # needs 1 of 2
+    acts = e.handle(PeerChanged("worker-1-0", False), 11.0)
+    assert not any(isinstance(a, SendUp) for a in acts)  # one dead is within tolerance
+    acts = e.handle(PeerChanged("worker-1-1", False), 12.0)
+    (failed,) = [a.msg for a in acts if isinstance(a, SendUp)]
+    assert isinstance(failed, IterationFailed)
+    assert failed.missing_workers == (0, 1) and "worker-1-0, worker-1-1" in failed.reason
+    assert e.handle(Tick(), 13.0) == []  # reported once
+
+
+def test_dead_worker_that_already_answered_is_not_missing() -> None:
+    e = _running(FakeHierCode(s_w=0))  # needs both
+    e.handle(_grad(0), 10.1)
+    e.handle(PeerChanged("worker-1-0", False), 10.2)
+    assert not any(isinstance(a, SendUp) for a in e.handle(Tick(), 10.3))
     (failed,) = [
-        a.msg for a in acts if isinstance(a, SendUp) and isinstance(a.msg, IterationFailed)
+        a.msg for a in e.handle(PeerChanged("worker-1-1", False), 10.4) if isinstance(a, SendUp)
     ]
-    assert failed.missing_workers == (0, 1) and "worker-1-0" in failed.reason
-
-
-def test_one_dead_worker_within_tolerance_is_not_a_failure() -> None:
-    e = _running()
-    e.handle(Received("worker-1-1", Ready(-1, "worker-1-1", 1, 1)), 12.5)  # worker 1 alive
-    acts = e.handle(Tick(), 13.0)
-    assert not any(isinstance(a, SendUp) and isinstance(a.msg, IterationFailed) for a in acts)
+    assert isinstance(failed, IterationFailed) and failed.missing_workers == (1,)
 
 
 def test_shutdown_goes_down_and_exits() -> None:

@@ -15,6 +15,7 @@ from services.common.actions import (
     Exit,
     GradientDone,
     LoadData,
+    PeerChanged,
     Received,
     SendUp,
     Started,
@@ -84,12 +85,10 @@ def test_stale_result_and_old_model_are_dropped_as_late() -> None:
     assert any(isinstance(a, SendUp) for a in w.handle(GradientDone(4, np.ones(3), 0.2), 1.4))
 
 
-def test_heartbeats_on_tick_at_the_configured_interval() -> None:
-    w = WorkerState(0, 1, heartbeat_s=1.0)
-    w.handle(Started(), 0.0)
+def test_ticks_and_liveness_need_no_action() -> None:
+    w = WorkerState(0, 1)
     assert w.handle(Tick(), 0.5) == []
-    (hb,) = w.handle(Tick(), 1.0)
-    assert isinstance(hb, SendUp) and hb.msg.op == "heartbeat"
+    assert w.handle(PeerChanged("edge-0", False), 0.5) == []
 
 
 def test_shutdown_exits_zero() -> None:
