@@ -1,0 +1,188 @@
+"""Emulate the heterogeneity of the scenario on hardware that does not have it.
+
+Two mechanisms, both driven by the same profiles as the maths (``common.perf.system``):
+
+- ``LinkEmulator``: in-process delay of outgoing messages on one link (used by
+  ``transport`` when a link profile is set; where the kernel has netem, shaping happens
+  there instead). A message of b bytes is released at::
+
+      start    = max(now, end of the previous message's transmission)   # serialised per link
+      tx_end   = start + b / bandwidth_bytes_per_s
+      release  = tx_end + max(0, latency_s + U(-jitter_s, jitter_s)) + (retransmit_s w.p. loss)
+      release  = max(release, previous release)                        # TCP keeps order
+
+  The loop never sleeps for it: releases go into a heap drained by ``transport.Loop``.
+
+- ``ComputeEmulator``: the extra seconds a worker adds on top of its real compute time so
+  its total follows the straggler model (shifted exponential ``shift_s*l + Exp(mean l/rate)``,
+  times ``slowdown`` in the Markov slow state, or trace replay scaled by load);
+  ``emulate_compute`` spends them (sleep, or real busy work) in the offload thread.
+
+Everything is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from common.perf.system import Link, StragglerModel, WorkerProfile
+
+COMPUTE_MODES = ("delay", "work", "off")
+
+
+def _validate_link(link: Link) -> None:
+    checks = {
+        "latency_s": link.latency_s >= 0,
+        "jitter_s": link.jitter_s >= 0,
+        "bandwidth_bytes_per_s": link.bandwidth_bytes_per_s > 0,
+        "loss": 0 <= link.loss < 1,
+        "retransmit_s": link.retransmit_s >= 0,
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"Link: invalid {', '.join(bad)} in {link}")
+
+
+def link_is_trivial(link: Link) -> bool:
+    """True when the link adds no delay at all (then no emulation is needed)."""
+    return (
+        link.latency_s == 0
+        and link.jitter_s == 0
+        and math.isinf(link.bandwidth_bytes_per_s)
+        and link.loss == 0
+    )
+
+
+class LinkEmulator:
+    """Release times of the messages sent on one link, one direction (see module docstring)."""
+
+    def __init__(self, link: Link, seed: int | Sequence[int] = 0) -> None:
+        _validate_link(link)
+        self.link = link
+        self._rng = np.random.default_rng(seed)
+        self._tx_free_at = -math.inf  # when the link finishes transmitting what it has
+        self._last_release = -math.inf
+
+    def schedule(self, nbytes: int, now: float) -> float:
+        """Time (same clock as ``now``, seconds) at which a message of ``nbytes`` arrives."""
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+        link = self.link
+        start = max(now, self._tx_free_at)
+        self._tx_free_at = start + nbytes / link.bandwidth_bytes_per_s
+        delay = link.latency_s
+        if link.jitter_s:
+            delay += self._rng.uniform(-link.jitter_s, link.jitter_s)
+        if link.loss and self._rng.random() < link.loss:
+            delay += link.retransmit_s
+        release = max(self._tx_free_at + max(0.0, delay), self._last_release)
+        self._last_release = release
+        return release
+
+
+class ComputeEmulator:
+    """Per-iteration compute time of one worker under the straggler model.
+
+    Parameters
+    ----------
+    profile : WorkerProfile
+        ``shift_s`` (s per whole dataset) and ``rate`` (1/s per unit load).
+    straggler : StragglerModel
+        ``shifted-exponential``, ``markov`` or ``trace``.
+    load : float
+        The worker's load fraction l = |partitions| / K, in (0, 1].
+    worker_index : int
+        Edge-major index of the worker among all M workers (column of a trace).
+    seed : int
+        Same seed, same draws: iteration t always gets the same time.
+    """
+
+    def __init__(
+        self,
+        profile: WorkerProfile,
+        straggler: StragglerModel,
+        load: float,
+        worker_index: int = 0,
+        seed: int = 0,
+    ) -> None:
+        if not 0 < load <= 1:
+            raise ValueError(f"load must be in (0, 1], got {load}")
+        if profile.shift_s < 0 or profile.rate <= 0:
+            raise ValueError(f"WorkerProfile needs shift_s >= 0 and rate > 0, got {profile}")
+        if straggler.kind not in ("shifted-exponential", "markov", "trace"):
+            raise ValueError(f"StragglerModel.kind {straggler.kind!r} is not supported")
+        if straggler.kind == "trace":
+            trace = straggler.trace
+            if trace is None or trace.ndim != 2 or trace.shape[0] < 1:
+                raise ValueError("StragglerModel.trace must be a (iterations, M) array")
+            if not 0 <= worker_index < trace.shape[1]:
+                raise ValueError(
+                    f"worker_index {worker_index} outside trace columns {trace.shape[1]}"
+                )
+        self.profile, self.straggler, self.load = profile, straggler, load
+        self.worker_index, self.seed = worker_index, seed
+        self._state_iteration = -1
+        self._slow = False
+
+    def _slow_at(self, iteration: int) -> bool:
+        """Markov state at ``iteration`` (advanced deterministically from iteration 0)."""
+        if iteration < self._state_iteration:
+            self._state_iteration, self._slow = -1, False
+        m = self.straggler
+        while self._state_iteration < iteration:
+            self._state_iteration += 1
+            u = np.random.default_rng([self.seed, self._state_iteration, 1]).random()
+            self._slow = (u >= m.p_recover) if self._slow else (u < m.p_slow)
+        return self._slow
+
+    def target_s(self, iteration: int) -> float:
+        """Model compute time (seconds) of this worker in ``iteration`` (>= 0)."""
+        if iteration < 0:
+            raise ValueError(f"iteration must be >= 0, got {iteration}")
+        m, load = self.straggler, self.load
+        if m.kind == "trace":
+            assert m.trace is not None
+            return (
+                float(m.trace[iteration % m.trace.shape[0], self.worker_index])
+                * load
+                / m.trace_load
+            )
+        rng = np.random.default_rng([self.seed, iteration, 0])
+        t = self.profile.shift_s * load
+        if math.isfinite(self.profile.rate):
+            t += rng.exponential(load / self.profile.rate)
+        if m.kind == "markov" and self._slow_at(iteration):
+            t *= m.slowdown
+        return float(t)
+
+    def extra_delay_s(self, iteration: int, measured_s: float) -> float:
+        """Seconds to add after a real computation of ``measured_s`` so the total is the
+        model time (0 if the real computation was already slower)."""
+        return max(0.0, self.target_s(iteration) - measured_s)
+
+
+def emulate_compute(extra_s: float, mode: str = "delay") -> float:
+    """Spend ``extra_s`` seconds; call it from the offload thread, never the I/O loop.
+
+    ``delay`` sleeps; ``work`` does real floating-point work until the time is spent (so CPU
+    quotas and contention act on it); ``off`` returns at once. Returns the seconds spent.
+    """
+    if mode not in COMPUTE_MODES:
+        raise ValueError(f"compute emulation mode must be one of {COMPUTE_MODES}, got {mode!r}")
+    if extra_s < 0:
+        raise ValueError(f"extra_s must be >= 0, got {extra_s}")
+    started = time.perf_counter()
+    if mode == "off" or extra_s == 0:
+        return 0.0
+    deadline = started + extra_s
+    if mode == "delay":
+        time.sleep(extra_s)
+    else:
+        block = np.random.default_rng(0).random((64, 64))
+        while time.perf_counter() < deadline:
+            block = np.tanh(block @ block.T * 1e-3)  # small chunks: overshoot stays ~0.1 ms
+    return time.perf_counter() - started

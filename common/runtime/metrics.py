@@ -1,0 +1,235 @@
+"""Prometheus metrics of each role, on an injected ``CollectorRegistry`` (never the global one,
+so an in-process cluster of many nodes does not collide).
+
+Names and labels are the contract of ``docs/architecture.md`` ("Metrics")::
+
+    reg = CollectorRegistry()
+    m = WorkerMetrics(reg, edge=1, worker=2)
+    m.compute_duration.observe(0.12)          # already bound to edge="1", worker="2"
+    m.dropped("malformed")                    # hgc_worker_messages_dropped_total{reason=...}
+    server, port = serve_metrics(reg, "127.0.0.1", 0)   # /metrics; server.close() to stop
+    reg.get_sample_value("hgc_worker_messages_dropped_total", {"reason": "malformed"})
+
+Every role shares ``NodeMetrics`` (bytes in/out, dropped messages by reason, emulation
+mechanisms active, peers alive); ``common.runtime.transport`` updates those itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.exposition import start_http_server
+
+ROLES = ("master", "edge", "worker")
+DROP_REASONS = ("malformed", "oversized", "unknown_op", "version", "late", "unknown_peer", "hwm")
+MECHANISMS = ("compute_delay", "cpu_quota", "inprocess_link", "tbf", "htb", "netem")
+OUTCOMES = ("ok", "failed", "retried")
+# Seconds: from a loopback millisecond to a minute-long straggler.
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+
+
+class NodeMetrics:
+    """The metrics every role has: ``hgc_<role>_{received,sent}_bytes_total``,
+    ``hgc_<role>_messages_dropped_total{reason}``, ``hgc_<role>_emulation_active{mechanism}``,
+    ``hgc_<role>_peers_alive``."""
+
+    def __init__(self, role: str, registry: CollectorRegistry) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        if not isinstance(registry, CollectorRegistry):
+            raise TypeError("registry must be a prometheus_client.CollectorRegistry")
+        self.role = role
+        self.registry = registry
+        p = f"hgc_{role}"
+        self.received_bytes = Counter(f"{p}_received_bytes", "Bytes received", registry=registry)
+        self.sent_bytes = Counter(f"{p}_sent_bytes", "Bytes sent", registry=registry)
+        self._dropped = Counter(
+            f"{p}_messages_dropped",
+            "Messages dropped, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self._emulation = Gauge(
+            f"{p}_emulation_active",
+            "1 if this emulation mechanism is active on this node",
+            ["mechanism"],
+            registry=registry,
+        )
+        self.peers_alive = Gauge(f"{p}_peers_alive", "Peers heard from recently", registry=registry)
+        # Pre-create every label so dashboards see explicit zeros, not missing series.
+        for reason in DROP_REASONS:
+            self._dropped.labels(reason=reason)
+        for mechanism in MECHANISMS:
+            self._emulation.labels(mechanism=mechanism).set(0)
+
+    def dropped(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` dropped messages; ``reason`` must be one of ``DROP_REASONS``."""
+        if reason not in DROP_REASONS:
+            raise ValueError(f"drop reason must be one of {DROP_REASONS}, got {reason!r}")
+        self._dropped.labels(reason=reason).inc(n)
+
+    def emulation_active(self, mechanism: str, active: bool) -> None:
+        if mechanism not in MECHANISMS:
+            raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
+        self._emulation.labels(mechanism=mechanism).set(1 if active else 0)
+
+
+class MasterMetrics(NodeMetrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__("master", registry)
+        r = registry
+        self.iteration_duration = Histogram(
+            "hgc_master_iteration_duration_seconds",
+            "Iteration wall time",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._iterations = Counter(
+            "hgc_master_iterations", "Iterations by outcome", ["outcome"], registry=r
+        )
+        for outcome in OUTCOMES:
+            self._iterations.labels(outcome=outcome)
+        self.edge_wait = Histogram(
+            "hgc_master_edge_wait_seconds",
+            "Model sent -> (n - s_e)-th edge answer",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._edge_arrival = Histogram(
+            "hgc_master_edge_arrival_seconds",
+            "Model sent -> this edge's answer",
+            ["edge"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._edge_stragglers = Counter(
+            "hgc_master_edge_stragglers",
+            "Iterations in which this edge was not used",
+            ["edge"],
+            registry=r,
+        )
+        self.decode_duration = Histogram(
+            "hgc_master_decode_duration_seconds",
+            "Master decode time",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.loss = Gauge("hgc_master_loss", "Held-out loss at the last evaluation", registry=r)
+        self.accuracy = Gauge(
+            "hgc_master_accuracy_ratio", "Held-out accuracy at the last evaluation", registry=r
+        )
+        self.iteration = Gauge("hgc_master_iteration", "Current iteration", registry=r)
+        self._code = Info("hgc_master_code", "The code in use", registry=r)
+
+    def iteration_done(self, outcome: str) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+        self._iterations.labels(outcome=outcome).inc()
+
+    def edge_arrival(self, edge: int, seconds: float) -> None:
+        self._edge_arrival.labels(edge=str(edge)).observe(seconds)
+
+    def edge_straggler(self, edge: int) -> None:
+        self._edge_stragglers.labels(edge=str(edge)).inc()
+
+    def set_code(self, info: Mapping[str, object]) -> None:
+        """``info``: scheme, n_edges, workers_per_edge, s_e, s_w, K, D (values stringified)."""
+        self._code.info({str(k): str(v) for k, v in info.items()})
+
+
+class EdgeMetrics(NodeMetrics):
+    def __init__(self, registry: CollectorRegistry, edge: int) -> None:
+        super().__init__("edge", registry)
+        r, e = registry, str(edge)
+        self.edge = edge
+        self.worker_wait = Histogram(
+            "hgc_edge_worker_wait_seconds",
+            "Model received -> (m_i - s_w)-th worker answer",
+            ["edge"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        ).labels(edge=e)
+        self._worker_arrival = Histogram(
+            "hgc_edge_worker_arrival_seconds",
+            "Model received -> this worker's answer",
+            ["edge", "worker"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._worker_stragglers = Counter(
+            "hgc_edge_worker_stragglers",
+            "Iterations in which this worker was not used",
+            ["edge", "worker"],
+            registry=r,
+        )
+        self.decode_duration = Histogram(
+            "hgc_edge_decode_duration_seconds",
+            "Edge decode time",
+            ["edge"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        ).labels(edge=e)
+
+    def worker_arrival(self, worker: int, seconds: float) -> None:
+        self._worker_arrival.labels(edge=str(self.edge), worker=str(worker)).observe(seconds)
+
+    def worker_straggler(self, worker: int) -> None:
+        self._worker_stragglers.labels(edge=str(self.edge), worker=str(worker)).inc()
+
+
+class WorkerMetrics(NodeMetrics):
+    def __init__(self, registry: CollectorRegistry, edge: int, worker: int) -> None:
+        super().__init__("worker", registry)
+        labels = {"edge": str(edge), "worker": str(worker)}
+        self.compute_duration = Histogram(
+            "hgc_worker_compute_duration_seconds",
+            "Compute time per iteration, emulated delay included",
+            ["edge", "worker"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ).labels(**labels)
+        self.emulated_delay = Histogram(
+            "hgc_worker_emulated_delay_seconds",
+            "Delay added to follow the straggler model",
+            ["edge", "worker"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ).labels(**labels)
+
+
+class MetricsServer:
+    """A running ``/metrics`` HTTP endpoint; ``close()`` stops it and frees the port."""
+
+    def __init__(self, server: object, thread: threading.Thread, port: int) -> None:
+        self._server = server
+        self._thread = thread
+        self.port = port
+
+    def close(self) -> None:
+        self._server.shutdown()  # type: ignore[attr-defined]
+        self._server.server_close()  # type: ignore[attr-defined]
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve_metrics(
+    registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0
+) -> tuple[MetricsServer, int]:
+    """Serve ``registry`` at ``http://host:port/metrics``; ``port=0`` picks a free port.
+
+    Returns the server (``close()`` it) and the port actually bound.
+    """
+    if not 0 <= port <= 65535:
+        raise ValueError(f"metrics port must be in 0..65535, got {port}")
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    bound = int(server.server_port)
+    return MetricsServer(server, thread, bound), bound

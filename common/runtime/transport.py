@@ -1,0 +1,380 @@
+"""ZeroMQ transport between a parent (ROUTER, binds) and its children (DEALER, connect).
+
+Children connect with a stable identity, their node name (``"edge-1"``, ``"worker-1-2"``);
+the parent addresses them by it. One thread, no I/O threads of our own: a service drives
+its state machine from ``Loop.poll`` (events in) and calls ``send`` (actions out)::
+
+    metrics = EdgeMetrics(CollectorRegistry(), edge=1)
+    down = ParentEndpoint("edge-1", metrics, bind="tcp://127.0.0.1:0")   # to workers
+    up = ChildEndpoint("edge-1", metrics, connect="tcp://127.0.0.1:5555", parent="master")
+    loop = Loop(down, up, offload=None)
+    up.send(Register(iteration=-1, role="edge", node="edge-1", edge=1, worker=-1))
+    while running:
+        for event in loop.poll(timeout_s=0.1):
+            match event:
+                case Received(peer, message): ...    # peer: node name of the sender
+                case PeerUp(peer): ...                # first heard, or heard again after PeerDown
+                case PeerDown(peer): ...              # silent for liveness x heartbeat interval
+                case TaskDone(key, result, error): ...  # from the Offload thread
+        down.send("worker-1-0", msg)
+
+Guarantees:
+
+- Heartbeats both ways every ``heartbeat_interval_s`` (children always, parents to live
+  children); any valid message counts as a sign of life; heartbeats are consumed here,
+  never returned. A peer silent for ``liveness * heartbeat_interval_s`` gives ``PeerDown``.
+- Malformed, oversized, unknown-op or wrong-version frames, and frames from identities not
+  in ``allowed_peers``, are dropped and counted in ``hgc_<role>_messages_dropped_total``
+  with the reason; the loop never raises on peer input.
+- Sends never block: a full queue (high-water mark) or an unknown/disconnected child drops
+  the message, counts it (``hwm`` / ``unknown_peer``) and returns ``False``.
+- ``drop_if_late(msg, current_iteration, metrics)``: the service's check for messages of an
+  old iteration (counted as ``late``).
+- ``set_link(peer, link)``: in-process link emulation of outgoing messages (heartbeats are
+  exempt so a slow link is not mistaken for a dead peer).
+
+Arrays in a sent message are transmitted without copying: do not mutate them afterwards.
+Arrays in received messages are read-only views on the received frames (see ``codec``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from common.perf.system import Link
+from common.runtime.codec import DEFAULT_LIMITS, Frame, Limits, ProtocolError, decode, encode
+from common.runtime.emulation import LinkEmulator, link_is_trivial
+from common.runtime.messages import NO_ITERATION, Heartbeat, Message
+from common.runtime.metrics import NodeMetrics
+from common.runtime.offload import Offload, TaskDone
+
+
+@dataclass(frozen=True)
+class Received:
+    peer: str
+    message: Message
+    nbytes: int = 0
+
+
+@dataclass(frozen=True)
+class PeerUp:
+    peer: str
+
+
+@dataclass(frozen=True)
+class PeerDown:
+    peer: str
+
+
+Event = Received | PeerUp | PeerDown | TaskDone
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    heartbeat_interval_s: float = 1.0
+    liveness: int = 3  # missed heartbeat intervals before a peer is declared dead
+    sndhwm: int = 1000  # messages queued per peer before sends drop
+    rcvhwm: int = 1000
+    linger_ms: int = 1000  # on close, how long queued messages (e.g. Shutdown) may still go out
+    max_batch: int = 256  # messages read per socket per poll round (fairness between sockets)
+    limits: Limits = field(default_factory=lambda: DEFAULT_LIMITS)
+
+    def __post_init__(self) -> None:
+        if not self.heartbeat_interval_s > 0:
+            raise ValueError(f"heartbeat_interval_s must be > 0, got {self.heartbeat_interval_s}")
+        for name in ("liveness", "sndhwm", "rcvhwm", "max_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TransportConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.linger_ms < 0:
+            raise ValueError(f"linger_ms must be >= 0, got {self.linger_ms}")
+
+
+def drop_if_late(msg: Message, current_iteration: int, metrics: NodeMetrics) -> bool:
+    """True (and counted as ``late``) if ``msg`` belongs to an iteration before the current one."""
+    if msg.iteration != NO_ITERATION and msg.iteration < current_iteration:
+        metrics.dropped("late")
+        return True
+    return False
+
+
+class Endpoint:
+    """Common part of both ends: socket options, decoding, liveness, delayed sends."""
+
+    def __init__(
+        self,
+        name: str,
+        socket_type: int,
+        metrics: NodeMetrics,
+        config: TransportConfig,
+        context: zmq.Context | None,
+    ) -> None:
+        if not name:
+            raise ValueError("endpoint name (the node name) must not be empty")
+        self.name = name
+        self.metrics = metrics
+        self.config = config
+        self.socket = (context or zmq.Context.instance()).socket(socket_type)
+        s = self.socket
+        s.setsockopt(zmq.SNDHWM, config.sndhwm)
+        s.setsockopt(zmq.RCVHWM, config.rcvhwm)
+        s.setsockopt(zmq.LINGER, config.linger_ms)
+        # zmq drops a peer that sends a frame over this size before we ever allocate it
+        s.setsockopt(zmq.MAXMSGSIZE, config.limits.max_total_bytes)
+        self._last_heard: dict[str, float] = {}
+        self._alive: set[str] = set()
+        self._next_heartbeat = time.monotonic()
+        self._links: dict[str, LinkEmulator] = {}
+        self._delayed: list[tuple[float, int, str, list[Frame]]] = []
+        self._seq = itertools.count()
+        self._closed = False
+
+    # ------------------------------------------------------------ subclass hooks
+    def _raw_send(self, peer: str, frames: list[Frame]) -> None:
+        raise NotImplementedError
+
+    def _split(self, frames: list[zmq.Frame]) -> tuple[str | None, list[zmq.Frame]]:
+        raise NotImplementedError
+
+    def _heartbeat_targets(self) -> list[str]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ sending
+    @property
+    def alive(self) -> frozenset[str]:
+        return frozenset(self._alive)
+
+    def set_link(self, peer: str, link: Link | None, seed: int = 0) -> None:
+        """Delay messages to ``peer`` as ``link`` would (None or a trivial link: no delay)."""
+        if link is None or link_is_trivial(link):
+            self._links.pop(peer, None)
+        else:
+            self._links[peer] = LinkEmulator(link, seed)
+        self.metrics.emulation_active("inprocess_link", bool(self._links))
+
+    def _send_frames(self, peer: str, frames: list[Frame], emulate: bool = True) -> bool:
+        if self._closed:
+            raise RuntimeError(f"endpoint {self.name} is closed")
+        link = self._links.get(peer) if emulate else None
+        if link is not None:
+            nbytes = sum(memoryview(f).nbytes for f in frames)
+            release = link.schedule(nbytes, time.monotonic())
+            heapq.heappush(self._delayed, (release, next(self._seq), peer, frames))
+            return True
+        try:
+            self._raw_send(peer, frames)
+        except zmq.Again:
+            self.metrics.dropped("hwm")
+            return False
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                self.metrics.dropped("unknown_peer")
+                return False
+            raise
+        self.metrics.sent_bytes.inc(sum(memoryview(f).nbytes for f in frames))
+        return True
+
+    # ------------------------------------------------------------ receiving
+    def _receive(self, now: float) -> list[Event]:
+        events: list[Event] = []
+        for _ in range(self.config.max_batch):
+            try:
+                raw = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            self.metrics.received_bytes.inc(sum(len(f) for f in raw))
+            peer, frames = self._split(raw)
+            if peer is None:
+                continue  # counted by _split
+            try:
+                msg = decode(frames, self.config.limits)
+            except ProtocolError as exc:
+                self.metrics.dropped(exc.reason)
+                continue
+            if peer not in self._alive:
+                self._alive.add(peer)
+                self.metrics.peers_alive.set(len(self._alive))
+                events.append(PeerUp(peer))
+            self._last_heard[peer] = now
+            if not isinstance(msg, Heartbeat):
+                events.append(Received(peer, msg, sum(len(f) for f in frames)))
+        return events
+
+    # ------------------------------------------------------------ timers
+    def next_deadline(self) -> float:
+        """Monotonic time of the next heartbeat, liveness check or delayed release."""
+        times = [self._next_heartbeat]
+        if self._delayed:
+            times.append(self._delayed[0][0])
+        if self._alive:
+            expiry = self.config.liveness * self.config.heartbeat_interval_s
+            times.append(min(self._last_heard[p] for p in self._alive) + expiry)
+        return min(times)
+
+    def _tick(self, now: float) -> list[Event]:
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, peer, frames = heapq.heappop(self._delayed)
+            self._send_frames(peer, frames, emulate=False)
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.config.heartbeat_interval_s
+            targets = self._heartbeat_targets()
+            if targets:
+                frames = encode(Heartbeat(iteration=NO_ITERATION, node=self.name))
+                for peer in targets:
+                    self._send_heartbeat(peer, frames)
+        events: list[Event] = []
+        expiry = self.config.liveness * self.config.heartbeat_interval_s
+        for peer in sorted(self._alive):
+            if now - self._last_heard[peer] > expiry:
+                self._alive.discard(peer)
+                events.append(PeerDown(peer))
+        if events:
+            self.metrics.peers_alive.set(len(self._alive))
+        return events
+
+    def _send_heartbeat(self, peer: str, frames: list[Frame]) -> None:
+        # A heartbeat that cannot go out is not a dropped message: the peer's liveness
+        # check is exactly what notices it.
+        try:
+            self._raw_send(peer, frames)
+            self.metrics.sent_bytes.inc(sum(memoryview(f).nbytes for f in frames))
+        except zmq.ZMQError:
+            pass
+
+    def poll(self, timeout_s: float) -> list[Event]:
+        """Shorthand for ``Loop(self).poll(timeout_s)``."""
+        return Loop(self).poll(timeout_s)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.socket.close()
+
+
+class ParentEndpoint(Endpoint):
+    """ROUTER that binds; children are addressed by their node name.
+
+    ``bind`` may use port 0 (``tcp://127.0.0.1:0``); ``address`` / ``port`` give the port
+    chosen. ``allowed_peers``: if given, messages from other identities are dropped
+    (``unknown_peer``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        metrics: NodeMetrics,
+        bind: str = "tcp://127.0.0.1:0",
+        *,
+        allowed_peers: set[str] | frozenset[str] | None = None,
+        config: TransportConfig | None = None,
+        context: zmq.Context | None = None,
+    ) -> None:
+        super().__init__(name, zmq.ROUTER, metrics, config or TransportConfig(), context)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peer -> error, not silence
+        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted child takes its name back
+        self.allowed_peers = None if allowed_peers is None else frozenset(allowed_peers)
+        try:
+            self.socket.bind(bind)
+        except zmq.ZMQError as exc:
+            self.socket.close()
+            raise OSError(f"{name}: cannot bind {bind}: {exc}") from exc
+        self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.port = int(self.address.rsplit(":", 1)[1]) if self.address.startswith("tcp") else 0
+
+    def send(self, peer: str, msg: Message) -> bool:
+        """Queue ``msg`` for child ``peer``; False (and counted) if it cannot be queued."""
+        return self._send_frames(peer, encode(msg))
+
+    def send_many(self, peers: list[str] | tuple[str, ...], msg: Message) -> dict[str, bool]:
+        """Send one message to several children, encoding it once."""
+        frames = encode(msg)
+        return {peer: self._send_frames(peer, frames) for peer in peers}
+
+    def _raw_send(self, peer: str, frames: list[Frame]) -> None:
+        self.socket.send_multipart([peer.encode(), *frames], zmq.NOBLOCK, copy=False)
+
+    def _split(self, frames: list[zmq.Frame]) -> tuple[str | None, list[zmq.Frame]]:
+        try:
+            peer = frames[0].bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            peer = None  # zmq's generated identities: a child that did not name itself
+        if peer is None or (self.allowed_peers is not None and peer not in self.allowed_peers):
+            self.metrics.dropped("unknown_peer")
+            return None, []
+        return peer, frames[1:]
+
+    def _heartbeat_targets(self) -> list[str]:
+        return sorted(self._alive)
+
+
+class ChildEndpoint(Endpoint):
+    """DEALER that connects to its parent with identity ``name``; events name the parent
+    ``parent`` (e.g. ``"master"`` or ``"edge-0"``)."""
+
+    def __init__(
+        self,
+        name: str,
+        metrics: NodeMetrics,
+        connect: str,
+        *,
+        parent: str,
+        config: TransportConfig | None = None,
+        context: zmq.Context | None = None,
+    ) -> None:
+        super().__init__(name, zmq.DEALER, metrics, config or TransportConfig(), context)
+        self.parent = parent
+        self.socket.setsockopt(zmq.ROUTING_ID, name.encode())
+        self.socket.connect(connect)
+
+    def send(self, msg: Message) -> bool:
+        return self._send_frames(self.parent, encode(msg))
+
+    def _raw_send(self, peer: str, frames: list[Frame]) -> None:
+        self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
+
+    def _split(self, frames: list[zmq.Frame]) -> tuple[str | None, list[zmq.Frame]]:
+        return self.parent, frames
+
+    def _heartbeat_targets(self) -> list[str]:
+        return [self.parent]  # always: that is how a parent learns we are (still) here
+
+
+class Loop:
+    """Polls several endpoints (an edge has one up, one down) and an ``Offload`` together."""
+
+    def __init__(self, *endpoints: Endpoint, offload: Offload | None = None) -> None:
+        if not endpoints:
+            raise ValueError("Loop needs at least one endpoint")
+        self.endpoints = endpoints
+        self.offload = offload
+        self._poller = zmq.Poller()
+        for ep in endpoints:
+            self._poller.register(ep.socket, zmq.POLLIN)
+        if offload is not None:
+            self._poller.register(offload.fileno(), zmq.POLLIN)
+
+    def poll(self, timeout_s: float) -> list[Event]:
+        """Service timers and sockets; return as soon as there are events, or after
+        ``timeout_s`` seconds with an empty list."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            now = time.monotonic()
+            events: list[Event] = []
+            for ep in self.endpoints:
+                events.extend(ep._tick(now))
+            wake = min([deadline, *(ep.next_deadline() for ep in self.endpoints)])
+            wait_ms = 0 if events else max(0, math.ceil((wake - now) * 1000))
+            ready = dict(self._poller.poll(wait_ms))
+            now = time.monotonic()
+            for ep in self.endpoints:
+                if ep.socket in ready:
+                    events.extend(ep._receive(now))
+            if self.offload is not None and self.offload.fileno() in ready:
+                events.extend(self.offload.drain())
+            if events or now >= deadline:
+                return events
