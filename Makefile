@@ -54,3 +54,24 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs build *.egg-info
+
+# --- containerised testbed (docs/containers.md) -----------------------------------------------
+PLATFORM   ?= linux/amd64
+WHEELHOUSE ?= wheelhouse
+IMAGE      ?= hgc-edge:latest
+# The official slim image for users; the locally built base where no registry is reachable.
+HGC_BASE_IMAGE ?= $(shell docker image inspect hgc-base:bookworm >/dev/null 2>&1 \
+                    && echo hgc-base:bookworm || echo python:3.11-slim-bookworm)
+export HGC_BASE_IMAGE
+
+wheels: venv
+	PYTHON=$(PY) bash scripts/wheels.sh $(PLATFORM) $(WHEELHOUSE)
+
+image: wheels
+	docker build --build-arg BASE_IMAGE=$(HGC_BASE_IMAGE) -t $(IMAGE) .
+
+up: wheels
+	docker compose -f compose/default.yaml up -d --build
+
+down:
+	docker compose -f compose/default.yaml down --remove-orphans

@@ -1,0 +1,24 @@
+"""The image's HEALTHCHECK: healthy when the service answers on its ``/metrics`` port
+(``HGC_METRICS_PORT``, default 9100). Exit 0 healthy, 1 not."""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+
+DEFAULT_METRICS_PORT = 9100
+
+
+def main() -> int:
+    port = os.environ.get("HGC_METRICS_PORT", str(DEFAULT_METRICS_PORT))
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:
+            return 0 if resp.status == 200 else 1
+    except OSError as exc:
+        print(f"unhealthy: /metrics on port {port}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
