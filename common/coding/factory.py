@@ -1,0 +1,182 @@
+"""Building codes by scheme name, from a placement, or from a spec (the public entry points)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from common.coding.bounds import check_feasible, check_K, check_topology
+from common.coding.errors import CodeSpecError, InfeasibleCodeError, NumericallyUnstableCodeError
+from common.coding.flat import FLAT_SCHEMES, FlatCode, make_flat
+from common.coding.hierarchical import HierarchicalCode, build_hierarchical
+from common.coding.lagrange import DEFAULT_POINTS, POINT_KINDS
+from common.coding.placement import (
+    cyclic_placement,
+    fr_applies,
+    fr_groups,
+    fr_placement,
+    normalise_placement,
+)
+
+SCHEMES = ("uncoded", "hgc", "fr", "worker-gc", "edge-gc", "flat-frc", "flat-crc", "ignore")
+# Default refusal threshold for the estimated worst relative decode error (docs/numerics.md).
+DEFAULT_TOLERANCE = 1e-6
+
+Code = HierarchicalCode | FlatCode
+
+
+def make_code(
+    scheme: str,
+    workers_per_edge: Sequence[int],
+    s_e: int = 0,
+    s_w: int = 0,
+    *,
+    s: int | None = None,
+    K: int | None = None,
+    points: str = DEFAULT_POINTS,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+) -> Code:
+    """Build a code of a named scheme (see ``SCHEMES`` and docs/architecture.md).
+
+    Parameters
+    ----------
+    scheme : one of ``SCHEMES``.
+    workers_per_edge : m_i for each edge i (length n_edges).
+    s_e, s_w : edge / worker stragglers tolerated (hierarchical schemes).
+    s : stragglers among all M workers (flat schemes only).
+    K : number of partitions; default the smallest valid one.
+    points : evaluation points of the Lagrange tiers (docs/numerics.md).
+    tolerance : refuse (``NumericallyUnstableCodeError``) a Lagrange code whose estimated worst
+        relative float64 decode error exceeds it; None to skip the check.
+
+    Raises
+    ------
+    InfeasibleCodeError naming the violated condition and what is possible instead.
+    """
+    if scheme not in SCHEMES:
+        raise InfeasibleCodeError(f"scheme: unknown {scheme!r}; known: {', '.join(SCHEMES)}")
+    if points not in POINT_KINDS:
+        raise InfeasibleCodeError(f"points: unknown {points!r}; known: {', '.join(POINT_KINDS)}")
+    m = check_topology(workers_per_edge)
+    if scheme in FLAT_SCHEMES:
+        if s is None:
+            raise InfeasibleCodeError(f"{scheme}: give s (stragglers among all M workers)")
+        if s_e or s_w:
+            raise InfeasibleCodeError(f"{scheme}: takes s, not s_e/s_w (got s_e={s_e}, s_w={s_w})")
+        code: Code = make_flat(scheme, m, s, K, points)
+        return _checked(code, tolerance)
+    if s is not None:
+        raise InfeasibleCodeError(f"{scheme}: takes s_e and s_w; s is for flat-frc/flat-crc")
+    if scheme == "uncoded" and (s_e or s_w):
+        raise InfeasibleCodeError(f"uncoded: s_e and s_w must be 0 (got {s_e}, {s_w}); use hgc")
+    if scheme == "worker-gc" and s_e:
+        raise InfeasibleCodeError(f"worker-gc: s_e must be 0 (got {s_e}); use hgc")
+    if scheme == "edge-gc" and s_w:
+        raise InfeasibleCodeError(f"edge-gc: s_w must be 0 (got {s_w}); use hgc")
+    if scheme == "ignore":
+        return _ignore_code(m, s_e, s_w, K)
+    check_feasible(m, s_e, s_w)
+    why_not_fr = fr_applies(m, s_e, s_w)
+    if scheme == "fr" and why_not_fr:
+        raise InfeasibleCodeError(
+            f"fr (0/1 variant) does not apply: {why_not_fr}; use scheme hgc (Lagrange "
+            f"coefficients, same optimal load)"
+        )
+    if why_not_fr is None:
+        groups = fr_groups(m, s_e, s_w)
+        if K is None or (K % groups == 0 and K % check_K(m, s_e, s_w, None) == 0):
+            K = groups if K is None else K
+            return build_hierarchical(scheme, fr_placement(m, s_e, s_w, K), K, s_e, s_w, "fr")
+        if scheme == "fr":
+            raise InfeasibleCodeError(f"K={K}: fr needs K a multiple of {groups}")
+    K = check_K(m, s_e, s_w, K)
+    code = build_hierarchical(
+        scheme, cyclic_placement(m, s_e, s_w, K), K, s_e, s_w, "lagrange", points
+    )
+    return _checked(code, tolerance)
+
+
+def _ignore_code(m: tuple[int, ...], s_e: int, s_w: int, K: int | None) -> HierarchicalCode:
+    """Uncoded placement; edges wait for m_i - s_w workers, the master for n - s_e edges."""
+    if s_e >= len(m) or s_w >= min(m):
+        raise InfeasibleCodeError(
+            f"ignore: needs s_e <= n_edges-1 = {len(m) - 1} and s_w <= min m_i - 1 = {min(m) - 1}"
+        )
+    K = check_K(m, 0, 0, K)
+    return build_hierarchical("ignore", cyclic_placement(m, 0, 0, K), K, s_e, s_w, "ignore")
+
+
+def _checked(code: Code, tolerance: float | None) -> Code:
+    variant = code.variant if isinstance(code, HierarchicalCode) else code.tier.kind
+    if tolerance is None or variant != "lagrange":
+        return code
+    err = code.decode_error_estimate()
+    if err > tolerance:
+        raise NumericallyUnstableCodeError(
+            f"{code.scheme}: estimated worst relative float64 decode error {err:.3g} exceeds the "
+            f"tolerance {tolerance:.3g}; use the 0/1 variant (fr / flat-frc) where it applies, "
+            f"smaller tolerances s_e/s_w/s, or pass a larger tolerance"
+        )
+    return code
+
+
+def code_from_placement(
+    placement: Sequence[Sequence[Sequence[int]]],
+    K: int,
+    s_e: int,
+    s_w: int,
+    *,
+    points: str = DEFAULT_POINTS,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+) -> HierarchicalCode:
+    """A ``hgc-hetero`` code for any placement covering each partition on >= s_e+1 edges with
+    >= s_w+1 holders each (unequal loads allowed). Raises naming an under-covered partition."""
+    for name, v in (("s_e", s_e), ("s_w", s_w)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise InfeasibleCodeError(f"{name}: must be an integer >= 0, got {v!r}")
+    pl = normalise_placement(placement, K)
+    code = build_hierarchical("hgc-hetero", pl, K, s_e, s_w, "lagrange", points)
+    checked = _checked(code, tolerance)
+    assert isinstance(checked, HierarchicalCode)
+    return checked
+
+
+def code_from_spec(spec: dict[str, Any]) -> Code:
+    """Rebuild the code described by ``code.spec()`` (deterministic: same code on every node)."""
+    if not isinstance(spec, dict):
+        raise CodeSpecError(f"code spec: expected a dict, got {type(spec).__name__}")
+    scheme = _field(spec, "scheme", str)
+    m = _field(spec, "workers_per_edge", list)
+    K = _field(spec, "K", int)
+    points = spec.get("points", DEFAULT_POINTS)
+    # tolerance=None: the sender already accepted this code; every node must agree to build it
+    if scheme == "hgc-hetero":
+        placement = _field(spec, "placement", list)
+        return code_from_placement(
+            placement,
+            K,
+            _field(spec, "s_e", int),
+            _field(spec, "s_w", int),
+            points=points,
+            tolerance=None,
+        )
+    if scheme in FLAT_SCHEMES:
+        return make_code(scheme, m, s=_field(spec, "s", int), K=K, points=points, tolerance=None)
+    return make_code(
+        scheme,
+        m,
+        _field(spec, "s_e", int),
+        _field(spec, "s_w", int),
+        K=K,
+        points=points,
+        tolerance=None,
+    )
+
+
+def _field(spec: dict[str, Any], name: str, kind: type) -> Any:
+    if name not in spec:
+        raise CodeSpecError(f"code spec: missing field {name!r}")
+    value = spec[name]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise CodeSpecError(f"code spec: field {name!r} must be {kind.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,178 @@
+"""The hierarchical code object (spec §3): placement, coefficients, edge targets, decoders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from common.coding.errors import InfeasibleCodeError
+from common.coding.lagrange import DEFAULT_POINTS
+from common.coding.placement import Placement, coverage
+from common.coding.tier import Tier, fr_tier, ignore_tier, lagrange_tier
+
+VARIANTS = ("lagrange", "fr", "ignore")
+
+
+@dataclass(frozen=True, eq=False)
+class HierarchicalCode:
+    """A two-tier gradient code: n edges under the master, m_i workers under edge i.
+
+    Worker (i, j) sends ``sum_t worker_coefficients[i][j][t] * g[placement[i][j][t]]``; edge i
+    combines its first m_i - s_w responders with :meth:`edge_decode_weights` into
+    ``sum_k edge_targets[i, k] g_k``; the master combines its first n - s_e edges with
+    :meth:`master_decode_weights` into ``sum_k g_k`` (rescaled estimate for "ignore").
+    """
+
+    scheme: str
+    n_edges: int
+    workers_per_edge: tuple[int, ...]
+    s_e: int
+    s_w: int
+    K: int
+    exact: bool
+    placement: Placement
+    worker_coefficients: tuple[tuple[np.ndarray, ...], ...]
+    edge_targets: np.ndarray  # (n_edges, K)
+    variant: str  # "lagrange" (incl. unit tiers when a tolerance is 0), "fr" or "ignore"
+    edge_tier: Tier = field(repr=False)
+    worker_tiers: tuple[Tier, ...] = field(repr=False)
+    points: str = DEFAULT_POINTS
+    is_flat: bool = False
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def D(self) -> int:
+        """Partitions per worker (the largest, if loads are unequal)."""
+        return max(len(p) for edge in self.placement for p in edge)
+
+    @property
+    def edges_needed(self) -> int:
+        return self.n_edges - self.s_e
+
+    def workers_needed(self, i: int) -> int:
+        return self.workers_per_edge[i] - self.s_w
+
+    def load_fraction(self, i: int, j: int) -> float:
+        """|placement[i][j]| / K: the share of the data worker (i, j) processes."""
+        return len(self.placement[i][j]) / self.K
+
+    def edge_decode_weights(self, i: int, responders: Sequence[int]) -> np.ndarray:
+        """(len(responders),) weights for edge i; only the first m_i - s_w are non-zero."""
+        if not 0 <= i < self.n_edges:
+            raise InfeasibleCodeError(f"edge index {i} out of range 0..{self.n_edges - 1}")
+        return self.worker_tiers[i].weights(responders, "workers")
+
+    def master_decode_weights(self, responders: Sequence[int]) -> np.ndarray:
+        """(len(responders),) weights for the master; only the first n - s_e are non-zero."""
+        return self.edge_tier.weights(responders, "edges")
+
+    def decode_error_estimate(self) -> float:
+        """Worst-case relative float64 decode error over the straggler patterns (see numerics)."""
+        if "error" not in self._memo:
+            from common.coding.numerics import hierarchical_error_estimate
+
+            self._memo["error"] = hierarchical_error_estimate(self)
+        return float(self._memo["error"])
+
+    def spec(self) -> dict[str, Any]:
+        """Small JSON-able description; ``code_from_spec(spec)`` rebuilds this code exactly."""
+        out: dict[str, Any] = {
+            "scheme": self.scheme,
+            "workers_per_edge": list(self.workers_per_edge),
+            "s_e": self.s_e,
+            "s_w": self.s_w,
+            "K": self.K,
+        }
+        if self.scheme == "hgc-hetero":
+            out["placement"] = [[list(p) for p in edge] for edge in self.placement]
+        if self.points != DEFAULT_POINTS:
+            out["points"] = self.points
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole code in the ``hgc code --json`` schema (docs/code-json.md)."""
+        return {
+            "scheme": self.scheme,
+            "n_edges": self.n_edges,
+            "workers_per_edge": list(self.workers_per_edge),
+            "s_e": self.s_e,
+            "s_w": self.s_w,
+            "K": self.K,
+            "D": self.D,
+            "exact": self.exact,
+            "variant": self.variant,
+            "placement": [[list(p) for p in edge] for edge in self.placement],
+            "worker_coefficients": [
+                [[float(c) for c in coefs] for coefs in edge] for edge in self.worker_coefficients
+            ],
+            "edge_targets": [[float(b) for b in row] for row in self.edge_targets],
+        }
+
+
+def build_hierarchical(
+    scheme: str,
+    placement: Placement,
+    K: int,
+    s_e: int,
+    s_w: int,
+    variant: str,
+    points: str = DEFAULT_POINTS,
+) -> HierarchicalCode:
+    """Coefficients for a validated placement (spec §3 step 3 for ``lagrange``)."""
+    m = tuple(len(edge) for edge in placement)
+    n = len(m)
+    if s_w >= min(m):
+        i = m.index(min(m))
+        raise InfeasibleCodeError(
+            f"s_w={s_w} >= workers of edge {i} ({m[i]}): the largest feasible s_w is {min(m) - 1}"
+        )
+    # "ignore" keeps the uncoded placement (one holder per partition) whatever it waits for
+    cover_e, cover_w = (0, 0) if variant == "ignore" else (s_e, s_w)
+    edge_holders, worker_holders = coverage(placement, K, cover_e, cover_w)
+    if variant == "fr":
+        edge_tier = fr_tier(n, s_e, edge_holders, label="master")
+    elif variant == "ignore":
+        edge_tier = ignore_tier(n, s_e, edge_holders, label="master")
+    else:
+        edge_tier = lagrange_tier(n, s_e, edge_holders, points, label="master")
+    worker_tiers = []
+    coefs = []
+    for i, edge in enumerate(placement):
+        items = sorted(worker_holders[i])
+        holders = [worker_holders[i][k] for k in items]
+        label = f"edge {i}"
+        if variant == "fr":
+            tier = fr_tier(m[i], s_w, holders, label=label)
+        elif variant == "ignore":
+            tier = ignore_tier(m[i], s_w, holders, label=label)
+        else:
+            tier = lagrange_tier(m[i], s_w, holders, points, label=label)
+        worker_tiers.append(tier)
+        col = {k: c for c, k in enumerate(items)}
+        coefs.append(
+            tuple(
+                np.array(
+                    [tier.B[j, col[k]] * edge_tier.B[i, k] if k in col else 0.0 for k in parts]
+                )
+                for j, parts in enumerate(edge)
+            )
+        )
+    return HierarchicalCode(
+        scheme=scheme,
+        n_edges=n,
+        workers_per_edge=m,
+        s_e=s_e,
+        s_w=s_w,
+        K=K,
+        exact=variant != "ignore",
+        placement=placement,
+        worker_coefficients=tuple(coefs),
+        edge_targets=edge_tier.B,
+        variant=variant,
+        edge_tier=edge_tier,
+        worker_tiers=tuple(worker_tiers),
+        points=points,
+    )

@@ -1,0 +1,130 @@
+"""Lagrange ("polynomial") gradient codes for one tier, in float64 (spec §3, step 3).
+
+One tier has N nodes at distinct real points α_0..α_{N-1}, a decode point β outside them and a
+tolerance s; item k is held by the node set T_k (|T_k| >= s+1). The encoding coefficient of
+node i for item k is c_k(α_i) with
+
+    c_k(x) = prod_{j not in T_k} (x - α_j) / (β - α_j),
+
+and the decoder for a responder set F (|F| = N - s) is the Lagrange basis at β on F. Both are
+computed in forms that neither overflow nor lose accuracy for N up to thousands: products in
+log-magnitude form, decode weights in the barycentric form (which sums to 1 by construction).
+The choice of points is measured in docs/numerics.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+# Point families measured in docs/numerics.md; the default is the best one measured.
+POINT_KINDS = ("chebyshev", "chebyshev-sorted", "chebyshev-end", "equispaced", "integers")
+DEFAULT_POINTS = "chebyshev"
+
+
+def bit_reversal_ranks(N: int) -> np.ndarray:
+    """(N,) ranks: node j gets the rank of bit-reverse(j) among 0..N-1 (a low-discrepancy order).
+
+    Index-consecutive node sets (the holders and the adversarial stragglers of the cyclic
+    placements) are then spread over the whole interval instead of bunched at one end.
+    """
+    bits = max(1, (N - 1).bit_length())
+    keys = [int(format(j, f"0{bits}b")[::-1], 2) for j in range(N)]
+    return np.argsort(np.argsort(keys))
+
+
+def tier_points(N: int, kind: str = DEFAULT_POINTS) -> tuple[np.ndarray, float]:
+    """Evaluation points α (shape (N,)) and decode point β for an N-node tier.
+
+    ``chebyshev`` (default): first-kind Chebyshev nodes -cos((2j+1)π/2N) of (-1, 1), assigned
+    to node indices in bit-reversal order, β = 0 (between the two central nodes; for odd N,
+    where 0 is a node, the midpoint of the central node and its right neighbour).
+    ``chebyshev-sorted``: the same nodes and β in increasing order of node index.
+    ``chebyshev-end``: the nodes in increasing order, β = 1 (just outside, at the end).
+    ``equispaced``: N points in [-1, 1], β midway between the two central points.
+    ``integers``: α = 1..N, β = 0 (the spec's worked example; unstable for large N).
+    """
+    if N < 1:
+        raise ValueError(f"N: a tier needs at least one node, got {N}")
+    if kind == "integers":
+        return np.arange(1, N + 1, dtype=np.float64), 0.0
+    if kind == "equispaced":
+        if N == 1:
+            return np.zeros(1), 1.0
+        pts = np.linspace(-1.0, 1.0, N)
+        return pts, float(pts[N // 2] + pts[N // 2 - 1]) / 2 if N % 2 == 0 else 1.0 / (N - 1)
+    if kind in ("chebyshev", "chebyshev-sorted", "chebyshev-end"):
+        pts = -np.cos((2 * np.arange(N) + 1) * np.pi / (2 * N))
+        if N == 1:
+            return pts, 1.0
+        if kind == "chebyshev-end":
+            return pts, 1.0
+        beta = 0.0 if N % 2 == 0 else float(pts[N // 2] + pts[N // 2 + 1]) / 2
+        if kind == "chebyshev":
+            pts = pts[bit_reversal_ranks(N)]
+        return pts, beta
+    raise ValueError(f"points: unknown kind {kind!r}; known: {', '.join(POINT_KINDS)}")
+
+
+def encoding_matrix(
+    points: np.ndarray, beta: float, holders: Sequence[Sequence[int]]
+) -> np.ndarray:
+    """Encoding coefficients B[i, k] = c_k(α_i) of one tier.
+
+    Parameters
+    ----------
+    points : (N,) float64, distinct, none equal to ``beta``.
+    beta : decode point.
+    holders : for each of the n_items items, the node indices holding it.
+
+    Returns
+    -------
+    (N, n_items) float64, zero outside the holders.
+
+    For a holder i of item k, c_k(α_i) = R_i / prod_{j in T_k, j != i} d_ij where
+    d_ij = (α_i - α_j)/(β - α_j) and R_i = prod_{j != i} d_ij; R_i is kept as sign and log
+    magnitude so no intermediate product overflows. Cost O(N² + sum_k |T_k|²).
+    """
+    N = len(points)
+    diff = points[:, None] - points[None, :]
+    with np.errstate(divide="ignore"):
+        logd = np.log(np.abs(diff)) - np.log(np.abs(beta - points))[None, :]
+    sgnd = np.sign(diff) * np.sign(beta - points)[None, :]
+    np.fill_diagonal(logd, 0.0)
+    np.fill_diagonal(sgnd, 1.0)
+    log_r = logd.sum(axis=1)
+    sgn_r = np.prod(sgnd, axis=1)
+    B = np.zeros((N, len(holders)))
+    for k, T in enumerate(holders):
+        t = np.asarray(T, dtype=np.int64)
+        sub_log = logd[np.ix_(t, t)].sum(axis=1)
+        sub_sgn = np.prod(sgnd[np.ix_(t, t)], axis=1)
+        B[t, k] = sgn_r[t] * sub_sgn * np.exp(log_r[t] - sub_log)
+    return B
+
+
+def decode_weights(points: np.ndarray, beta: float) -> np.ndarray:
+    """Lagrange basis at β on the given points, in barycentric form.
+
+    Parameters
+    ----------
+    points : (r,) float64, distinct, none equal to β.
+
+    Returns
+    -------
+    (r,) float64 weights a with sum_j a_j p(α_j) = p(β) for every polynomial p of degree < r.
+
+    a_j = (w_j/(β-α_j)) / sum_l (w_l/(β-α_l)) with w_j = 1/prod_{l != j}(α_j - α_l); any
+    common scale of w cancels, so w is normalised in log form to avoid under/overflow.
+    """
+    r = len(points)
+    if r == 1:
+        return np.ones(1)
+    diff = points[:, None] - points[None, :]
+    np.fill_diagonal(diff, 1.0)
+    log_w = -np.log(np.abs(diff)).sum(axis=1)
+    sgn_w = np.prod(np.sign(diff), axis=1)
+    w = sgn_w * np.exp(log_w - log_w.max())
+    t = w / (beta - points)
+    return t / t.sum()

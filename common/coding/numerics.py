@@ -1,0 +1,115 @@
+"""Worst-case float64 decode error of a code, estimated tier by tier (docs/numerics.md).
+
+For a responder set F of one tier, the decoded coefficient of item k is
+e_k(F) = sum_{j in F} a_j B[j, k] (exactly 1 in exact arithmetic). We record
+
+- δ(F) = max_k |e_k(F) - 1|: the error already in the float64 weights and coefficients;
+- A(F) = max_k sum_{j in F} |a_j B[j, k]|: the amplification of rounding in the vectors.
+
+The relative error of the decoded gradient is bounded, to first order, by δ + A·ε. For two
+tiers, edge i's output carries its own worker-tier error ε_i, which the master weights
+amplify: err ≤ max_F [δ_e(F) + max_k sum_{i in F} |a_i B^e[i,k]| (ε_i + ε)].
+Patterns are enumerated exhaustively up to ``exhaustive_limit`` straggler sets, otherwise a
+seeded random sample plus the adversarial consecutive (cyclic) windows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from common.coding.tier import Tier
+
+EPS = float(np.finfo(np.float64).eps)
+EXHAUSTIVE_LIMIT = 5_000
+SAMPLES = 2_000
+
+
+def straggler_patterns(
+    N: int,
+    s: int,
+    exhaustive_limit: int = EXHAUSTIVE_LIMIT,
+    samples: int = SAMPLES,
+    seed: int = 0,
+    points: np.ndarray | None = None,
+) -> Iterator[tuple[int, ...]]:
+    """Sorted responder sets of size N - s: all of them, or adversarial ones + a random sample.
+
+    The adversarial straggler sets are the cyclic windows of s consecutive node indices and,
+    when ``points`` is given, the windows of s consecutive points in increasing order.
+    """
+    if math.comb(N, s) <= exhaustive_limit:
+        for out in itertools.combinations(range(N), s):
+            gone = set(out)
+            yield tuple(j for j in range(N) if j not in gone)
+        return
+    seen: set[tuple[int, ...]] = set()
+    for start in range(N):  # consecutive stragglers: the worst case of the cyclic placements
+        gone = {(start + t) % N for t in range(s)}
+        seen.add(tuple(j for j in range(N) if j not in gone))
+    if points is not None:
+        order = np.argsort(points).tolist()
+        for start in range(N - s + 1):
+            gone = set(order[start : start + s])
+            seen.add(tuple(j for j in range(N) if j not in gone))
+    rng = np.random.default_rng(seed)
+    for _ in range(samples):
+        gone = set(rng.choice(N, size=s, replace=False).tolist())
+        seen.add(tuple(j for j in range(N) if j not in gone))
+    yield from sorted(seen)
+
+
+def _distinct_columns(tier: Tier) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """Columns of B with distinct holder sets (items sharing holders have equal columns)."""
+    first: dict[tuple[int, ...], int] = {}
+    for k, T in enumerate(tier.holders):
+        first.setdefault(tuple(sorted(T)), k)
+    cols = list(first.values())
+    return tier.B[:, cols], list(first)
+
+
+def tier_error(
+    tier: Tier,
+    node_error: np.ndarray | None = None,
+    exhaustive_limit: int = EXHAUSTIVE_LIMIT,
+    samples: int = SAMPLES,
+) -> tuple[float, float]:
+    """Worst (δ, A) of one tier over its straggler patterns; see the module docstring.
+
+    If ``node_error`` (shape (N,)) is given, A is weighted by it: max_k sum_j |a_j B_jk| ε_j.
+    """
+    if tier.N == 0 or tier.B.shape[1] == 0:
+        return 0.0, 0.0
+    B, _ = _distinct_columns(tier)
+    worst_delta = 0.0
+    worst_amp = 0.0
+    for F in straggler_patterns(tier.N, tier.s, exhaustive_limit, samples, points=tier.points):
+        a = tier._compute(F)
+        sub = B[list(F), :]
+        eff = a @ sub
+        worst_delta = max(worst_delta, float(np.max(np.abs(eff - 1.0))))
+        mag = np.abs(a)[:, None] * np.abs(sub)
+        if node_error is not None:
+            mag = mag * node_error[list(F)][:, None]
+        worst_amp = max(worst_amp, float(np.max(mag.sum(axis=0))))
+    return worst_delta, worst_amp
+
+
+def hierarchical_error_estimate(code: object) -> float:
+    """δ_e + max_F max_k sum_i |a_i B^e_ik| (ε_i + ε), with ε_i = δ_i + A_i ε per edge."""
+    edge_tier: Tier = code.edge_tier  # type: ignore[attr-defined]
+    worker_tiers: tuple[Tier, ...] = code.worker_tiers  # type: ignore[attr-defined]
+    memo: dict[tuple, float] = {}
+    per_edge = np.zeros(len(worker_tiers))
+    for i, tier in enumerate(worker_tiers):
+        pts = None if tier.points is None else tier.points.tobytes()
+        key = (tier.kind, tier.N, tier.s, pts, tier.beta, tuple(sorted(map(tuple, tier.holders))))
+        if key not in memo:
+            delta, amp = tier_error(tier)
+            memo[key] = delta + amp * EPS
+        per_edge[i] = memo[key]
+    delta_e, amp_e = tier_error(edge_tier, node_error=per_edge + EPS)
+    return delta_e + amp_e

@@ -1,0 +1,127 @@
+"""One tier of a code: N nodes, tolerance s, items with holder sets, and its decoder.
+
+A :class:`Tier` is what both levels of a hierarchical code (the edges under the master, the
+workers under one edge) and the single level of a flat code are made of. Four kinds:
+
+- ``lagrange``: the polynomial code of spec §3 (any holder sets with |T_k| >= s+1);
+- ``fr``: fractional repetition, nodes in groups of s+1, each item held by one whole group,
+  all coefficients 1 (no numerical error);
+- ``unit``: s = 0, every node must answer, coefficient 1/|T_k| for each holder, weights 1;
+- ``ignore``: not a code: the first N-s answers are summed and rescaled by N/(N-s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.coding.errors import DecodeError
+from common.coding.lagrange import DEFAULT_POINTS, decode_weights, encoding_matrix, tier_points
+
+TIER_KINDS = ("lagrange", "fr", "unit", "ignore")
+_CACHE_SIZE = 256  # responder sets remembered per tier (decode runs every iteration)
+
+
+@dataclass(frozen=True, eq=False)
+class Tier:
+    """A one-level code. ``B`` has shape (N, n_items); ``holders[k]`` are the nodes of item k."""
+
+    kind: str
+    N: int
+    s: int
+    holders: tuple[tuple[int, ...], ...]
+    B: np.ndarray
+    points: np.ndarray | None = None
+    beta: float = 0.0
+    group_size: int = 1  # fr only
+    label: str = "tier"  # used in error messages, e.g. "edge 2" or "master"
+    _cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def needed(self) -> int:
+        """Responders needed to decode: N - s."""
+        return self.N - self.s
+
+    def weights(self, responders: Sequence[int], what: str = "nodes") -> np.ndarray:
+        """Decode weights, one per responder in the order given; only the first N-s non-zero.
+
+        Raises :class:`DecodeError` for too few, repeated or out-of-range responders.
+        """
+        resp = [int(r) for r in responders]
+        if len(resp) < self.needed:
+            raise DecodeError(
+                f"{self.label}: needs {self.needed} of its {self.N} {what} (tolerates "
+                f"{self.s} stragglers) but only {len(resp)} responded: short by "
+                f"{self.needed - len(resp)}"
+            )
+        bad = [r for r in resp if not 0 <= r < self.N]
+        if bad:
+            raise DecodeError(f"{self.label}: responders {bad} out of range 0..{self.N - 1}")
+        if len(set(resp)) != len(resp):
+            raise DecodeError(f"{self.label}: repeated responders in {resp}")
+        first = resp[: self.needed]
+        key = tuple(sorted(first))
+        w_sorted = self._cache.get(key)
+        if w_sorted is None:
+            w_sorted = self._compute(key)
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)), None)
+            self._cache[key] = w_sorted
+        out = np.zeros(len(resp))
+        pos = {node: idx for idx, node in enumerate(key)}
+        out[: self.needed] = [w_sorted[pos[r]] for r in first]
+        return out
+
+    def _compute(self, nodes: tuple[int, ...]) -> np.ndarray:
+        """Weights for a sorted responder set of exactly N - s nodes."""
+        if self.kind == "lagrange":
+            assert self.points is not None
+            return decode_weights(self.points[list(nodes)], self.beta)
+        if self.kind == "unit":
+            return np.ones(len(nodes))
+        if self.kind == "ignore":
+            return np.full(len(nodes), self.N / len(nodes))
+        # fr: the first responder of each group gets weight 1 (N - s answers cover every group)
+        w = np.zeros(len(nodes))
+        seen: set[int] = set()
+        for idx, node in enumerate(nodes):
+            g = node // self.group_size
+            if g not in seen:
+                seen.add(g)
+                w[idx] = 1.0
+        return w
+
+
+def lagrange_tier(
+    N: int, s: int, holders: Sequence[Sequence[int]], points: str = DEFAULT_POINTS, label: str = ""
+) -> Tier:
+    """A Lagrange tier over holder sets with |T_k| >= s+1 (``unit`` when s = 0)."""
+    hs = tuple(tuple(int(x) for x in T) for T in holders)
+    if s == 0:
+        B = np.zeros((N, len(hs)))
+        for k, T in enumerate(hs):
+            B[list(T), k] = 1.0 / len(T)
+        return Tier("unit", N, 0, hs, B, label=label or "tier")
+    pts, beta = tier_points(N, points)
+    B = encoding_matrix(pts, beta, hs)
+    return Tier("lagrange", N, s, hs, B, points=pts, beta=beta, label=label or "tier")
+
+
+def fr_tier(N: int, s: int, holders: Sequence[Sequence[int]], label: str = "") -> Tier:
+    """A 0/1 fractional-repetition tier: holders[k] must be one whole group of s+1 nodes."""
+    hs = tuple(tuple(int(x) for x in T) for T in holders)
+    B = np.zeros((N, len(hs)))
+    for k, T in enumerate(hs):
+        B[list(T), k] = 1.0
+    return Tier("fr", N, s, hs, B, group_size=s + 1, label=label or "tier")
+
+
+def ignore_tier(N: int, s: int, holders: Sequence[Sequence[int]], label: str = "") -> Tier:
+    """Uncoded placement, waits for N - s nodes and rescales by N/(N - s) (approximate)."""
+    hs = tuple(tuple(int(x) for x in T) for T in holders)
+    B = np.zeros((N, len(hs)))
+    for k, T in enumerate(hs):
+        B[list(T), k] = 1.0 / len(T)
+    return Tier("ignore", N, s, hs, B, label=label or "tier")
