@@ -1,0 +1,5 @@
+import sys
+
+from services.edge.service import main
+
+sys.exit(main())

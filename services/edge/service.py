@@ -1,0 +1,96 @@
+"""The edge process: ``python -m services.edge --edge I --master-addr ADDR [--bind ADDR]``.
+
+The edge binds a ROUTER for its workers (``--bind``, port 0 = any free port; the bound port
+is announced on stdout / in ``--ready-file``) and connects a DEALER to the master.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from common.coding import code_from_spec
+from common.runtime.metrics import EdgeMetrics, serve_metrics
+from common.runtime.transport import ChildEndpoint, ParentEndpoint, TransportConfig
+from services.common import node
+from services.common.actions import Observe
+from services.common.runner import NodeRunner
+from services.edge.state import EdgeState
+
+
+class EdgeRunner(NodeRunner):
+    def __init__(self, state: EdgeState, metrics: EdgeMetrics, **kw: Any) -> None:
+        super().__init__(state.node, state, metrics, **kw)
+        self.emetrics = metrics
+
+    def observe(self, obs: Observe) -> None:
+        m = self.emetrics
+        if obs.name == "worker_arrival":
+            m.worker_arrival(int(obs.labels["worker"]), obs.value)
+        elif obs.name == "worker_straggler":
+            m.worker_straggler(int(obs.labels["worker"]))
+        elif obs.name == "worker_wait":
+            m.worker_wait.observe(obs.value)
+        elif obs.name == "edge_decode":
+            m.decode_duration.observe(obs.value)
+        else:
+            super().observe(obs)
+
+
+def start_edge(
+    edge: int,
+    master_addr: str,
+    bind: str = "tcp://127.0.0.1:0",
+    *,
+    config: TransportConfig | None = None,
+    stop: threading.Event | None = None,
+    registry: CollectorRegistry | None = None,
+) -> tuple[EdgeRunner, int]:
+    """Bind and connect an edge; returns the runner (call ``run()``) and the bound port."""
+    state = EdgeState(edge, code_from_spec)
+    metrics = EdgeMetrics(registry or CollectorRegistry(), edge)
+    down = ParentEndpoint(state.node, metrics, bind, config=config)
+    up = ChildEndpoint(state.node, metrics, master_addr, parent="master", config=config)
+    return EdgeRunner(state, metrics, up=up, down=down, stop=stop), down.port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m services.edge", description=__doc__)
+    node.add_flag(p, "--edge", type=int, required=True, help="index of this edge")
+    node.add_flag(p, "--master-addr", required=True, help="the master's address, tcp://host:port")
+    node.add_flag(p, "--bind", default="tcp://127.0.0.1:0", help="where workers connect")
+    node.add_common_flags(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.edge < 0:
+        return node.fail(f"--edge: must be >= 0, got {args.edge}")
+    registry = CollectorRegistry()
+    server, mport = serve_metrics(registry, args.metrics_host, args.metrics_port)
+    stop = threading.Event()
+    node.stop_on_signals(stop)
+    try:
+        runner, port = start_edge(
+            args.edge,
+            args.master_addr,
+            args.bind,
+            config=node.transport_config(args),
+            stop=stop,
+            registry=registry,
+        )
+    except OSError as exc:
+        server.close()
+        return node.fail(str(exc))
+    info = {"node": f"edge-{args.edge}", "pid": os.getpid(), "port": port, "metrics_port": mport}
+    node.announce(args.ready_file, info)
+    try:
+        return runner.run()
+    finally:
+        server.close()

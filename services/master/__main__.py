@@ -1,0 +1,5 @@
+import sys
+
+from services.master.service import main
+
+sys.exit(main())

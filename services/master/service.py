@@ -1,0 +1,201 @@
+"""The master process: ``python -m services.master --config RUN.json [--record PATH]``.
+
+Binds a ROUTER for the edges (``--bind``, port 0 = any free port, announced on stdout and in
+``--ready-file``), owns the model and the code, writes one JSON line per iteration attempt to
+``--record``, and exits 0 after a clean finish, non-zero when the run failed (see
+docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import IO, Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from common.coding import code_from_spec
+from common.learning import build_model, load_dataset
+from common.runtime.metrics import MasterMetrics, serve_metrics
+from common.runtime.transport import ParentEndpoint, TransportConfig
+from services.common import node
+from services.common.actions import Action, Event, Observe, ParamsUpdated, Record
+from services.common.runner import NodeRunner
+from services.master.config import ConfigError, load_config
+from services.master.state import MasterState, TrainingConfig
+
+
+class MasterRunner(NodeRunner):
+    """Master I/O: the record file, the parameter trace, and the phase in the ready file."""
+
+    def __init__(
+        self,
+        state: MasterState,
+        metrics: MasterMetrics,
+        *,
+        record: IO[str] | None = None,
+        on_phase: Any = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__("master", state, metrics, **kw)
+        self.mstate = state
+        self.mmetrics = metrics
+        self.record = record
+        self.on_phase = on_phase
+        self.trace: list[tuple[int, np.ndarray]] = []
+        self.training = False
+
+    def perform_extra(self, action: Action) -> None:
+        if isinstance(action, Record):
+            if self.record is not None:
+                self.record.write(json.dumps(action.row) + "\n")
+                self.record.flush()
+        elif isinstance(action, ParamsUpdated):
+            self.trace.append((action.iteration, action.params))
+        else:
+            super().perform_extra(action)
+
+    def _dispatch(self, event: Event) -> None:
+        super()._dispatch(event)
+        if not self.training and self.mstate.attempt is not None:
+            self.training = True
+            if self.on_phase is not None:
+                self.on_phase("training")
+
+    def observe(self, obs: Observe) -> None:
+        m = self.mmetrics
+        simple: dict[str, Callable[[float], None]] = {
+            "iteration_duration": m.iteration_duration.observe,
+            "edge_wait": m.edge_wait.observe,
+            "master_decode": m.decode_duration.observe,
+            "loss": m.loss.set,
+            "accuracy": m.accuracy.set,
+            "iteration": m.iteration.set,
+        }
+        if obs.name in simple:
+            simple[obs.name](obs.value)
+        elif obs.name == "iterations":
+            m.iteration_done(obs.labels["outcome"])
+        elif obs.name == "edge_arrival":
+            m.edge_arrival(int(obs.labels["edge"]), obs.value)
+        elif obs.name == "edge_straggler":
+            m.edge_straggler(int(obs.labels["edge"]))
+        else:
+            super().observe(obs)
+
+
+def build_state(config: TrainingConfig, seed: int) -> MasterState:
+    """The code, the held-out data and the initial parameters the master owns."""
+    code = code_from_spec(config.code_spec)
+    data = load_dataset(config.data_spec)
+    model = build_model(config.model_spec, data.n_features, data.n_classes)
+    X_test, y_test = data.X_test, data.y_test
+
+    def evaluate(params: np.ndarray) -> tuple[float, float]:
+        return model.loss(params, X_test, y_test), model.accuracy(params, X_test, y_test)
+
+    return MasterState(config, code, model.init_params(seed), data.n_train, evaluate)
+
+
+def start_master(
+    config: TrainingConfig,
+    seed: int = 0,
+    bind: str = "tcp://127.0.0.1:0",
+    *,
+    transport: TransportConfig | None = None,
+    stop: threading.Event | None = None,
+    registry: CollectorRegistry | None = None,
+    record: IO[str] | None = None,
+    on_phase: Any = None,
+) -> tuple[MasterRunner, int]:
+    """Build and bind the master; returns the runner (call ``run()``) and the bound port."""
+    state = build_state(config, seed)
+    metrics = MasterMetrics(registry or CollectorRegistry())
+    code = state.code
+    metrics.set_code(
+        {
+            "scheme": code.scheme,
+            "n_edges": code.n_edges,
+            "workers_per_edge": ",".join(str(m) for m in code.workers_per_edge),
+            "s_e": getattr(code, "s_e", ""),
+            "s_w": getattr(code, "s_w", getattr(code, "s", "")),
+            "K": code.K,
+            "D": getattr(code, "D", ""),
+        }
+    )
+    edges = {f"edge-{i}" for i in range(state.n_edges)}
+    down = ParentEndpoint("master", metrics, bind, allowed_peers=edges, config=transport)
+    runner = MasterRunner(state, metrics, down=down, stop=stop, record=record, on_phase=on_phase)
+    return runner, down.port
+
+
+def save_outputs(runner: MasterRunner, save_params: str | None, params_trace: str | None) -> None:
+    if save_params:
+        np.save(save_params, runner.mstate.params)
+    if params_trace:
+        its = np.array([t for t, _ in runner.trace], dtype=np.int64)
+        stack = np.stack([p for _, p in runner.trace]) if runner.trace else np.zeros((0, 0))
+        np.savez(params_trace, iterations=its, params=stack)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m services.master", description=__doc__)
+    node.add_flag(p, "--config", required=True, help="run description (JSON, see docs)")
+    node.add_flag(p, "--bind", default="tcp://127.0.0.1:0", help="where edges connect")
+    node.add_flag(p, "--record", help="write one JSON line per iteration attempt here")
+    node.add_flag(p, "--save-params", help="save the final parameters (.npy)")
+    node.add_flag(p, "--params-trace", help="save parameters after every iteration (.npz)")
+    node.add_flag(p, "--iterations", type=int, help="override training.iterations")
+    node.add_flag(p, "--deadline-s", type=float, help="override training.deadline_s")
+    node.add_flag(p, "--on-failure", help="override training.on_failure (retry|skip|stop)")
+    node.add_common_flags(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        "iterations": args.iterations,
+        "deadline_s": args.deadline_s,
+        "on_failure": args.on_failure,
+    }
+    try:
+        config, seed = load_config(args.config, overrides)
+    except (ConfigError, ValueError) as exc:
+        return node.fail(f"master: {exc}")
+    registry = CollectorRegistry()
+    server, mport = serve_metrics(registry, args.metrics_host, args.metrics_port)
+    stop = threading.Event()
+    node.stop_on_signals(stop)
+    record = open(args.record, "a") if args.record else None  # noqa: SIM115 (closed below)
+    info: dict[str, Any] = {"node": "master", "pid": os.getpid(), "metrics_port": mport}
+
+    def on_phase(phase: str) -> None:
+        node.announce(args.ready_file, {**info, "phase": phase})
+
+    try:
+        runner, port = start_master(
+            config,
+            seed,
+            args.bind,
+            transport=node.transport_config(args),
+            stop=stop,
+            registry=registry,
+            record=record,
+            on_phase=on_phase,
+        )
+        info["port"] = port
+        on_phase("bound")
+        status = runner.run()
+        save_outputs(runner, args.save_params, args.params_trace)
+        return status
+    except OSError as exc:
+        return node.fail(f"master: {exc}")
+    finally:
+        server.close()
+        if record is not None:
+            record.close()

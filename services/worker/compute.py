@@ -1,0 +1,121 @@
+"""What a worker computes, off the I/O loop: its partitions' rows and its one coded vector."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from common.learning import build_model, load_dataset, partition_rows
+from common.learning.models import Model
+from common.perf.system import StragglerModel, WorkerProfile
+from common.runtime.emulation import COMPUTE_MODES, ComputeEmulator, emulate_compute
+
+
+@dataclass
+class WorkerData:
+    """Only this worker's partitions: ``X_parts[k]`` (rows_k, d) and ``y_parts[k]`` (rows_k,)."""
+
+    model: Model
+    coefficients: np.ndarray  # (len(partitions),) float64
+    X_parts: list[np.ndarray]
+    y_parts: list[np.ndarray]
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(y) for y in self.y_parts)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(x.nbytes + y.nbytes for x, y in zip(self.X_parts, self.y_parts, strict=True))
+
+
+def load_partitions(
+    partitions: tuple[int, ...],
+    coefficients: np.ndarray,
+    n_partitions: int,
+    data_spec: dict[str, Any],
+    model_spec: dict[str, Any],
+) -> WorkerData:
+    """Load the dataset, keep copies of this worker's partitions' rows only, drop the rest."""
+    data = load_dataset(data_spec)
+    rows = partition_rows(data.n_train, n_partitions)
+    bad = [k for k in partitions if not 0 <= k < n_partitions]
+    if bad:
+        raise ValueError(f"partitions {bad} outside 0..{n_partitions - 1}")
+    X_parts = [np.ascontiguousarray(data.X_train[rows[k]]) for k in partitions]
+    y_parts = [np.ascontiguousarray(data.y_train[rows[k]]) for k in partitions]
+    model = build_model(model_spec, data.n_features, data.n_classes)
+    del data  # the full training set goes as soon as this frame returns
+    coeffs = np.array(coefficients, dtype=np.float64)
+    return WorkerData(model, coeffs, X_parts, y_parts)
+
+
+def coded_gradient(data: WorkerData, params: np.ndarray) -> np.ndarray:
+    """z = sum_k c_k g_k(params), shape (P,): one vector whatever the number of partitions."""
+    z = np.zeros(data.model.n_params, dtype=np.float64)
+    for c, X, y in zip(data.coefficients, data.X_parts, data.y_parts, strict=True):
+        if c != 0.0:
+            z += c * data.model.gradient_sum(params, X, y)
+    return z
+
+
+class Emulation:
+    """A worker's compute emulation from its ``emulation_spec`` entry (docs/operations.md).
+
+    Keys (all optional): ``compute`` (delay | work | off, default delay), ``fixed_delay_s``
+    (extra seconds every iteration), ``shift_s`` + ``rate`` (+ ``straggler``: kind, p_slow,
+    p_recover, slowdown) for the straggler model of ``common.runtime.emulation``, ``load``,
+    ``worker_index``, ``seed``.
+    """
+
+    KEYS = frozenset(
+        {"compute", "fixed_delay_s", "shift_s", "rate", "straggler", "load", "worker_index",
+         "seed", "link"}
+    )  # fmt: skip
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        unknown = set(spec) - self.KEYS
+        if unknown:
+            raise ValueError(f"emulation: unknown keys {sorted(unknown)}")
+        self.mode = str(spec.get("compute", "delay"))
+        if self.mode not in COMPUTE_MODES:
+            raise ValueError(f"emulation.compute: must be one of {COMPUTE_MODES}")
+        self.fixed_delay_s = float(spec.get("fixed_delay_s", 0.0))
+        if self.fixed_delay_s < 0:
+            raise ValueError(f"emulation.fixed_delay_s: must be >= 0, got {self.fixed_delay_s}")
+        self.model: ComputeEmulator | None = None
+        if "shift_s" in spec or "rate" in spec:
+            s = dict(spec.get("straggler", {"kind": "shifted-exponential"}))
+            straggler = StragglerModel(**s)
+            profile = WorkerProfile(float(spec.get("shift_s", 0.0)), float(spec.get("rate", 1.0)))
+            self.model = ComputeEmulator(
+                profile,
+                straggler,
+                float(spec.get("load", 1.0)),
+                int(spec.get("worker_index", 0)),
+                int(spec.get("seed", 0)),
+            )
+
+    @property
+    def active(self) -> bool:
+        return self.mode != "off" and (self.model is not None or self.fixed_delay_s > 0)
+
+    def extra_s(self, iteration: int, measured_s: float) -> float:
+        extra = self.fixed_delay_s
+        if self.model is not None:
+            extra += self.model.extra_delay_s(iteration, measured_s)
+        return extra
+
+
+def compute_step(
+    data: WorkerData, params: np.ndarray, iteration: int, emulation: Emulation
+) -> tuple[np.ndarray, float, float]:
+    """The coded vector, total seconds (emulated delay included) and the emulated seconds."""
+    started = time.perf_counter()
+    z = coded_gradient(data, params)
+    measured = time.perf_counter() - started
+    delayed = emulate_compute(emulation.extra_s(iteration, measured), emulation.mode)
+    return z, time.perf_counter() - started, delayed

@@ -1,0 +1,133 @@
+"""The worker process: ``python -m services.worker --edge I --worker J --edge-addr ADDR``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from common.runtime.metrics import WorkerMetrics, serve_metrics
+from common.runtime.offload import Offload, TaskDone
+from common.runtime.transport import ChildEndpoint, TransportConfig
+from services.common import node
+from services.common.actions import (
+    Action,
+    Compute,
+    ComputeFailed,
+    DataLoaded,
+    Event,
+    GradientDone,
+    LoadData,
+    Observe,
+)
+from services.common.runner import NodeRunner
+from services.worker.compute import Emulation, WorkerData, compute_step, load_partitions
+from services.worker.state import WorkerState
+
+
+class WorkerRunner(NodeRunner):
+    """Worker I/O: loading and computing run on the offload thread, one task at a time."""
+
+    def __init__(self, state: WorkerState, metrics: WorkerMetrics, **kw: Any) -> None:
+        super().__init__(state.node, state, metrics, offload=Offload(max_workers=1), **kw)
+        self.wstate = state
+        self.wmetrics = metrics
+        self.data: WorkerData | None = None
+        self.emulation = Emulation({})
+
+    def perform_extra(self, action: Action) -> None:
+        assert self.offload is not None
+        if isinstance(action, LoadData):
+            self.emulation = Emulation(action.emulation)
+            self.wmetrics.emulation_active("compute_delay", self.emulation.active)
+            self.offload.submit(
+                ("load",),
+                load_partitions,
+                action.partitions,
+                action.coefficients,
+                action.n_partitions,
+                action.data_spec,
+                action.model_spec,
+            )
+        elif isinstance(action, Compute):
+            self.offload.submit(("gradient", action.iteration), self._compute, action)
+        else:
+            super().perform_extra(action)
+
+    def _compute(self, action: Compute) -> tuple[Any, float, float] | None:
+        # on the offload thread: skip work a newer model has already made stale
+        if action.iteration < self.wstate.latest or self.data is None:
+            return None
+        return compute_step(self.data, action.params, action.iteration, self.emulation)
+
+    def task_event(self, done: TaskDone) -> Event | None:
+        if done.error is not None:
+            return ComputeFailed(f"{type(done.error).__name__}: {done.error}")
+        if done.key == ("load",):
+            self.data = done.result
+            assert self.data is not None
+            return DataLoaded(self.data.n_rows)
+        if done.result is None:
+            return None  # skipped as stale
+        vector, total_s, delayed_s = done.result
+        self.wmetrics.emulated_delay.observe(delayed_s)
+        assert isinstance(done.key, tuple)
+        return GradientDone(int(done.key[1]), vector, total_s)
+
+    def observe(self, obs: Observe) -> None:
+        if obs.name == "compute":
+            self.wmetrics.compute_duration.observe(obs.value)
+        else:
+            super().observe(obs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m services.worker", description=__doc__)
+    node.add_flag(p, "--edge", type=int, required=True, help="index of this worker's edge")
+    node.add_flag(p, "--worker", type=int, required=True, help="index of this worker in its edge")
+    node.add_flag(p, "--edge-addr", required=True, help="the edge's address, tcp://host:port")
+    node.add_common_flags(p)
+    return p
+
+
+def run_worker(
+    edge: int,
+    worker: int,
+    edge_addr: str,
+    *,
+    config: TransportConfig | None = None,
+    stop: threading.Event | None = None,
+    registry: CollectorRegistry | None = None,
+) -> int:
+    """Run one worker until Shutdown (0), a failure (non-zero) or ``stop`` (130)."""
+    state = WorkerState(edge, worker)
+    metrics = WorkerMetrics(registry or CollectorRegistry(), edge, worker)
+    up = ChildEndpoint(state.node, metrics, edge_addr, parent=f"edge-{edge}", config=config)
+    return WorkerRunner(state, metrics, up=up, stop=stop).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.edge < 0 or args.worker < 0:
+        return node.fail(f"--edge/--worker: must be >= 0, got {args.edge}/{args.worker}")
+    registry = CollectorRegistry()
+    server, mport = serve_metrics(registry, args.metrics_host, args.metrics_port)
+    stop = threading.Event()
+    node.stop_on_signals(stop)
+    name = f"worker-{args.edge}-{args.worker}"
+    node.announce(args.ready_file, {"node": name, "pid": os.getpid(), "metrics_port": mport})
+    try:
+        return run_worker(
+            args.edge,
+            args.worker,
+            args.edge_addr,
+            config=node.transport_config(args),
+            stop=stop,
+            registry=registry,
+        )
+    finally:
+        server.close()
