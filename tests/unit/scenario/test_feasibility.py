@@ -1,0 +1,74 @@
+"""Infeasible tolerances are rejected against the topology (spec section 2), naming the field
+and the largest feasible value; every feasible combination is accepted."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from common.scenario import ScenarioError, check_code, largest_feasible_s_e, parse_scenario
+
+from .helpers import base, with_field
+
+
+def _doc(workers_per_edge: list[int], **code: int) -> dict:
+    doc = with_field(base(), "topology.workers_per_edge", workers_per_edge)
+    doc = with_field(doc, "topology.overrides", {})
+    return with_field(doc, "code", code)
+
+
+def test_spec_example_of_infeasible_s_e() -> None:
+    # n = 2, m = (1, 5), s_e = 1: the single worker of edge 0 would need every partition.
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(_doc([1, 5], s_e=1))
+    message = str(info.value)
+    assert message.startswith("code.s_e: 1 is infeasible for workers_per_edge [1, 5]")
+    assert "2 * 5 <= 6 fails" in message
+    assert "largest feasible s_e is 0" in message
+
+
+@pytest.mark.parametrize(
+    ("wpe", "code", "start", "phrase"),
+    [
+        (
+            [3, 3, 3],
+            {"s_e": 3},
+            "code.s_e: 3 is infeasible for 3 edges",
+            "largest feasible s_e is 2",
+        ),
+        (
+            [3, 2, 3],
+            {"s_w": 2},
+            "code.s_w: 2 is infeasible for workers_per_edge [3, 2, 3]",
+            "largest feasible s_w is 1",
+        ),
+        ([4, 1, 1], {"s_e": 1}, "code.s_e: 1 is infeasible", "largest feasible s_e is 0"),
+        ([2, 2], {"s": 4}, "code.s: 4 is infeasible for 4 workers", "s <= M - 1 = 3"),
+    ],
+)
+def test_infeasible_tolerances(wpe: list[int], code: dict, start: str, phrase: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(_doc(wpe, **code))
+    assert str(info.value).startswith(start), str(info.value)
+    assert phrase in str(info.value)
+
+
+@pytest.mark.parametrize("wpe", [(3, 3, 3), (1, 5), (4, 3, 4, 3), (2, 2, 6), (1,), (5, 1, 1, 1)])
+def test_rule_matches_brute_force_definition(wpe: tuple[int, ...]) -> None:
+    n, M = len(wpe), sum(wpe)
+    for s_e, s_w in itertools.product(range(n + 1), range(max(wpe) + 1)):
+        feasible = s_e <= n - 1 and s_w <= min(wpe) - 1 and (s_e + 1) * max(wpe) <= M
+        if feasible:
+            check_code(s_e, s_w, 0, wpe, "code")
+        else:
+            with pytest.raises(ScenarioError, match=r"^code\.s_[ew]: "):
+                check_code(s_e, s_w, 0, wpe, "code")
+    assert largest_feasible_s_e(wpe) == max(s for s in range(n) if (s + 1) * max(wpe) <= M)
+
+
+def test_default_flat_s_matches_hgc_load() -> None:
+    sc = parse_scenario(_doc([3, 3, 3], s_e=1, s_w=1))
+    assert sc.code.s == 3  # (s + 1) / M = (s_e + 1)(s_w + 1) / M
+    capped = parse_scenario(_doc([2, 2], s_e=1, s_w=1))
+    assert capped.code.s == 3  # min((1+1)(1+1) - 1, M - 1)
