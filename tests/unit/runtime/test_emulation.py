@@ -1,0 +1,196 @@
+"""Link and compute emulation: the arithmetic of release times and model compute times."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from common.perf.system import Link, StragglerModel, WorkerProfile
+from common.runtime.emulation import (
+    ComputeEmulator,
+    LinkEmulator,
+    emulate_compute,
+    link_is_trivial,
+)
+
+# ------------------------------------------------------------------ links
+
+
+def test_latency_plus_transmission() -> None:
+    em = LinkEmulator(Link(latency_s=0.1, bandwidth_bytes_per_s=1000.0))
+    assert em.schedule(500, now=10.0) == pytest.approx(10.0 + 0.5 + 0.1)
+
+
+def test_transmissions_are_serialised_on_a_link() -> None:
+    em = LinkEmulator(Link(latency_s=0.1, bandwidth_bytes_per_s=1000.0))
+    first = em.schedule(1000, now=0.0)  # on the wire 0..1
+    second = em.schedule(1000, now=0.5)  # waits for the first: on the wire 1..2
+    third = em.schedule(1000, now=5.0)  # link idle again: 5..6
+    assert (first, second, third) == pytest.approx((1.1, 2.1, 6.1))
+
+
+def test_jitter_is_bounded_deterministic_and_keeps_order() -> None:
+    link = Link(latency_s=0.05, jitter_s=0.04)
+    a, b = LinkEmulator(link, seed=3), LinkEmulator(link, seed=3)
+    times_a = [a.schedule(0, now=0.001 * k) for k in range(500)]
+    times_b = [b.schedule(0, now=0.001 * k) for k in range(500)]
+    assert times_a == times_b
+    delays = np.array(times_a) - 0.001 * np.arange(500)
+    assert delays.min() >= 0.01 - 1e-12 and delays.max() <= 0.09 + 1e-12
+    assert all(x <= y for x, y in zip(times_a, times_a[1:], strict=False))  # TCP order
+    other = LinkEmulator(link, seed=4)
+    assert [other.schedule(0, now=0.001 * k) for k in range(500)] != times_a
+
+
+def test_loss_costs_a_retransmission_at_the_configured_rate() -> None:
+    em = LinkEmulator(Link(loss=0.2, retransmit_s=1.0), seed=0)
+    n = 5000
+    delays = [em.schedule(0, now=10.0 * k) - 10.0 * k for k in range(n)]
+    lost = sum(d == pytest.approx(1.0) for d in delays)
+    assert set(np.round(delays, 9)) == {0.0, 1.0}
+    assert abs(lost / n - 0.2) < 0.03
+
+
+def test_mean_delay_matches_the_model_mean() -> None:
+    link = Link(
+        latency_s=0.02, jitter_s=0.01, bandwidth_bytes_per_s=1e6, loss=0.1, retransmit_s=0.2
+    )
+    em = LinkEmulator(link, seed=1)
+    n = 4000
+    delays = [em.schedule(10_000, now=100.0 * k) - 100.0 * k for k in range(n)]
+    assert np.mean(delays) == pytest.approx(link.mean_transfer_s(10_000), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "link, field",
+    [
+        (Link(latency_s=-1), "latency_s"),
+        (Link(jitter_s=-0.1), "jitter_s"),
+        (Link(bandwidth_bytes_per_s=0), "bandwidth_bytes_per_s"),
+        (Link(loss=1.0), "loss"),
+        (Link(retransmit_s=-1), "retransmit_s"),
+    ],
+)
+def test_bad_links_are_refused_naming_the_field(link: Link, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        LinkEmulator(link)
+
+
+def test_trivial_link() -> None:
+    assert link_is_trivial(Link())
+    assert not link_is_trivial(Link(latency_s=0.001))
+    assert not link_is_trivial(Link(bandwidth_bytes_per_s=1e9))
+    with pytest.raises(ValueError, match="nbytes"):
+        LinkEmulator(Link()).schedule(-1, 0.0)
+
+
+# ------------------------------------------------------------------ compute
+
+
+def test_shifted_exponential_mean_and_minimum() -> None:
+    profile = WorkerProfile(shift_s=2.0, rate=4.0)
+    load = 0.25
+    em = ComputeEmulator(profile, StragglerModel(), load, seed=7)
+    times = np.array([em.target_s(t) for t in range(4000)])
+    assert times.min() >= 2.0 * load
+    assert times.mean() == pytest.approx(2.0 * load + load / 4.0, rel=0.05)
+
+
+def test_draws_are_deterministic_per_iteration() -> None:
+    em = ComputeEmulator(WorkerProfile(shift_s=1.0, rate=1.0), StragglerModel(), 0.5, seed=3)
+    forward = [em.target_s(t) for t in range(20)]
+    assert em.target_s(5) == forward[5]  # asking again (a retried iteration) gives the same
+    again = ComputeEmulator(WorkerProfile(shift_s=1.0, rate=1.0), StragglerModel(), 0.5, seed=3)
+    assert [again.target_s(t) for t in range(20)] == forward
+    other = ComputeEmulator(WorkerProfile(shift_s=1.0, rate=1.0), StragglerModel(), 0.5, seed=4)
+    assert [other.target_s(t) for t in range(20)] != forward
+
+
+def test_infinite_rate_is_deterministic_shift() -> None:
+    em = ComputeEmulator(WorkerProfile(shift_s=3.0, rate=math.inf), StragglerModel(), 0.5)
+    assert {em.target_s(t) for t in range(10)} == {1.5}
+
+
+def test_markov_slow_state_fraction_and_slowdown() -> None:
+    model = StragglerModel(kind="markov", p_slow=0.1, p_recover=0.3, slowdown=10.0)
+    em = ComputeEmulator(WorkerProfile(shift_s=1.0, rate=math.inf), model, 1.0, seed=2)
+    times = np.array([em.target_s(t) for t in range(6000)])
+    assert set(np.unique(times)) <= {1.0, 10.0}
+    stationary_slow = 0.1 / (0.1 + 0.3)
+    assert np.mean(times == 10.0) == pytest.approx(stationary_slow, abs=0.05)
+    # the state is a chain, not independent draws: slow iterations come in runs
+    slow = times == 10.0
+    p_stay = np.mean(slow[1:][slow[:-1]])
+    assert p_stay == pytest.approx(0.7, abs=0.07)
+    # going back in time replays the same chain
+    assert em.target_s(17) == times[17]
+
+
+def test_trace_replay_scales_with_load_and_cycles() -> None:
+    trace = np.array([[1.0, 2.0], [3.0, 4.0]])
+    model = StragglerModel(kind="trace", trace=trace, trace_load=0.5)
+    em = ComputeEmulator(WorkerProfile(shift_s=0, rate=1.0), model, 0.25, worker_index=1)
+    assert [em.target_s(t) for t in range(4)] == [1.0, 2.0, 1.0, 2.0]
+    with pytest.raises(ValueError, match="worker_index"):
+        ComputeEmulator(WorkerProfile(shift_s=0, rate=1.0), model, 0.25, worker_index=2)
+
+
+def test_extra_delay_tops_up_to_the_model_time() -> None:
+    em = ComputeEmulator(WorkerProfile(shift_s=2.0, rate=math.inf), StragglerModel(), 0.5)
+    assert em.extra_delay_s(0, measured_s=0.25) == pytest.approx(0.75)
+    assert em.extra_delay_s(0, measured_s=3.0) == 0.0  # already slower than the model
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"load": 0.0}, "load"),
+        ({"load": 1.5}, "load"),
+        ({"profile": WorkerProfile(shift_s=-1, rate=1)}, "shift_s"),
+        ({"profile": WorkerProfile(shift_s=1, rate=0)}, "rate"),
+        ({"straggler": StragglerModel(kind="pareto")}, "kind"),
+        ({"straggler": StragglerModel(kind="trace")}, "trace"),
+    ],
+)
+def test_bad_compute_parameters(kwargs: dict, match: str) -> None:
+    args: dict[str, Any] = {
+        "profile": WorkerProfile(shift_s=1, rate=1),
+        "straggler": StragglerModel(),
+        "load": 0.5,
+    }
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        ComputeEmulator(**args)
+
+
+def test_negative_iteration_is_refused() -> None:
+    em = ComputeEmulator(WorkerProfile(shift_s=1, rate=1), StragglerModel(), 0.5)
+    with pytest.raises(ValueError, match="iteration"):
+        em.target_s(-1)
+
+
+def test_emulate_compute_spends_at_least_the_time() -> None:
+    for mode in ("delay", "work"):
+        started = time.perf_counter()
+        spent = emulate_compute(0.05, mode)
+        assert spent >= 0.05
+        assert time.perf_counter() - started >= 0.05
+    assert emulate_compute(5.0, "off") == 0.0
+    with pytest.raises(ValueError, match="mode"):
+        emulate_compute(0.1, "nap")
+    with pytest.raises(ValueError, match="extra_s"):
+        emulate_compute(-0.1, "delay")
+
+
+def test_work_mode_really_uses_the_cpu() -> None:
+    cpu0 = time.process_time()
+    emulate_compute(0.2, "work")
+    busy = time.process_time() - cpu0
+    cpu0 = time.process_time()
+    emulate_compute(0.2, "delay")
+    idle = time.process_time() - cpu0
+    assert busy > 5 * idle  # ratio, not an absolute time
