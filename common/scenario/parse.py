@@ -172,7 +172,7 @@ def _code(value: Any, wpe: tuple[int, ...], n_train: int, path: str) -> CodeChoi
     default_s = min((s_e + 1) * (s_w + 1) - 1, sum(wpe) - 1)
     flat_s = get_int(s, "s", path, default_s, lo=0)
     K = get_int(s, "K", path, None, lo=1, hi=n_train)
-    check_code(s_e, s_w, flat_s, wpe, path)
+    check_code(s_e, s_w, flat_s, wpe, path, K)
     return CodeChoice(s_e, s_w, flat_s, K)
 
 

@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from common import coding
 from common.scenario import ScenarioError, check_code, largest_feasible_s_e, parse_scenario
 
 from .helpers import base, with_field
@@ -72,3 +73,22 @@ def test_default_flat_s_matches_hgc_load() -> None:
     assert sc.code.s == 3  # (s + 1) / M = (s_e + 1)(s_w + 1) / M
     capped = parse_scenario(_doc([2, 2], s_e=1, s_w=1))
     assert capped.code.s == 3  # min((1+1)(1+1) - 1, M - 1)
+
+
+@pytest.mark.parametrize("wpe", [(3, 3, 3), (1, 5), (4, 3, 4, 3), (2, 2, 6), (5, 1, 1, 1), (2, 3)])
+def test_rule_agrees_with_the_coding_core(wpe: tuple[int, ...]) -> None:
+    for s_e, s_w in itertools.product(range(len(wpe) + 1), range(max(wpe) + 1)):
+        try:
+            check_code(s_e, s_w, 0, wpe, "code")
+            ours = True
+        except ScenarioError:
+            ours = False
+        assert ours == coding.is_feasible(wpe, s_e, s_w), (wpe, s_e, s_w)
+
+
+def test_requested_K_must_give_integer_loads() -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(_doc([3, 3, 3], s_e=1, s_w=1, K=10))
+    assert str(info.value).startswith("code.K: 10 does not give integer loads")
+    assert "multiple of 9" in str(info.value)
+    assert parse_scenario(_doc([3, 3, 3], s_e=1, s_w=1, K=18)).code.K == 18
