@@ -1,0 +1,523 @@
+"""A whole cluster — master, edges, workers — on one machine, for tests and the launcher.
+
+Two flavours with the same shape:
+
+- :class:`LocalCluster`: every node a real subprocess (``python -m services.<role>``) in its
+  own process group, on loopback (port 0) by default; hooks let the launcher run nodes in
+  network namespaces or cgroups.
+- :class:`InProcessCluster`: every node a thread of this process, on real zmq sockets; fast
+  for integration tests. ``kill(node)`` stops a node's loop and closes its sockets without a
+  goodbye, which its peers see as a crash.
+
+Both take the master's run description (the JSON schema of ``services.master.config``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from common.coding import code_from_spec
+from common.runtime.transport import TransportConfig
+from services.master.config import parse_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not start or did not reach a state in time; the message says which
+    node and includes the tail of its log."""
+
+
+def topology(config: Mapping[str, Any]) -> tuple[int, ...]:
+    """Workers per edge of a run description (validates it on the way)."""
+    training, _ = parse_config(dict(config))
+    code = code_from_spec(training.code_spec)
+    return tuple(int(m) for m in code.workers_per_edge)
+
+
+def node_names(workers_per_edge: tuple[int, ...]) -> list[str]:
+    """``["master", "edge-0", ..., "worker-0-0", ...]`` in start order."""
+    edges = [f"edge-{i}" for i in range(len(workers_per_edge))]
+    workers = [f"worker-{i}-{j}" for i, m in enumerate(workers_per_edge) for j in range(m)]
+    return ["master", *edges, *workers]
+
+
+def _poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ===================================================================== subprocesses
+class LocalCluster:
+    """Master, edges and workers as real subprocesses; a context manager that always cleans up.
+
+    Parameters
+    ----------
+    config : mapping
+        The master's run description (``services.master.config``: code, data_spec,
+        model_spec, emulation_spec, training, seed). The topology comes from its code.
+    workdir : path, optional
+        Where the config, ready files, logs (``logs/<node>.log``), the record
+        (``record.jsonl``) and parameter files go. A temporary directory (removed on
+        close) if omitted.
+    params_trace : bool
+        Ask the master for ``params_trace.npz`` (parameters after every iteration).
+    heartbeat_s, liveness : float, int
+        Transport heartbeat interval and missed beats before a peer counts as down.
+    ready_timeout_s : float
+        Deadline for every node to bind and for the Ready barrier.
+    python : str
+        Interpreter for the nodes (default: this one).
+    command_prefix : callable ``node -> list[str]``, optional
+        Prepended to the node's command, e.g. ``["ip", "netns", "exec", "hgc-ns-w01"]``.
+    node_env : callable ``node -> dict[str, str]``, optional
+        Extra environment for the node (added to this process's environment).
+    on_started : callable ``(node, pid) -> None``, optional
+        Called right after a node's process starts (e.g. to move it into a cgroup).
+    bind_host : callable ``node -> str``, optional
+        Address the node binds its ROUTER and ``/metrics`` on (default ``127.0.0.1``).
+    connect_host : callable ``node -> str``, optional
+        Address *other* nodes use to reach this node (default: its ``bind_host``), e.g. the
+        node's veth address when it lives in a network namespace.
+    ports : mapping node -> int, optional
+        Fixed ROUTER ports for the master / edges (default 0: any free port, read back from
+        the node's ready file).
+    metrics_ports : mapping node -> int, optional
+        Fixed ``/metrics`` ports (default 0).
+    extra_args : callable ``node -> list[str]``, optional
+        Extra flags for the node's command line.
+
+    Attributes (after ``start``)
+    ----------
+    pids, ports, metrics_ports : dict node -> int
+    record_path, params_trace_path, workdir : Path
+    nodes : list[str]
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        workdir: str | Path | None = None,
+        params_trace: bool = False,
+        heartbeat_s: float = 0.25,
+        liveness: int = 4,
+        ready_timeout_s: float = 60.0,
+        python: str = sys.executable,
+        command_prefix: Callable[[str], list[str]] | None = None,
+        node_env: Callable[[str], dict[str, str]] | None = None,
+        on_started: Callable[[str, int], None] | None = None,
+        bind_host: Callable[[str], str] | None = None,
+        connect_host: Callable[[str], str] | None = None,
+        ports: Mapping[str, int] | None = None,
+        metrics_ports: Mapping[str, int] | None = None,
+        extra_args: Callable[[str], list[str]] | None = None,
+    ) -> None:
+        self.config = dict(config)
+        self.workers_per_edge = topology(self.config)
+        self.nodes = node_names(self.workers_per_edge)
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hgc-cluster-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        (self.workdir / "ready").mkdir(exist_ok=True)
+        self.record_path = self.workdir / "record.jsonl"
+        self.params_path = self.workdir / "params.npy"
+        self.params_trace_path = self.workdir / "params_trace.npz" if params_trace else None
+        self.heartbeat_s, self.liveness = heartbeat_s, liveness
+        self.ready_timeout_s = ready_timeout_s
+        self.python = python
+        self.command_prefix = command_prefix or (lambda node: [])
+        self.node_env = node_env or (lambda node: {})
+        self.on_started = on_started or (lambda node, pid: None)
+        self.bind_host = bind_host or (lambda node: "127.0.0.1")
+        self.connect_host = connect_host or self.bind_host
+        self._fixed_ports = dict(ports or {})
+        self._fixed_metrics = dict(metrics_ports or {})
+        self.extra_args = extra_args or (lambda node: [])
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.pids: dict[str, int] = {}
+        self.ports: dict[str, int] = {}
+        self.metrics_ports: dict[str, int] = {}
+        self._logs: dict[str, Any] = {}
+        self._closed = False
+        _LIVE.add(self)
+
+    # ------------------------------------------------------------ life cycle
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, wait_ready: bool = True) -> None:
+        """Start master, then edges, then workers (each once its parent's port is known)."""
+        config_path = self.workdir / "run.json"
+        config_path.write_text(json.dumps(self.config, indent=1))
+        self._spawn("master", "services.master", self._master_args(config_path))
+        self._await_bound("master")
+        master_addr = f"tcp://{self.connect_host('master')}:{self.ports['master']}"
+        for i in range(len(self.workers_per_edge)):
+            node = f"edge-{i}"
+            args = ["--edge", str(i), "--master-addr", master_addr, "--bind", self._bind(node)]
+            self._spawn(node, "services.edge", args)
+        for i, m in enumerate(self.workers_per_edge):
+            edge = f"edge-{i}"
+            self._await_bound(edge)
+            edge_addr = f"tcp://{self.connect_host(edge)}:{self.ports[edge]}"
+            for j in range(m):
+                args = ["--edge", str(i), "--worker", str(j), "--edge-addr", edge_addr]
+                self._spawn(f"worker-{i}-{j}", "services.worker", args)
+        for node in self.nodes:
+            self._await_bound(node)
+        if wait_ready:
+            self.wait_ready()
+
+    def _master_args(self, config_path: Path) -> list[str]:
+        args = ["--config", str(config_path), "--bind", self._bind("master")]
+        args += ["--record", str(self.record_path), "--save-params", str(self.params_path)]
+        if self.params_trace_path is not None:
+            args += ["--params-trace", str(self.params_trace_path)]
+        return args
+
+    def _bind(self, node: str) -> str:
+        return f"tcp://{self.bind_host(node)}:{self._fixed_ports.get(node, 0)}"
+
+    def _ready_file(self, node: str) -> Path:
+        return self.workdir / "ready" / f"{node}.json"
+
+    def _spawn(self, node: str, module: str, args: list[str]) -> None:
+        cmd = [*self.command_prefix(node), self.python, "-m", module, *args]
+        cmd += ["--ready-file", str(self._ready_file(node))]
+        cmd += ["--metrics-host", self.bind_host(node)]
+        cmd += ["--metrics-port", str(self._fixed_metrics.get(node, 0))]
+        cmd += ["--heartbeat-s", str(self.heartbeat_s), "--liveness", str(self.liveness)]
+        cmd += self.extra_args(node)
+        env = {**os.environ, **self.node_env(node)}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        log = open(self.workdir / "logs" / f"{node}.log", "ab")  # noqa: SIM115 (closed in close)
+        self._logs[node] = log
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(REPO_ROOT),
+            start_new_session=True,  # its own process group: kill/pause reach all its threads
+        )
+        self.procs[node], self.pids[node] = proc, proc.pid
+        self.on_started(node, proc.pid)
+
+    def _announcement(self, node: str) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self._ready_file(node).read_text()))
+        except (OSError, ValueError):
+            return None
+
+    def _await_bound(self, node: str) -> None:
+        def bound() -> dict[str, Any] | None:
+            self._check_alive(node)
+            return self._announcement(node)
+
+        info = self._wait(bound, f"{node} to start")
+        self.metrics_ports[node] = int(info["metrics_port"])
+        if "port" in info:
+            self.ports[node] = int(info["port"])
+
+    def _check_alive(self, node: str) -> None:
+        proc = self.procs[node]
+        if proc.poll() is not None:
+            raise ClusterError(
+                f"{node} exited with status {proc.returncode} during start-up:\n{self.log(node)}"
+            )
+
+    def _wait(self, condition: Callable[[], Any], what: str) -> Any:
+        try:
+            return _poll(condition, self.ready_timeout_s, what)
+        except ClusterError as exc:
+            tails = "\n".join(f"--- {n}\n{self.log(n, 10)}" for n in self.procs)
+            raise ClusterError(f"{exc}\n{tails}") from None
+
+    def wait_ready(self) -> None:
+        """Block until the master passed the Ready barrier (all nodes set up)."""
+
+        def training() -> bool:
+            info = self._announcement("master") or {}
+            if info.get("phase") == "training" or self.done():
+                return True
+            for node in self.procs:
+                self._check_alive(node)
+            return False
+
+        self._wait(training, "the Ready barrier")
+
+    # ------------------------------------------------------------ control
+    def done(self) -> bool:
+        return self.procs["master"].poll() is not None
+
+    def wait(self, timeout: float = 120.0) -> int:
+        """Wait for the master to exit, then for every other node; the master's status."""
+        status = self.procs["master"].wait(timeout)
+        deadline = time.monotonic() + max(5.0, 10 * self.heartbeat_s * self.liveness)
+        for proc in self.procs.values():
+            # close() kills what did not follow the Shutdown
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.0, deadline - time.monotonic()))
+        return status
+
+    def exit_codes(self) -> dict[str, int | None]:
+        return {node: proc.poll() for node, proc in self.procs.items()}
+
+    def _signal(self, node: str, sig: int) -> None:
+        if node not in self.procs:
+            raise KeyError(f"no node {node!r}; nodes: {', '.join(self.procs)}")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pids[node], sig)
+
+    def kill(self, node: str) -> None:
+        """SIGKILL the node's process group (a crash: no goodbye)."""
+        self._signal(node, signal.SIGKILL)
+        self.procs[node].wait(10)
+
+    def pause(self, node: str) -> None:
+        """SIGSTOP: the node stops computing and heartbeating until ``resume``."""
+        self._signal(node, signal.SIGSTOP)
+
+    def resume(self, node: str) -> None:
+        self._signal(node, signal.SIGCONT)
+
+    # ------------------------------------------------------------ results
+    def records(self) -> list[dict[str, Any]]:
+        return read_records(self.record_path)
+
+    def params(self) -> np.ndarray:
+        return np.asarray(np.load(self.params_path))
+
+    def params_trace(self) -> dict[str, np.ndarray]:
+        if self.params_trace_path is None:
+            raise ValueError("start the cluster with params_trace=True")
+        with np.load(self.params_trace_path) as f:
+            return {"iterations": f["iterations"], "params": f["params"]}
+
+    def log(self, node: str, lines: int = 40) -> str:
+        path = self.workdir / "logs" / f"{node}.log"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def close(self) -> None:
+        """Kill every node still running (process groups, resumed first if paused), wait
+        for them, close logs; remove the workdir if it was a temporary one."""
+        if self._closed:
+            return
+        self._closed = True
+        _LIVE.discard(self)
+        for node, proc in self.procs.items():
+            if proc.poll() is None:
+                for sig in (signal.SIGCONT, signal.SIGKILL):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.pids[node], sig)
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        for log in self._logs.values():
+            log.close()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+_LIVE: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Last resort against orphans: close clusters nobody closed."""
+    for cluster in list(_LIVE):
+        cluster.close()
+
+
+# ===================================================================== threads
+class InProcessCluster:
+    """Master, edges and workers as threads of this process, on real zmq sockets (loopback).
+
+    Same run description as :class:`LocalCluster`. ``kill(node)`` ends a node's loop and
+    closes its sockets with no Shutdown or goodbye (its peers notice by missing heartbeats).
+    Each node has its own ``CollectorRegistry`` (``registries[node]``) for metric checks.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        heartbeat_s: float = 0.1,
+        liveness: int = 4,
+        ready_timeout_s: float = 30.0,
+    ) -> None:
+        from services.edge.service import start_edge
+        from services.master.service import start_master
+        from services.worker.service import run_worker
+
+        self.training, self.seed = parse_config(dict(config))
+        self.workers_per_edge = topology(config)
+        self.nodes = node_names(self.workers_per_edge)
+        self.transport = TransportConfig(heartbeat_interval_s=heartbeat_s, liveness=liveness)
+        self.ready_timeout_s = ready_timeout_s
+        self.stops = {node: threading.Event() for node in self.nodes}
+        self.registries = {node: CollectorRegistry() for node in self.nodes}
+        self.status: dict[str, int | BaseException] = {}
+        self.threads: dict[str, threading.Thread] = {}
+        self.ports: dict[str, int] = {}
+        self._record = io.StringIO()
+        self._started = threading.Event()
+        self._start_master = start_master
+        self._start_edge = start_edge
+        self._run_worker = run_worker
+
+    def __enter__(self) -> InProcessCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _thread(self, node: str, fn: Callable[[], int]) -> None:
+        def body() -> None:
+            try:
+                self.status[node] = fn()
+            except BaseException as exc:  # surfaced by wait()/check(), never swallowed
+                self.status[node] = exc
+
+        t = threading.Thread(target=body, name=node, daemon=True)
+        self.threads[node] = t
+        t.start()
+
+    def start(self, wait_ready: bool = True) -> None:
+        master, port = self._start_master(
+            self.training,
+            self.seed,
+            transport=self.transport,
+            stop=self.stops["master"],
+            registry=self.registries["master"],
+            record=self._record,
+            on_phase=lambda phase: self._started.set() if phase == "training" else None,
+        )
+        self.master = master
+        self.ports["master"] = port
+        self._thread("master", master.run)
+        for i, m in enumerate(self.workers_per_edge):
+            node = f"edge-{i}"
+            edge, eport = self._start_edge(
+                i,
+                f"tcp://127.0.0.1:{port}",
+                config=self.transport,
+                stop=self.stops[node],
+                registry=self.registries[node],
+            )
+            self.ports[node] = eport
+            self._thread(node, edge.run)
+            for j in range(m):
+                wnode = f"worker-{i}-{j}"
+                self._thread(wnode, self._worker(i, j, eport))
+        if wait_ready:
+            _poll(self._ready_or_failed, self.ready_timeout_s, "the Ready barrier")
+            self.check()
+
+    def _worker(self, i: int, j: int, eport: int) -> Callable[[], int]:
+        node = f"worker-{i}-{j}"
+        return lambda: self._run_worker(
+            i,
+            j,
+            f"tcp://127.0.0.1:{eport}",
+            config=self.transport,
+            stop=self.stops[node],
+            registry=self.registries[node],
+        )
+
+    def _ready_or_failed(self) -> bool:
+        return self._started.is_set() or any(
+            isinstance(s, BaseException) for s in self.status.values()
+        )
+
+    def check(self) -> None:
+        """Raise the first exception any node thread died of."""
+        for node, s in self.status.items():
+            if isinstance(s, BaseException):
+                raise ClusterError(f"{node} raised {type(s).__name__}: {s}") from s
+
+    def kill(self, node: str) -> None:
+        self.stops[node].set()
+        self.threads[node].join(10)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        """Wait for the master to finish and every node to follow; the master's status."""
+        self.threads["master"].join(timeout)
+        if self.threads["master"].is_alive():
+            raise ClusterError(f"master still running after {timeout} s")
+        for t in self.threads.values():
+            t.join(10)
+        self.check()
+        status = self.status["master"]
+        assert isinstance(status, int)
+        return status
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self._record.getvalue().splitlines()]
+
+    def params(self) -> np.ndarray:
+        return self.master.mstate.params
+
+    def params_trace(self) -> Iterator[tuple[int, np.ndarray]]:
+        return iter(self.master.trace)
+
+    def sample(self, node: str, name: str, labels: dict[str, str] | None = None) -> float:
+        """A metric value of ``node`` (0.0 when the series does not exist yet)."""
+        value = self.registries[node].get_sample_value(name, labels or {})
+        return 0.0 if value is None else float(value)
+
+    def close(self) -> None:
+        for stop in self.stops.values():
+            stop.set()
+        for t in self.threads.values():
+            t.join(10)
