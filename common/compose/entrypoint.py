@@ -20,6 +20,9 @@ Outputs (environment of the service, so it can export ``hgc_<role>_emulation_act
 
 - ``HGC_KERNEL_SHAPING``: comma-separated kernel mechanisms now active (tbf, htb, netem);
   empty when none.
+- ``HGC_EMULATION_EXTERNAL``: the same plus ``cpu_quota`` when ``HGC_CPU_LIMIT`` (the
+  container's ``cpus`` limit, set by ``hgc compose``) is set: the launcher's variable, which the
+  services turn into ``hgc_<role>_emulation_active{mechanism}``.
 - ``HGC_INPROCESS_LINK``: ``1`` when the delay/jitter/loss part of the profile could not be
   done by the kernel (no netem) and is left to the in-process emulation, else ``0``.
 """
@@ -185,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hgc entrypoint: error: {exc}", file=sys.stderr)
         return 2
     os.environ["HGC_KERNEL_SHAPING"] = ",".join(kernel)
+    # The launcher's contract (common.testbed.emulation): mechanisms applied outside the
+    # process, which the service reports in hgc_<role>_emulation_active{mechanism}.
+    external = [*kernel, *(["cpu_quota"] if os.environ.get("HGC_CPU_LIMIT") else [])]
+    os.environ["HGC_EMULATION_EXTERNAL"] = ",".join(external)
     os.environ["HGC_INPROCESS_LINK"] = "1" if inprocess else "0"
     sys.stdout.flush()
     sys.stderr.flush()
