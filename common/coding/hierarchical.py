@@ -36,7 +36,7 @@ class HierarchicalCode:
     placement: Placement
     worker_coefficients: tuple[tuple[np.ndarray, ...], ...]
     edge_targets: np.ndarray  # (n_edges, K)
-    variant: str  # "lagrange" (incl. unit tiers when a tolerance is 0), "fr" or "ignore"
+    variant: str  # "fr" (every tier 0/1), "lagrange" (some tier polynomial) or "ignore"
     edge_tier: Tier = field(repr=False)
     worker_tiers: tuple[Tier, ...] = field(repr=False)
     points: str = DEFAULT_POINTS
@@ -160,6 +160,8 @@ def build_hierarchical(
                 for j, parts in enumerate(edge)
             )
         )
+    if variant == "lagrange" and all(t.kind != "lagrange" for t in (edge_tier, *worker_tiers)):
+        variant = "fr"  # the placement made every tier a 0/1 repetition: no numerical error
     return HierarchicalCode(
         scheme=scheme,
         n_edges=n,

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 
 # Point families measured in docs/numerics.md; the default is the best one measured.
-POINT_KINDS = ("chebyshev", "chebyshev-sorted", "chebyshev-end", "equispaced", "integers")
-DEFAULT_POINTS = "chebyshev"
+POINT_KINDS = ("equi-bitrev", "equi-sorted", "cheb-bitrev", "cheb-sorted", "cheb-end", "integers")
+DEFAULT_POINTS = "equi-bitrev"
 
 
 def bit_reversal_ranks(N: int) -> np.ndarray:
@@ -37,34 +37,35 @@ def bit_reversal_ranks(N: int) -> np.ndarray:
 def tier_points(N: int, kind: str = DEFAULT_POINTS) -> tuple[np.ndarray, float]:
     """Evaluation points α (shape (N,)) and decode point β for an N-node tier.
 
-    ``chebyshev`` (default): first-kind Chebyshev nodes -cos((2j+1)π/2N) of (-1, 1), assigned
-    to node indices in bit-reversal order, β = 0 (between the two central nodes; for odd N,
-    where 0 is a node, the midpoint of the central node and its right neighbour).
-    ``chebyshev-sorted``: the same nodes and β in increasing order of node index.
-    ``chebyshev-end``: the nodes in increasing order, β = 1 (just outside, at the end).
-    ``equispaced``: N points in [-1, 1], β midway between the two central points.
+    ``equi-bitrev`` (default): N equispaced points of [-1, 1] assigned to node indices in
+    bit-reversal order; β midway between the two central points (for odd N, between the
+    centre and its right neighbour). ``equi-sorted``: the same in increasing order.
+    ``cheb-bitrev`` / ``cheb-sorted``: first-kind Chebyshev nodes -cos((2j+1)π/2N), same β rule.
+    ``cheb-end``: Chebyshev nodes in increasing order, β = 1 (just outside, at the end).
     ``integers``: α = 1..N, β = 0 (the spec's worked example; unstable for large N).
+    See docs/numerics.md for the measured comparison.
     """
     if N < 1:
         raise ValueError(f"N: a tier needs at least one node, got {N}")
+    if kind not in POINT_KINDS:
+        raise ValueError(f"points: unknown kind {kind!r}; known: {', '.join(POINT_KINDS)}")
     if kind == "integers":
         return np.arange(1, N + 1, dtype=np.float64), 0.0
-    if kind == "equispaced":
-        if N == 1:
-            return np.zeros(1), 1.0
-        pts = np.linspace(-1.0, 1.0, N)
-        return pts, float(pts[N // 2] + pts[N // 2 - 1]) / 2 if N % 2 == 0 else 1.0 / (N - 1)
-    if kind in ("chebyshev", "chebyshev-sorted", "chebyshev-end"):
-        pts = -np.cos((2 * np.arange(N) + 1) * np.pi / (2 * N))
-        if N == 1:
-            return pts, 1.0
-        if kind == "chebyshev-end":
-            return pts, 1.0
-        beta = 0.0 if N % 2 == 0 else float(pts[N // 2] + pts[N // 2 + 1]) / 2
-        if kind == "chebyshev":
-            pts = pts[bit_reversal_ranks(N)]
-        return pts, beta
-    raise ValueError(f"points: unknown kind {kind!r}; known: {', '.join(POINT_KINDS)}")
+    if N == 1:
+        return np.zeros(1), 1.0
+    j = np.arange(N)
+    if kind.startswith("equi"):
+        pts = (2.0 * j - (N - 1)) / (N - 1)  # exactly symmetric about 0
+    else:
+        pts = -np.cos((2 * j + 1) * np.pi / (2 * N))
+    if kind == "cheb-end":
+        return pts, 1.0
+    # β between the two central points: 0 for even N; for odd N (0 is a point) the midpoint of
+    # the centre and its right neighbour
+    beta = 0.0 if N % 2 == 0 else float(pts[N // 2 + 1]) / 2
+    if kind.endswith("bitrev"):
+        pts = pts[bit_reversal_ranks(N)]
+    return pts, beta
 
 
 def encoding_matrix(

@@ -113,3 +113,87 @@ def hierarchical_error_estimate(code: object) -> float:
         per_edge[i] = memo[key]
     delta_e, amp_e = tier_error(edge_tier, node_error=per_edge + EPS)
     return delta_e + amp_e
+
+
+def hierarchical_pattern_count(code: object) -> int:
+    """Number of distinct decodes: sum over edge sets F (|F| = n - s_e) of prod C(m_i, s_w)."""
+    m = code.workers_per_edge  # type: ignore[attr-defined]
+    n, s_e, s_w = len(m), code.s_e, code.s_w  # type: ignore[attr-defined]
+    per = [math.comb(mi, s_w) for mi in m]
+    return sum(math.prod(per[i] for i in F) for F in itertools.combinations(range(n), n - s_e))
+
+
+def measured_decode_error(
+    code: object,
+    P: int = 8,
+    exhaustive_limit: int = 100_000,
+    samples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, int]:
+    """Worst relative error ||ĝ - Σ g_k|| / ||Σ g_k|| of the float64 decode, measured.
+
+    Random partition gradients g_k (shape (K, P), standard normal); every straggler pattern
+    if there are at most ``exhaustive_limit``, otherwise ``samples`` random ones plus the
+    adversarial ones (consecutive windows of indices and of points at both tiers). Returns
+    (worst error, patterns tried).
+    """
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((code.K, P))  # type: ignore[attr-defined]
+    want = G.sum(axis=0)
+    n, m = code.n_edges, code.workers_per_edge  # type: ignore[attr-defined]
+    z = [
+        [
+            np.asarray(c) @ G[list(p)] if len(p) else np.zeros(P)
+            for p, c in zip(code.placement[i], code.worker_coefficients[i], strict=True)  # type: ignore[attr-defined]
+        ]
+        for i in range(n)
+    ]
+    edge_out: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+
+    def y(i: int, F_i: tuple[int, ...]) -> np.ndarray:
+        if (i, F_i) not in edge_out:
+            w = code.edge_decode_weights(i, F_i)  # type: ignore[attr-defined]
+            edge_out[(i, F_i)] = sum(
+                (wj * z[i][j] for wj, j in zip(w, F_i, strict=True)), np.zeros(P)
+            )
+        return edge_out[(i, F_i)]
+
+    def decode(F: tuple[int, ...], choice: dict[int, tuple[int, ...]]) -> float:
+        a = code.master_decode_weights(F)  # type: ignore[attr-defined]
+        got = sum((ai * y(i, choice[i]) for ai, i in zip(a, F, strict=True)), np.zeros(P))
+        return float(np.linalg.norm(got - want) / np.linalg.norm(want))
+
+    worst, tried = 0.0, 0
+    s_e, s_w = code.s_e, code.s_w  # type: ignore[attr-defined]
+    if hierarchical_pattern_count(code) <= exhaustive_limit:
+        for F in straggler_patterns(n, s_e, exhaustive_limit=10**9):
+            for combo in itertools.product(
+                *(list(straggler_patterns(m[i], s_w, exhaustive_limit=10**9)) for i in F)
+            ):
+                worst = max(worst, decode(F, dict(zip(F, combo, strict=True))))
+                tried += 1
+        return worst, tried
+    edge_pts = code.edge_tier.points  # type: ignore[attr-defined]
+    edge_sets = list(straggler_patterns(n, s_e, 0, samples // 10 + 1, seed, edge_pts))
+    worker_sets = [
+        list(
+            straggler_patterns(
+                m[i],
+                s_w,
+                0,
+                samples // 10 + 1,
+                seed + i + 1,
+                code.worker_tiers[i].points,  # type: ignore[attr-defined]
+            )
+        )
+        for i in range(n)
+    ]
+    for t in range(samples + len(edge_sets)):
+        F = edge_sets[t % len(edge_sets)]
+        if t < samples:
+            choice = {i: worker_sets[i][rng.integers(len(worker_sets[i]))] for i in F}
+        else:  # adversarial: every edge loses its first consecutive window
+            choice = {i: worker_sets[i][0] for i in F}
+        worst = max(worst, decode(F, choice))
+        tried += 1
+    return worst, tried

@@ -35,7 +35,7 @@ class Tier:
     B: np.ndarray
     points: np.ndarray | None = None
     beta: float = 0.0
-    group_size: int = 1  # fr only
+    group: np.ndarray | None = None  # fr only: group id of each node (-1: holds nothing)
     label: str = "tier"  # used in error messages, e.g. "edge 2" or "master"
     _cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -84,11 +84,12 @@ class Tier:
         if self.kind == "ignore":
             return np.full(len(nodes), self.N / len(nodes))
         # fr: the first responder of each group gets weight 1 (N - s answers cover every group)
+        assert self.group is not None
         w = np.zeros(len(nodes))
         seen: set[int] = set()
         for idx, node in enumerate(nodes):
-            g = node // self.group_size
-            if g not in seen:
+            g = int(self.group[node])
+            if g >= 0 and g not in seen:
                 seen.add(g)
                 w[idx] = 1.0
         return w
@@ -104,18 +105,40 @@ def lagrange_tier(
         for k, T in enumerate(hs):
             B[list(T), k] = 1.0 / len(T)
         return Tier("unit", N, 0, hs, B, label=label or "tier")
+    if disjoint_groups(hs):
+        # the placement already is a fractional repetition at this tier: 0/1, no rounding
+        return fr_tier(N, s, hs, label=label)
     pts, beta = tier_points(N, points)
     B = encoding_matrix(pts, beta, hs)
     return Tier("lagrange", N, s, hs, B, points=pts, beta=beta, label=label or "tier")
 
 
+def disjoint_groups(holders: Sequence[Sequence[int]]) -> bool:
+    """True when any two holder sets are equal or disjoint (they then partition their nodes)."""
+    owner: dict[int, frozenset[int]] = {}
+    for T in holders:
+        group = frozenset(T)
+        for node in group:
+            if owner.setdefault(node, group) != group:
+                return False
+    return True
+
+
 def fr_tier(N: int, s: int, holders: Sequence[Sequence[int]], label: str = "") -> Tier:
-    """A 0/1 fractional-repetition tier: holders[k] must be one whole group of s+1 nodes."""
+    """A 0/1 fractional-repetition tier: holder sets pairwise equal or disjoint, each >= s+1.
+
+    Every holder gets coefficient 1; the decoder gives weight 1 to the first responder of each
+    group (N - s responders meet every group, since missing one takes s+1 stragglers).
+    """
     hs = tuple(tuple(int(x) for x in T) for T in holders)
+    if not disjoint_groups(hs) or any(len(T) < s + 1 for T in hs):
+        raise ValueError("fr tier: holder sets must be disjoint groups of >= s+1 nodes")
     B = np.zeros((N, len(hs)))
+    group = np.full(N, -1, dtype=np.int64)
     for k, T in enumerate(hs):
         B[list(T), k] = 1.0
-    return Tier("fr", N, s, hs, B, group_size=s + 1, label=label or "tier")
+        group[list(T)] = min(T)
+    return Tier("fr", N, s, hs, B, group=group, label=label or "tier")
 
 
 def ignore_tier(N: int, s: int, holders: Sequence[Sequence[int]], label: str = "") -> Tier:
