@@ -101,6 +101,7 @@ def parse_scenario(
     except LearningSpecError as exc:
         raise ScenarioError(join("model", exc.field), exc.detail) from None
     training = _training(root.get("training", {}), "training")
+    schemes = _schemes(root, "schemes")
     return Scenario(
         name=name,
         seed=get_int(root, "seed", "", 0, lo=0, hi=2**32 - 1),
@@ -114,8 +115,8 @@ def parse_scenario(
         n_classes=n_classes,
         n_params=n_params,
         training=training,
-        code=_code(root.get("code", {}), wpe, n_train, "code"),
-        schemes=_schemes(root, "schemes"),
+        code=_code(root.get("code", {}), wpe, n_train, schemes, "code"),
+        schemes=schemes,
         emulation=_emulation(root.get("emulation", {}), "emulation"),
         faults=_faults(root.get("faults", []), wpe, training.iterations, "faults"),
         ports=_ports(root.get("ports", {}), len(wpe) + 1 + sum(wpe), "ports"),
@@ -163,17 +164,31 @@ def _training(value: Any, path: str) -> Training:
     )
 
 
-def _code(value: Any, wpe: tuple[int, ...], n_train: int, path: str) -> CodeChoice:
+def _code(
+    value: Any, wpe: tuple[int, ...], n_train: int, schemes: tuple[str, ...], path: str
+) -> CodeChoice:
     s = as_mapping(value, path)
     check_keys(s, ("s_e", "s_w", "s", "K"), path)
     s_e = get_int(s, "s_e", path, 0, lo=0)
     s_w = get_int(s, "s_w", path, 0, lo=0)
-    # Default s: the flat code with the same load as HGC, (s_e + 1)(s_w + 1) / M.
-    default_s = min((s_e + 1) * (s_w + 1) - 1, sum(wpe) - 1)
-    flat_s = get_int(s, "s", path, default_s, lo=0)
+    flat_s = get_int(s, "s", path, default_flat_s(s_e, s_w, sum(wpe)), lo=0)
     K = get_int(s, "K", path, None, lo=1, hi=n_train)
     check_code(s_e, s_w, flat_s, wpe, path, K)
+    if "flat-frc" in schemes and sum(wpe) % (flat_s + 1):
+        ok = [d - 1 for d in range(1, sum(wpe) + 1) if sum(wpe) % d == 0]
+        raise ScenarioError(
+            join(path, "s"),
+            f"{flat_s} is infeasible for flat-frc (listed in schemes): s + 1 must divide "
+            f"M = {sum(wpe)}; possible s: {ok} (or drop flat-frc and keep flat-crc)",
+        )
     return CodeChoice(s_e, s_w, flat_s, K)
+
+
+def default_flat_s(s_e: int, s_w: int, M: int) -> int:
+    """The flat tolerance compared with HGC: the largest s with (s + 1) | M (so flat-frc exists)
+    and load (s + 1)/M no more than HGC's (s_e + 1)(s_w + 1)/M."""
+    target = min((s_e + 1) * (s_w + 1), M)
+    return max(d for d in range(1, target + 1) if M % d == 0) - 1
 
 
 def _schemes(root: Mapping[str, Any], path: str) -> tuple[str, ...]:

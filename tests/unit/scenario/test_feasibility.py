@@ -68,11 +68,24 @@ def test_rule_matches_brute_force_definition(wpe: tuple[int, ...]) -> None:
     assert largest_feasible_s_e(wpe) == max(s for s in range(n) if (s + 1) * max(wpe) <= M)
 
 
-def test_default_flat_s_matches_hgc_load() -> None:
-    sc = parse_scenario(_doc([3, 3, 3], s_e=1, s_w=1))
-    assert sc.code.s == 3  # (s + 1) / M = (s_e + 1)(s_w + 1) / M
-    capped = parse_scenario(_doc([2, 2], s_e=1, s_w=1))
-    assert capped.code.s == 3  # min((1+1)(1+1) - 1, M - 1)
+def test_default_flat_s_divides_M_and_does_not_exceed_hgc_load() -> None:
+    # M = 9, HGC (1, 1) load 4/9: the largest s + 1 dividing 9 and <= 4 is 3.
+    assert parse_scenario(_doc([3, 3, 3], s_e=1, s_w=1)).code.s == 2
+    # M = 4, target 4: s + 1 = 4.
+    assert parse_scenario(_doc([2, 2], s_e=1, s_w=1)).code.s == 3
+    # M = 14, target 4: divisors 1, 2, 7, 14 -> s + 1 = 2.
+    assert parse_scenario(_doc([4, 3, 4, 3], s_e=1, s_w=1)).code.s == 1
+    assert parse_scenario(_doc([3, 3, 3])).code.s == 0
+
+
+def test_flat_frc_needs_s_plus_one_to_divide_M() -> None:
+    doc = with_field(_doc([3, 3, 3], s_e=1, s_w=1, s=3), "schemes", ["uncoded", "flat-frc"])
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(doc)
+    assert str(info.value).startswith("code.s: 3 is infeasible for flat-frc")
+    assert "possible s: [0, 2, 8]" in str(info.value)
+    # flat-crc takes any s <= M - 1
+    assert parse_scenario(with_field(doc, "schemes", ["flat-crc"])).code.s == 3
 
 
 @pytest.mark.parametrize("wpe", [(3, 3, 3), (1, 5), (4, 3, 4, 3), (2, 2, 6), (5, 1, 1, 1), (2, 3)])

@@ -22,7 +22,7 @@ def test_base_scenario_is_valid_and_resolves_profiles() -> None:
     assert sc.edge_profile(2).uplink.bandwidth_bytes_per_s == 2e6 / 8
     assert sc.edge_profile(2).uplink.latency_s == 0.05
     assert sc.edge_profile(0).combine_s_per_byte == 1e-9
-    assert sc.code.s_e == 1 and sc.code.s_w == 1 and sc.code.s == 3 and sc.code.K is None
+    assert sc.code.s_e == 1 and sc.code.s_w == 1 and sc.code.s == 2 and sc.code.K is None
     assert sc.faults[0].node == "worker-1-1" and sc.faults[0].factor == 3.0
     assert sc.ports.metrics_base_port is None
     assert sc.gradient_bytes == 650 * 8
