@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from common.testbed.records import edge_name, worker_name
+
 
 def format_progress(record: dict[str, Any], total: int | None) -> str:
     """One human-readable line for one master record."""
@@ -16,7 +18,7 @@ def format_progress(record: dict[str, Any], total: int | None) -> str:
     loss = record.get("loss")
     strag_e = record.get("edge_stragglers") or []
     strag_w = record.get("worker_stragglers") or []
-    ignored = [f"edge-{e}" for e in strag_e] + [f"worker-{w}" for w in strag_w]
+    ignored = [edge_name(e) for e in strag_e] + [worker_name(w) for w in strag_w]
     parts = [
         f"[{record.get('scheme', '?')}] iter {it}{of}",
         f"{record.get('duration_s', float('nan')):.3f} s",

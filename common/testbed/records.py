@@ -60,17 +60,34 @@ def check_record(record: Any, where: str) -> None:
         raise RecordError(f"{where}: duration_s must be a number >= 0")
 
 
+def edge_name(value: Any) -> str:
+    """``0``, ``"0"`` or ``"edge-0"`` -> ``"edge-0"``."""
+    text = str(value)
+    return text if text.startswith("edge-") else f"edge-{text}"
+
+
+def worker_name(value: Any) -> str:
+    """``"0-1"`` or ``"worker-0-1"`` -> ``"worker-0-1"``."""
+    text = str(value)
+    return text if text.startswith("worker-") else f"worker-{text}"
+
+
+def edge_of_worker(worker: str) -> str:
+    """``"worker-2-1"`` -> ``"edge-2"``."""
+    return "edge-" + worker_name(worker).split("-")[1]
+
+
 def worker_tier_s(record: dict[str, Any]) -> float | None:
     """Latest arrival among used workers of used edges (None when nothing was recorded)."""
     arrivals: dict[str, float] = record.get("worker_arrivals_s") or {}
-    stragglers = set(record.get("worker_stragglers") or [])
-    used_edges = {str(e) for e in record.get("edges_used") or []}
+    stragglers = {worker_name(w) for w in record.get("worker_stragglers") or []}
+    used_edges = {edge_name(e) for e in record.get("edges_used") or []}
     times = [
         t
         for key, t in arrivals.items()
-        if key not in stragglers
+        if worker_name(key) not in stragglers
         and t is not None
-        and (not used_edges or key.split("-", 1)[0] in used_edges)
+        and (not used_edges or edge_of_worker(key) in used_edges)
     ]
     return max(times) if times else None
 

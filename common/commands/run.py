@@ -1,0 +1,101 @@
+"""``hgc run``: the local testbed. Starts master, edges and workers as real processes on this
+machine, emulates the scenario's heterogeneous hardware, runs each scheme back to back on the
+same emulated hardware and seed, and writes a run folder with CSVs, a summary, plots and the
+final table (docs/running.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from common.cli import UsageError
+
+HELP = "run the schemes of a scenario on a local emulated edge cluster and compare them"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", nargs="?", type=Path, help="scenario YAML file")
+    parser.add_argument(
+        "--schemes",
+        help="comma-separated schemes to run (default: the scenario's `schemes`), "
+        "e.g. uncoded,flat-frc,hgc,hgc-jncss,hgc-hetero",
+    )
+    parser.add_argument("--iterations", type=int, help="iterations per scheme (default: scenario)")
+    parser.add_argument(
+        "--out", type=Path, help="run folder (default: runs/<scenario>-<UTC timestamp>/)"
+    )
+    parser.add_argument(
+        "--network",
+        choices=("in-process", "kernel", "off"),
+        help="override emulation.network (kernel: namespaces + tc, needs root)",
+    )
+    parser.add_argument(
+        "--cpu-quota",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override emulation.cpu_quota (cgroup CPU quota per device profile, needs root)",
+    )
+    parser.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="remove cgroups and network namespaces left by runs that are no longer alive, "
+        "then exit",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="log debug lines")
+
+
+def parse_schemes(text: str | None) -> tuple[str, ...] | None:
+    """``"a,b"`` -> ``("a", "b")``; unknown or repeated names are a UsageError naming them."""
+    if text is None:
+        return None
+    from common.scenario import SCENARIO_SCHEMES
+
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not names:
+        raise UsageError("--schemes: give at least one scheme")
+    unknown = [s for s in names if s not in SCENARIO_SCHEMES]
+    if unknown:
+        raise UsageError(
+            f"--schemes: unknown {', '.join(unknown)}; choose from {', '.join(SCENARIO_SCHEMES)}"
+        )
+    if len(set(names)) != len(names):
+        raise UsageError("--schemes: a scheme is listed twice")
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="hgc run: %(message)s" if not args.verbose else "%(asctime)s %(name)s: %(message)s",
+    )
+    if args.cleanup:
+        from common.testbed.launcher import sweep
+
+        for line in sweep():
+            print(line)
+        return 0
+    if args.scenario is None:
+        raise UsageError("SCENARIO is required (or --cleanup)")
+    if not args.scenario.is_file():
+        raise UsageError(f"SCENARIO: no such file {args.scenario}")
+    if args.iterations is not None and args.iterations < 1:
+        raise UsageError(f"--iterations: must be >= 1, got {args.iterations}")
+    from common.scenario import ScenarioError, load_scenario
+    from common.testbed.launcher import RunRequest, run_testbed
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        raise UsageError(f"{args.scenario}: {exc}") from exc
+    request = RunRequest(
+        scenario_path=args.scenario,
+        scenario=scenario,
+        schemes=parse_schemes(args.schemes) or scenario.schemes,
+        iterations=args.iterations or scenario.training.iterations,
+        out=args.out,
+        network=args.network,
+        cpu_quota=args.cpu_quota,
+    )
+    outcome = run_testbed(request)
+    return 0 if outcome.ok else 1

@@ -1,0 +1,130 @@
+"""From a scenario and a scheme's plan to the master's run description and the node names.
+
+A plan may select a subset of the topology (``hgc-jncss``, ``hgc-hetero``); the cluster
+names its nodes by position in the selection (``edge-<p>``, ``worker-<p>-<q>``), while the
+emulated hardware, the CSV and the user think in topology names. ``NodeMap`` translates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from common.coding import code_from_spec
+from common.perf import Plan
+from common.perf.system import Link
+from common.scenario import Scenario
+from common.testbed.records import edge_name, worker_name
+
+
+@dataclass(frozen=True)
+class NodeMap:
+    """Cluster node name (position in the plan's selection) -> topology node name."""
+
+    to_topology: dict[str, str]
+
+    @classmethod
+    def of(cls, plan: Plan) -> NodeMap:
+        names = {"master": "master"}
+        for p, (edge, workers) in enumerate(zip(plan.edges, plan.workers, strict=True)):
+            names[f"edge-{p}"] = f"edge-{edge}"
+            for q, worker in enumerate(workers):
+                names[f"worker-{p}-{q}"] = f"worker-{edge}-{worker}"
+        return cls(names)
+
+    def __call__(self, node: str) -> str:
+        return self.to_topology[node]
+
+    def edge(self, p: int | str) -> str:
+        """Record edge (``p``, ``"p"`` or ``"edge-p"``) -> topology name ``"edge-<i>"``."""
+        return self.to_topology[edge_name(p)]
+
+    def worker(self, key: str) -> str:
+        """Record worker (``"p-q"`` or ``"worker-p-q"``) -> topology ``"worker-<i>-<j>"``."""
+        return self.to_topology[worker_name(key)]
+
+
+def link_json(link: Link, with_rate: bool) -> dict[str, float]:
+    """A link profile for ``emulation_spec`` (seconds, bytes/s); rate omitted when tc does it."""
+    out = {
+        "latency_s": link.latency_s,
+        "jitter_s": link.jitter_s,
+        "loss": link.loss,
+        "retransmit_s": link.retransmit_s,
+    }
+    if with_rate and math.isfinite(link.bandwidth_bytes_per_s):
+        out["bandwidth_bytes_per_s"] = link.bandwidth_bytes_per_s
+    return out
+
+
+def emulation_spec(scenario: Scenario, plan: Plan, link_mode: str) -> dict[str, dict[str, Any]]:
+    """Per cluster node, what it emulates in-process. ``link_mode``: ``full`` (latency,
+    jitter, loss and rate in-process), ``no-rate`` (tc shapes the rate), ``none``."""
+    if link_mode not in ("full", "no-rate", "none"):
+        raise ValueError(f"link_mode must be full, no-rate or none, got {link_mode!r}")
+    code = code_from_spec(plan.code_spec)
+    straggler = scenario.straggler
+    flat_index = {
+        (i, j): k
+        for k, (i, j) in enumerate(
+            (i, j) for i, m in enumerate(scenario.workers_per_edge) for j in range(m)
+        )
+    }
+    spec: dict[str, dict[str, Any]] = {}
+    for p, (edge, workers) in enumerate(zip(plan.edges, plan.workers, strict=True)):
+        if link_mode != "none":
+            uplink = scenario.edge_profile(edge).uplink
+            spec[f"edge-{p}"] = {"link": link_json(uplink, link_mode == "full")}
+        for q, worker in enumerate(workers):
+            prof = scenario.worker_profile(edge, worker)
+            entry: dict[str, Any] = {
+                "compute": scenario.emulation.compute,
+                "shift_s": prof.shift_s,
+                "rate": prof.rate,
+                "load": len(code.placement[p][q]) / code.K,
+                "worker_index": flat_index[(edge, worker)],
+                "seed": scenario.seed,
+            }
+            if straggler.kind != "trace":
+                entry["straggler"] = {
+                    "kind": straggler.kind,
+                    "p_slow": straggler.p_slow,
+                    "p_recover": straggler.p_recover,
+                    "slowdown": straggler.slowdown,
+                }
+            else:  # the worker replays its own column of the trace
+                assert straggler.trace is not None
+                entry["straggler"] = {
+                    "kind": "trace",
+                    "trace": straggler.trace[:, [flat_index[(edge, worker)]]].tolist(),
+                    "trace_load": straggler.trace_load,
+                }
+                entry["worker_index"] = 0
+            if link_mode != "none":
+                entry["link"] = link_json(prof.link, link_mode == "full")
+            spec[f"worker-{p}-{q}"] = entry
+    return spec
+
+
+def master_config(
+    scenario: Scenario, plan: Plan, iterations: int, link_mode: str
+) -> dict[str, Any]:
+    """The master's ``--config`` JSON (schema: ``services/master/config.py``)."""
+    t = scenario.training
+    return {
+        "code_spec": plan.code_spec,
+        "data_spec": dict(scenario.data_spec),
+        "model_spec": dict(scenario.model_spec),
+        "emulation_spec": emulation_spec(scenario, plan, link_mode),
+        "training": {
+            "iterations": iterations,
+            "learning_rate": t.learning_rate,
+            "eval_every": t.eval_every,
+            "target_loss": t.target_loss,
+            "deadline_s": t.deadline_s if t.deadline_s is not None else 60.0,
+            "on_failure": t.on_failure,
+            "max_retries": t.max_retries,
+        },
+        "seed": scenario.seed,
+    }

@@ -1,0 +1,272 @@
+"""``hgc run``: every scheme of a scenario, back to back, on the same emulated hardware and
+seed; real processes (``services.cluster.LocalCluster``); a run folder and a table at the end.
+
+Shutdown is guaranteed on success, failure and Ctrl-C: the cluster of the running scheme,
+the cgroups and the namespaces are pushed on a ``CleanupStack`` that runs in ``finally``,
+at exit and on SIGTERM/SIGHUP; ``hgc run --cleanup`` sweeps leftovers of launchers that died
+without running it (SIGKILL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from common.scenario import Scenario
+from common.testbed.cgroups import detect_cgroups, sweep_cgroups
+from common.testbed.cleanup import CleanupStack
+from common.testbed.config import NodeMap, master_config
+from common.testbed.emulation import EmulatedHardware
+from common.testbed.netns import sweep_netns
+from common.testbed.predict import predict, tolerances
+from common.testbed.progress import Progress
+from common.testbed.records import read_records, scheme_stats
+from common.testbed.runfolder import RunFolder, SchemeResult, fill_speedups
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05
+SETUP_ALLOWANCE_S = 120.0  # start-up, data loading and the Ready barrier, per scheme
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    scenario_path: Path
+    scenario: Scenario
+    schemes: tuple[str, ...]
+    iterations: int
+    out: Path | None = None
+    network: str | None = None  # override of scenario.emulation.network
+    cpu_quota: bool | None = None  # override of scenario.emulation.cpu_quota
+    stream: TextIO | None = None  # progress and table (default stdout)
+
+
+@dataclass
+class RunOutcome:
+    folder: Path
+    results: dict[str, SchemeResult]
+    table: str
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def default_out(scenario: Scenario, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return Path("runs") / f"{scenario.name}-{stamp}"
+
+
+def sweep() -> list[str]:
+    """Remove cgroups and namespaces of launchers no longer alive; one line per item."""
+    lines = [f"removed cgroup {g}" for g in sweep_cgroups(detect_cgroups())]
+    lines += [f"removed network namespace {n}" for n in sweep_netns()]
+    return lines or ["nothing to clean up"]
+
+
+def _effective(req: RunRequest) -> Scenario:
+    emu = req.scenario.emulation
+    emu = dataclasses.replace(
+        emu,
+        network=req.network or emu.network,
+        cpu_quota=emu.cpu_quota if req.cpu_quota is None else req.cpu_quota,
+    )
+    return dataclasses.replace(req.scenario, emulation=emu)
+
+
+def run_testbed(req: RunRequest) -> RunOutcome:
+    scenario = _effective(req)
+    progress = Progress(req.stream)
+    folder = RunFolder(req.out or default_out(scenario))
+    folder.write_inputs(req.scenario_path, scenario.seed)
+    cleanup = CleanupStack()
+    cleanup.install()
+    results: dict[str, SchemeResult] = {}
+    failures: dict[str, str] = {}
+    records_by_scheme: dict[str, list[dict[str, Any]]] = {}
+    ports: dict[str, dict[str, Any]] = {}
+    table = ""
+    try:
+        hw = EmulatedHardware.setup(scenario, cleanup)
+        folder.write_json("emulation.json", hw.to_json())
+        progress.message(f"run folder: {folder.path}")
+        for scheme in req.schemes:
+            records, info, error = _run_scheme(scheme, scenario, req, hw, folder, cleanup, progress)
+            ports[scheme] = info.get("metrics_ports", {})
+            folder.write_json("metrics_ports.json", ports)
+            if error:
+                failures[scheme] = error
+                progress.message(f"[{scheme}] FAILED: {error}")
+            records_by_scheme[scheme] = records
+            folder.write_scheme(scheme, records)
+            results[scheme] = _result(scheme, scenario, records, info)
+            s = results[scheme].stats
+            progress.message(
+                f"[{scheme}] {s.iterations} iterations, mean {s.mean_s:.3f} s, "
+                f"stragglers ignored: {s.edge_stragglers} edge, {s.worker_stragglers} worker"
+            )
+    finally:
+        problems = cleanup.run()
+        cleanup.uninstall()
+        if problems:
+            print("hgc run: cleanup problems:\n  " + "\n  ".join(problems), file=sys.stderr)
+        if results:  # whatever was measured is written, also after Ctrl-C
+            table = _finish(folder, scenario, req, results, records_by_scheme, failures)
+    progress.message(table)
+    return RunOutcome(folder.path, results, table, failures)
+
+
+def _finish(
+    folder: RunFolder,
+    scenario: Scenario,
+    req: RunRequest,
+    results: dict[str, SchemeResult],
+    records_by_scheme: dict[str, list[dict[str, Any]]],
+    failures: dict[str, str],
+) -> str:
+    from common.testbed.plots import write_plots
+
+    fill_speedups(results)
+    extra = {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "schemes_requested": list(req.schemes),
+        "iterations_requested": req.iterations,
+        "failures": failures,
+    }
+    table = folder.write_summary(results, extra)
+    write_plots(folder.path / "plots", records_by_scheme)
+    return table
+
+
+def _result(
+    scheme: str, scenario: Scenario, records: list[dict[str, Any]], info: dict[str, Any]
+) -> SchemeResult:
+    predicted, plan_info = predict(scenario, scheme)
+    return SchemeResult(scheme_stats(scheme, records), predicted, None, plan_info)
+
+
+def translate(record: dict[str, Any], names: NodeMap, scheme: str) -> dict[str, Any]:
+    """A master record with selection positions replaced by topology node names, labelled
+    with the scheme the user asked for (the master knows only the code's, e.g. ``hgc`` for
+    ``hgc-jncss``; that one is kept as ``code_scheme``)."""
+    out = dict(record)
+    out["code_scheme"] = record.get("scheme")
+    out["scheme"] = scheme
+    for key in ("edges_used", "edge_stragglers"):
+        out[key] = [names.edge(e) for e in record.get(key) or []]
+    out["edge_arrivals_s"] = {
+        names.edge(e): t for e, t in (record.get("edge_arrivals_s") or {}).items()
+    }
+    out["worker_stragglers"] = [names.worker(w) for w in record.get("worker_stragglers") or []]
+    out["worker_arrivals_s"] = {
+        names.worker(w): t for w, t in (record.get("worker_arrivals_s") or {}).items()
+    }
+    return out
+
+
+def _plan(scenario: Scenario, scheme: str) -> Any:
+    from common.perf import plan_scheme
+
+    return plan_scheme(scenario.system_model(), scheme, **tolerances(scenario, scheme))
+
+
+def _link_mode(scenario: Scenario, hw: EmulatedHardware) -> str:
+    if scenario.emulation.network == "off":
+        return "none"
+    if scenario.emulation.network == "kernel":
+        return "none" if hw.netem else "no-rate"
+    return "full"
+
+
+def _scheme_budget_s(scenario: Scenario, iterations: int) -> float:
+    t = scenario.training
+    per = t.deadline_s if t.deadline_s is not None else 60.0
+    return SETUP_ALLOWANCE_S + iterations * per * (t.max_retries + 1)
+
+
+def _run_scheme(
+    scheme: str,
+    scenario: Scenario,
+    req: RunRequest,
+    hw: EmulatedHardware,
+    folder: RunFolder,
+    cleanup: CleanupStack,
+    progress: Progress,
+) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
+    """Run one scheme to the end; (translated records, info, error or None)."""
+    from services.cluster import ClusterError, LocalCluster
+
+    info: dict[str, Any] = {}
+    try:
+        plan = _plan(scenario, scheme)
+    except ValueError as exc:
+        return [], info, f"cannot plan {scheme}: {exc}"
+    names = NodeMap.of(plan)
+    config = master_config(scenario, plan, req.iterations, _link_mode(scenario, hw))
+    progress.message(f"[{scheme}] {plan.describe()}")
+    cluster = LocalCluster(
+        config,
+        workdir=folder.path / scheme,
+        command_prefix=lambda n: hw.command_prefix(names(n)),
+        node_env=lambda n: {**hw.node_env(names(n)), "HGC_NODE_NAME": names(n)},
+        on_started=lambda n, pid: hw.on_started(names(n), pid),
+        bind_host=lambda n: hw.address(names(n)),
+    )
+    cleanup.push(f"cluster ({scheme})", cluster.close)
+    error = None
+    try:
+        cluster.start()
+        info["metrics_ports"] = {
+            names(n): {"host": hw.address(names(n)), "port": p, "netns": _netns(hw, names(n))}
+            for n, p in cluster.metrics_ports.items()
+        }
+        info["pids"] = {names(n): pid for n, pid in cluster.pids.items()}
+        folder.write_json(f"{scheme}/nodes.json", info)
+        error = _follow(cluster, scheme, req.iterations, progress, names, scenario)
+    except ClusterError as exc:
+        error = str(exc)
+    finally:
+        cluster.close()
+    records = [translate(r, names, scheme) for r in read_records(cluster.record_path)]
+    return records, info, error
+
+
+def _netns(hw: EmulatedHardware, node: str) -> str | None:
+    return hw.lab.netns(node) if hw.lab else None
+
+
+def _follow(
+    cluster: Any,
+    scheme: str,
+    iterations: int,
+    progress: Progress,
+    names: NodeMap,
+    scenario: Scenario,
+) -> str | None:
+    """Show each record as it lands until the master exits; the error, if any."""
+    seen = 0
+    deadline = time.monotonic() + _scheme_budget_s(scenario, iterations)
+    while True:
+        finished = cluster.done()
+        records = read_records(cluster.record_path)
+        for r in records[seen:]:
+            progress.iteration(translate(r, names, scheme), iterations)
+        seen = len(records)
+        if finished:
+            break
+        if time.monotonic() > deadline:
+            return f"no end after {_scheme_budget_s(scenario, iterations):.0f} s"
+        time.sleep(POLL_S)
+    status = cluster.wait(timeout=30)
+    if status != 0:
+        return f"master exited with status {status}:\n{cluster.log('master', 15)}"
+    ok = sum(1 for r in read_records(cluster.record_path) if r.get("ok"))
+    return None if ok else "no successful iteration"
