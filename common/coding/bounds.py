@@ -116,11 +116,12 @@ def check_feasible(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> tuple
         ell = smallest_equal_load(m, s_e, s_w)
         raise InfeasibleCodeError(
             f"(s_e+1)*max(workers_per_edge) = {(s_e + 1) * max(m)} > sum(workers_per_edge) = {M}: "
-            f"equal loads cannot meet the bound {(s_e + 1) * (s_w + 1)}/{M} "
+            f"equal loads cannot meet the bound {optimal_load_fraction(m, s_e, s_w)} "
             f"(edge {m.index(max(m))} would have to hold more than all partitions); "
             f"the largest feasible s_e for this topology is {largest_feasible_s_e(m)}, "
-            f"and with s_e={s_e}, s_w={s_w} the smallest achievable equal load is {ell} "
-            f"(~{float(ell):.4g}; build such a placement with code_from_placement)"
+            f"and with s_e={s_e}, s_w={s_w} the smallest achievable equal load is {ell}"
+            f"{'' if ell.denominator == 1 else f' (~{float(ell):.4g})'}; build such a placement "
+            f"with code_from_placement"
         )
     return m
 
