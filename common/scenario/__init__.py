@@ -1,6 +1,7 @@
 """Scenarios: one declarative YAML document read by the simulator, the optimiser, the launcher
 and the compose generator. Schema: docs/scenario.md. Contract: docs/architecture.md."""
 
+from common.scenario.describe import describe
 from common.scenario.feasibility import check_code, largest_feasible_s_e
 from common.scenario.fields import ScenarioError
 from common.scenario.parse import TOP_LEVEL_KEYS, load_scenario, parse_scenario
@@ -39,6 +40,7 @@ __all__ = [
     "Topology",
     "Training",
     "check_code",
+    "describe",
     "largest_feasible_s_e",
     "load_scenario",
     "parse_bandwidth",
