@@ -6,11 +6,12 @@ interpreter exit. Ctrl-C arrives as ``KeyboardInterrupt`` and unwinds through th
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,15 @@ class CleanupStack:
             self._actions.append((what, action))
 
     def run(self) -> list[str]:
-        """Run every pending action; returns the problems met (also kept in ``problems``)."""
+        """Run every pending action; returns the problems met (also kept in ``problems``).
+
+        A second Ctrl-C (or SIGTERM) while cleaning up would leave the rest undone, so
+        those signals are held off until the actions have run."""
+        with _signals_deferred():
+            self._run_actions()
+        return list(self.problems)
+
+    def _run_actions(self) -> None:
         while True:
             with self._lock:
                 if not self._actions:
@@ -61,7 +70,6 @@ class CleanupStack:
                 continue
             if isinstance(result, list) and result:
                 self.problems.extend(f"{what}: {p}" for p in result)
-        return list(self.problems)
 
     def install(self) -> None:
         """Run at interpreter exit, and turn SIGTERM/SIGHUP into SystemExit so ``finally``
@@ -77,6 +85,22 @@ class CleanupStack:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
         self._previous.clear()
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM/SIGHUP inside the block (main thread only: elsewhere Python
+    cannot change handlers, and signals are delivered to the main thread anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

@@ -32,6 +32,7 @@ from common.testbed.runfolder import RunFolder, SchemeResult, fill_speedups
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
+INTERRUPTED = "interrupted (Ctrl-C)"
 SETUP_ALLOWANCE_S = 120.0  # start-up, data loading and the Ready barrier, per scheme
 
 
@@ -99,6 +100,7 @@ def run_testbed(req: RunRequest) -> RunOutcome:
         progress.message(f"run folder: {folder.path}")
         for scheme in req.schemes:
             records, info, error = _run_scheme(scheme, scenario, req, hw, folder, cleanup, progress)
+            interrupted = error == INTERRUPTED
             ports[scheme] = info.get("metrics_ports", {})
             folder.write_json("metrics_ports.json", ports)
             if error:
@@ -112,6 +114,8 @@ def run_testbed(req: RunRequest) -> RunOutcome:
                 f"[{scheme}] {s.iterations} iterations, mean {s.mean_s:.3f} s, "
                 f"stragglers ignored: {s.edge_stragglers} edge, {s.worker_stragglers} worker"
             )
+            if interrupted:  # after this scheme's partial results are written
+                raise KeyboardInterrupt
     finally:
         problems = cleanup.run()
         cleanup.uninstall()
@@ -233,6 +237,8 @@ def _run_scheme(
         error = _follow(cluster, scheme, req.iterations, progress, names, scenario)
     except ClusterError as exc:
         error = str(exc)
+    except KeyboardInterrupt:
+        error = INTERRUPTED  # the caller writes what was measured, then re-raises
     finally:
         cluster.close()
     records = [translate(r, names, scheme) for r in read_records(cluster.record_path)]

@@ -199,7 +199,7 @@ def probe_qdisc(kind_args: Sequence[str], owner_pid: int | None = None) -> tuple
     except (RuntimeError, OSError) as exc:
         return False, f"cannot create a network namespace: {exc}"
     try:
-        _run(["ip", "-n", ns, "link", "add", "d0", "type", "dummy"])
+        _run(["ip", "-n", ns, "link", "add", "d0", "type", "veth", "peer", "name", "d1"])
         _run(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "d0", "root", *kind_args])
         return True, f"{kind_args[0]} available"
     except (RuntimeError, OSError) as exc:

@@ -8,7 +8,14 @@ import sys
 
 import pytest
 
-from common.testbed.netns import NetworkLab, Shape, list_lab_netns, probe_netem, sweep_netns
+from common.testbed.netns import (
+    NetworkLab,
+    Shape,
+    list_lab_netns,
+    probe_netem,
+    probe_qdisc,
+    sweep_netns,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -105,3 +112,10 @@ def test_sweep_removes_namespaces_of_dead_launchers_only() -> None:
     finally:
         lab_live.cleanup()
         lab_dead.cleanup()
+
+
+def test_qdisc_probe_tells_kinds_apart() -> None:
+    assert probe_qdisc(["tbf", "rate", "1mbit", "burst", "16000", "latency", "50ms"])[0]
+    assert probe_qdisc(["htb"])[0]
+    available, detail = probe_qdisc(["no-such-qdisc"])
+    assert not available and "no-such-qdisc" in detail
