@@ -11,13 +11,15 @@ from common.testbed.cgroups import CpuQuotas, detect_cgroups
 
 BUSY = (
     "import time\nt = time.perf_counter()\nx = 0\n"
-    "for i in range(6_000_000): x += i\nprint(time.perf_counter() - t)"
+    "c = time.process_time()\nfor i in range(6_000_000): x += i\n"
+    "print(time.process_time() - c, time.perf_counter() - t)"
 )
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def timed_busy(quotas: CpuQuotas | None, node: str) -> float:
+def cpu_share(quotas: CpuQuotas | None, node: str) -> float:
+    """CPU seconds / wall seconds of a busy loop (at most 1 for one thread)."""
     # the child waits on stdin so it is inside its group before the loop starts
     code = "import sys; sys.stdin.readline()\n" + BUSY
     proc = subprocess.Popen(
@@ -32,7 +34,8 @@ def timed_busy(quotas: CpuQuotas | None, node: str) -> float:
         out, _ = proc.communicate(timeout=100)
     finally:
         proc.kill()
-    return float(out)
+    cpu, wall = (float(x) for x in out.split())
+    return cpu / wall
 
 
 def test_quarter_cpu_quota_slows_a_busy_loop() -> None:
@@ -43,13 +46,16 @@ def test_quarter_cpu_quota_slows_a_busy_loop() -> None:
     try:
         quotas.create("worker-0-0", 0.25)
         assert quotas.quota_of("worker-0-0") == pytest.approx(0.25)
-        free = timed_busy(None, "")
-        throttled = timed_busy(quotas, "worker-0-0")
+        free = cpu_share(None, "")
+        throttled = cpu_share(quotas, "worker-0-0")
+        stat = (quotas.groups["worker-0-0"] / "cpu.stat").read_text()
     finally:
         assert quotas.cleanup() == []
     assert not quotas.base.exists()
-    # 25 % of a core: ~4x slower; generous margin for a shared, noisy machine
-    assert throttled / free > 2.0, (free, throttled)
+    # The quota is a ceiling on the CPU share, whatever else runs on this shared machine
+    # (contention only lowers both shares): 0.25 of a core, with a margin for accounting.
+    assert throttled < 0.35, (free, throttled)
+    assert int(stat.split("nr_throttled")[1].split()[0]) > 0, stat
 
 
 def test_cleanup_kills_what_is_left_in_the_group() -> None:
