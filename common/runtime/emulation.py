@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,34 @@ def _validate_link(link: Link) -> None:
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
         raise ValueError(f"Link: invalid {', '.join(bad)} in {link}")
+
+
+LINK_SPEC_KEYS = ("latency_s", "jitter_s", "bandwidth_bytes_per_s", "loss", "retransmit_s")
+
+
+def link_from_spec(spec: Mapping[str, Any], where: str = "link") -> Link:
+    """A ``Link`` from its ``emulation_spec`` form (``common.testbed.config.link_json``):
+    a map of some of ``LINK_SPEC_KEYS`` to numbers (seconds, bytes/s); missing keys keep
+    the ``Link`` defaults (no rate limit when ``bandwidth_bytes_per_s`` is absent).
+
+    Raises ``ValueError`` naming ``where.<key>`` for unknown keys, non-numbers or bad values.
+    """
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: must be a map of {LINK_SPEC_KEYS}, got {type(spec).__name__}")
+    unknown = sorted(set(map(str, spec)) - set(LINK_SPEC_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown} (allowed: {LINK_SPEC_KEYS})")
+    values: dict[str, float] = {}
+    for key, value in spec.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            raise ValueError(f"{where}.{key}: must be a number, got {value!r}")
+        values[key] = float(value)
+    link = Link(**values)
+    try:
+        _validate_link(link)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return link
 
 
 def link_is_trivial(link: Link) -> bool:

@@ -14,6 +14,7 @@ from common.runtime.emulation import (
     ComputeEmulator,
     LinkEmulator,
     emulate_compute,
+    link_from_spec,
     link_is_trivial,
 )
 
@@ -86,6 +87,30 @@ def test_trivial_link() -> None:
     assert not link_is_trivial(Link(bandwidth_bytes_per_s=1e9))
     with pytest.raises(ValueError, match="nbytes"):
         LinkEmulator(Link()).schedule(-1, 0.0)
+
+
+def test_link_from_spec() -> None:
+    spec = {"latency_s": 0.01, "jitter_s": 0.002, "loss": 0.01, "retransmit_s": 0.2}
+    assert link_from_spec(spec) == Link(0.01, 0.002, math.inf, 0.01, 0.2)
+    assert link_from_spec({"bandwidth_bytes_per_s": 1e6}).bandwidth_bytes_per_s == 1e6
+    assert link_from_spec({}) == Link()
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"latency": 0.1}, r"edge-0.link: unknown keys \['latency'\]"),
+        ({"latency_s": "10ms"}, "edge-0.link.latency_s: must be a number"),
+        ({"loss": True}, "edge-0.link.loss: must be a number"),
+        ({"loss": float("nan")}, "edge-0.link.loss: must be a number"),
+        ({"loss": 1.5}, "edge-0.link: .*loss"),
+        ({"bandwidth_bytes_per_s": 0}, "edge-0.link: .*bandwidth_bytes_per_s"),
+        ([0.1], "edge-0.link: must be a map"),
+    ],
+)
+def test_bad_link_specs_name_the_field(spec: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        link_from_spec(spec, "edge-0.link")
 
 
 # ------------------------------------------------------------------ compute
