@@ -95,8 +95,11 @@ def tc_commands(
         if not shape.has_rate:
             return [["qdisc", "add", "dev", dev, "root", *_netem_args(shape)]] if use_netem else []
         rate = _rate_bit(shape)
-        # burst: at least 20 ms of traffic; limit: ~1 s of queue so TCP is slowed, not dropped
-        burst = max(16_000, rate // 8 // 50)
+        # burst: as small as the kernel allows (two MTU-sized frames, or one 4 ms tick of
+        # tokens at HZ=250), so even a single small message pays size / rate as the model
+        # says instead of slipping through on saved-up tokens; limit: ~1 s of queue so TCP
+        # is slowed, not dropped
+        burst = max(3_000, rate // 8 // 250)
         limit = max(200_000, rate // 8)
         cmds = [
             [
