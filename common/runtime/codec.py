@@ -324,7 +324,10 @@ def decode(frames: list[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
         )
         arr.flags.writeable = False
         values[name] = arr
-    return cls(**values)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:  # a message's own __post_init__ checks
+        raise ProtocolError("malformed", f"{op}: {exc}") from None
 
 
 def message_nbytes(frames: list[Any]) -> int:

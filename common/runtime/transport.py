@@ -228,6 +228,8 @@ class Endpoint:
                 for peer in targets:
                     self._send_heartbeat(peer, frames)
         events: list[Event] = []
+        if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            return events  # unread input may be the very heartbeats we would miss
         expiry = self.config.liveness * self.config.heartbeat_interval_s
         for peer in sorted(self._alive):
             if now - self._last_heard[peer] > expiry:
@@ -364,17 +366,18 @@ class Loop:
         deadline = time.monotonic() + max(0.0, timeout_s)
         while True:
             now = time.monotonic()
-            events: list[Event] = []
-            for ep in self.endpoints:
-                events.extend(ep._tick(now))
             wake = min([deadline, *(ep.next_deadline() for ep in self.endpoints)])
-            wait_ms = 0 if events else max(0, math.ceil((wake - now) * 1000))
-            ready = dict(self._poller.poll(wait_ms))
+            ready = dict(self._poller.poll(max(0, math.ceil((wake - now) * 1000))))
             now = time.monotonic()
+            events: list[Event] = []
+            # Read before checking liveness: after a stall the peers' heartbeats are waiting
+            # in the sockets, and they must not be declared dead for our own slowness.
             for ep in self.endpoints:
                 if ep.socket in ready:
                     events.extend(ep._receive(now))
             if self.offload is not None and self.offload.fileno() in ready:
                 events.extend(self.offload.drain())
+            for ep in self.endpoints:
+                events.extend(ep._tick(now))
             if events or now >= deadline:
                 return events

@@ -4,6 +4,7 @@ off-loop compute, in-process link emulation. Everything runs in this one thread 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -178,6 +179,40 @@ def test_heartbeats_detect_a_closed_child_and_a_returning_one(ctx: zmq.Context) 
     c.until(lambda ev: ev.count(PeerUp("worker-0-0")) == n_up + 1)
     for ep in (a2, b, parent):
         ep.close()
+
+
+def test_a_stalled_parent_does_not_blame_live_children(ctx: zmq.Context) -> None:
+    parent, _ = make_parent(ctx)
+    address = parent.address
+    stop = threading.Event()
+    child_events: list[Event] = []
+
+    def child_thread() -> None:  # a child in its own thread, heartbeating all along
+        child = ChildEndpoint(
+            "worker-0-0",
+            WorkerMetrics(CollectorRegistry(), 0, 0),
+            address,
+            parent="edge-0",
+            config=FAST,
+            context=ctx,
+        )
+        while not stop.is_set():
+            child_events.extend(child.poll(0.02))
+        child.close()
+
+    thread = threading.Thread(target=child_thread, daemon=True)
+    thread.start()
+    c = Collector(Loop(parent))
+    c.until(lambda ev: PeerUp("worker-0-0") in ev)
+    # the parent's loop stalls for 3 liveness windows while the child keeps heartbeating
+    time.sleep(3 * FAST.liveness * FAST.heartbeat_interval_s)
+    c.events.extend(c.loop.poll(0.0))
+    for _ in range(10):
+        c.events.extend(c.loop.poll(0.02))
+    stop.set()
+    thread.join(10)
+    assert PeerDown("worker-0-0") not in c.events
+    parent.close()
 
 
 def test_child_detects_a_dead_parent(ctx: zmq.Context) -> None:
