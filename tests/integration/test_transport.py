@@ -401,3 +401,58 @@ def test_link_bandwidth_serialises_messages(ctx: zmq.Context) -> None:
     child.set_link("edge-0", None)
     for ep in (child, parent):
         ep.close()
+
+
+def test_random_multipart_garbage_is_all_counted(ctx: zmq.Context) -> None:
+    parent, reg = make_parent(ctx)
+    good, _ = make_child(ctx, parent, 0)
+    evil = ctx.socket(zmq.DEALER)
+    evil.setsockopt(zmq.ROUTING_ID, b"worker-0-9")
+    evil.setsockopt(zmq.LINGER, 0)
+    evil.connect(parent.address)
+    rng = np.random.default_rng(42)
+    n = 300
+    for _ in range(n):
+        frames = [rng.bytes(int(rng.integers(0, 300))) for _ in range(int(rng.integers(1, 5)))]
+        evil.send_multipart(frames)
+    good.send(register(0))
+    c = Collector(Loop(parent, good))
+    reasons = ("malformed", "oversized", "unknown_op", "version")
+
+    def total() -> float:
+        return sum(dropped(reg, "edge", r) for r in reasons)
+
+    c.until(lambda ev: total() == n and len(c.received()) == 1)
+    assert [e.peer for e in c.received()] == ["worker-0-0"]
+    assert "worker-0-9" not in parent.alive
+    for s in (evil, good, parent):
+        s.close()
+
+
+def test_child_drops_garbage_from_its_parent_side(ctx: zmq.Context) -> None:
+    fake_parent = ctx.socket(zmq.ROUTER)
+    fake_parent.setsockopt(zmq.LINGER, 0)
+    port = fake_parent.bind_to_random_port("tcp://127.0.0.1")
+    reg = CollectorRegistry()
+    child = ChildEndpoint(
+        "worker-0-0",
+        WorkerMetrics(reg, 0, 0),
+        f"tcp://127.0.0.1:{port}",
+        parent="edge-0",
+        config=FAST,
+        context=ctx,
+    )
+    child.send(register(0))
+    assert fake_parent.poll(10_000)
+    identity = fake_parent.recv_multipart()[0]
+    assert identity == b"worker-0-0"  # the stable identity is the node name
+    fake_parent.send_multipart([identity, b"\xc1"])
+    fake_parent.send_multipart([identity, msgpack.packb({"v": 99, "op": "shutdown"})])
+    fake_parent.send_multipart([identity, *encode(ModelUpdate(iteration=5, params=np.ones(3)))])
+    c = Collector(Loop(child))
+    c.until(lambda ev: len(c.received()) == 1)
+    assert c.received()[0].message.iteration == 5
+    assert dropped(reg, "worker", "malformed") == 1
+    assert dropped(reg, "worker", "version") == 1
+    child.close()
+    fake_parent.close()
