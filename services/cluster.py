@@ -71,6 +71,24 @@ def _poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.02)
 
 
+def reference_trace(config: Mapping[str, Any], iterations: int | None = None) -> np.ndarray:
+    """Parameters after each iteration of plain (uncoded) full-batch gradient descent, the
+    same run as ``config`` describes: shape (iterations, P). The exactness check of a coded
+    run compares against this."""
+    from common.learning import build_model, load_dataset
+
+    training, seed = parse_config(dict(config))
+    data = load_dataset(training.data_spec)
+    model = build_model(training.model_spec, data.n_features, data.n_classes)
+    params = model.init_params(seed)
+    out = []
+    for _ in range(iterations or training.iterations):
+        g = model.gradient_sum(params, data.X_train, data.y_train)
+        params = params - (training.learning_rate / data.n_train) * g
+        out.append(params)
+    return np.stack(out)
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -495,8 +513,14 @@ class InProcessCluster:
         self.threads["master"].join(timeout)
         if self.threads["master"].is_alive():
             raise ClusterError(f"master still running after {timeout} s")
-        for t in self.threads.values():
-            t.join(10)
+        # the rest follow the Shutdown; nodes cut off from it (their parent was killed) are
+        # stopped after a short grace period, as LocalCluster.close() would kill them
+        deadline = time.monotonic() + 2.0 + 10 * self.transport.heartbeat_interval_s
+        for node, t in self.threads.items():
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                self.stops[node].set()
+                t.join(10)
         self.check()
         status = self.status["master"]
         assert isinstance(status, int)

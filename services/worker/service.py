@@ -72,7 +72,8 @@ class WorkerRunner(NodeRunner):
             assert self.data is not None
             return DataLoaded(self.data.n_rows)
         if done.result is None:
-            return None  # skipped as stale
+            self.wmetrics.dropped("late")  # a newer model arrived before we started on this one
+            return None
         vector, total_s, delayed_s = done.result
         self.wmetrics.emulated_delay.observe(delayed_s)
         assert isinstance(done.key, tuple)
