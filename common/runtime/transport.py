@@ -83,6 +83,9 @@ class TransportConfig:
     rcvhwm: int = 1000
     linger_ms: int = 1000  # on close, how long queued messages (e.g. Shutdown) may still go out
     max_batch: int = 256  # messages read per socket per poll round (fairness between sockets)
+    # a child reconnecting to a lost parent backs off from reconnect_ms up to reconnect_max_ms
+    reconnect_ms: int = 100
+    reconnect_max_ms: int = 2000
     limits: Limits = field(default_factory=lambda: DEFAULT_LIMITS)
 
     def __post_init__(self) -> None:
@@ -93,6 +96,11 @@ class TransportConfig:
                 raise ValueError(f"TransportConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.linger_ms < 0:
             raise ValueError(f"linger_ms must be >= 0, got {self.linger_ms}")
+        if not 0 < self.reconnect_ms <= self.reconnect_max_ms:
+            raise ValueError(
+                "need 0 < reconnect_ms <= reconnect_max_ms, got "
+                f"{self.reconnect_ms}, {self.reconnect_max_ms}"
+            )
 
 
 def drop_if_late(msg: Message, current_iteration: int, metrics: NodeMetrics) -> bool:
@@ -331,6 +339,8 @@ class ChildEndpoint(Endpoint):
         super().__init__(name, zmq.DEALER, metrics, config or TransportConfig(), context)
         self.parent = parent
         self.socket.setsockopt(zmq.ROUTING_ID, name.encode())
+        self.socket.setsockopt(zmq.RECONNECT_IVL, self.config.reconnect_ms)
+        self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, self.config.reconnect_max_ms)
         self.socket.connect(connect)
 
     def send(self, msg: Message) -> bool:

@@ -36,6 +36,7 @@ from common.runtime.transport import (
     TransportConfig,
     drop_if_late,
 )
+from tests.conftest import poll_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -223,7 +224,24 @@ def test_child_detects_a_dead_parent(ctx: zmq.Context) -> None:
     parent.close()
     c.loop = Loop(a)
     c.until(lambda ev: PeerDown("edge-0") in ev)
+    # the parent comes back on the same address: the child reconnects by itself
+    address = parent.address
+
+    def rebind() -> ParentEndpoint | None:
+        try:
+            return make_parent(ctx, bind=address)[0]
+        except OSError:  # the old socket may still hold the port for a moment
+            return None
+
+    parent2 = poll_for(rebind, timeout=10, what="rebinding the parent's port")
+    assert parent2 is not None
+    c.loop = Loop(parent2, a)
+    n_up = c.events.count(PeerUp("edge-0"))
+    c.until(lambda ev: ev.count(PeerUp("edge-0")) == n_up + 1)
+    assert a.send(register(0))
+    c.until(lambda ev: any(isinstance(e, Received) and e.peer == "worker-0-0" for e in ev))
     a.close()
+    parent2.close()
 
 
 def test_hostile_frames_are_dropped_and_counted_while_traffic_continues(
