@@ -76,7 +76,7 @@ def _recv_op(sock: zmq.Socket, op: str) -> Any:
 
 
 def test_worker_survives_hostile_frames_and_still_computes_exactly() -> None:
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     edge = ctx.socket(zmq.ROUTER)
     edge.setsockopt(zmq.LINGER, 0)
     port = edge.bind_to_random_port("tcp://127.0.0.1")
@@ -131,7 +131,7 @@ def test_master_and_edge_survive_hostile_frames_and_training_completes() -> None
         },
         "training": {"iterations": 15, "learning_rate": 0.5, "deadline_s": 10.0},
     }
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     with InProcessCluster(config) as cluster:
         socks = []
         for node in ("master", "edge-1"):
