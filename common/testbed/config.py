@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from common.coding import code_from_spec
+from common.coding import code_from_spec, make_code
 from common.perf import Plan
 from common.perf.system import Link
 from common.scenario import Scenario
@@ -45,6 +45,22 @@ class NodeMap:
         return self.to_topology[worker_name(key)]
 
 
+def full_code_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """``plan.code_spec`` as ``code.spec()`` writes it. Plans of fixed schemes may leave
+    ``K`` to the construction (seen for flat schemes); every node must rebuild the very same
+    code, so the launcher builds it once here and ships the complete spec."""
+    if "K" in spec or spec.get("scheme") == "hgc-hetero":
+        return dict(spec)
+    code = make_code(
+        spec["scheme"],
+        list(spec["workers_per_edge"]),
+        int(spec.get("s_e", 0)),
+        int(spec.get("s_w", 0)),
+        s=spec.get("s"),
+    )
+    return dict(code.spec())
+
+
 def link_json(link: Link, with_rate: bool) -> dict[str, float]:
     """A link profile for ``emulation_spec`` (seconds, bytes/s); rate omitted when tc does it."""
     out = {
@@ -63,7 +79,7 @@ def emulation_spec(scenario: Scenario, plan: Plan, link_mode: str) -> dict[str, 
     jitter, loss and rate in-process), ``no-rate`` (tc shapes the rate), ``none``."""
     if link_mode not in ("full", "no-rate", "none"):
         raise ValueError(f"link_mode must be full, no-rate or none, got {link_mode!r}")
-    code = code_from_spec(plan.code_spec)
+    code = code_from_spec(full_code_spec(plan.code_spec))
     straggler = scenario.straggler
     flat_index = {
         (i, j): k
@@ -113,7 +129,7 @@ def master_config(
     """The master's ``--config`` JSON (schema: ``services/master/config.py``)."""
     t = scenario.training
     return {
-        "code_spec": plan.code_spec,
+        "code_spec": full_code_spec(plan.code_spec),
         "data_spec": dict(scenario.data_spec),
         "model_spec": dict(scenario.model_spec),
         "emulation_spec": emulation_spec(scenario, plan, link_mode),
