@@ -312,7 +312,7 @@ class LocalCluster:
     def wait(self, timeout: float = 120.0) -> int:
         """Wait for the master to exit, then for every other node; the master's status."""
         status = self.procs["master"].wait(timeout)
-        deadline = time.monotonic() + max(5.0, 10 * self.heartbeat_s * self.liveness)
+        deadline = time.monotonic() + max(3.0, 2 * self.heartbeat_s * self.liveness)
         for proc in self.procs.values():
             # close() kills what did not follow the Shutdown
             with contextlib.suppress(subprocess.TimeoutExpired):

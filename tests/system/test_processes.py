@@ -1,0 +1,168 @@
+"""The real system: master, edges and workers as separate processes on loopback.
+
+Exactness under stragglers (SIGSTOP) and crashes (SIGKILL) mid-run, failure beyond the
+tolerance, and hostile frames to the master and an edge (scraped from their /metrics).
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+from prometheus_client.parser import text_string_to_metric_families
+
+from common.runtime.codec import encode
+from common.runtime.messages import WorkerGradient
+from services.cluster import LocalCluster, reference_trace
+from tests.conftest import poll_for
+from tests.integration.test_cluster_hostile import hostile_frames
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+
+
+def run_config(code: dict[str, Any], iterations: int = 12, **training: Any) -> dict[str, Any]:
+    m = code["workers_per_edge"]
+    return {
+        "code": code,
+        "data_spec": {"kind": "digits"},
+        "model_spec": {"kind": "logreg"},
+        # a small fixed delay keeps the run going long enough to act on it mid-run
+        "emulation_spec": {
+            f"worker-{i}-{j}": {"fixed_delay_s": 0.05} for i in range(len(m)) for j in range(m[i])
+        },
+        "training": {
+            "iterations": iterations,
+            "learning_rate": 0.5,
+            "deadline_s": 20.0,
+            **training,
+        },
+        "seed": 1,
+    }
+
+
+HGC = {"scheme": "hgc", "workers_per_edge": [3, 3, 3], "s_e": 1, "s_w": 1}
+
+
+def after_first_iterations(cluster: LocalCluster, n: int = 2) -> None:
+    poll_for(lambda: len(cluster.records()) >= n, 60, what=f"{n} iterations")
+
+
+def check_exact(cluster: LocalCluster, config: dict[str, Any]) -> None:
+    trace = cluster.params_trace()
+    reference = reference_trace(config)
+    assert list(trace["iterations"]) == list(range(len(reference)))
+    errors = np.linalg.norm(trace["params"] - reference, axis=1) / np.linalg.norm(reference, axis=1)
+    assert errors.max() < 1e-9, f"worst relative error {errors.max():.3g}"
+
+
+def test_hgc_with_paused_edge_and_workers_is_exactly_gradient_descent(tmp_path: Path) -> None:
+    config = run_config(HGC)
+    with LocalCluster(config, workdir=tmp_path, params_trace=True) as cluster:
+        after_first_iterations(cluster)
+        for node in ("edge-2", "worker-0-1", "worker-1-0"):  # s_e edges, s_w workers per edge
+            cluster.pause(node)
+        poll_for(cluster.done, 120, what="the master to finish")
+        for node in ("edge-2", "worker-0-1", "worker-1-0"):
+            cluster.resume(node)  # they read their Shutdown and exit
+        assert cluster.wait() == 0
+        check_exact(cluster, config)
+        records = cluster.records()
+        assert all(r["ok"] for r in records) and len(records) == 12
+        assert "edge-2" in records[-1]["edge_stragglers"]
+        assert "worker-0-1" in records[-1]["worker_stragglers"]
+        assert set(cluster.exit_codes().values()) == {0}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        {"scheme": "flat-frc", "workers_per_edge": [2, 2], "s": 1},
+        {"scheme": "flat-crc", "workers_per_edge": [2, 1], "s": 1},
+    ],
+    ids=lambda c: c["scheme"],
+)
+def test_flat_scheme_with_a_killed_worker_is_exact(tmp_path: Path, code: dict[str, Any]) -> None:
+    config = run_config(code, iterations=8)
+    with LocalCluster(config, workdir=tmp_path, params_trace=True) as cluster:
+        after_first_iterations(cluster)
+        cluster.kill("worker-1-0")
+        assert cluster.wait() == 0
+        check_exact(cluster, config)
+
+
+def test_killing_a_worker_and_an_edge_mid_run_loses_no_iteration(tmp_path: Path) -> None:
+    config = run_config(HGC)
+    with LocalCluster(config, workdir=tmp_path, params_trace=True) as cluster:
+        after_first_iterations(cluster)
+        cluster.kill("worker-0-2")
+        cluster.kill("edge-1")
+        assert cluster.wait() == 0
+        records = cluster.records()
+        assert [(r["iteration"], r["attempt"], r["ok"]) for r in records] == [
+            (t, 0, True) for t in range(12)
+        ]
+        check_exact(cluster, config)
+
+
+def test_beyond_tolerance_stops_within_the_deadline_with_a_clear_message(tmp_path: Path) -> None:
+    config = run_config(HGC, iterations=200, deadline_s=2.0, on_failure="stop")
+    with LocalCluster(config, workdir=tmp_path) as cluster:
+        after_first_iterations(cluster)
+        cluster.kill("edge-0")
+        cluster.kill("edge-1")
+        status = cluster.wait(timeout=60)
+        records = cluster.records()
+        log = cluster.log("master")
+    assert status == 1
+    assert records[-1]["ok"] is False
+    error = records[-1]["error"]
+    assert "needed 2 of 3 edges" in error
+    assert "edge-0" in error and "edge-1" in error and "edge-2" not in error.split("missing")[1]
+    assert records[-1]["duration_s"] < 2.0 * 5  # at the deadline, with a generous margin
+    assert error in log  # the master says why it stopped
+
+
+def scrape(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    )
+
+
+def test_hostile_frames_to_master_and_edge_are_dropped_and_training_completes(
+    tmp_path: Path,
+) -> None:
+    config = run_config(HGC, iterations=20)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    with LocalCluster(config, workdir=tmp_path) as cluster:
+        socks = []
+        for node in ("master", "edge-1"):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.ROUTING_ID, b"mallory")
+            s.connect(f"tcp://127.0.0.1:{cluster.ports[node]}")
+            socks.append((node, s))
+        after_first_iterations(cluster, 1)
+        for _, s in socks:
+            for frames in hostile_frames().values():
+                s.send_multipart(frames)
+            s.send_multipart(encode(WorkerGradient(10**6, 1, 0, np.ones(650), 0.0)))
+        counts: dict[str, float] = {}
+        for node, _ in socks:
+            role, port = node.split("-")[0], cluster.metrics_ports[node]
+            name = f"hgc_{role}_messages_dropped_total"
+            poll_for(lambda: scrape(port, name) >= 8, 30, what=f"{node} to count hostile frames")  # noqa: B023
+            counts[node] = scrape(port, name)
+        for _, s in socks:
+            s.close()
+        assert cluster.wait() == 0
+        records = cluster.records()
+    assert [r["iteration"] for r in records] == list(range(20)) and all(r["ok"] for r in records)
+    assert counts["master"] >= 8 and counts["edge-1"] >= 8
