@@ -243,8 +243,8 @@ def _ratio(rates: dict[str, list[float]], ours: str, base: str) -> float:
 
 
 def run(quick: bool) -> list[Result]:
-    plans = [("4MB", 4 * MB, 10 if quick else 50), ("40MB", 40 * MB, 3 if quick else 10)]
-    rounds = 3 if quick else 7
+    plans = [("4MB", 4 * MB, 10 if quick else 40), ("40MB", 40 * MB, 3 if quick else 8)]
+    rounds = 3 if quick else 5
     results: list[Result] = []
     for label, size, n in plans:
         rates: dict[str, list[float]] = {name: [] for name in METHODS}
