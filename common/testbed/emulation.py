@@ -150,6 +150,28 @@ class EmulatedHardware:
             self._report("netem", False, f"{netem_detail}; latency/jitter/loss stay in-process")
             self._report("inprocess_link", True, "latency, jitter, loss (bandwidth: tbf/htb)")
 
+    # ---- faults ---------------------------------------------------------------------------
+
+    def slow(self, node: str, pid: int, factor: float, cleanup: CleanupStack) -> str:
+        """Divide the node's CPU quota by ``factor`` (cgroups); the text says what was done."""
+        support = detect_cgroups()
+        if not support.available:
+            return f"slow {node} x{factor:g}: not applied, {support.reason}"
+        if self.quotas is None:
+            self.quotas = CpuQuotas(support)
+            cleanup.push("cgroups (faults)", self.quotas.cleanup)
+        share = _fraction(self.scenario, node) / factor
+        self.quotas.create(node, share)
+        self.quotas.attach(node, pid)
+        return f"slow {node} x{factor:g}: CPU quota {share:g} of a core"
+
+    def unslow(self, node: str) -> str:
+        if self.quotas is None or node not in self.quotas.groups:
+            return f"unslow {node}: nothing to undo"
+        share = _fraction(self.scenario, node)
+        self.quotas.create(node, share)
+        return f"unslow {node}: CPU quota back to {share:g} of a core"
+
     # ---- the cluster's hooks -------------------------------------------------------------
 
     def command_prefix(self, node: str) -> list[str]:

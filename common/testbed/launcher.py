@@ -23,6 +23,7 @@ from common.testbed.cgroups import detect_cgroups, sweep_cgroups
 from common.testbed.cleanup import CleanupStack
 from common.testbed.config import NodeMap, master_config
 from common.testbed.emulation import EmulatedHardware
+from common.testbed.faults import FaultAction, FaultSchedule
 from common.testbed.netns import sweep_netns
 from common.testbed.predict import predict, tolerances
 from common.testbed.progress import Progress
@@ -93,6 +94,7 @@ def run_testbed(req: RunRequest) -> RunOutcome:
     failures: dict[str, str] = {}
     records_by_scheme: dict[str, list[dict[str, Any]]] = {}
     ports: dict[str, dict[str, Any]] = {}
+    notes: dict[str, list[str]] = {}
     table = ""
     try:
         hw = EmulatedHardware.setup(scenario, cleanup)
@@ -102,6 +104,7 @@ def run_testbed(req: RunRequest) -> RunOutcome:
             records, info, error = _run_scheme(scheme, scenario, req, hw, folder, cleanup, progress)
             interrupted = error == INTERRUPTED
             ports[scheme] = info.get("metrics_ports", {})
+            notes[scheme] = info.get("fault_notes", [])
             folder.write_json("metrics_ports.json", ports)
             if error:
                 failures[scheme] = error
@@ -122,7 +125,8 @@ def run_testbed(req: RunRequest) -> RunOutcome:
         if problems:
             print("hgc run: cleanup problems:\n  " + "\n  ".join(problems), file=sys.stderr)
         if results:  # whatever was measured is written, also after Ctrl-C
-            table = _finish(folder, scenario, req, results, records_by_scheme, failures)
+            extra = {"failures": failures, "faults_applied": notes}
+            table = _finish(folder, scenario, req, results, records_by_scheme, extra)
     progress.message(table)
     return RunOutcome(folder.path, results, table, failures)
 
@@ -133,7 +137,7 @@ def _finish(
     req: RunRequest,
     results: dict[str, SchemeResult],
     records_by_scheme: dict[str, list[dict[str, Any]]],
-    failures: dict[str, str],
+    extra: dict[str, Any],
 ) -> str:
     from common.testbed.plots import write_plots
 
@@ -143,7 +147,7 @@ def _finish(
         "seed": scenario.seed,
         "schemes_requested": list(req.schemes),
         "iterations_requested": req.iterations,
-        "failures": failures,
+        **extra,
     }
     table = folder.write_summary(results, extra)
     write_plots(folder.path / "plots", records_by_scheme)
@@ -223,6 +227,7 @@ def _run_scheme(
         node_env=lambda n: {**hw.node_env(names(n)), "HGC_NODE_NAME": names(n)},
         on_started=lambda n, pid: hw.on_started(names(n), pid),
         bind_host=lambda n: hw.address(names(n)),
+        metrics_ports=_fixed_metrics_ports(scenario, names),
     )
     cleanup.push(f"cluster ({scheme})", cluster.close)
     error = None
@@ -234,7 +239,10 @@ def _run_scheme(
         }
         info["pids"] = {names(n): pid for n, pid in cluster.pids.items()}
         folder.write_json(f"{scheme}/nodes.json", info)
-        error = _follow(cluster, scheme, req.iterations, progress, names, scenario)
+        faults = FaultSchedule(scenario.faults, set(names.to_topology.values()))
+        follower = _Follower(cluster, scheme, names, hw, cleanup, progress, faults)
+        error = follower.follow(req.iterations, _scheme_budget_s(scenario, req.iterations))
+        info["fault_notes"] = follower.notes
     except ClusterError as exc:
         error = str(exc)
     except KeyboardInterrupt:
@@ -245,34 +253,79 @@ def _run_scheme(
     return records, info, error
 
 
+def _fixed_metrics_ports(scenario: Scenario, names: NodeMap) -> dict[str, int]:
+    """``ports.metrics_base_port``: node k of ``scenario.node_names()`` serves base + k (the
+    topology's numbering, so a node keeps its port whichever scheme selects it)."""
+    base = scenario.ports.metrics_base_port
+    if base is None:
+        return {}
+    index = {node: k for k, node in enumerate(scenario.node_names())}
+    return {pos: base + index[topo] for pos, topo in names.to_topology.items()}
+
+
 def _netns(hw: EmulatedHardware, node: str) -> str | None:
     return hw.lab.netns(node) if hw.lab else None
 
 
-def _follow(
-    cluster: Any,
-    scheme: str,
-    iterations: int,
-    progress: Progress,
-    names: NodeMap,
-    scenario: Scenario,
-) -> str | None:
-    """Show each record as it lands until the master exits; the error, if any."""
-    seen = 0
-    deadline = time.monotonic() + _scheme_budget_s(scenario, iterations)
-    while True:
-        finished = cluster.done()
-        records = read_records(cluster.record_path)
-        for r in records[seen:]:
-            progress.iteration(translate(r, names, scheme), iterations)
-        seen = len(records)
-        if finished:
-            break
-        if time.monotonic() > deadline:
-            return f"no end after {_scheme_budget_s(scenario, iterations):.0f} s"
-        time.sleep(POLL_S)
-    status = cluster.wait(timeout=30)
-    if status != 0:
-        return f"master exited with status {status}:\n{cluster.log('master', 15)}"
-    ok = sum(1 for r in read_records(cluster.record_path) if r.get("ok"))
-    return None if ok else "no successful iteration"
+class _Follower:
+    """Shows each record as it lands and applies the fault schedule, until the master exits."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        scheme: str,
+        names: NodeMap,
+        hw: EmulatedHardware,
+        cleanup: CleanupStack,
+        progress: Progress,
+        faults: FaultSchedule,
+    ) -> None:
+        self.cluster, self.scheme, self.names, self.hw = cluster, scheme, names, hw
+        self.cleanup, self.progress, self.faults = cleanup, progress, faults
+        self.position = {topo: pos for pos, topo in names.to_topology.items()}
+        self.notes: list[str] = []
+
+    def follow(self, iterations: int, budget_s: float) -> str | None:
+        """The error that ended the scheme, or None."""
+        seen = 0
+        deadline = time.monotonic() + budget_s
+        while True:
+            finished = self.cluster.done()
+            records = read_records(self.cluster.record_path)
+            for r in records[seen:]:
+                self.progress.iteration(translate(r, self.names, self.scheme), iterations)
+            seen = len(records)
+            if finished:
+                break
+            last = max((int(r["iteration"]) for r in records), default=-1)
+            for action in self.faults.due(last, time.monotonic()):
+                self._apply(action)
+            if time.monotonic() > deadline:
+                return f"no end after {budget_s:.0f} s"
+            time.sleep(POLL_S)
+        status = self.cluster.wait(timeout=30)
+        if status != 0:
+            return f"master exited with status {status}:\n{self.cluster.log('master', 15)}"
+        ok = sum(1 for r in read_records(self.cluster.record_path) if r.get("ok"))
+        return None if ok else "no successful iteration"
+
+    def _apply(self, action: FaultAction) -> None:
+        node, pos = action.node, self.position.get(action.node, "")
+        if action.kind == "note":
+            text = action.text
+        elif action.kind == "kill":
+            self.cluster.kill(pos)
+            text = f"fault: killed {node}"
+        elif action.kind == "pause":
+            self.cluster.pause(pos)
+            text = f"fault: paused {node}"
+        elif action.kind == "resume":
+            self.cluster.resume(pos)
+            text = f"fault: resumed {node}"
+        elif action.kind == "slow":
+            pid = self.cluster.pids[pos]
+            text = "fault: " + self.hw.slow(node, pid, action.factor, self.cleanup)
+        else:
+            text = "fault: " + self.hw.unslow(node)
+        self.notes.append(text)
+        self.progress.message(f"[{self.scheme}] {text}")
