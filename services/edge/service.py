@@ -15,18 +15,42 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from common.coding import code_from_spec
+from common.runtime.messages import EdgeSetup
 from common.runtime.metrics import EdgeMetrics, serve_metrics
 from common.runtime.transport import ChildEndpoint, ParentEndpoint, TransportConfig
 from services.common import node
-from services.common.actions import Observe
+from services.common.actions import Event, Observe, Received
 from services.common.runner import NodeRunner
 from services.edge.state import EdgeState
+from services.worker.compute import link_of
 
 
 class EdgeRunner(NodeRunner):
     def __init__(self, state: EdgeState, metrics: EdgeMetrics, **kw: Any) -> None:
         super().__init__(state.node, state, metrics, **kw)
         self.emetrics = metrics
+        self.estate = state
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Received) and isinstance(event.msg, EdgeSetup):
+            self._set_links(event.msg)
+        super()._dispatch(event)
+
+    def _set_links(self, setup: EdgeSetup) -> None:
+        """In-process link emulation: the edge's uplink entry delays what it sends to the
+        master; each worker's link entry delays what the edge sends to that worker."""
+        assert self.up is not None and self.down is not None
+        for peer, entry in setup.emulation_spec.items():
+            try:
+                link = link_of(entry.get("link"), f"emulation_spec[{peer!r}].link")
+            except (ValueError, AttributeError) as exc:
+                self._log(f"{self.name}: ignoring bad emulation entry {peer}: {exc}")
+                self.metrics.dropped("malformed")
+                continue
+            if peer == self.name:
+                self.up.set_link("master", link)
+            elif peer.startswith(f"worker-{self.estate.edge}-"):
+                self.down.set_link(peer, link)
 
     def observe(self, obs: Observe) -> None:
         m = self.emetrics

@@ -27,6 +27,7 @@ from services.common.actions import Action, Event, Observe, ParamsUpdated, Recor
 from services.common.runner import NodeRunner
 from services.master.config import ConfigError, load_config
 from services.master.state import MasterState, TrainingConfig
+from services.worker.compute import link_of
 
 
 class MasterRunner(NodeRunner):
@@ -129,6 +130,9 @@ def start_master(
     )
     edges = {f"edge-{i}" for i in range(state.n_edges)}
     down = ParentEndpoint("master", metrics, bind, allowed_peers=edges, config=transport)
+    for edge in sorted(edges):  # the master delays its messages to an edge by its uplink
+        entry = config.emulation_spec.get(edge, {})
+        down.set_link(edge, link_of(entry.get("link"), f"emulation_spec[{edge!r}].link"))
     runner = MasterRunner(state, metrics, down=down, stop=stop, record=record, on_phase=on_phase)
     return runner, down.port
 
@@ -193,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = runner.run()
         save_outputs(runner, args.save_params, args.params_trace)
         return status
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         return node.fail(f"master: {exc}")
     finally:
         server.close()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from common.learning import build_model, load_dataset, partition_rows
 from common.learning.models import Model
-from common.perf.system import StragglerModel, WorkerProfile
+from common.perf.system import Link, StragglerModel, WorkerProfile
 from common.runtime.emulation import COMPUTE_MODES, ComputeEmulator, emulate_compute
 
 
@@ -62,13 +62,28 @@ def coded_gradient(data: WorkerData, params: np.ndarray) -> np.ndarray:
     return z
 
 
+def link_of(raw: Any, where: str) -> Link | None:
+    """A ``Link`` from its JSON form (latency_s, jitter_s, bandwidth_bytes_per_s, loss,
+    retransmit_s; all optional), or None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: must be an object, got {type(raw).__name__}")
+    known = {f.name for f in fields(Link)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    return Link(**{k: float(v) for k, v in raw.items()})
+
+
 class Emulation:
     """A worker's compute emulation from its ``emulation_spec`` entry (docs/operations.md).
 
     Keys (all optional): ``compute`` (delay | work | off, default delay), ``fixed_delay_s``
     (extra seconds every iteration), ``shift_s`` + ``rate`` (+ ``straggler``: kind, p_slow,
     p_recover, slowdown) for the straggler model of ``common.runtime.emulation``, ``load``,
-    ``worker_index``, ``seed``.
+    ``worker_index``, ``seed``; ``link`` (a ``Link`` as JSON) delays this worker's messages
+    to its edge in-process (the edge delays its messages to the worker with the same link).
     """
 
     KEYS = frozenset(
@@ -87,9 +102,15 @@ class Emulation:
         if self.fixed_delay_s < 0:
             raise ValueError(f"emulation.fixed_delay_s: must be >= 0, got {self.fixed_delay_s}")
         self.model: ComputeEmulator | None = None
+        self.link = link_of(spec.get("link"), "emulation.link")
         if "shift_s" in spec or "rate" in spec:
             s = dict(spec.get("straggler", {"kind": "shifted-exponential"}))
-            straggler = StragglerModel(**s)
+            if s.get("trace") is not None:
+                s["trace"] = np.asarray(s["trace"], dtype=np.float64)
+            try:
+                straggler = StragglerModel(**s)
+            except TypeError as exc:
+                raise ValueError(f"emulation.straggler: {exc}") from None
             profile = WorkerProfile(float(spec.get("shift_s", 0.0)), float(spec.get("rate", 1.0)))
             self.model = ComputeEmulator(
                 profile,

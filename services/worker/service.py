@@ -42,8 +42,14 @@ class WorkerRunner(NodeRunner):
     def perform_extra(self, action: Action) -> None:
         assert self.offload is not None
         if isinstance(action, LoadData):
-            self.emulation = Emulation(action.emulation)
+            try:
+                self.emulation = Emulation(action.emulation)
+            except ValueError as exc:
+                self._dispatch(ComputeFailed(f"bad emulation entry: {exc}"))
+                return
             self.wmetrics.emulation_active("compute_delay", self.emulation.active)
+            if self.up is not None:
+                self.up.set_link(self.up.parent, self.emulation.link)
             self.offload.submit(
                 ("load",),
                 load_partitions,

@@ -163,3 +163,25 @@ def test_metrics_count_iterations_and_arrivals() -> None:
             "worker-1-1", "hgc_worker_compute_duration_seconds_count", {"edge": "1", "worker": "1"}
         )
     assert ok == 4 and arrivals >= 8 and computed >= 1
+
+
+def test_link_emulation_from_the_emulation_spec_makes_an_edge_straggle() -> None:
+    config = run_config(HGC, iterations=8)
+    config["emulation_spec"] = {
+        "edge-0": {"link": {"latency_s": 0.2}},
+        "worker-1-2": {"link": {"latency_s": 0.2, "bandwidth_bytes_per_s": 1e9}},
+    }
+    with InProcessCluster(config) as cluster:
+        assert cluster.wait() == 0
+        records = cluster.records()
+        trace = list(cluster.params_trace())
+        active = {
+            node: cluster.sample(
+                node, f"hgc_{node.split('-')[0]}_emulation_active", {"mechanism": "inprocess_link"}
+            )
+            for node in ("master", "edge-0", "edge-1", "worker-1-2", "worker-1-1")
+        }
+    assert active == {"master": 1, "edge-0": 1, "edge-1": 1, "worker-1-2": 1, "worker-1-1": 0}
+    # generous: the delayed edge and worker are left out in most iterations, the run stays exact
+    assert sum("edge-0" in r["edge_stragglers"] for r in records) >= len(records) / 2
+    assert max_rel_error(trace, reference_trace(config)) < 1e-9
