@@ -35,6 +35,7 @@ def make_code(
     K: int | None = None,
     points: str = DEFAULT_POINTS,
     tolerance: float | None = DEFAULT_TOLERANCE,
+    orders: dict[str, Any] | None = None,
 ) -> Code:
     """Build a code of a named scheme (see ``SCHEMES`` and docs/architecture.md).
 
@@ -48,6 +49,8 @@ def make_code(
     points : evaluation points of the Lagrange tiers (docs/numerics.md).
     tolerance : refuse (``NumericallyUnstableCodeError``) a Lagrange code whose estimated worst
         relative float64 decode error exceeds it; None to skip the check.
+    orders : point orderings recorded in a spec ({"edge": int, "workers": [int]} or, for
+        flat codes, {"order": int}); None to choose them (see docs/numerics.md).
 
     Raises
     ------
@@ -63,7 +66,8 @@ def make_code(
             raise InfeasibleCodeError(f"{scheme}: give s (stragglers among all M workers)")
         if s_e or s_w:
             raise InfeasibleCodeError(f"{scheme}: takes s, not s_e/s_w (got s_e={s_e}, s_w={s_w})")
-        code: Code = make_flat(scheme, m, s, K, points)
+        order = None if orders is None else orders.get("order")
+        code: Code = make_flat(scheme, m, s, K, points, order)
         return _checked(code, tolerance)
     if s is not None:
         raise InfeasibleCodeError(f"{scheme}: takes s_e and s_w; s is for flat-frc/flat-crc")
@@ -91,7 +95,7 @@ def make_code(
             raise InfeasibleCodeError(f"K={K}: fr needs K a multiple of {groups}")
     K = check_K(m, s_e, s_w, K)
     code = build_hierarchical(
-        scheme, cyclic_placement(m, s_e, s_w, K), K, s_e, s_w, "lagrange", points
+        scheme, cyclic_placement(m, s_e, s_w, K), K, s_e, s_w, "lagrange", points, orders
     )
     return _checked(code, tolerance)
 
@@ -128,6 +132,7 @@ def code_from_placement(
     *,
     points: str = DEFAULT_POINTS,
     tolerance: float | None = DEFAULT_TOLERANCE,
+    orders: dict[str, Any] | None = None,
 ) -> HierarchicalCode:
     """A ``hgc-hetero`` code for any placement covering each partition on >= s_e+1 edges with
     >= s_w+1 holders each (unequal loads allowed). Raises naming an under-covered partition."""
@@ -135,7 +140,7 @@ def code_from_placement(
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise InfeasibleCodeError(f"{name}: must be an integer >= 0, got {v!r}")
     pl = normalise_placement(placement, K)
-    code = build_hierarchical("hgc-hetero", pl, K, s_e, s_w, "lagrange", points)
+    code = build_hierarchical("hgc-hetero", pl, K, s_e, s_w, "lagrange", points, orders)
     checked = _checked(code, tolerance)
     assert isinstance(checked, HierarchicalCode)
     return checked
@@ -150,27 +155,37 @@ def code_from_spec(spec: dict[str, Any]) -> Code:
     K = _field(spec, "K", int)
     points = spec.get("points", DEFAULT_POINTS)
     # tolerance=None: the sender already accepted this code; every node must agree to build it
+    if scheme in FLAT_SCHEMES:
+        order = {"order": _field(spec, "order", int)} if "order" in spec else None
+        return make_code(
+            scheme, m, s=_field(spec, "s", int), K=K, points=points, tolerance=None, orders=order
+        )
+    s_e, s_w = _field(spec, "s_e", int), _field(spec, "s_w", int)
+    orders = _orders(spec, len(m) if scheme != "hgc-hetero" else None)
     if scheme == "hgc-hetero":
         placement = _field(spec, "placement", list)
         return code_from_placement(
-            placement,
-            K,
-            _field(spec, "s_e", int),
-            _field(spec, "s_w", int),
-            points=points,
-            tolerance=None,
+            placement, K, s_e, s_w, points=points, tolerance=None, orders=orders
         )
-    if scheme in FLAT_SCHEMES:
-        return make_code(scheme, m, s=_field(spec, "s", int), K=K, points=points, tolerance=None)
-    return make_code(
-        scheme,
-        m,
-        _field(spec, "s_e", int),
-        _field(spec, "s_w", int),
-        K=K,
-        points=points,
-        tolerance=None,
-    )
+    return make_code(scheme, m, s_e, s_w, K=K, points=points, tolerance=None, orders=orders)
+
+
+def _orders(spec: dict[str, Any], n_edges: int | None) -> dict[str, Any] | None:
+    if "orders" not in spec:
+        return None
+    orders = spec["orders"]
+    if (
+        not isinstance(orders, dict)
+        or not isinstance(orders.get("edge"), int)
+        or not isinstance(orders.get("workers"), list)
+        or not all(isinstance(o, int) and o >= 0 for o in orders["workers"])
+        or (n_edges is not None and len(orders["workers"]) != n_edges)
+    ):
+        raise CodeSpecError(
+            "code spec: field 'orders' must be {'edge': int, 'workers': [int per edge]}, "
+            f"got {orders!r}"
+        )
+    return orders
 
 
 def _field(spec: dict[str, Any], name: str, kind: type) -> Any:

@@ -82,6 +82,8 @@ class FlatCode:
         }
         if self.points != DEFAULT_POINTS:
             out["points"] = self.points
+        if self.tier.kind == "lagrange":
+            out["order"] = self.tier.order
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -103,7 +105,12 @@ class FlatCode:
 
 
 def make_flat(
-    scheme: str, workers_per_edge: Sequence[int], s: int, K: int | None, points: str
+    scheme: str,
+    workers_per_edge: Sequence[int],
+    s: int,
+    K: int | None,
+    points: str,
+    order: int | None = None,
 ) -> FlatCode:
     """Build ``flat-frc`` or ``flat-crc`` tolerating any s of the M workers."""
     m = check_topology(workers_per_edge)
@@ -135,7 +142,7 @@ def make_flat(
     if scheme == "flat-frc":
         tier = fr_tier(M, s, item_holders, label="master")
     else:
-        tier = lagrange_tier(M, s, item_holders, points, label="master")
+        tier = lagrange_tier(M, s, item_holders, points, "master", order)
     flat_parts = [tuple(q * per + r for q in slots[w] for r in range(per)) for w in range(M)]
     placement = []
     coefs = []

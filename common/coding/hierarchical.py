@@ -90,6 +90,13 @@ class HierarchicalCode:
             out["placement"] = [[list(p) for p in edge] for edge in self.placement]
         if self.points != DEFAULT_POINTS:
             out["points"] = self.points
+        if self.variant == "lagrange":
+            # the orderings "equi-search" chose: rebuilding from them needs no search, so every
+            # node gets the same code whatever its floating-point quirks
+            out["orders"] = {
+                "edge": self.edge_tier.order,
+                "workers": [t.order for t in self.worker_tiers],
+            }
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -120,8 +127,13 @@ def build_hierarchical(
     s_w: int,
     variant: str,
     points: str = DEFAULT_POINTS,
+    orders: dict[str, Any] | None = None,
 ) -> HierarchicalCode:
-    """Coefficients for a validated placement (spec §3 step 3 for ``lagrange``)."""
+    """Coefficients for a validated placement (spec §3 step 3 for ``lagrange``).
+
+    ``orders`` ({"edge": int, "workers": [int, ...]}, from a spec) fixes the point orderings
+    instead of searching for them.
+    """
     m = tuple(len(edge) for edge in placement)
     n = len(m)
     if s_w >= min(m):
@@ -137,9 +149,12 @@ def build_hierarchical(
     elif variant == "ignore":
         edge_tier = ignore_tier(n, s_e, edge_holders, label="master")
     else:
-        edge_tier = lagrange_tier(n, s_e, edge_holders, points, label="master")
+        edge_tier = lagrange_tier(
+            n, s_e, edge_holders, points, "master", None if orders is None else orders["edge"]
+        )
     worker_tiers = []
     coefs = []
+    chosen: dict[tuple, int] = {}  # same holder structure -> same ordering (search once)
     for i, edge in enumerate(placement):
         items = sorted(worker_holders[i])
         holders = [worker_holders[i][k] for k in items]
@@ -149,7 +164,10 @@ def build_hierarchical(
         elif variant == "ignore":
             tier = ignore_tier(m[i], s_w, holders, label=label)
         else:
-            tier = lagrange_tier(m[i], s_w, holders, points, label=label)
+            key = (m[i], tuple(sorted(holders)))
+            order = orders["workers"][i] if orders is not None else chosen.get(key)
+            tier = lagrange_tier(m[i], s_w, holders, points, label, order)
+            chosen.setdefault(key, tier.order)
         worker_tiers.append(tier)
         col = {k: c for c, k in enumerate(items)}
         coefs.append(

@@ -14,13 +14,23 @@ The choice of points is measured in docs/numerics.md.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 # Point families measured in docs/numerics.md; the default is the best one measured.
-POINT_KINDS = ("equi-bitrev", "equi-sorted", "cheb-bitrev", "cheb-sorted", "cheb-end", "integers")
-DEFAULT_POINTS = "equi-bitrev"
+POINT_KINDS = (
+    "equi-search",
+    "equi-bitrev",
+    "equi-sorted",
+    "cheb-bitrev",
+    "cheb-sorted",
+    "cheb-end",
+    "integers",
+)
+DEFAULT_POINTS = "equi-search"
+MAX_CANDIDATES = 12  # orderings tried by "equi-search"
 
 
 def bit_reversal_ranks(N: int) -> np.ndarray:
@@ -34,10 +44,34 @@ def bit_reversal_ranks(N: int) -> np.ndarray:
     return np.argsort(np.argsort(keys))
 
 
-def tier_points(N: int, kind: str = DEFAULT_POINTS) -> tuple[np.ndarray, float]:
+def ordering_candidates(N: int) -> list[np.ndarray]:
+    """Deterministic list of node->point rank orderings tried by ``equi-search``.
+
+    Index 0 is the bit-reversal order, 1 the golden-ratio (Kronecker) order, then the stride
+    orders j -> j*t mod N for the strides t coprime to N, nearest to N/φ² and N/φ first;
+    at most ``MAX_CANDIDATES``.
+    """
+    out = [bit_reversal_ranks(N)]
+    if N <= 2:
+        return out
+    phi = (math.sqrt(5.0) - 1.0) / 2.0
+    out.append(np.argsort(np.argsort((np.arange(N) * phi) % 1.0, kind="stable")))
+    strides = sorted(
+        (t for t in range(2, N - 1) if math.gcd(t, N) == 1),
+        key=lambda t: (min(abs(t - N * phi * phi), abs(t - N * phi)), t),
+    )
+    for t in strides[: MAX_CANDIDATES - 2]:
+        out.append((np.arange(N) * t) % N)
+    return out
+
+
+def tier_points(N: int, kind: str = DEFAULT_POINTS, order: int = 0) -> tuple[np.ndarray, float]:
     """Evaluation points α (shape (N,)) and decode point β for an N-node tier.
 
-    ``equi-bitrev`` (default): N equispaced points of [-1, 1] assigned to node indices in
+    ``equi-search`` (default): the equispaced points below, in the ordering
+    ``ordering_candidates(N)[order]``; the tier builder tries every candidate and keeps the
+    one with the smallest worst-case error (the choice travels in the code's spec).
+    ``equi-bitrev``: N equispaced points of [-1, 1] assigned to node indices in
     bit-reversal order; β midway between the two central points (for odd N, between the
     centre and its right neighbour). ``equi-sorted``: the same in increasing order.
     ``cheb-bitrev`` / ``cheb-sorted``: first-kind Chebyshev nodes -cos((2j+1)π/2N), same β rule.
@@ -63,7 +97,12 @@ def tier_points(N: int, kind: str = DEFAULT_POINTS) -> tuple[np.ndarray, float]:
     # β between the two central points: 0 for even N; for odd N (0 is a point) the midpoint of
     # the centre and its right neighbour
     beta = 0.0 if N % 2 == 0 else float(pts[N // 2 + 1]) / 2
-    if kind.endswith("bitrev"):
+    if kind == "equi-search":
+        cands = ordering_candidates(N)
+        if not 0 <= order < len(cands):
+            raise ValueError(f"order: {order} out of range 0..{len(cands) - 1} for N={N}")
+        pts = pts[cands[order]]
+    elif kind.endswith("bitrev"):
         pts = pts[bit_reversal_ranks(N)]
     return pts, beta
 
@@ -97,11 +136,16 @@ def encoding_matrix(
     log_r = logd.sum(axis=1)
     sgn_r = np.prod(sgnd, axis=1)
     B = np.zeros((N, len(holders)))
+    columns: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
     for k, T in enumerate(holders):
-        t = np.asarray(T, dtype=np.int64)
-        sub_log = logd[np.ix_(t, t)].sum(axis=1)
-        sub_sgn = np.prod(sgnd[np.ix_(t, t)], axis=1)
-        B[t, k] = sgn_r[t] * sub_sgn * np.exp(log_r[t] - sub_log)
+        key = tuple(T)
+        if key not in columns:  # items with the same holders share one column: compute once
+            t = np.asarray(key, dtype=np.int64)
+            sub_log = logd[np.ix_(t, t)].sum(axis=1)
+            sub_sgn = np.prod(sgnd[np.ix_(t, t)], axis=1)
+            columns[key] = (t, sgn_r[t] * sub_sgn * np.exp(log_r[t] - sub_log))
+        t, values = columns[key]
+        B[t, k] = values
     return B
 
 

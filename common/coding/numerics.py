@@ -116,11 +116,19 @@ def hierarchical_error_estimate(code: object) -> float:
 
 
 def hierarchical_pattern_count(code: object) -> int:
-    """Number of distinct decodes: sum over edge sets F (|F| = n - s_e) of prod C(m_i, s_w)."""
+    """Number of distinct decodes: sum over edge sets F (|F| = n - s_e) of prod C(m_i, s_w).
+
+    That sum is the elementary symmetric polynomial of degree n - s_e in the per-edge counts,
+    computed by dynamic programming (enumerating the edge sets would take C(n, s_e) steps).
+    """
     m = code.workers_per_edge  # type: ignore[attr-defined]
     n, s_e, s_w = len(m), code.s_e, code.s_w  # type: ignore[attr-defined]
-    per = [math.comb(mi, s_w) for mi in m]
-    return sum(math.prod(per[i] for i in F) for F in itertools.combinations(range(n), n - s_e))
+    e = [1] + [0] * n  # e[d]: sum over d-subsets of the edges seen so far
+    for mi in m:
+        c = math.comb(mi, s_w)
+        for d in range(n, 0, -1):
+            e[d] += e[d - 1] * c
+    return e[n - s_e]
 
 
 def measured_decode_error(

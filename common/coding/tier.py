@@ -18,9 +18,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from common.coding.errors import DecodeError
-from common.coding.lagrange import DEFAULT_POINTS, decode_weights, encoding_matrix, tier_points
+from common.coding.lagrange import (
+    DEFAULT_POINTS,
+    decode_weights,
+    encoding_matrix,
+    ordering_candidates,
+    tier_points,
+)
 
 TIER_KINDS = ("lagrange", "fr", "unit", "ignore")
+SEARCH_MAX_N = 32  # larger tiers use the first ordering: the search would cost seconds
 _CACHE_SIZE = 256  # responder sets remembered per tier (decode runs every iteration)
 
 
@@ -37,6 +44,7 @@ class Tier:
     beta: float = 0.0
     group: np.ndarray | None = None  # fr only: group id of each node (-1: holds nothing)
     label: str = "tier"  # used in error messages, e.g. "edge 2" or "master"
+    order: int = 0  # lagrange only: index into ordering_candidates(N) for "equi-search"
     _cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -96,9 +104,20 @@ class Tier:
 
 
 def lagrange_tier(
-    N: int, s: int, holders: Sequence[Sequence[int]], points: str = DEFAULT_POINTS, label: str = ""
+    N: int,
+    s: int,
+    holders: Sequence[Sequence[int]],
+    points: str = DEFAULT_POINTS,
+    label: str = "",
+    order: int | None = None,
 ) -> Tier:
-    """A Lagrange tier over holder sets with |T_k| >= s+1 (``unit`` when s = 0)."""
+    """A Lagrange tier over holder sets with |T_k| >= s+1 (``unit`` when s = 0, ``fr`` when
+    the holder sets already are disjoint groups).
+
+    With ``points="equi-search"`` and ``order=None`` every ordering candidate (for N up to
+    ``SEARCH_MAX_N``) is scored by its worst-case error estimate and the best kept; pass the
+    recorded ``order`` to rebuild the same tier without searching.
+    """
     hs = tuple(tuple(int(x) for x in T) for T in holders)
     if s == 0:
         B = np.zeros((N, len(hs)))
@@ -108,9 +127,29 @@ def lagrange_tier(
     if disjoint_groups(hs):
         # the placement already is a fractional repetition at this tier: 0/1, no rounding
         return fr_tier(N, s, hs, label=label)
-    pts, beta = tier_points(N, points)
+    if points != "equi-search" or order is not None:
+        return _lagrange(N, s, hs, points, label, order or 0)
+    if N > SEARCH_MAX_N:
+        return _lagrange(N, s, hs, points, label, 0)
+    from common.coding.numerics import EPS, tier_error
+
+    best: tuple[float, Tier] | None = None
+    for idx in range(len(ordering_candidates(N))):
+        tier = _lagrange(N, s, hs, points, label, idx)
+        delta, amp = tier_error(tier, exhaustive_limit=2_000, samples=300)
+        score = delta + amp * EPS
+        if best is None or score < best[0]:
+            best = (score, tier)
+    assert best is not None
+    return best[1]
+
+
+def _lagrange(
+    N: int, s: int, hs: tuple[tuple[int, ...], ...], points: str, label: str, order: int
+) -> Tier:
+    pts, beta = tier_points(N, points, order)
     B = encoding_matrix(pts, beta, hs)
-    return Tier("lagrange", N, s, hs, B, points=pts, beta=beta, label=label or "tier")
+    return Tier("lagrange", N, s, hs, B, points=pts, beta=beta, label=label or "tier", order=order)
 
 
 def disjoint_groups(holders: Sequence[Sequence[int]]) -> bool:

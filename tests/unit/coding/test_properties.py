@@ -93,7 +93,7 @@ def test_any_covering_placement_with_extra_copies_decodes(req, seed) -> None:  #
         assert random_pattern_decode(code, seed + t) <= 1e-9
 
 
-@SETTINGS
+@settings(max_examples=20, deadline=None)
 @given(st.lists(st.integers(1, 5), min_size=1, max_size=4), st.integers(0, 30))
 def test_flat_crc_decodes_from_random_M_minus_s(m, s_raw) -> None:  # type: ignore[no-untyped-def]
     M = sum(m)

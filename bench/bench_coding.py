@@ -1,0 +1,157 @@
+"""Coding core: decode-and-combine against a plain sum, construction time, decode error table.
+
+Ratios are measured side by side in one run (interleaved repetitions, medians), because the
+machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from bench import Result
+from common.coding import HierarchicalCode, combine, make_code
+from common.coding.numerics import measured_decode_error
+
+SECTION = "coding"
+
+
+def _interleaved(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Median wall time of each function, run alternately so noise hits them alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for t, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            times[t].append(time.perf_counter() - start)
+    return [statistics.median(ts) for ts in times]
+
+
+def bench_combine(P: int, repeats: int) -> list[Result]:
+    """An edge of 8 workers (s_w = 2, Lagrange weights) combines its first 6 answers."""
+    code = make_code("hgc", [8, 8, 8], 1, 2)
+    assert isinstance(code, HierarchicalCode) and code.variant == "lagrange"
+    rng = np.random.default_rng(0)
+    vecs = [rng.standard_normal(P) for _ in range(8)]
+    order = [3, 0, 7, 5, 1, 6, 2, 4]
+    out = np.empty(P)
+    plain = np.empty(P)
+
+    def decode_and_combine() -> None:
+        w = code.edge_decode_weights(0, order)  # cached after the first call, as in service
+        combine([vecs[j] for j in order], w, out=out)
+
+    def plain_sum() -> None:  # the memory-bandwidth floor: the same 6 vectors, added in place
+        np.copyto(plain, vecs[order[0]])
+        for j in order[1:6]:
+            np.add(plain, vecs[j], out=plain)
+
+    t_code, t_plain = _interleaved([decode_and_combine, plain_sum], repeats)
+    label = f"P={P:.0e}"
+    ratio = t_code / t_plain
+    return [
+        Result(SECTION, f"decode+combine 6 of 8, {label}", t_code * 1e3, "ms"),
+        Result(SECTION, f"plain numpy sum of 6, {label}", t_plain * 1e3, "ms"),
+        Result(
+            SECTION, f"decode+combine / plain sum, {label}", ratio, "ratio", "<= 1.5", ratio <= 1.5
+        ),
+    ]
+
+
+def bench_construction(quick: bool) -> list[Result]:
+    n = 16 if quick else 64
+    out = []
+    for s_e, s_w in [(1, 1), (2, 2)]:
+        start = time.perf_counter()
+        code = make_code("hgc", [n] * n, s_e, s_w)
+        elapsed = time.perf_counter() - start
+        variant = getattr(code, "variant", "")
+        out.append(
+            Result(
+                SECTION,
+                f"construct hgc n=m={n} s_e={s_e} s_w={s_w} ({variant}, K={code.K})",
+                elapsed,
+                "s",
+                "< 1",
+                elapsed < 1.0,
+            )
+        )
+    return out
+
+
+def error_table(quick: bool) -> list[Result]:
+    """Worst measured relative decode error (and the estimate) for n = m_i = N."""
+    sizes = [4, 8, 12] if quick else [4, 8, 12, 16, 24, 32]
+    samples = 500 if quick else 2000
+    out = []
+    for N in sizes:
+        worst_m, worst_e, where = 0.0, 0.0, ""
+        for s_e, s_w in sorted({(1, 2), (N // 2, N // 2), (N // 3, 2 * N // 3), (N - 2, N - 2)}):
+            if not (0 <= s_e < N and 0 <= s_w < N):
+                continue
+            code = make_code("hgc", [N] * N, s_e, s_w, tolerance=None)
+            est = code.decode_error_estimate()
+            meas, _ = measured_decode_error(code, samples=samples)
+            if meas >= worst_m:
+                worst_m, where = meas, f"s_e={s_e} s_w={s_w}"
+            worst_e = max(worst_e, est)
+        target = "<= 1e-9" if N <= 12 else ""
+        out.append(
+            Result(
+                SECTION,
+                f"worst measured error n=m={N} ({where})",
+                worst_m,
+                "rel",
+                target,
+                worst_m <= 1e-9 if N <= 12 else None,
+            )
+        )
+        out.append(Result(SECTION, f"worst error estimate n=m={N}", worst_e, "rel"))
+    return out
+
+
+def run(quick: bool) -> list[Result]:
+    results: list[Result] = []
+    for P in [10**5, 10**6] if quick else [10**6, 10**7]:
+        results += bench_combine(P, repeats=5 if quick else 15)
+    results += bench_construction(quick)
+    results += error_table(quick)
+    return results
+
+
+def compare_points(cases: list[tuple[int, int]] | None = None) -> None:
+    """Print the tier-level error estimate of every point family (the table in numerics.md).
+
+    One tier of N nodes, tolerance s, item q held by nodes q..q+s (mod N) as in the cyclic
+    placements; worst δ + A·ε over straggler patterns (exhaustive up to 5,000, otherwise
+    index and point windows plus 2,000 random). Run: ``python -c "import bench.bench_coding
+    as b; b.compare_points()"``.
+    """
+    from common.coding.lagrange import POINT_KINDS
+    from common.coding.numerics import EPS, tier_error
+    from common.coding.tier import Tier, lagrange_tier
+
+    cases = cases or [
+        (6, 3),
+        (9, 2),
+        (12, 3),
+        (12, 6),
+        (12, 8),
+        (16, 4),
+        (24, 6),
+        (32, 8),
+        (32, 16),
+        (32, 24),
+    ]
+    print("N  s  " + " ".join(f"{k:>12}" for k in POINT_KINDS))
+    for N, s in cases:
+        holders = [tuple(sorted((q + t) % N for t in range(s + 1))) for q in range(N)]
+        row = []
+        for kind in POINT_KINDS:
+            tier: Tier = lagrange_tier(N, s, holders, kind)
+            delta, amp = tier_error(tier)
+            row.append(f"{delta + amp * EPS:12.1e}")
+        print(f"{N:<2} {s:<2} " + " ".join(row), flush=True)
