@@ -139,20 +139,22 @@ def _tolerances(scenario: Scenario, scheme: str) -> dict[str, Any]:
 def master_config(scenario: Scenario, opts: StackOptions) -> dict[str, Any]:
     """The master's ``--config`` JSON (schema: ``services/master/config.py``)."""
     t = scenario.training
+    training = {
+        "iterations": opts.iterations or t.iterations,
+        "learning_rate": t.learning_rate,
+        "eval_every": t.eval_every,
+        "target_loss": t.target_loss,
+        "deadline_s": t.deadline_s,
+        "on_failure": t.on_failure,
+        "max_retries": t.max_retries,
+    }
     return {
         "code": code_arguments(scenario, opts.scheme),
         "data_spec": dict(scenario.data_spec),
         "model_spec": dict(scenario.model_spec),
         "emulation_spec": emulation_spec(scenario, opts.scheme, opts.network),
-        "training": {
-            "iterations": opts.iterations or t.iterations,
-            "learning_rate": t.learning_rate,
-            "eval_every": t.eval_every,
-            "target_loss": t.target_loss,
-            "deadline_s": t.deadline_s,
-            "on_failure": t.on_failure,
-            "max_retries": t.max_retries,
-        },
+        # Unset optional settings are left out: the master's defaults apply.
+        "training": {k: v for k, v in training.items() if v is not None},
         "seed": scenario.seed,
     }
 

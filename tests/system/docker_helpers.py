@@ -1,0 +1,289 @@
+"""Shared machinery of the container tests: the Docker gate, the project image, and compose
+stacks generated from scenarios that are always torn down.
+
+The gate: without a Docker engine these tests skip, except when ``CI=true``, where a missing
+engine (or compose, or promtool) is a FAILURE — CI provisions them (scripts/provision.sh),
+so their absence means the pipeline is broken, not that the tests do not apply.
+
+Fixtures are imported by the test modules (``from tests.system.docker_helpers import ...``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import IN_CI, poll_for
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_DIR = ROOT / "compose"
+TEST_IMAGE = os.environ.get("HGC_TEST_IMAGE", "hgc-edge:test")
+PROMETHEUS_IMAGE = os.environ.get("HGC_PROMETHEUS_IMAGE", "hgc-prometheus:local")
+PROJECT_PREFIX = "hgct"  # every compose project and swarm stack the tests create
+LABEL = "hgc.test"  # on every container/network the tests create (value: the project name)
+
+
+def unavailable(what: str) -> None:
+    """Skip outside CI, fail in CI: the one place that decides."""
+    if IN_CI:
+        pytest.fail(f"CI=true but {what}: scripts/provision.sh should have provided it")
+    pytest.skip(what)
+
+
+def run(cmd: list[str], timeout: float = 300, check: bool = True, **kw: Any) -> str:
+    """Run a command; on failure raise with its output (never a silent non-zero)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        output = f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{output}")
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    """A docker SDK client to a live engine with compose v2, or skip/fail per the gate."""
+    try:
+        import docker
+    except ImportError:
+        unavailable("the docker SDK is not installed (pip install -e '.[dev]')")
+    if shutil.which("docker") is None:
+        unavailable("no docker CLI on PATH")
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:  # the SDK raises several unrelated types for "no engine"
+        unavailable(f"no Docker engine answering ({exc.__class__.__name__}: {exc})")
+    proc = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+    if proc.returncode != 0:
+        unavailable("docker compose v2 is not installed")
+    return client
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} is not installed")
+    assert path is not None
+    return path
+
+
+def base_image(client: Any) -> str:
+    """The locally built base where it exists (no registry here), else the official one."""
+    env = os.environ.get("HGC_BASE_IMAGE")
+    if env:
+        return env
+    try:
+        client.images.get("hgc-base:bookworm")
+        return "hgc-base:bookworm"
+    except Exception:
+        return "python:3.11-slim-bookworm"
+
+
+@pytest.fixture(scope="session")
+def hgc_image(docker_client: Any) -> str:
+    """The project image, built once per session from the working tree's wheelhouse."""
+    wheelhouse = Path(tempfile.mkdtemp(prefix="hgct-wheels-"))
+    try:
+        env = {**os.environ, "PYTHON": sys.executable}
+        run(["bash", "scripts/wheels.sh", "linux/amd64", str(wheelhouse)], cwd=ROOT, env=env)
+        # The build context is the repository with its .dockerignore; point its wheelhouse/
+        # at the fresh one through a temporary context holding only what the image needs.
+        ctx = Path(tempfile.mkdtemp(prefix="hgct-ctx-"))
+        try:
+            shutil.copy(ROOT / "Dockerfile", ctx / "Dockerfile")
+            shutil.copytree(wheelhouse, ctx / "wheelhouse")
+            run(
+                [
+                    "docker",
+                    "build",
+                    "--quiet",
+                    "--build-arg",
+                    f"BASE_IMAGE={base_image(docker_client)}",
+                    "-t",
+                    TEST_IMAGE,
+                    str(ctx),
+                ],
+                timeout=600,
+            )
+        finally:
+            shutil.rmtree(ctx, ignore_errors=True)
+    finally:
+        shutil.rmtree(wheelhouse, ignore_errors=True)
+    return TEST_IMAGE
+
+
+@pytest.fixture(scope="session")
+def prometheus_image(docker_client: Any) -> str:
+    """A Prometheus image: the one named by HGC_PROMETHEUS_IMAGE if present, else built from
+    the host's Debian binary (scripts/prometheus-image.sh)."""
+    try:
+        docker_client.images.get(PROMETHEUS_IMAGE)
+        return PROMETHEUS_IMAGE
+    except Exception:
+        pass
+    require_tool("prometheus")
+    env = {**os.environ, "HGC_BASE_IMAGE": base_image(docker_client)}
+    run(["bash", "scripts/prometheus-image.sh", PROMETHEUS_IMAGE], cwd=ROOT, env=env)
+    return PROMETHEUS_IMAGE
+
+
+def scenario_stack(
+    scenario_path: str | Path,
+    workdir: Path,
+    image: str,
+    *,
+    scheme: str = "hgc",
+    iterations: int | None = None,
+    master_overrides: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    model_spec: dict[str, Any] | None = None,
+    compute: str | None = None,
+    prometheus_image: str = PROMETHEUS_IMAGE,
+    shape: dict[str, dict[str, str]] | None = None,
+    cpus: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Generate (compose dict, master config) into ``workdir`` with the generator's own
+    functions; the master records every iteration to ``workdir/out/record.jsonl``."""
+    from common.compose.generate import StackOptions, build_stack, master_config
+    from common.scenario import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    opts = StackOptions(scheme=scheme, image=image, iterations=iterations)
+    stack = build_stack(scenario, opts)
+    config = master_config(scenario, opts)
+    if training:
+        config["training"].update(training)
+    if model_spec:
+        config["model_spec"] = model_spec
+    if compute:
+        for entry in config["emulation_spec"].values():
+            entry["compute"] = compute
+    for sub in ("prometheus", "grafana"):
+        shutil.copytree(COMPOSE_DIR / sub, workdir / sub, dirs_exist_ok=True)
+    from common.compose.generate import prometheus_config
+
+    (workdir / "prometheus" / "prometheus.yml").write_text(
+        yaml.safe_dump(prometheus_config(scenario))
+    )
+    out = workdir / "out"
+    out.mkdir(exist_ok=True)
+    out.chmod(0o777)  # the master runs as uid 10001 and writes its record here
+    master = stack["services"]["master"]
+    master["volumes"] = [f"{out}:/out"]
+    master["environment"]["HGC_RECORD"] = "/out/record.jsonl"
+    master["environment"].update(master_overrides or {})
+    for svc in stack["services"].values():
+        svc.pop("build", None)  # the tests run the image built by the hgc_image fixture
+        if svc.get("labels", {}).get("hgc.role") != "monitoring":
+            svc["image"] = image
+    stack["services"]["prometheus"]["image"] = prometheus_image
+    for node, env in (shape or {}).items():
+        stack["services"][node]["environment"].update(env)
+    for node, limit in (cpus or {}).items():
+        svc = stack["services"][node]
+        svc["deploy"].setdefault("resources", {})["limits"] = {"cpus": limit}
+        svc["environment"]["HGC_CPU_LIMIT"] = limit
+    return stack, config
+
+
+class Stack:
+    """A compose project the test owns: written to ``workdir``, brought up, always removed."""
+
+    def __init__(self, workdir: Path, stack: dict[str, Any], config: dict[str, Any]) -> None:
+        self.workdir = workdir
+        self.name = f"{PROJECT_PREFIX}-{uuid.uuid4().hex[:8]}"
+        self.stack = stack
+        self.stack["name"] = self.name
+        for svc in stack["services"].values():
+            svc.setdefault("labels", {})[LABEL] = self.name
+        self.stack["networks"] = {"hgc": {"labels": {LABEL: self.name}}}
+        self.file = workdir / "stack.yaml"
+        self.file.write_text(yaml.safe_dump(self.stack, sort_keys=False))
+        (workdir / "master.json").write_text(json.dumps(config, indent=2))
+        self.config = config
+
+    def compose(self, *args: str, timeout: float = 300, check: bool = True) -> str:
+        return run(
+            ["docker", "compose", "-p", self.name, "-f", str(self.file), *args],
+            timeout=timeout,
+            check=check,
+            cwd=self.workdir,
+        )
+
+    def up(self, services: list[str] | None = None) -> None:
+        """Start the nodes (not Grafana: no registry here) or the given services."""
+        names = services or [
+            s for s in self.stack["services"] if s not in ("grafana", "prometheus")
+        ]
+        self.compose("up", "-d", "--no-build", *names)
+
+    def down(self) -> None:
+        self.compose("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+
+    def container(self, client: Any, service: str) -> Any:
+        found = client.containers.list(
+            all=True,
+            filters={"label": [f"com.docker.compose.project={self.name}",
+                               f"com.docker.compose.service={service}"]},
+        )  # fmt: skip
+        assert found, f"no container for service {service} in {self.name}"
+        return found[0]
+
+    def records(self) -> list[dict[str, Any]]:
+        path = self.workdir / "out" / "record.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def wait_master_exit(self, client: Any, timeout: float = 180) -> int:
+        master = self.container(client, "master")
+
+        def exited() -> bool:
+            master.reload()
+            return master.status in ("exited", "dead")
+
+        try:
+            poll_for(exited, timeout=timeout, interval=0.5, what="the master container to exit")
+        except TimeoutError:
+            raise AssertionError(f"master still running:\n{self.logs('master')}") from None
+        return int(master.attrs["State"]["ExitCode"])
+
+    def logs(self, service: str, tail: int = 60) -> str:
+        return self.compose("logs", "--no-color", "--tail", str(tail), service, check=False)
+
+
+@contextlib.contextmanager
+def running_stack(
+    scenario_path: str | Path, image: str, services: list[str] | None = None, **kw: Any
+) -> Iterator[Stack]:
+    """Generate, start and — whatever happens — remove a stack."""
+    workdir = Path(tempfile.mkdtemp(prefix="hgct-stack-"))
+    stack = Stack(workdir, *scenario_stack(scenario_path, workdir, image, **kw))
+    try:
+        stack.up(services)
+        yield stack
+    finally:
+        stack.down()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def sweep_leftovers(client: Any) -> None:
+    """Remove any container or network a previous, killed test session left behind."""
+    for c in client.containers.list(all=True, filters={"label": LABEL}):
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+    for n in client.networks.list(filters={"label": LABEL}):
+        with contextlib.suppress(Exception):
+            n.remove()
