@@ -67,7 +67,7 @@ class ProtocolError(ValueError):
 class Limits:
     """Size caps applied by ``decode`` (bytes unless stated)."""
 
-    max_header_bytes: int = 1 << 20
+    max_header_bytes: int = 16 << 20  # set-up messages carry specs (e.g. straggler traces)
     max_total_bytes: int = 512 << 20  # header + all array frames
     max_frames: int = 16
 

@@ -345,3 +345,20 @@ def test_mutated_valid_headers_raise_only_protocol_errors(data: st.DataObject) -
         head[pos] = data.draw(st.integers(0, 255))
     with contextlib.suppress(ProtocolError):
         decode([bytes(head), frames[1]])
+
+
+def test_set_up_with_a_long_straggler_trace_fits_the_default_header_cap() -> None:
+    trace = np.random.default_rng(0).random((20_000, 12)).tolist()  # ~2 MB of msgpack floats
+    msg = m.EdgeSetup(
+        iteration=-1,
+        edge=0,
+        code_spec={"scheme": "hgc"},
+        data_spec={},
+        model_spec={},
+        emulation_spec={"worker-0-0": {"straggler": {"kind": "trace", "trace": trace}}},
+    )
+    frames = encode(msg)
+    assert len(frames[0]) > 1 << 20
+    back = decode(frames)
+    assert isinstance(back, m.EdgeSetup)
+    assert back.emulation_spec["worker-0-0"]["straggler"]["trace"] == trace
