@@ -1,0 +1,143 @@
+"""``hgc cluster``: run one training job on a cluster of real processes on this machine
+(master, edges, workers on loopback, port 0), from a run description, a scenario, or flags.
+
+No hardware emulation beyond what the run description's ``emulation_spec`` asks for
+in-process (``hgc run`` is the full testbed). Prints one line per iteration and exits with
+the master's status (0: finished; 1: failed beyond tolerance, see docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from common.cli import UsageError
+
+HELP = "train on a local cluster of real master/edge/worker processes (loopback)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--config", type=Path, help="run description JSON (docs/operations.md)")
+    src.add_argument("--scenario", type=Path, help="scenario YAML (docs/scenario.md)")
+    parser.add_argument("--scheme", default="hgc", help="code scheme (default hgc)")
+    parser.add_argument(
+        "--workers-per-edge", default="3,3,3", help="e.g. 3,3,3 (without --config/--scenario)"
+    )
+    parser.add_argument("--s-e", type=int, default=1, help="edge stragglers tolerated")
+    parser.add_argument("--s-w", type=int, default=1, help="worker stragglers tolerated per edge")
+    parser.add_argument("--s", type=int, help="stragglers among all workers (flat schemes)")
+    parser.add_argument("--data", default="digits", help="data kind: digits | synthetic")
+    parser.add_argument("--model", default="logreg", help="model kind: logreg | mlp")
+    parser.add_argument("--iterations", type=int, help="override the number of iterations")
+    parser.add_argument("--learning-rate", type=float, help="override the learning rate")
+    parser.add_argument("--deadline-s", type=float, help="override the per-iteration deadline")
+    parser.add_argument("--on-failure", choices=("retry", "skip", "stop"), help="override")
+    parser.add_argument("--workdir", type=Path, help="keep logs, record and params here")
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up after this, s")
+    parser.add_argument("--json", action="store_true", help="print records as JSON lines")
+
+
+def _from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        wpe = [int(x) for x in args.workers_per_edge.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(
+            f"--workers-per-edge: expected e.g. 3,3,3, got {args.workers_per_edge!r}"
+        ) from None
+    code: dict[str, Any] = {"scheme": args.scheme, "workers_per_edge": wpe}
+    if args.scheme.startswith("flat-"):
+        code["s"] = args.s if args.s is not None else 1
+    elif args.scheme not in ("uncoded",):
+        code.update({"s_e": args.s_e, "s_w": args.s_w})
+    return {
+        "code": code,
+        "data_spec": {"kind": args.data},
+        "model_spec": {"kind": args.model},
+        "training": {"iterations": 10, "learning_rate": 0.5},
+    }
+
+
+def _from_scenario(path: Path, scheme: str) -> dict[str, Any]:
+    from common.perf import plan_scheme
+    from common.scenario import ScenarioError, load_scenario
+    from common.testbed.config import master_config
+    from common.testbed.predict import tolerances
+
+    try:
+        scenario = load_scenario(path)
+    except (OSError, ScenarioError) as exc:
+        raise UsageError(f"--scenario {path}: {exc}") from None
+    plan = plan_scheme(scenario.system_model(), scheme, **tolerances(scenario, scheme))
+    return master_config(scenario, plan, scenario.training.iterations, "full")
+
+
+def build_config(args: argparse.Namespace) -> dict[str, Any]:
+    if args.config is not None:
+        try:
+            config = json.loads(args.config.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"--config {args.config}: {exc}") from None
+    elif args.scenario is not None:
+        config = _from_scenario(args.scenario, args.scheme)
+    else:
+        config = _from_flags(args)
+    training = dict(config.get("training", {}))
+    for key in ("iterations", "learning_rate", "deadline_s", "on_failure"):
+        if getattr(args, key) is not None:
+            training[key] = getattr(args, key)
+    config["training"] = training
+    return config
+
+
+def _line(r: dict[str, Any]) -> str:
+    loss = "" if r.get("loss") is None else f" loss {r['loss']:.4f} acc {r['accuracy']:.3f}"
+    state = "ok" if r["ok"] else f"FAILED: {r['error']}"
+    return (
+        f"iteration {r['iteration']:4d} attempt {r['attempt']} {r['duration_s'] * 1e3:8.1f} ms "
+        f"edges {','.join(r['edges_used']) or '-'}{loss} {state}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from services.cluster import ClusterError, LocalCluster
+    from services.master.config import ConfigError, parse_config
+
+    config = build_config(args)
+    try:
+        parse_config(dict(config))
+    except (ConfigError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        with LocalCluster(config, workdir=args.workdir) as cluster:
+            return _follow(cluster, args)
+    except ClusterError as exc:
+        print(f"hgc cluster: {exc}")
+        return 1
+
+
+def _follow(cluster: Any, args: argparse.Namespace) -> int:
+    """Print each record as it lands until the master exits; the master's status."""
+    print(f"cluster up: pids {cluster.pids}; metrics ports {cluster.metrics_ports}")
+    seen, deadline = 0, time.monotonic() + args.timeout
+    while True:
+        finished = cluster.done()
+        records = cluster.records()
+        for r in records[seen:]:
+            print(json.dumps(r) if args.json else _line(r), flush=True)
+        seen = len(records)
+        if finished:
+            break
+        if time.monotonic() > deadline:
+            print(f"hgc cluster: no end after {args.timeout} s; stopping the cluster")
+            return 1
+        time.sleep(0.1)
+    status = int(cluster.wait())
+    if status != 0:
+        print(f"master exited with status {status}:\n{cluster.log('master', 5)}")
+    if args.workdir:
+        print(f"logs, record and params in {args.workdir}")
+    return status
