@@ -60,6 +60,7 @@ class NodeMetrics:
             registry=registry,
         )
         self.peers_alive = Gauge(f"{p}_peers_alive", "Peers heard from recently", registry=registry)
+        self._emulation_sources: dict[str, set[str]] = {}
         # Pre-create every label so dashboards see explicit zeros, not missing series.
         for reason in DROP_REASONS:
             self._dropped.labels(reason=reason)
@@ -76,6 +77,16 @@ class NodeMetrics:
         if mechanism not in MECHANISMS:
             raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
         self._emulation.labels(mechanism=mechanism).set(1 if active else 0)
+
+    def emulation_source(self, mechanism: str, source: str, active: bool) -> None:
+        """Report one part of the node (e.g. one of an edge's two endpoints) using a
+        mechanism; the gauge is 1 while any part does."""
+        sources = self._emulation_sources.setdefault(mechanism, set())
+        if active:
+            sources.add(source)
+        else:
+            sources.discard(source)
+        self.emulation_active(mechanism, bool(sources))
 
 
 class MasterMetrics(NodeMetrics):

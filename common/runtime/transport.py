@@ -163,7 +163,8 @@ class Endpoint:
             self._links.pop(peer, None)
         else:
             self._links[peer] = LinkEmulator(link, seed)
-        self.metrics.emulation_active("inprocess_link", bool(self._links))
+        source = f"{type(self).__name__}:{self.name}"  # an edge has two endpoints
+        self.metrics.emulation_source("inprocess_link", source, bool(self._links))
 
     def _send_frames(self, peer: str, frames: list[Frame], emulate: bool = True) -> bool:
         if self._closed:

@@ -110,6 +110,21 @@ def test_common_node_metrics_start_at_explicit_zero(role: str) -> None:
     assert g(f"hgc_{role}_peers_alive") == 4
 
 
+def test_emulation_sources_keep_the_gauge_up_while_any_is_active() -> None:
+    reg = CollectorRegistry()
+    m = NodeMetrics("edge", reg)
+
+    def gauge() -> float | None:
+        return reg.get_sample_value("hgc_edge_emulation_active", {"mechanism": "inprocess_link"})
+
+    m.emulation_source("inprocess_link", "up", True)
+    m.emulation_source("inprocess_link", "down", True)
+    m.emulation_source("inprocess_link", "down", False)
+    assert gauge() == 1
+    m.emulation_source("inprocess_link", "up", False)
+    assert gauge() == 0
+
+
 def test_bad_labels_are_refused() -> None:
     m = NodeMetrics("edge", CollectorRegistry())
     with pytest.raises(ValueError, match="reason"):
