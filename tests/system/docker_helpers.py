@@ -189,6 +189,8 @@ def scenario_stack(
         if svc.get("labels", {}).get("hgc.role") != "monitoring":
             svc["image"] = image
     stack["services"]["prometheus"]["image"] = prometheus_image
+    for svc in stack["services"].values():
+        svc.pop("ports", None)  # tests reach containers by address; no host ports to collide
     for node, env in (shape or {}).items():
         stack["services"][node]["environment"].update(env)
     for node, limit in (cpus or {}).items():
