@@ -84,10 +84,6 @@ def test_slower_kernel_shaped_link_arrives_later(tmp_path: Path) -> None:
     assert 1.8 < ratio < 6.0, ratio
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services do not apply emulation_spec links (transport.set_link) yet",
-)
 def test_slower_in_process_link_arrives_later(tmp_path: Path) -> None:
     ratio = slow_ratio(arrivals(tmp_path, "{link: narrow}", "in-process", narrow="400kbit"))
     assert 1.8 < ratio < 6.0, ratio
