@@ -53,6 +53,13 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--ready-file", help="write {node, pid, port, metrics_port} here (JSON)")
     add_flag(parser, "--heartbeat-s", type=float, default=0.5, help="heartbeat interval, s")
     add_flag(parser, "--liveness", type=int, default=4, help="missed heartbeats = peer down")
+    add_flag(
+        parser,
+        "--orphan-timeout-s",
+        type=float,
+        default=60.0,
+        help="edges/workers exit (status 3) after their parent is down this long; 0 = never",
+    )
 
 
 def transport_config(args: argparse.Namespace) -> TransportConfig:

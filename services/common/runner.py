@@ -34,6 +34,7 @@ from services.common.actions import (
 
 TICK_S = 0.05  # how often deadlines are checked: a bound on how late a deadline fires
 EXIT_INTERRUPTED = 130
+EXIT_ORPHANED = 3
 
 
 class StateMachine(Protocol):
@@ -58,6 +59,8 @@ class NodeRunner:
     stop : threading.Event or None
         Set from outside (in-process clusters, signal handlers) to end the loop; the node
         then exits with status 130 without waiting for its state machine.
+    orphan_timeout_s : float
+        Exit with status 3 when the parent has been down (no heartbeat) this long; 0: never.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class NodeRunner:
         offload: Offload | None = None,
         stop: threading.Event | None = None,
         log: Any = None,
+        orphan_timeout_s: float = 0.0,
     ) -> None:
         endpoints = [e for e in (down, up) if e is not None]
         if not endpoints:
@@ -83,6 +87,8 @@ class NodeRunner:
         self.stop = stop or threading.Event()
         self.log = log or sys.stderr
         self.exit: Exit | None = None
+        self.orphan_timeout_s = orphan_timeout_s
+        self._parent_down_since: float | None = None
 
     # ------------------------------------------------------------ hooks for roles
     def task_event(self, done: TaskDone) -> Event | None:
@@ -111,6 +117,9 @@ class NodeRunner:
                 if self.exit is None and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK_S
                     self._dispatch(Tick())
+                    self._check_orphaned()
+            if self.exit is not None:
+                self._flush()
         finally:
             self.close()
         if self.exit is None:
@@ -118,6 +127,25 @@ class NodeRunner:
         if self.exit.message and self.exit.status:
             self._log(f"{self.name}: exiting with status {self.exit.status}: {self.exit.message}")
         return self.exit.status
+
+    def _check_orphaned(self) -> None:
+        since = self._parent_down_since
+        if self.orphan_timeout_s > 0 and since is not None and self.up is not None:
+            silent = time.monotonic() - since
+            if silent > self.orphan_timeout_s:
+                message = f"parent {self.up.parent} silent for {silent:.1f} s; giving up"
+                self.exit = Exit(EXIT_ORPHANED, message)
+
+    def _flush(self, timeout_s: float = 5.0) -> None:
+        """Release messages held back by in-process link emulation (e.g. the Shutdown) before
+        the sockets close; what is already queued in zmq goes out during linger."""
+        deadline = time.monotonic() + timeout_s
+        endpoints = [e for e in (self.up, self.down) if e is not None]
+        while any(getattr(e, "_delayed", None) for e in endpoints):
+            if time.monotonic() > deadline:
+                self._log(f"{self.name}: dropping delayed messages at exit")
+                return
+            self.loop.poll(0.01)
 
     def close(self) -> None:
         if self.offload is not None:
@@ -130,8 +158,12 @@ class NodeRunner:
         if isinstance(ev, transport.Received):
             self._dispatch(Received(ev.peer, ev.message))
         elif isinstance(ev, transport.PeerUp):
+            if self.up is not None and ev.peer == self.up.parent:
+                self._parent_down_since = None
             self._dispatch(PeerChanged(ev.peer, True))
         elif isinstance(ev, transport.PeerDown):
+            if self.up is not None and ev.peer == self.up.parent:
+                self._parent_down_since = time.monotonic()
             self._dispatch(PeerChanged(ev.peer, False))
         elif isinstance(ev, TaskDone):
             event = self.task_event(ev)

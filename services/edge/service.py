@@ -74,13 +74,17 @@ def start_edge(
     config: TransportConfig | None = None,
     stop: threading.Event | None = None,
     registry: CollectorRegistry | None = None,
+    orphan_timeout_s: float = 0.0,
 ) -> tuple[EdgeRunner, int]:
     """Bind and connect an edge; returns the runner (call ``run()``) and the bound port."""
     state = EdgeState(edge, code_from_spec)
     metrics = EdgeMetrics(registry or CollectorRegistry(), edge)
     down = ParentEndpoint(state.node, metrics, bind, config=config)
     up = ChildEndpoint(state.node, metrics, master_addr, parent="master", config=config)
-    return EdgeRunner(state, metrics, up=up, down=down, stop=stop), down.port
+    runner = EdgeRunner(
+        state, metrics, up=up, down=down, stop=stop, orphan_timeout_s=orphan_timeout_s
+    )
+    return runner, down.port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=node.transport_config(args),
             stop=stop,
             registry=registry,
+            orphan_timeout_s=args.orphan_timeout_s,
         )
     except OSError as exc:
         server.close()

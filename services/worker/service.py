@@ -109,12 +109,13 @@ def run_worker(
     config: TransportConfig | None = None,
     stop: threading.Event | None = None,
     registry: CollectorRegistry | None = None,
+    orphan_timeout_s: float = 0.0,
 ) -> int:
     """Run one worker until Shutdown (0), a failure (non-zero) or ``stop`` (130)."""
     state = WorkerState(edge, worker)
     metrics = WorkerMetrics(registry or CollectorRegistry(), edge, worker)
     up = ChildEndpoint(state.node, metrics, edge_addr, parent=f"edge-{edge}", config=config)
-    return WorkerRunner(state, metrics, up=up, stop=stop).run()
+    return WorkerRunner(state, metrics, up=up, stop=stop, orphan_timeout_s=orphan_timeout_s).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=node.transport_config(args),
             stop=stop,
             registry=registry,
+            orphan_timeout_s=args.orphan_timeout_s,
         )
     finally:
         server.close()

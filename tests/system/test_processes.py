@@ -96,7 +96,10 @@ def test_flat_scheme_with_a_killed_worker_is_exact(tmp_path: Path, code: dict[st
 
 def test_killing_a_worker_and_an_edge_mid_run_loses_no_iteration(tmp_path: Path) -> None:
     config = run_config(HGC)
-    with LocalCluster(config, workdir=tmp_path, params_trace=True) as cluster:
+    orphan = ["--orphan-timeout-s", "1"]
+    with LocalCluster(
+        config, workdir=tmp_path, params_trace=True, extra_args=lambda node: orphan
+    ) as cluster:
         after_first_iterations(cluster)
         cluster.kill("worker-0-2")
         cluster.kill("edge-1")
@@ -106,6 +109,17 @@ def test_killing_a_worker_and_an_edge_mid_run_loses_no_iteration(tmp_path: Path)
             (t, 0, True) for t in range(12)
         ]
         check_exact(cluster, config)
+        # the dead edge's workers notice their parent is gone and give up (status 3)
+        codes = poll_for(
+            lambda: (
+                all(cluster.exit_codes()[f"worker-1-{j}"] is not None for j in range(3))
+                and cluster.exit_codes()
+            ),
+            30,
+            what="orphaned workers to exit",
+        )
+        assert [codes[f"worker-1-{j}"] for j in range(3)] == [3, 3, 3]
+        assert codes["edge-0"] == 0 and codes["worker-0-0"] == 0
 
 
 def test_beyond_tolerance_stops_within_the_deadline_with_a_clear_message(tmp_path: Path) -> None:
