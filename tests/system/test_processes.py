@@ -110,14 +110,12 @@ def test_killing_a_worker_and_an_edge_mid_run_loses_no_iteration(tmp_path: Path)
         ]
         check_exact(cluster, config)
         # the dead edge's workers notice their parent is gone and give up (status 3)
-        codes = poll_for(
-            lambda: (
-                all(cluster.exit_codes()[f"worker-1-{j}"] is not None for j in range(3))
-                and cluster.exit_codes()
-            ),
+        poll_for(
+            lambda: all(cluster.exit_codes()[f"worker-1-{j}"] is not None for j in range(3)),
             30,
             what="orphaned workers to exit",
         )
+        codes = cluster.exit_codes()
         assert [codes[f"worker-1-{j}"] for j in range(3)] == [3, 3, 3]
         assert codes["edge-0"] == 0 and codes["worker-0-0"] == 0
 
