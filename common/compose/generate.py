@@ -188,6 +188,9 @@ def _node_service(
     if cpus is not None and cpus < 1.0:
         limits["cpus"] = f"{cpus:.2f}"
     deploy: dict[str, Any] = {
+        # Swarm: DNS answers with the task's own address (not a virtual IP), so the edge's
+        # tc filter on the master's address matches the packets that really leave.
+        "endpoint_mode": "dnsrr",
         "restart_policy": {"condition": "none"},
         "placement": {"constraints": [placement]},
     }
