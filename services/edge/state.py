@@ -153,6 +153,9 @@ class EdgeState:
             return [Log(f"{self.node}: bad code_spec: {exc}"), Exit(1, str(exc))]
         self.code, self.setup = code, msg
         self.m = int(code.workers_per_edge[self.edge])
+        extra = sorted(j for j in self.registered if j >= self.m)
+        for j in extra:  # registered before the edge knew its size: not part of the code
+            del self.registered[j]
         return [
             Log(f"{self.node}: code {code.scheme}, {self.m} workers"),
             *self._maybe_send_setups(),
@@ -202,7 +205,7 @@ class EdgeState:
         # a repeated iteration number is a retry: start it afresh
         self.current, self.t0 = msg.iteration, now
         self.arrivals, self.vectors, self.answered = {}, [], False
-        return [SendDown(self.registered[j], msg) for j in sorted(self.registered)]
+        return [SendDown(self.registered[j], msg) for j in range(self.m) if j in self.registered]
 
     def _on_gradient(self, peer: str, msg: WorkerGradient, now: float) -> list[Action]:
         if msg.iteration != self.current or self.code is None:

@@ -162,3 +162,14 @@ def test_shutdown_goes_down_and_exits() -> None:
     acts = e.handle(Received("master", Shutdown(-1, "done")), 20.0)
     assert [a.to for a in acts if isinstance(a, SendDown)] == ["worker-1-0", "worker-1-1"]
     assert Exit(0) in acts
+
+
+def test_worker_index_beyond_the_code_is_forgotten_at_setup() -> None:
+    e = _edge()
+    for j in (0, 1, 5):
+        _register(e, j)
+    acts = e.handle(Received("master", _setup_msg()), 0.0)
+    assert sorted(a.to for a in acts if isinstance(a, SendDown)) == ["worker-1-0", "worker-1-1"]
+    assert 5 not in e.registered
+    (drop,) = _register(e, 7)
+    assert isinstance(drop, Drop) and drop.reason == "unknown_peer"
