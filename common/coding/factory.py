@@ -147,12 +147,17 @@ def code_from_placement(
 
 
 def code_from_spec(spec: dict[str, Any]) -> Code:
-    """Rebuild the code described by ``code.spec()`` (deterministic: same code on every node)."""
+    """Rebuild the code described by ``code.spec()`` (deterministic: same code on every node).
+
+    ``K`` may be left out (the smallest valid K is used) except for ``hgc-hetero``; ``orders``
+    may be left out (the orderings are then searched again, which gives the same result on
+    every node of one platform; ship ``code.spec()`` to mix platforms).
+    """
     if not isinstance(spec, dict):
         raise CodeSpecError(f"code spec: expected a dict, got {type(spec).__name__}")
     scheme = _field(spec, "scheme", str)
     m = _field(spec, "workers_per_edge", list)
-    K = _field(spec, "K", int)
+    K = _field(spec, "K", int) if "K" in spec or scheme == "hgc-hetero" else None
     points = spec.get("points", DEFAULT_POINTS)
     # tolerance=None: the sender already accepted this code; every node must agree to build it
     if scheme in FLAT_SCHEMES:
@@ -165,7 +170,13 @@ def code_from_spec(spec: dict[str, Any]) -> Code:
     if scheme == "hgc-hetero":
         placement = _field(spec, "placement", list)
         return code_from_placement(
-            placement, K, s_e, s_w, points=points, tolerance=None, orders=orders
+            placement,
+            _field(spec, "K", int),
+            s_e,
+            s_w,
+            points=points,
+            tolerance=None,
+            orders=orders,
         )
     return make_code(scheme, m, s_e, s_w, K=K, points=points, tolerance=None, orders=orders)
 

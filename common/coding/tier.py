@@ -12,6 +12,7 @@ workers under one edge) and the single level of a flat code are made of. Four ki
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -133,11 +134,13 @@ def lagrange_tier(
         return _lagrange(N, s, hs, points, label, 0)
     from common.coding.numerics import EPS, tier_error
 
-    best: tuple[float, Tier] | None = None
+    best: tuple[int, Tier] | None = None
     for idx in range(len(ordering_candidates(N))):
         tier = _lagrange(N, s, hs, points, label, idx)
         delta, amp = tier_error(tier, exhaustive_limit=2_000, samples=300)
-        score = delta + amp * EPS
+        # compare in quarter-decades, first candidate wins ties: last-bit differences between
+        # platforms' libm cannot flip the choice (short of landing on a bucket edge)
+        score = math.floor(4 * math.log10(max(delta + amp * EPS, 1e-300)))
         if best is None or score < best[0]:
             best = (score, tier)
     assert best is not None

@@ -97,3 +97,15 @@ def test_spec_records_the_chosen_orderings_and_rebuilds_without_search() -> None
         code_from_spec(dict(spec, orders={"edge": 0, "workers": [0]}))
     with pytest.raises(CodeSpecError, match="missing field 's_w'"):
         code_from_spec({k: v for k, v in spec.items() if k != "s_w"})
+
+
+def test_specs_from_plans_without_K_or_orders_still_build_the_same_code() -> None:
+    from common.coding import code_from_spec
+
+    code = make_code("hgc", (5, 5, 5), 1, 2)
+    bare = {"scheme": "hgc", "workers_per_edge": [5, 5, 5], "s_e": 1, "s_w": 2}
+    assert code_from_spec(bare).to_json() == code.to_json()
+    flat = make_code("flat-crc", [3, 4], s=2)
+    assert code_from_spec({"scheme": "flat-crc", "workers_per_edge": [3, 4], "s": 2}).to_json() == (
+        flat.to_json()
+    )
