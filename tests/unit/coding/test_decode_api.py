@@ -76,3 +76,17 @@ def test_combine_matches_the_naive_sum_and_reuses_the_buffer() -> None:
         combine(vecs, np.zeros(4))
     with pytest.raises(ValueError, match="out has shape"):
         combine(vecs, w, out=np.empty(5))
+
+
+def test_ignore_rescales_by_m_over_answers_and_n_over_edges() -> None:
+    code = make_code("ignore", [4, 4, 4], 1, 1)
+    assert isinstance(code, HierarchicalCode) and not code.exact
+    assert code.workers_needed(0) == 3 and code.edges_needed == 2
+    np.testing.assert_allclose(code.edge_decode_weights(0, [3, 1, 0, 2]), [4 / 3] * 3 + [0])
+    np.testing.assert_allclose(code.master_decode_weights([2, 0]), [3 / 2, 3 / 2])
+    # unbiased when every partition gradient is the same: the rescaled sum is then exact
+    from tests.unit.coding.helpers import decode_hierarchical, worker_messages
+
+    G = np.tile(np.arange(1.0, 5.0), (code.K, 1))
+    got = decode_hierarchical(code, worker_messages(code, G), [2, 0], {2: [0, 1, 2], 0: [1, 2, 3]})
+    np.testing.assert_allclose(got, G.sum(axis=0))
