@@ -97,5 +97,8 @@ def run(args: argparse.Namespace) -> int:
         network=args.network,
         cpu_quota=args.cpu_quota,
     )
-    outcome = run_testbed(request)
+    try:
+        outcome = run_testbed(request)
+    except PermissionError as exc:  # e.g. --network kernel without root
+        raise UsageError(str(exc)) from exc
     return 0 if outcome.ok else 1
