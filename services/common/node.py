@@ -17,7 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.runtime.metrics import NodeMetrics
 from common.runtime.transport import TransportConfig
+
+EXTERNAL_EMULATION_ENV = "HGC_EMULATION_EXTERNAL"
 
 
 def env_name(flag: str) -> str:
@@ -97,3 +100,25 @@ def fail(message: str) -> int:
     """A start-up error: one line on stderr, exit status 2."""
     print(message, file=sys.stderr, flush=True)
     return 2
+
+
+def mark_external_emulation(metrics: NodeMetrics, environ: dict[str, str] | None = None) -> None:
+    """Export emulation done outside the process (cgroup quota, tc qdiscs), which the
+    launcher / container entry point lists in ``HGC_EMULATION_EXTERNAL`` (comma-separated
+    mechanisms), as ``hgc_<role>_emulation_active{mechanism} = 1``. An unknown mechanism is
+    an error naming the variable."""
+    raw = (environ if environ is not None else os.environ).get(EXTERNAL_EMULATION_ENV, "")
+    for mechanism in filter(None, (m.strip() for m in raw.split(","))):
+        try:
+            metrics.emulation_active(mechanism, True)
+        except ValueError as exc:
+            raise ValueError(f"{EXTERNAL_EMULATION_ENV}={raw!r}: {exc}") from None
+
+
+def inprocess_links_enabled(environ: dict[str, str] | None = None) -> bool:
+    """False when ``HGC_INPROCESS_LINK=0``: the container's kernel (netem) already delays this
+    node's traffic, so ``link`` entries of the emulation spec are not applied in-process."""
+    value = (environ if environ is not None else os.environ).get("HGC_INPROCESS_LINK", "1")
+    if value not in ("0", "1"):
+        raise ValueError(f"HGC_INPROCESS_LINK={value!r}: must be 0 or 1")
+    return value == "1"

@@ -40,6 +40,8 @@ class EdgeRunner(NodeRunner):
         """In-process link emulation: the edge's uplink entry delays what it sends to the
         master; each worker's link entry delays what the edge sends to that worker."""
         assert self.up is not None and self.down is not None
+        if not node.inprocess_links_enabled():
+            return
         for peer, entry in setup.emulation_spec.items():
             try:
                 link = link_of(entry.get("link"), f"emulation_spec[{peer!r}].link")
@@ -79,6 +81,7 @@ def start_edge(
     """Bind and connect an edge; returns the runner (call ``run()``) and the bound port."""
     state = EdgeState(edge, code_from_spec)
     metrics = EdgeMetrics(registry or CollectorRegistry(), edge)
+    node.mark_external_emulation(metrics)
     down = ParentEndpoint(state.node, metrics, bind, config=config)
     up = ChildEndpoint(state.node, metrics, master_addr, parent="master", config=config)
     runner = EdgeRunner(
@@ -114,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             registry=registry,
             orphan_timeout_s=args.orphan_timeout_s,
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         server.close()
         return node.fail(str(exc))
     info = {"node": f"edge-{args.edge}", "pid": os.getpid(), "port": port, "metrics_port": mport}

@@ -116,6 +116,7 @@ def start_master(
     """Build and bind the master; returns the runner (call ``run()``) and the bound port."""
     state = build_state(config, seed)
     metrics = MasterMetrics(registry or CollectorRegistry())
+    node.mark_external_emulation(metrics)
     code = state.code
     metrics.set_code(
         {
@@ -130,7 +131,8 @@ def start_master(
     )
     edges = {f"edge-{i}" for i in range(state.n_edges)}
     down = ParentEndpoint("master", metrics, bind, allowed_peers=edges, config=transport)
-    for edge in sorted(edges):  # the master delays its messages to an edge by its uplink
+    links = node.inprocess_links_enabled()
+    for edge in sorted(edges) if links else []:  # delay messages to an edge by its uplink
         entry = config.emulation_spec.get(edge, {})
         down.set_link(edge, link_of(entry.get("link"), f"emulation_spec[{edge!r}].link"))
     runner = MasterRunner(state, metrics, down=down, stop=stop, record=record, on_phase=on_phase)

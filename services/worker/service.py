@@ -48,7 +48,7 @@ class WorkerRunner(NodeRunner):
                 self._dispatch(ComputeFailed(f"bad emulation entry: {exc}"))
                 return
             self.wmetrics.emulation_active("compute_delay", self.emulation.active)
-            if self.up is not None:
+            if self.up is not None and node.inprocess_links_enabled():
                 self.up.set_link(self.up.parent, self.emulation.link)
             self.offload.submit(
                 ("load",),
@@ -114,6 +114,7 @@ def run_worker(
     """Run one worker until Shutdown (0), a failure (non-zero) or ``stop`` (130)."""
     state = WorkerState(edge, worker)
     metrics = WorkerMetrics(registry or CollectorRegistry(), edge, worker)
+    node.mark_external_emulation(metrics)
     up = ChildEndpoint(state.node, metrics, edge_addr, parent=f"edge-{edge}", config=config)
     return WorkerRunner(state, metrics, up=up, stop=stop, orphan_timeout_s=orphan_timeout_s).run()
 
@@ -138,5 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             registry=registry,
             orphan_timeout_s=args.orphan_timeout_s,
         )
+    except ValueError as exc:
+        return node.fail(f"{name}: {exc}")
     finally:
         server.close()

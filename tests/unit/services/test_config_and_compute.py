@@ -110,3 +110,20 @@ def test_emulation_entry_validation_and_delay() -> None:
     assert link_of({"latency_s": 0.1}, "x").latency_s == 0.1  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="latency"):
         link_of({"latency": 0.1}, "emulation.link")
+
+
+def test_external_emulation_is_exported_and_unknown_mechanisms_rejected() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from common.runtime.metrics import WorkerMetrics
+    from services.common.node import mark_external_emulation
+
+    reg = CollectorRegistry()
+    m = WorkerMetrics(reg, 0, 1)
+    mark_external_emulation(m, {"HGC_EMULATION_EXTERNAL": "cpu_quota, tbf"})
+    value = reg.get_sample_value
+    assert value("hgc_worker_emulation_active", {"mechanism": "cpu_quota"}) == 1
+    assert value("hgc_worker_emulation_active", {"mechanism": "tbf"}) == 1
+    assert value("hgc_worker_emulation_active", {"mechanism": "netem"}) == 0
+    with pytest.raises(ValueError, match="HGC_EMULATION_EXTERNAL"):
+        mark_external_emulation(m, {"HGC_EMULATION_EXTERNAL": "warp"})
