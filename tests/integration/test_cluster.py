@@ -181,7 +181,10 @@ def test_link_emulation_from_the_emulation_spec_makes_an_edge_straggle() -> None
             )
             for node in ("master", "edge-0", "edge-1", "worker-1-2", "worker-1-1")
         }
+        statuses = dict(cluster.status)
     assert active == {"master": 1, "edge-0": 1, "edge-1": 1, "worker-1-2": 1, "worker-1-1": 0}
+    # the Shutdown held back by the emulated links still reached everyone: all exit 0
+    assert set(statuses.values()) == {0}, statuses
     # generous: the delayed edge and worker are left out in most iterations, the run stays exact
     assert sum("edge-0" in r["edge_stragglers"] for r in records) >= len(records) / 2
     assert max_rel_error(trace, reference_trace(config)) < 1e-9
