@@ -1,0 +1,117 @@
+"""``hgc compose`` and the container entry point's pure parts, without Docker: the checked-in
+default stack is what the generator makes, profiles become CPU limits and tc settings, and
+bad input is refused with a message naming it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from common.cli import main
+from common.compose.entrypoint import EntrypointError, mechanisms, plan_from_env
+from common.testbed.netns import Shape
+from tests.system.docker_helpers import COMPOSE_DIR, ROOT
+
+pytestmark = pytest.mark.timeout(60)
+HOMOGENEOUS = str(ROOT / "scenarios" / "homogeneous.yaml")
+
+
+def generate(tmp_path: Path, *args: str, scenario: str = HOMOGENEOUS) -> dict:
+    out = tmp_path / "default.yaml"
+    assert main(["compose", scenario, "-o", str(out), *args]) == 0
+    return yaml.safe_load(out.read_text())
+
+
+def test_checked_in_default_stack_is_up_to_date(tmp_path: Path) -> None:
+    stack = generate(tmp_path)
+    assert stack == yaml.safe_load((COMPOSE_DIR / "default.yaml").read_text())
+    for rel in ("default.master.json",):
+        assert json.loads((tmp_path / rel).read_text()) == json.loads(
+            (COMPOSE_DIR / rel).read_text()
+        )
+    assert (tmp_path / "prometheus" / "prometheus.yml").read_text() == (
+        COMPOSE_DIR / "prometheus" / "prometheus.yml"
+    ).read_text()
+
+
+def test_one_service_per_node_with_profiles(tmp_path: Path) -> None:
+    services = generate(tmp_path)["services"]
+    nodes = [s for s, v in services.items() if "hgc.node" in v["labels"]]
+    assert len(nodes) == 13 and {"prometheus", "grafana"} <= set(services)
+    w = services["worker-1-2"]
+    assert w["deploy"]["resources"]["limits"]["cpus"] == "0.50"  # rpi4: cpu_fraction 0.5
+    assert w["environment"]["HGC_SHAPE_RATE_BPS"] == "1.25e+07"  # lan: 100 Mbit/s
+    assert w["environment"]["HGC_EDGE_ADDR"] == "tcp://edge-1:5555"
+    assert "HGC_SHAPE_PEER" not in w["environment"]  # a worker talks only to its edge
+    assert w["cap_add"] == ["NET_ADMIN"]
+    e = services["edge-1"]
+    assert e["environment"]["HGC_SHAPE_PEER"] == "master"
+    assert "resources" not in e["deploy"]  # laptop: full CPU, no limit
+    assert e["deploy"]["placement"]["constraints"] == ["node.labels.hgc.edge-1==true"]
+    assert services["master"]["environment"]["HGC_CONFIG"] == "/etc/hgc/master.json"
+
+
+def test_in_process_network_turns_tc_off(tmp_path: Path) -> None:
+    services = generate(tmp_path, "--network", "in-process")["services"]
+    env = services["worker-0-0"]["environment"]
+    assert env["HGC_SHAPING"] == "off" and "HGC_SHAPE_RATE_BPS" not in env
+    config = json.loads((tmp_path / "default.master.json").read_text())
+    assert config["emulation_spec"]["worker-0-0"]["link"]["bandwidth_bytes_per_s"] == 1.25e7
+
+
+def test_flat_scheme_and_heterogeneous_scenario(tmp_path: Path) -> None:
+    generate(tmp_path, "--scheme", "flat-frc")
+    config = json.loads((tmp_path / "default.master.json").read_text())
+    assert config["code"]["scheme"] == "flat-frc" and "s" in config["code"]
+    stack = generate(tmp_path, scenario=str(ROOT / "scenarios" / "heterogeneous.yaml"))
+    assert len([s for s in stack["services"] if s.startswith("worker-")]) >= 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scheme", "hgc-jncss"], "--scheme 'hgc-jncss'"),
+        (["--network", "carrier-pigeon"], "--network"),
+        (["--iterations", "0"], "--iterations 0"),
+    ],
+)
+def test_bad_options_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["compose", HOMOGENEOUS, "-o", str(tmp_path / "x.yaml"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_bad_paths_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compose", HOMOGENEOUS, "-o", str(tmp_path / "x.json")]) == 2
+    assert "must end in .yaml" in capsys.readouterr().err
+    assert main(["compose", str(tmp_path / "none.yaml"), "-o", str(tmp_path / "x.yaml")]) == 2
+    assert "none.yaml" in capsys.readouterr().err
+
+
+def test_entrypoint_reads_the_shape_and_names_bad_variables() -> None:
+    plan = plan_from_env(
+        {"HGC_SHAPE_RATE_BPS": "125000", "HGC_SHAPE_DELAY_S": "0.02", "HGC_SHAPE_PEER": "master"}
+    )
+    assert plan.shape == Shape(rate_bytes_per_s=125000.0, peer="master", delay_s=0.02)
+    assert plan.enabled and plan.dev == "eth0"
+    for env, name in [
+        ({"HGC_SHAPE_RATE_BPS": "x"}, "HGC_SHAPE_RATE_BPS"),
+        ({"HGC_SHAPE_LOSS": "1.5"}, "HGC_SHAPE_LOSS"),
+        ({"HGC_SHAPING": "on"}, "HGC_SHAPING"),
+    ]:
+        with pytest.raises(EntrypointError, match=name):
+            plan_from_env(env)
+
+
+def test_mechanisms_report_what_the_kernel_does_and_what_is_left() -> None:
+    rate_and_delay = Shape(rate_bytes_per_s=1e6, delay_s=0.01)
+    assert mechanisms(rate_and_delay, netem=False) == (["tbf"], True)
+    assert mechanisms(rate_and_delay, netem=True) == (["tbf", "netem"], False)
+    to_master = Shape(rate_bytes_per_s=1e6, peer="master")
+    assert mechanisms(to_master, netem=False) == (["htb"], False)
+    assert mechanisms(Shape(), netem=True) == ([], False)
