@@ -118,8 +118,9 @@ def _checked(code: Code, tolerance: float | None) -> Code:
     if err > tolerance:
         raise NumericallyUnstableCodeError(
             f"{code.scheme}: estimated worst relative float64 decode error {err:.3g} exceeds the "
-            f"tolerance {tolerance:.3g}; use the 0/1 variant (fr / flat-frc) where it applies, "
-            f"smaller tolerances s_e/s_w/s, or pass a larger tolerance"
+            f"tolerance {tolerance:.3g}; use tolerances whose s+1 divides the tier size (the 0/1 "
+            f"variant: s_e+1 | n_edges, s_w+1 | every m_i, or flat-frc), smaller s_e/s_w/s, "
+            f"or pass a larger tolerance"
         )
     return code
 
