@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.perf.batch import compute_cdf, hierarchical_cdf, pad_atoms, prob_at_most_misses
+from common.perf.batch import support as batch_support
 from common.perf.model import Atoms, Compiled, add_atoms, slow_probability
 
 DEFAULT_GRID = 2048
@@ -118,19 +120,6 @@ def _support(c: Compiled, st: _Stack, slowdown: float, pi: float) -> tuple[float
     return lo, max(hi, lo + 1e-9)
 
 
-def _compute_cdf(u: np.ndarray, shift: np.ndarray, inv_scale: np.ndarray) -> np.ndarray:
-    """Shifted-exponential CDF ``1 - exp(-(u - shift) / scale)`` for ``u >= shift``.
-
-    ``inv_scale`` = 1/scale, or a huge number for a deterministic time (scale 0), which makes
-    the CDF a step at ``shift``. Arguments broadcast; seconds and 1/seconds.
-    """
-    x = np.subtract(u, shift)
-    np.maximum(x, 0.0, out=x)
-    x *= -inv_scale
-    np.expm1(x, out=x)
-    return np.negative(x, out=x)
-
-
 def worker_cdfs(st: _Stack, u: np.ndarray, pi: float, slowdown: float) -> np.ndarray:
     """Arrival CDFs of every selected worker, shape ``(n, m_max, G)``.
 
@@ -144,42 +133,28 @@ def worker_cdfs(st: _Stack, u: np.ndarray, pi: float, slowdown: float) -> np.nda
         inv_scale = np.where(st.scale > 0, 1.0 / st.scale, 1e300)[:, :, None]
     for a in range(a_max):
         x = u[:, None, :] - st.values[:, :, a, None]
-        f = _compute_cdf(x, shift, inv_scale)
+        f = compute_cdf(x, shift, inv_scale)
         if pi > 0:
-            f = (1 - pi) * f + pi * _compute_cdf(x / slowdown, shift, inv_scale)
+            f = (1 - pi) * f + pi * compute_cdf(x / slowdown, shift, inv_scale)
         out += st.weights[:, :, a, None] * f
     out[~st.valid] = 1.0
     return out
 
 
-def prob_at_most_misses(arrived: np.ndarray, s: int) -> np.ndarray:
-    """P[at most ``s`` of the independent events have not happened].
-
-    ``arrived`` has shape ``(B, m, G)``: probability that event j of batch b happened by
-    grid point g. Returns ``(B, G)``. Poisson-binomial DP with the miss count capped at s+1.
-    """
-    b, m, g = arrived.shape
-    if s >= m:
-        return np.ones((b, g))
-    q = np.zeros((s + 1, b, g))
-    q[0] = 1.0
-    for j in range(m):
-        p = arrived[:, j]
-        new = q * p
-        new[1:] += q[:-1] * (1.0 - p)
-        q = new
-    return np.clip(q.sum(axis=0), 0.0, 1.0)
-
-
-def _shifted(t: np.ndarray, cdf_at: np.ndarray, u0: float, offset: Atoms) -> np.ndarray:
-    """CDF of ``offset + X`` at ``t`` where ``cdf_at`` is X's CDF at ``t - u0``."""
-    base = t - u0
-    if offset.values.size == 1 and offset.values[0] == u0:
-        return cdf_at
-    out = np.zeros_like(t)
-    for v, w in zip(offset.values, offset.weights, strict=True):
-        out += w * np.interp(t - v, base, cdf_at, left=0.0, right=1.0)
-    return out
+def _hierarchical(c: Compiled, st: _Stack, grid_points: int, pi: float, slowdown: float):
+    off_v, off_w = pad_atoms(
+        [e.offset for e in c.edges], max(e.offset.values.size for e in c.edges)
+    )
+    args = (st.shift[None], st.scale[None], st.values, st.valid[None], off_v[None])
+    edge_on = np.ones((1, len(c.edges)), dtype=bool)
+    lo, hi = batch_support(*args, edge_on, pi, slowdown)
+    t = np.linspace(lo, hi, grid_points)
+    misses = np.array([len(c.edges) - c.needed])
+    cdf = hierarchical_cdf(
+        t, st.shift[None], st.scale[None], st.values, st.weights, st.valid[None], off_v[None],
+        off_w[None], edge_on, c.plan.s_w, misses, pi, slowdown,
+    )  # fmt: skip
+    return t, cdf[0]
 
 
 def exact_distribution(c: Compiled, grid_points: int = DEFAULT_GRID) -> ExactResult:
@@ -188,20 +163,14 @@ def exact_distribution(c: Compiled, grid_points: int = DEFAULT_GRID) -> ExactRes
     pi = slow_probability(c.straggler)
     slowdown = c.straggler.slowdown if pi > 0 else 1.0
     st = _stack(c)
-    t_lo, t_hi = _support(c, st, slowdown, pi)
-    t = np.linspace(t_lo, t_hi, grid_points)
-    u0 = np.array([e.offset.values.min() for e in c.edges])
-    arrived = worker_cdfs(st, t[None, :] - u0[:, None], pi, slowdown)
     if c.is_flat:
+        t_lo, t_hi = _support(c, st, slowdown, pi)
+        t = np.linspace(t_lo, t_hi, grid_points)
+        u0 = np.array([e.offset.values.min() for e in c.edges])
+        arrived = worker_cdfs(st, t[None, :] - u0[:, None], pi, slowdown)
         flat = arrived[st.valid][None]  # (1, M, G): every message counts on its own
-        cdf = prob_at_most_misses(flat, c.plan.s)[0]
+        cdf = np.maximum.accumulate(prob_at_most_misses(flat, c.plan.s)[0])
     else:
-        # hierarchical: every edge tolerates the same s_w misses (padding never misses)
-        os_cdf = prob_at_most_misses(arrived, c.plan.s_w)
-        edge_cdfs = np.stack(
-            [_shifted(t, os_cdf[p], float(u0[p]), e.offset) for p, e in enumerate(c.edges)]
-        )
-        cdf = prob_at_most_misses(edge_cdfs[None], len(c.edges) - c.needed)[0]
-    cdf = np.maximum.accumulate(cdf)
-    mean = t_lo + float(np.trapezoid(1.0 - cdf, t))
+        t, cdf = _hierarchical(c, st, grid_points, pi, slowdown)
+    mean = float(t[0]) + float(np.trapezoid(1.0 - cdf, t))
     return ExactResult(t, cdf, mean)

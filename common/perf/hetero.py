@@ -74,26 +74,36 @@ def proportional_counts(weights: Sequence[float], total: int, cap: int, floor: i
     return [int(c) for c in counts]
 
 
+def hetero_counts(
+    speeds: Sequence[Sequence[float]], s_e: int, s_w: int, K: int
+) -> tuple[list[int], list[list[int]]]:
+    """Partitions per edge ``K_i`` and per worker ``D_ij`` (speed-proportional, valid counts)."""
+    m = [len(row) for row in speeds]
+    if not m or s_e > len(m) - 1 or s_w > min(m) - 1 or s_e < 0 or s_w < 0:
+        raise ValueError(f"s_e={s_e}, s_w={s_w}: need 0 <= s_e <= n-1 and 0 <= s_w <= min m_i - 1")
+    k_edge = proportional_counts([float(sum(r)) for r in speeds], K * (s_e + 1), cap=K, floor=1)
+    d = [
+        proportional_counts(row, k_edge[i] * (s_w + 1), cap=k_edge[i], floor=1)
+        for i, row in enumerate(speeds)
+    ]
+    return k_edge, d
+
+
 def hetero_placement(speeds: Sequence[Sequence[float]], s_e: int, s_w: int, K: int) -> Placement:
     """A coverage-valid placement with speed-proportional loads.
 
     ``speeds[i][j]`` > 0 for the selected workers (positions in the selection). Returns
     ``placement[i][j]`` = sorted partition indices of worker j of edge i.
     """
-    m = [len(row) for row in speeds]
-    if s_e > len(m) - 1 or s_w > min(m) - 1:
-        raise ValueError(f"s_e={s_e}, s_w={s_w}: need s_e <= n-1 and s_w <= min m_i - 1")
-    edge_speed = [float(sum(row)) for row in speeds]
-    k_edge = proportional_counts(edge_speed, K * (s_e + 1), cap=K, floor=1)
+    k_edge, counts = hetero_counts(speeds, s_e, s_w, K)
     placement = []
     start = 0
-    for i, row in enumerate(speeds):
+    for i in range(len(speeds)):
         s_i = [(start + x) % K for x in range(k_edge[i])]
         start = (start + k_edge[i]) % K
-        d = proportional_counts(row, k_edge[i] * (s_w + 1), cap=k_edge[i], floor=1)
         pos = 0
         workers = []
-        for dj in d:
+        for dj in counts[i]:
             workers.append(tuple(sorted(s_i[(pos + x) % k_edge[i]] for x in range(dj))))
             pos = (pos + dj) % k_edge[i]
         placement.append(tuple(workers))

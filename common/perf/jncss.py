@@ -24,13 +24,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.perf.exact import DEFAULT_GRID, exact_distribution
-from common.perf.hetero import make_hetero_plan
+from common.perf.batch import SelectionEvaluator
+from common.perf.exact import exact_distribution
+from common.perf.hetero import default_k, hetero_counts, make_hetero_plan, worker_speed
 from common.perf.model import compile_plan
 from common.perf.plan import InfeasiblePlanError, Plan, is_hgc_feasible, make_plan
 from common.perf.system import SystemModel
 
-SEARCH_GRID = 384
+SEARCH_GRID = 256
+REFINE_GRID = 1024  # the winners are re-evaluated on this grid
+REFINE_TOP = 4
 MAX_EXHAUSTIVE = 200_000  # selections x tolerance pairs
 
 Selection = tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]
@@ -110,50 +113,69 @@ def _lower_bound(system: SystemModel, s_e: int, s_w: int) -> float:
     return max(worker + edge, 0.0)
 
 
-def _start_selection(
-    system: SystemModel, rank: list[list[int]], s_e: int, s_w: int
-) -> Selection | None:
-    """All nodes, minus what makes (s_e, s_w) impossible: edges with too few workers, and the
-    slowest workers of the largest edges while (s_e+1) max m_i > M."""
-    edges = [e for e in range(system.n_edges) if system.workers_per_edge[e] >= s_w + 1]
-    workers = {e: list(rank[e]) for e in edges}
-    if len(edges) < s_e + 1:
+Counts = tuple[int, ...]  # per topology edge: how many of its fastest workers take part
+
+
+def _selection(counts: Counts, rank: list[list[int]]) -> Selection:
+    edges = tuple(e for e, k in enumerate(counts) if k > 0)
+    return edges, tuple(tuple(rank[e][: counts[e]]) for e in edges)
+
+
+def _trim(counts: list[int], s_e: int, s_w: int) -> Counts | None:
+    """Make (s_e, s_w) possible: drop edges with too few workers, then the slowest workers of
+    the largest edges while (s_e+1) max m_i > M. None if nothing feasible remains."""
+    c = [k if k >= s_w + 1 else 0 for k in counts]
+    if sum(1 for k in c if k) < s_e + 1:
         return None
-    while (s_e + 1) * max(len(w) for w in workers.values()) > sum(len(w) for w in workers.values()):
-        big = max(edges, key=lambda e: len(workers[e]))
-        if len(workers[big]) <= s_w + 1:
+    while (s_e + 1) * max(c) > sum(c):
+        big = int(np.argmax(c))
+        if c[big] <= s_w + 1:
             return None
-        workers[big].pop()
-    return tuple(edges), tuple(tuple(workers[e]) for e in edges)
+        c[big] -= 1
+    return tuple(c)
 
 
-def _neighbours(
-    system: SystemModel, sel: Selection, keys: list[list[float]], s_w: int, width: int
-) -> list[Selection]:
-    """The removals worth trying: the ``width`` slowest last-ranked workers (one per edge)
-    and the ``width`` edges whose own finish (mean arrival of the worker it waits for, plus
-    its uplink both ways) is latest."""
-    edges, workers = sel
-    b = float(system.gradient_bytes)
-    out: list[Selection] = []
-    slowest = sorted(
-        (p for p in range(len(edges)) if len(workers[p]) > 1),
-        key=lambda p: -keys[edges[p]][workers[p][-1]],
-    )
-    for p in slowest[:width]:
-        w = list(workers)
-        w[p] = workers[p][:-1]
-        out.append((edges, tuple(w)))
-    if len(edges) > 1:
+class _Moves:
+    """Single-node moves from a selection, ranked by cheap mean-time keys so that only the
+    ``width`` most promising of each kind are evaluated exactly."""
 
-        def finish(p: int) -> float:
-            need = max(len(workers[p]) - s_w, 1)
-            up = system.edges[edges[p]].uplink.mean_transfer_s(b)
-            return keys[edges[p]][workers[p][need - 1]] + 2 * up
+    def __init__(self, system: SystemModel, keys: list[list[float]], s_w: int, width: int):
+        self.keys, self.s_w, self.width = keys, s_w, width
+        self.rank = _rank(keys)
+        self.m = system.workers_per_edge
+        b = float(system.gradient_bytes)
+        self.up = [2 * e.uplink.mean_transfer_s(b) for e in system.edges]
 
-        for p in sorted(range(len(edges)), key=lambda p: -finish(p))[:width]:
-            out.append((edges[:p] + edges[p + 1 :], workers[:p] + workers[p + 1 :]))
-    return out
+    def finish(self, e: int, k: int) -> float:
+        """Mean arrival of the worker edge e waits for with k workers, plus its uplink."""
+        need = max(k - self.s_w, 1)
+        return self.keys[e][self.rank[e][need - 1]] + self.up[e]
+
+    def __call__(self, c: Counts) -> list[Counts]:
+        w, rank, keys = self.width, self.rank, self.keys
+        sel = [e for e, k in enumerate(c) if k > 0]
+        out: list[Counts] = []
+
+        def with_(e: int, k: int) -> None:
+            x = list(c)
+            x[e] = k
+            out.append(tuple(x))
+
+        drop_w = sorted((e for e in sel if c[e] > 1), key=lambda e: -keys[e][rank[e][c[e] - 1]])
+        for e in drop_w[:w]:
+            with_(e, c[e] - 1)
+        if len(sel) > 1:
+            for e in sorted(sel, key=lambda e: -self.finish(e, c[e]))[:w]:
+                with_(e, 0)
+        add_w = sorted((e for e in sel if c[e] < self.m[e]), key=lambda e: keys[e][rank[e][c[e]]])
+        for e in add_w[:w]:
+            with_(e, c[e] + 1)
+        out_edges = [e for e, k in enumerate(c) if k == 0 and self.m[e] > self.s_w]
+        for e in sorted(out_edges, key=lambda e: self.finish(e, self.m[e]))[:w]:
+            with_(e, self.m[e])  # an edge comes back with all its workers ...
+            if self.m[e] > self.s_w + 1:
+                with_(e, self.s_w + 1)  # ... or with only as many as it needs
+        return out
 
 
 def _refine(
@@ -161,41 +183,122 @@ def _refine(
 ) -> OptimizeResult:
     if not found:
         raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")
-    ranked = sorted(found.values(), key=lambda c: c.mean_s)[:6]
-    fine = [Candidate(c.plan, evaluate(system, c.plan, DEFAULT_GRID)) for c in ranked]
+    ranked = sorted(found.values(), key=lambda c: c.mean_s)[:REFINE_TOP]
+    fine = [Candidate(c.plan, evaluate(system, c.plan, REFINE_GRID)) for c in ranked]
     fine.sort(key=lambda c: c.mean_s)
     return OptimizeResult(fine[0], tuple(fine[1:]), evals, method)
 
 
-def _greedy_pair(
-    system: SystemModel,
-    build: Callable[[Selection, int, int], Plan | None],
-    s_e: int,
-    s_w: int,
-    grid: int,
-    width: int,
-) -> tuple[Candidate | None, int]:
-    """Greedy node removal for one (s_e, s_w): returns the best plan found and #evaluations."""
-    keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / system.n_workers)
-    sel = _start_selection(system, _rank(keys), s_e, s_w)
-    plan = None if sel is None else build(sel, s_e, s_w)
-    if sel is None or plan is None:
-        return None, 0
-    cur, evals = evaluate(system, plan, grid), 1
+class _Scorer:
+    """Scores batches of selections (counts) for one (s_e, s_w) with the batched exact CDF."""
+
+    def __init__(self, system: SystemModel, rank: list[list[int]], hetero: bool, grid: int):
+        self.system, self.rank, self.hetero = system, rank, hetero
+        self.evaluator = SelectionEvaluator(system, rank, grid)
+        self.speeds = [[worker_speed(system.workers[e][j]) for j in r] for e, r in enumerate(rank)]
+        self.evals = 0
+
+    def feasible(self, c: Counts, s_e: int, s_w: int) -> bool:
+        m = [k for k in c if k > 0]
+        if not m or min(m) < s_w + 1 or len(m) < s_e + 1:
+            return False
+        return self.hetero or is_hgc_feasible(m, s_e, s_w)
+
+    def _loads(self, c: Counts, s_e: int, s_w: int) -> np.ndarray:
+        out = np.zeros((len(c), self.evaluator.m))
+        on = [e for e, k in enumerate(c) if k > 0]
+        speeds = [self.speeds[e][: c[e]] for e in on]
+        k_total = default_k(sum(c))
+        _, d = hetero_counts(speeds, s_e, s_w, k_total)
+        for e, row in zip(on, d, strict=True):
+            out[e, : len(row)] = np.array(row) / k_total
+        return out
+
+    def __call__(self, counts: list[Counts], s_e: int, s_w: int) -> np.ndarray:
+        self.evals += len(counts)
+        loads = None
+        if self.hetero:
+            loads = np.stack([self._loads(c, s_e, s_w) for c in counts])
+        return self.evaluator.means(counts, s_e, s_w, loads)
+
+
+def _local_search(
+    scorer: _Scorer, moves: _Moves, start: Counts, s_e: int, s_w: int
+) -> tuple[Counts, float]:
+    """Best-improvement local search over single-node moves from ``start`` (feasible)."""
+    cur, counts = float(scorer([start], s_e, s_w)[0]), start
+    seen = {start}
     while True:
-        scored = []
-        for nb in _neighbours(system, sel, keys, s_w, width):
-            nb_plan = build(nb, s_e, s_w)
-            if nb_plan is not None:
-                scored.append((evaluate(system, nb_plan, grid), nb, nb_plan))
-                evals += 1
-        if not scored:
+        nbs = [nb for nb in moves(counts) if nb not in seen and scorer.feasible(nb, s_e, s_w)]
+        seen.update(nbs)
+        if not nbs:
             break
-        value, nb, nb_plan = min(scored, key=lambda x: x[0])
-        if value >= cur * (1 - 1e-9):
+        values = scorer(nbs, s_e, s_w)
+        k = int(np.argmin(values))
+        if values[k] >= cur * (1 - 1e-9):
             break
-        cur, sel, plan = value, nb, nb_plan
-    return Candidate(plan, cur), evals
+        cur, counts = float(values[k]), nbs[k]
+    return counts, cur
+
+
+@dataclass
+class _Pair:
+    """Search state of one (s_e, s_w): its moves, scorer and screened starting selections."""
+
+    s_e: int
+    s_w: int
+    moves: _Moves
+    scorer: _Scorer
+    starts: list[tuple[float, Counts]]  # ascending E[T]
+
+    @property
+    def screen(self) -> float:
+        return self.starts[0][0]
+
+
+def _prefix_sizes(lo: int, hi: int, most: int = 8) -> list[int]:
+    if hi - lo + 1 <= most:
+        return list(range(lo, hi + 1))
+    return sorted({int(round(x)) for x in np.linspace(lo, hi, most)})
+
+
+def _screen_pair(
+    system: SystemModel, s_e: int, s_w: int, grid: int, width: int, hetero: bool
+) -> _Pair | None:
+    """Score cheap starting selections for (s_e, s_w) in one batch: every node, and the k
+    edges that finish first (all their workers) for a few k from s_e+1 to n."""
+    keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / system.n_workers)
+    moves = _Moves(system, keys, s_w, width)
+    m = list(system.workers_per_edge)
+    full = _trim(m, s_e, s_w)
+    if full is None:
+        return None
+    scorer = _Scorer(system, moves.rank, hetero, grid)
+    order = sorted((e for e in range(len(m)) if full[e]), key=lambda e: moves.finish(e, m[e]))
+    starts: list[Counts] = [full]
+    for k in _prefix_sizes(s_e + 1, len(order)):
+        keep = set(order[:k])
+        c = _trim([m[e] if e in keep else 0 for e in range(len(m))], s_e, s_w)
+        if c is not None:
+            starts.append(c)
+    starts = [c for c in dict.fromkeys(starts) if scorer.feasible(c, s_e, s_w)]
+    if not starts:
+        return None
+    values = scorer(starts, s_e, s_w)
+    ranked = sorted(zip(values.tolist(), starts, strict=True))
+    return _Pair(s_e, s_w, moves, scorer, ranked)
+
+
+def _search_pair(pair: _Pair, build: Callable[[Selection, int, int], Plan | None], n_starts: int):
+    """Local search from the pair's best ``n_starts`` starts; the best plan found."""
+    best: tuple[float, Counts] | None = None
+    for _, start in pair.starts[:n_starts]:
+        counts, value = _local_search(pair.scorer, pair.moves, start, pair.s_e, pair.s_w)
+        if best is None or value < best[0]:
+            best = (value, counts)
+    assert best is not None
+    plan = build(_selection(best[1], pair.moves.rank), pair.s_e, pair.s_w)
+    return None if plan is None else Candidate(plan, best[0])
 
 
 def greedy_jncss(
@@ -205,18 +308,19 @@ def greedy_jncss(
     grid: int = SEARCH_GRID,
     width: int = 3,
     patience: int = 2,
+    refine_pairs: int = 3,
+    n_starts: int = 2,
 ) -> OptimizeResult:
     """Greedy JNCSS; see the module docstring.
 
-    Tolerances are scanned s_e = 0, 1, ... and inside each s_w = 0, 1, ...; a scan stops
-    after ``patience`` consecutive values that do not improve on its best, or when the lower
-    bound of the next pair cannot beat the best plan found. ``width`` removals of each kind
-    are tried per step.
+    Phase 1 screens tolerances s_e = 0, 1, ... and inside each s_w = 0, 1, ... by their best
+    cheap starting selection; a scan stops after ``patience`` consecutive values that do not
+    improve on its best, or when a lower bound says the pair cannot win. Phase 2 runs the
+    local search (``width`` moves of each kind per step) from the ``n_starts`` best starts of
+    the ``refine_pairs`` best pairs.
     """
-    build = _builder(system, hetero)
-    found: dict[tuple[int, int], Candidate] = {}
+    pairs: list[_Pair] = []
     best = np.inf
-    evals = 0
     se_stale = 0
     for s_e in range(system.n_edges):
         best_se = np.inf
@@ -224,13 +328,12 @@ def greedy_jncss(
         for s_w in range(max(system.workers_per_edge)):
             if _lower_bound(system, s_e, s_w) >= best:
                 break
-            cand, n_evals = _greedy_pair(system, build, s_e, s_w, grid, width)
-            evals += n_evals
-            if cand is None:
+            pair = _screen_pair(system, s_e, s_w, grid, width, hetero)
+            if pair is None:
                 continue
-            found[(s_e, s_w)] = cand
-            if cand.mean_s < best_se:
-                best_se, sw_stale = cand.mean_s, 0
+            pairs.append(pair)
+            if pair.screen < best_se:
+                best_se, sw_stale = pair.screen, 0
             else:
                 sw_stale += 1
                 if sw_stale >= patience:
@@ -241,6 +344,18 @@ def greedy_jncss(
             se_stale += 1
             if se_stale >= patience:
                 break
+    build = _builder(system, hetero)
+    found: dict[tuple[int, int], Candidate] = {}
+    for rank_, pair in enumerate(sorted(pairs, key=lambda p: p.screen)):
+        cand = None
+        if rank_ < refine_pairs:
+            cand = _search_pair(pair, build, n_starts)
+        else:  # not searched: report its best start so alternatives stay informative
+            plan = build(_selection(pair.starts[0][1], pair.moves.rank), pair.s_e, pair.s_w)
+            cand = None if plan is None else Candidate(plan, pair.screen)
+        if cand is not None:
+            found[(pair.s_e, pair.s_w)] = cand
+    evals = sum(p.scorer.evals for p in pairs)
     return _refine(system, found, evals, "greedy")
 
 

@@ -120,13 +120,19 @@ class Compiled:
         return self.plan.is_flat
 
 
-def _round_trip(link: Link, n_bytes: float, cache: dict[int, tuple[Link, Atoms]]) -> Atoms:
+def link_key(link: Link) -> tuple[float, ...]:
+    """A cheap hashable identity of a link's parameters (for caching its delay atoms)."""
+    return (link.latency_s, link.jitter_s, link.bandwidth_bytes_per_s, link.loss, link.retransmit_s)
+
+
+def _round_trip(link: Link, n_bytes: float, cache: dict[tuple[float, ...], Atoms]) -> Atoms:
     """Model download plus gradient upload over one worker link (cached per link object)."""
-    hit = cache.get(id(link))
+    key = link_key(link)
+    hit = cache.get(key)
     if hit is None:
         one = link_atoms(link, n_bytes)
-        hit = cache[id(link)] = (link, add_atoms(one, one))  # keeps the link alive for the id
-    return hit[1]
+        hit = cache[key] = add_atoms(one, one)
+    return hit
 
 
 def compile_plan(system: SystemModel, plan: Plan) -> Compiled:
@@ -135,7 +141,7 @@ def compile_plan(system: SystemModel, plan: Plan) -> Compiled:
     loads = plan_loads(plan)
     first_global = np.concatenate([[0], np.cumsum(system.workers_per_edge)])
     compiled = []
-    cache: dict[int, tuple[Link, Atoms]] = {}
+    cache: dict[tuple[float, ...], Atoms] = {}
     for p, (e, ws) in enumerate(zip(plan.edges, plan.workers, strict=True)):
         if not 0 <= e < system.n_edges:
             raise ValueError(f"plan.edges[{p}]={e}: no such edge (n_edges={system.n_edges})")

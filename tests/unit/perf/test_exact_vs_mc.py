@@ -19,7 +19,8 @@ from common.perf import (
     plan_scheme,
     simulate_plan,
 )
-from common.perf.exact import exact_distribution, prob_at_most_misses
+from common.perf.batch import prob_at_most_misses
+from common.perf.exact import exact_distribution
 from common.perf.hetero import make_hetero_plan
 from common.perf.model import compile_plan
 from common.perf.plan import InfeasiblePlanError, is_hgc_feasible
