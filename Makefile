@@ -71,7 +71,7 @@ image: wheels
 	docker build --build-arg BASE_IMAGE=$(HGC_BASE_IMAGE) -t $(IMAGE) .
 
 up: wheels
-	docker compose -f compose/default.yaml up -d --build
+	docker compose -p hgc -f compose/default.yaml up -d --build
 
 down:
-	docker compose -f compose/default.yaml down --remove-orphans
+	docker compose -p hgc -f compose/default.yaml down --remove-orphans

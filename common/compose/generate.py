@@ -335,8 +335,9 @@ def build_stack(scenario: Scenario, opts: StackOptions) -> dict[str, Any]:
         raise GenerateError(f"--network {opts.network!r}: must be one of {NETWORK_MODES}")
     if opts.iterations is not None and opts.iterations < 1:
         raise GenerateError(f"--iterations {opts.iterations}: must be >= 1")
+    # No top-level ``name``: ``docker stack deploy`` rejects it (the project/stack name is
+    # given on the command line: ``docker compose -p NAME`` / ``docker stack deploy ... NAME``).
     return {
-        "name": f"hgc-{scenario.name}",
         "services": {**node_services(scenario, opts), **monitoring_services(opts)},
         "networks": {"hgc": {}},
         "configs": {

@@ -74,7 +74,6 @@ def test_stack_deploy_on_a_single_node_swarm_trains(
         compute="off",
         prometheus_image=prometheus_image,
     )
-    stack.pop("name")
     stack["services"].pop("grafana")  # no registry here to pull it from
     for svc in stack["services"].values():
         for key in COMPOSE_ONLY:
