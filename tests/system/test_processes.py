@@ -6,6 +6,10 @@ tolerance, and hostile frames to the master and an edge (scraped from their /met
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,9 +19,9 @@ import pytest
 import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.runtime.codec import encode
-from common.runtime.messages import WorkerGradient
-from services.cluster import LocalCluster, reference_trace
+from common.runtime.codec import decode, encode
+from common.runtime.messages import ModelUpdate, Shutdown, WorkerGradient, WorkerSetup
+from services.cluster import ClusterError, LocalCluster, reference_trace
 from tests.conftest import poll_for
 from tests.integration.test_cluster_hostile import hostile_frames
 
@@ -178,3 +182,74 @@ def test_hostile_frames_to_master_and_edge_are_dropped_and_training_completes(
         records = cluster.records()
     assert [r["iteration"] for r in records] == list(range(20)) and all(r["ok"] for r in records)
     assert counts["master"] >= 8 and counts["edge-1"] >= 8
+
+
+def test_worker_process_survives_hostile_frames(tmp_path: Path) -> None:
+    """A real worker process, its edge played by a raw ROUTER (a worker binds nothing)."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    edge = ctx.socket(zmq.ROUTER)
+    edge.setsockopt(zmq.LINGER, 0)
+    port = edge.bind_to_random_port("tcp://127.0.0.1")
+    ready = tmp_path / "worker.json"
+    cmd = [sys.executable, "-m", "services.worker", "--edge-addr", f"tcp://127.0.0.1:{port}"]
+    cmd += ["--ready-file", str(ready), "--liveness", "100"]
+    env = {"HGC_EDGE": "0", "HGC_WORKER": "1", "PATH": "/usr/bin:/bin"}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stderr=subprocess.PIPE, text=True)
+
+    def next_op(op: str) -> Any:
+        def got() -> Any:
+            if not edge.poll(100):
+                return None
+            _, *frames = edge.recv_multipart()
+            msg = decode(frames)
+            return msg if msg.op == op else None
+
+        return poll_for(got, 60, what=f"{op} from the worker process")
+
+    try:
+        next_op("register")
+        ident = b"worker-0-1"
+        for frames in hostile_frames().values():
+            edge.send_multipart([ident, *frames])
+        setup = WorkerSetup(
+            -1, 0, 1, (0,), np.ones(1), 2, {"kind": "digits"}, {"kind": "logreg"}, {}
+        )
+        edge.send_multipart([ident, *encode(setup)])
+        next_op("ready")
+        edge.send_multipart([ident, *encode(ModelUpdate(0, np.zeros(650)))])
+        assert next_op("worker_gradient").vector.shape == (650,)
+        poll_for(ready.exists, 10, what="the worker's ready file")
+        port_m = json.loads(ready.read_text())["metrics_port"]
+        assert scrape(port_m, "hgc_worker_messages_dropped_total") >= 7
+        edge.send_multipart([ident, *encode(Shutdown(-1, "done"))])
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        edge.close()
+
+
+def test_cluster_cleans_up_every_process_even_on_an_exception(tmp_path: Path) -> None:
+    config = run_config(HGC, iterations=10_000)
+    pids: dict[str, int] = {}
+    with pytest.raises(RuntimeError, match="boom"), LocalCluster(config, workdir=tmp_path) as c:
+        pids = dict(c.pids)
+        c.pause("worker-2-2")  # a stopped process must be cleaned up too
+        raise RuntimeError("boom")
+    assert len(pids) == 13
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # reaped: no orphan, no zombie
+
+
+def test_a_node_failing_at_start_up_is_reported_with_its_log(tmp_path: Path) -> None:
+    config = run_config(HGC)
+    config["data_spec"] = {"kind": "mnist", "path": str(tmp_path / "nowhere.npz")}
+    with (
+        pytest.raises(ClusterError, match="master exited with status 2") as info,
+        LocalCluster(config, workdir=tmp_path, ready_timeout_s=60),
+    ):
+        pass
+    assert "nowhere.npz" in str(info.value)  # the tail of the master's log says why
