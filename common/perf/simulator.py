@@ -1,0 +1,286 @@
+"""The simulator: every scheme on one system, side by side, plus the sweeps behind the plots.
+
+Pure maths (numpy): no files, no plotting. ``hgc simulate`` and ``hgc optimize`` format what
+these functions return. Every scheme is simulated with the same seed (common random numbers),
+so ratios between schemes are sharper than the absolute times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from common.perf.api import communication, exact_available, expected_time, plan_scheme
+from common.perf.jncss import MAX_EXHAUSTIVE, OptimizeResult, exhaustive_jncss, greedy_jncss
+from common.perf.model import compile_plan
+from common.perf.montecarlo import simulate_compiled
+from common.perf.plan import InfeasiblePlanError, Plan
+from common.perf.system import StragglerModel, SystemModel, WorkerProfile
+
+Progress = Callable[[str], None]
+
+#: the order of the table; "hgc-best-fixed" is HGC with the (s_e, s_w) that minimise E[T] on
+#: all nodes, "hgc" the scenario's own tolerances
+TABLE_ORDER = (
+    "uncoded",
+    "flat-frc",
+    "flat-crc",
+    "worker-gc",
+    "edge-gc",
+    "hgc",
+    "hgc-best-fixed",
+    "hgc-jncss",
+    "hgc-hetero",
+    "ignore",
+)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """The fixed schemes' tolerances (a scenario's ``code`` section)."""
+
+    s_e: int = 1
+    s_w: int = 1
+    s: int = 1
+
+
+@dataclass(frozen=True)
+class SchemeResult:
+    name: str
+    plan: Plan
+    mean_s: float
+    stderr_s: float
+    p50_s: float
+    p95_s: float
+    p99_s: float
+    exact_mean_s: float | None  # None where the exact method does not apply
+    master_ingress_bytes: int
+    master_ingress_messages: int
+    edge_ingress_bytes: tuple[int, ...]
+    speedup_vs_uncoded: float
+    times: np.ndarray  # (N,) per-iteration times, seconds
+
+    def row(self) -> dict[str, Any]:
+        """The flat, JSON-able summary (no per-iteration times)."""
+        return {
+            "scheme": self.name,
+            "plan": self.plan.describe(),
+            "mean_s": self.mean_s,
+            "stderr_s": self.stderr_s,
+            "p50_s": self.p50_s,
+            "p95_s": self.p95_s,
+            "p99_s": self.p99_s,
+            "exact_mean_s": self.exact_mean_s,
+            "speedup_vs_uncoded": self.speedup_vs_uncoded,
+            "master_ingress_bytes": self.master_ingress_bytes,
+            "master_ingress_messages": self.master_ingress_messages,
+        }
+
+
+def optimisation_model(system: SystemModel) -> SystemModel:
+    """The model the optimiser searches with: the system itself, except that a replayed trace
+    (correlated rows, no exact method) is replaced by a per-worker shifted-exponential fit
+    (shift = the worker's fastest time, rate from its mean excess), both per unit load."""
+    st = system.straggler
+    if st.kind != "trace" or st.trace is None:
+        return system
+    per_load = np.asarray(st.trace, dtype=float) / st.trace_load  # (T, M) seconds per unit load
+    shift = per_load.min(axis=0)
+    excess = per_load.mean(axis=0) - shift
+    rows, w = [], 0
+    for profiles in system.workers:
+        row = []
+        for p in profiles:
+            rate = float(1.0 / excess[w]) if excess[w] > 0 else float("inf")
+            row.append(dataclasses.replace(p, shift_s=float(shift[w]), rate=rate))
+            w += 1
+        rows.append(tuple(row))
+    return dataclasses.replace(system, workers=tuple(rows), straggler=StragglerModel())
+
+
+def scheme_plan(system: SystemModel, name: str, tol: Tolerances) -> Plan:
+    """The plan the simulator runs for a table row (see :data:`TABLE_ORDER`)."""
+    opt = optimisation_model(system)
+    if name in ("hgc", "fr", "ignore"):
+        return plan_scheme(opt, name, tol.s_e, tol.s_w)
+    if name == "worker-gc":
+        return plan_scheme(opt, name, 0, tol.s_w)
+    if name == "edge-gc":
+        return plan_scheme(opt, name, tol.s_e, 0)
+    if name in ("flat-frc", "flat-crc"):
+        return plan_scheme(opt, name, s=tol.s)
+    if name == "hgc-best-fixed":
+        return dataclasses.replace(plan_scheme(opt, "hgc"), scheme="hgc-best-fixed")
+    return plan_scheme(opt, name)
+
+
+def compare_schemes(
+    system: SystemModel,
+    schemes: Sequence[str],
+    tol: Tolerances,
+    iterations: int,
+    seed: int,
+    progress: Progress | None = None,
+) -> list[SchemeResult]:
+    """Simulate every scheme (in :data:`TABLE_ORDER`, "uncoded" always included).
+
+    A scheme whose tolerances are infeasible on this topology is skipped with a progress
+    message naming the reason (never silently).
+    """
+    wanted = set(schemes) | {"uncoded"}
+    names = [s for s in TABLE_ORDER if s in wanted]
+    unknown = wanted - set(TABLE_ORDER)
+    if unknown:
+        raise ValueError(f"schemes: unknown {sorted(unknown)}; known: {list(TABLE_ORDER)}")
+    out: list[SchemeResult] = []
+    base_mean = None
+    for name in names:
+        started = time.perf_counter()
+        try:
+            plan = scheme_plan(system, name, tol)
+        except InfeasiblePlanError as exc:
+            if progress:
+                progress(f"{name}: skipped: {exc}")
+            continue
+        c = compile_plan(system, plan)
+        mc = simulate_compiled(c, iterations, np.random.default_rng(seed))
+        exact = expected_time(system, plan) if exact_available(system, plan) else None
+        comm = communication(system, plan)
+        if name == "uncoded":
+            base_mean = mc.mean_s
+        q50, q95, q99 = np.quantile(mc.times, [0.5, 0.95, 0.99])
+        out.append(
+            SchemeResult(
+                name,
+                plan,
+                mc.mean_s,
+                mc.stderr_s,
+                float(q50),
+                float(q95),
+                float(q99),
+                exact,
+                comm.master_bytes,
+                comm.master_messages,
+                comm.edge_bytes,
+                (base_mean / mc.mean_s) if base_mean else float("nan"),
+                mc.times,
+            )  # fmt: skip
+        )
+        if progress:
+            progress(
+                f"{name}: {plan.describe()} mean {mc.mean_s:.4f} s "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
+    return out
+
+
+def scale_stragglers(system: SystemModel, factor: float) -> SystemModel:
+    """The system with every worker's mean straggling time (1/rate) multiplied by ``factor``
+    (0 = no stragglers at all); markov slowdowns scale as ``1 + factor (slowdown - 1)``."""
+
+    def scaled(w: WorkerProfile) -> WorkerProfile:
+        rate = float("inf") if factor == 0 else w.rate / factor
+        return dataclasses.replace(w, rate=rate)
+
+    workers = tuple(tuple(scaled(w) for w in row) for row in system.workers)
+    st = system.straggler
+    if st.kind == "markov":
+        st = dataclasses.replace(st, slowdown=1.0 + factor * (st.slowdown - 1.0))
+    return dataclasses.replace(system, workers=workers, straggler=st)
+
+
+def slow_edge(system: SystemModel, edge: int, factor: float) -> SystemModel:
+    """The system with edge ``edge``'s uplink bandwidth divided by ``factor``."""
+    edges = list(system.edges)
+    up = edges[edge].uplink
+    edges[edge] = dataclasses.replace(
+        edges[edge],
+        uplink=dataclasses.replace(up, bandwidth_bytes_per_s=up.bandwidth_bytes_per_s / factor),
+    )
+    return dataclasses.replace(system, edges=tuple(edges))
+
+
+def sweep(
+    systems: Sequence[tuple[float, SystemModel]],
+    schemes: Sequence[str],
+    tol: Tolerances,
+    iterations: int,
+    seed: int,
+    progress: Progress | None = None,
+    label: str = "x",
+) -> list[dict[str, Any]]:
+    """Mean iteration time and speed-up vs uncoded of every scheme for each (x, system)."""
+    rows: list[dict[str, Any]] = []
+    for k, (x, sys_) in enumerate(systems):
+        for r in compare_schemes(sys_, schemes, tol, iterations, seed):
+            rows.append(
+                {label: x, "scheme": r.name, "mean_s": r.mean_s,
+                 "speedup_vs_uncoded": r.speedup_vs_uncoded, "plan": r.plan.describe()}
+            )  # fmt: skip
+        if progress:
+            progress(f"sweep {label}={x}: {k + 1}/{len(systems)} done")
+    return rows
+
+
+def optimizer_report(system: SystemModel, exhaustive_limit: int = MAX_EXHAUSTIVE) -> dict[str, Any]:
+    """Greedy JNCSS (and, when the instance is small enough, exhaustive search and the gap),
+    plus the hetero variant, as a JSON-able dict."""
+    opt = optimisation_model(system)
+    started = time.perf_counter()
+    greedy = greedy_jncss(opt)
+    elapsed = time.perf_counter() - started
+    uncoded = expected_time(opt, plan_scheme(opt, "uncoded"))
+    out: dict[str, Any] = {
+        **_candidate_dict(greedy.best.plan, greedy.best.mean_s),
+        "scheme": "hgc-jncss",
+        "method": greedy.method,
+        "evaluations": greedy.evaluations,
+        "search_s": elapsed,
+        "uncoded_expected_time_s": uncoded,
+        "speedup_vs_uncoded": uncoded / greedy.best.mean_s,
+        "alternatives": [_candidate_dict(c.plan, c.mean_s) for c in greedy.alternatives],
+        "model": "trace fitted by shifted-exponential" if opt is not system else "as given",
+    }
+    hetero = greedy_jncss(opt, hetero=True)
+    out["hetero"] = _candidate_dict(hetero.best.plan, hetero.best.mean_s)
+    if _enumerable(system, exhaustive_limit):
+        ex = exhaustive_jncss(opt)
+        out["exhaustive"] = {
+            **_candidate_dict(ex.best.plan, ex.best.mean_s),
+            "evaluations": ex.evaluations,
+            "greedy_gap": greedy.best.mean_s / ex.best.mean_s - 1.0,
+        }
+    return out
+
+
+def _enumerable(system: SystemModel, limit: int) -> bool:
+    count = system.n_edges * max(system.workers_per_edge)
+    for m in system.workers_per_edge:
+        count *= 2**m
+    return count <= limit
+
+
+def _candidate_dict(plan: Plan, mean_s: float) -> dict[str, Any]:
+    return {
+        "s_e": plan.s_e,
+        "s_w": plan.s_w,
+        "edges": list(plan.edges),
+        "workers": [list(w) for w in plan.workers],
+        "expected_time_s": mean_s,
+        "plan": plan.describe(),
+    }
+
+
+def result_of(opt: OptimizeResult) -> dict[str, Any]:
+    """JSON-able summary of an :class:`OptimizeResult`."""
+    return {
+        **_candidate_dict(opt.best.plan, opt.best.mean_s),
+        "method": opt.method,
+        "evaluations": opt.evaluations,
+        "alternatives": [_candidate_dict(c.plan, c.mean_s) for c in opt.alternatives],
+    }
