@@ -7,7 +7,7 @@ import argparse
 import json
 
 from common.cli import UsageError
-from common.commands._perf_io import load
+from common.commands.simulate import load_scenario_model
 from common.perf.plan import InfeasiblePlanError
 from common.perf.simulator import optimizer_report
 
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    scenario, system, _ = load(args.scenario)
+    scenario, system, _ = load_scenario_model(args.scenario)
     try:
         report = optimizer_report(system)
     except InfeasiblePlanError as exc:

@@ -9,17 +9,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from common.cli import UsageError
-from common.commands import _perf_io as io
+from common.perf import report as io
 from common.perf.plan import InfeasiblePlanError
 from common.perf.simulator import (
+    Tolerances,
     compare_schemes,
     optimizer_report,
     scale_stragglers,
     slow_edge,
     sweep,
 )
+from common.perf.system import SystemModel
 
 HELP = "simulate every scheme of a scenario and compare iteration times"
 INTENSITIES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -45,6 +48,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-sweeps", action="store_true", help="skip the sweeps and their plots")
 
 
+def load_scenario_model(path: str) -> tuple[Any, SystemModel, Tolerances]:
+    """Scenario, its SystemModel and the fixed schemes' tolerances; UsageError on bad input."""
+    from common.scenario import ScenarioError, load_scenario
+
+    if not Path(path).is_file():
+        raise UsageError(f"SCENARIO: no such file: {path}")
+    try:
+        scenario = load_scenario(path)
+        system = scenario.system_model()
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    code = scenario.code
+    tol = Tolerances(s_e=code.s_e, s_w=code.s_w, s=code.s)
+    return scenario, system, tol
+
+
 def _check(args: argparse.Namespace, n_edges: int) -> None:
     if args.iterations < 2:
         raise UsageError(f"--iterations: must be >= 2, got {args.iterations}")
@@ -55,7 +74,7 @@ def _check(args: argparse.Namespace, n_edges: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    scenario, system, tol = io.load(args.scenario)
+    scenario, system, tol = load_scenario_model(args.scenario)
     _check(args, system.n_edges)
     schemes = tuple(scenario.schemes) + ("hgc-best-fixed",)
     if "hgc" not in scenario.schemes:

@@ -1,5 +1,5 @@
-"""Shared by ``hgc simulate`` and ``hgc optimize``: load a scenario for the maths, format
-numbers, write CSV files and plots (matplotlib imported lazily, Agg backend)."""
+"""Output of the simulator for ``hgc simulate`` / ``hgc optimize``: a text table, CSV files and
+PNG plots. matplotlib is imported lazily (Agg backend), so the maths never needs it."""
 
 from __future__ import annotations
 
@@ -9,25 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common.cli import UsageError
-from common.perf.simulator import SchemeResult, Tolerances
-from common.perf.system import SystemModel
-
-
-def load(path: str) -> tuple[Any, SystemModel, Tolerances]:
-    """Scenario, its SystemModel and the fixed schemes' tolerances; UsageError on bad input."""
-    from common.scenario import ScenarioError, load_scenario
-
-    if not Path(path).is_file():
-        raise UsageError(f"SCENARIO: no such file: {path}")
-    try:
-        scenario = load_scenario(path)
-        system = scenario.system_model()
-    except ScenarioError as exc:
-        raise UsageError(str(exc)) from None
-    code = scenario.code
-    tol = Tolerances(s_e=code.s_e, s_w=code.s_w, s=code.s)
-    return scenario, system, tol
+from common.perf.simulator import SchemeResult
 
 
 def progress(message: str) -> None:
