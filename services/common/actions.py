@@ -48,6 +48,7 @@ class DataLoaded:
     """Worker only: the compute thread finished loading this worker's partitions."""
 
     n_rows: int
+    n_params: int = 0  # length of the model's parameter vector (0: unknown, not checked)
 
 
 @dataclass(frozen=True)

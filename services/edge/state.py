@@ -84,6 +84,7 @@ class EdgeState:
         self.arrivals: dict[int, float] = {}  # worker -> seconds after model arrival
         self.vectors: list[tuple[int, np.ndarray]] = []  # arrival order
         self.answered = False  # EdgeGradient or IterationFailed sent for ``current``
+        self.n_params = 0  # length of the model in flight: every vector must match it
 
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -202,8 +203,11 @@ class EdgeState:
     def _on_model(self, msg: ModelUpdate, now: float) -> list[Action]:
         if msg.iteration < self.current:
             return [Drop("late", f"model for iteration {msg.iteration} < {self.current}")]
+        if msg.params.dtype != np.float64 or msg.params.ndim != 1:
+            return [Drop("malformed", f"model {msg.params.dtype}{msg.params.shape}")]
         # a repeated iteration number is a retry: start it afresh
         self.current, self.t0 = msg.iteration, now
+        self.n_params = int(msg.params.shape[0])
         self.arrivals, self.vectors, self.answered = {}, [], False
         return [SendDown(self.registered[j], msg) for j in range(self.m) if j in self.registered]
 
@@ -214,6 +218,11 @@ class EdgeState:
             return [Drop("unknown_peer", f"{peer} sent a vector as worker {msg.worker}")]
         if msg.worker in self.arrivals:
             return [Drop("late", f"{peer}: second vector for iteration {msg.iteration}")]
+        v = msg.vector
+        if v.dtype != np.float64 or v.shape != (self.n_params,):
+            return [
+                Drop("malformed", f"{peer}: vector {v.dtype}{v.shape}, want ({self.n_params},)")
+            ]
         arrival = now - self.t0
         self.arrivals[msg.worker] = arrival
         acts: list[Action] = [

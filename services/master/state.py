@@ -219,6 +219,9 @@ class MasterState:
         a = self.attempt
         if a is None or msg.iteration != a.iteration:
             return [Drop("late", f"{msg.op} for iteration {msg.iteration} from edge-{edge}")]
+        vector = getattr(msg, "vector", None)
+        if vector is not None and (vector.dtype != np.float64 or vector.shape != self.params.shape):
+            return [Drop("malformed", f"edge-{edge}: vector {vector.dtype}{vector.shape}")]
         if isinstance(msg, IterationFailed):
             a.failures[edge] = msg
             return [Log(f"master: iteration {a.iteration}: {msg.reason}")]

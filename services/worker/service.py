@@ -76,7 +76,7 @@ class WorkerRunner(NodeRunner):
         if done.key == ("load",):
             self.data = done.result
             assert self.data is not None
-            return DataLoaded(self.data.n_rows)
+            return DataLoaded(self.data.n_rows, self.data.model.n_params)
         if done.result is None:
             self.wmetrics.dropped("late")  # a newer model arrived before we started on this one
             return None

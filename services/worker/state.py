@@ -8,6 +8,8 @@ it computes.
 
 from __future__ import annotations
 
+import numpy as np
+
 from common.runtime.messages import (
     NO_ITERATION,
     Message,
@@ -55,6 +57,7 @@ class WorkerState:
         self.node = f"worker-{edge}-{worker}"
         self.ready = False
         self.latest = NO_ITERATION  # newest iteration asked for
+        self.n_params = 0
 
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, Started):
@@ -62,7 +65,7 @@ class WorkerState:
         if isinstance(event, Tick | PeerChanged):
             return []  # heartbeats and liveness are the transport's job
         if isinstance(event, DataLoaded):
-            self.ready = True
+            self.ready, self.n_params = True, event.n_params
             return [
                 Log(f"{self.node}: loaded {event.n_rows} rows"),
                 SendUp(Ready(NO_ITERATION, self.node, self.edge, self.worker)),
@@ -83,6 +86,8 @@ class WorkerState:
                 return [Drop("late", f"model for iteration {msg.iteration} before set-up")]
             if msg.iteration < self.latest:
                 return [Drop("late", f"model for iteration {msg.iteration} < {self.latest}")]
+            if not _is_vector(msg.params, self.n_params):
+                return [Drop("malformed", f"model {msg.params.dtype}{msg.params.shape}")]
             self.latest = msg.iteration
             return [Compute(msg.iteration, msg.params)]
         if isinstance(msg, Shutdown):
@@ -124,3 +129,8 @@ class WorkerState:
                 )
             ),
         ]
+
+
+def _is_vector(a: np.ndarray, n: int) -> bool:
+    """float64 of shape (n,) (any length when n is 0: not known yet)."""
+    return a.dtype == np.float64 and a.ndim == 1 and (n == 0 or a.shape[0] == n)

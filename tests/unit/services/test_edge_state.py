@@ -173,3 +173,13 @@ def test_worker_index_beyond_the_code_is_forgotten_at_setup() -> None:
     assert 5 not in e.registered
     (drop,) = _register(e, 7)
     assert isinstance(drop, Drop) and drop.reason == "unknown_peer"
+
+
+def test_vector_of_the_wrong_shape_or_dtype_is_dropped_as_malformed() -> None:
+    e = _running()
+    bad: list[np.ndarray] = [np.ones(3), np.ones(2, dtype=np.float32), np.ones((2, 1))]
+    for v in bad:
+        (drop,) = e.handle(Received("worker-1-0", WorkerGradient(0, 1, 0, v, 0.1)), 10.1)
+        assert isinstance(drop, Drop) and drop.reason == "malformed"
+    # negative control: the right shape is accepted and decoded
+    assert any(isinstance(a, SendUp) for a in e.handle(_grad(0), 10.2))

@@ -188,3 +188,11 @@ def test_bad_config_names_the_field() -> None:
         _config(on_failure="pray")
     with pytest.raises(ValueError, match="iterations"):
         _config(iterations=0)
+
+
+def test_edge_vector_of_the_wrong_shape_is_dropped_not_decoded() -> None:
+    m = _running()
+    msg = EdgeGradient(0, 1, np.ones(5), (0,), 0.1, 0.0, (0.1, -1.0))
+    (drop,) = m.handle(Received("edge-1", msg), 1.5)
+    assert isinstance(drop, Drop) and drop.reason == "malformed"
+    assert m.attempt is not None and m.attempt.edge_vectors == []

@@ -100,3 +100,13 @@ def test_shutdown_exits_zero() -> None:
 def test_bad_indices_rejected() -> None:
     with pytest.raises(ValueError, match="edge and worker must be >= 0"):
         WorkerState(-1, 0)
+
+
+def test_model_of_the_wrong_length_is_dropped_as_malformed() -> None:
+    w = WorkerState(0, 1)
+    w.handle(Received("edge-0", _setup()), 0.0)
+    w.handle(DataLoaded(10, n_params=4), 0.0)
+    (drop,) = w.handle(Received("edge-0", ModelUpdate(0, np.zeros(3))), 1.0)
+    assert isinstance(drop, Drop) and drop.reason == "malformed"
+    (comp,) = w.handle(Received("edge-0", ModelUpdate(0, np.zeros(4))), 1.0)
+    assert isinstance(comp, Compute)
