@@ -131,6 +131,7 @@ class EdgeState:
         if (
             msg.role != "worker"
             or msg.edge != self.edge
+            or msg.worker < 0
             or peer != expected
             or msg.node != expected
         ):

@@ -272,7 +272,8 @@ class MasterState:
             arrivals: dict[str, float] = {}
             stragglers: list[str] = []
             for i, m in used_e:
-                for j, s in enumerate(m.worker_arrivals_s):
+                # at most m_i entries: the edge's report is not trusted for its length
+                for j, s in enumerate(m.worker_arrivals_s[: self.code.workers_per_edge[i]]):
                     if s >= 0:
                         arrivals[f"worker-{i}-{j}"] = s
                     else:
