@@ -12,6 +12,7 @@ workers under one edge) and the single level of a flat code are made of. Four ki
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -132,17 +133,27 @@ def lagrange_tier(
         return _lagrange(N, s, hs, points, label, order or 0)
     if N > SEARCH_MAX_N:
         return _lagrange(N, s, hs, points, label, 0)
+    return _lagrange(N, s, hs, points, label, best_order(N, s, tuple(sorted(set(hs))), points))
+
+
+@functools.lru_cache(maxsize=256)
+def best_order(N: int, s: int, holder_sets: tuple[tuple[int, ...], ...], points: str) -> int:
+    """Index of the ordering candidate with the smallest worst-case error estimate.
+
+    Depends only on the distinct holder sets (given sorted); cached because the optimiser
+    and the services rebuild the same codes. Candidates are compared in quarter-decades and
+    the first wins ties, so last-bit differences between platforms' libm cannot flip the
+    choice (short of a score landing on a bucket edge).
+    """
     from common.coding.numerics import EPS, tier_error
 
-    best: tuple[int, Tier] | None = None
+    best: tuple[int, int] | None = None
     for idx in range(len(ordering_candidates(N))):
-        tier = _lagrange(N, s, hs, points, label, idx)
-        delta, amp = tier_error(tier, exhaustive_limit=2_000, samples=300)
-        # compare in quarter-decades, first candidate wins ties: last-bit differences between
-        # platforms' libm cannot flip the choice (short of landing on a bucket edge)
+        tier = _lagrange(N, s, holder_sets, points, "search", idx)
+        delta, amp = tier_error(tier, exhaustive_limit=500, samples=300)
         score = math.floor(4 * math.log10(max(delta + amp * EPS, 1e-300)))
         if best is None or score < best[0]:
-            best = (score, tier)
+            best = (score, idx)
     assert best is not None
     return best[1]
 
