@@ -253,3 +253,22 @@ def test_a_node_failing_at_start_up_is_reported_with_its_log(tmp_path: Path) -> 
     ):
         pass
     assert "nowhere.npz" in str(info.value)  # the tail of the master's log says why
+
+
+def test_retry_recovers_when_paused_edges_come_back_and_stays_exact(tmp_path: Path) -> None:
+    config = run_config(HGC, iterations=8, deadline_s=1.0, on_failure="retry", max_retries=5)
+    with LocalCluster(config, workdir=tmp_path, params_trace=True) as cluster:
+        after_first_iterations(cluster)
+        cluster.pause("edge-0")
+        cluster.pause("edge-1")  # beyond s_e = 1: the iteration cannot complete
+        poll_for(lambda: any(not r["ok"] for r in cluster.records()), 60, what="a failed attempt")
+        cluster.resume("edge-0")
+        cluster.resume("edge-1")
+        assert cluster.wait() == 0
+        records = cluster.records()
+        check_exact(cluster, config)
+    failed = [r for r in records if not r["ok"]]
+    assert failed and all("missing edges: edge-0" in r["error"] for r in failed)
+    retried = {r["iteration"] for r in failed}
+    ok = {r["iteration"]: r["attempt"] for r in records if r["ok"]}
+    assert sorted(ok) == list(range(8)) and all(ok[t] >= 1 for t in retried)
