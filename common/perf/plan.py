@@ -192,7 +192,8 @@ def make_plan(
         "workers_per_edge": m,
         "s_e": s_e,
         "s_w": s_w,
-        "K": K if K is not None else minimal_k(m, s_e, s_w),
+        # ignore keeps the uncoded placement, whose K is the uncoded one
+        "K": K if K is not None else minimal_k(m, *((0, 0) if scheme == "ignore" else (s_e, s_w))),
     }
     return Plan(scheme, edges_t, workers_t, spec, s_e=s_e, s_w=s_w, loads=equal_loads(m, fraction))
 

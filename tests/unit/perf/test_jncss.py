@@ -1,0 +1,79 @@
+"""JNCSS: the greedy search against exhaustive enumeration on small instances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.perf import exhaustive_jncss, greedy_jncss
+from common.perf.jncss import evaluate
+from common.perf.plan import is_hgc_feasible
+from common.perf.system import EdgeProfile, Link, SystemModel, WorkerProfile
+from tests.unit.perf.helpers import system
+
+GAP = 0.01  # allowed relative gap: grid discretisation of the two searches differs slightly
+
+
+def random_system(rng: np.random.Generator, m: tuple[int, ...]) -> SystemModel:
+    workers = tuple(
+        tuple(
+            WorkerProfile(
+                shift_s=float(rng.uniform(0.2, 2)),
+                rate=float(rng.uniform(0.3, 5)),
+                link=Link(float(rng.uniform(0, 0.02)), 0, float(rng.uniform(1e6, 1e8))),
+            )
+            for _ in range(mi)
+        )
+        for mi in m
+    )
+    edges = tuple(
+        EdgeProfile(uplink=Link(float(rng.uniform(0, 0.05)), 0, float(rng.uniform(1e5, 1e8))))
+        for _ in m
+    )
+    return SystemModel(workers, edges, 100_000)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("hetero", [False, True])
+def test_greedy_matches_exhaustive_on_small_instances(seed, hetero):
+    rng = np.random.default_rng(seed)
+    m = tuple(int(x) for x in rng.integers(2, 4, size=int(rng.integers(2, 4))))
+    sys_ = random_system(rng, m)
+    g = greedy_jncss(sys_, hetero=hetero)
+    e = exhaustive_jncss(sys_, hetero=hetero)
+    assert e.best.mean_s <= g.best.mean_s * (1 + GAP)
+    assert g.best.mean_s <= e.best.mean_s * (1 + GAP), (
+        g.best.plan.describe(),
+        e.best.plan.describe(),
+    )
+    assert g.evaluations < e.evaluations
+
+
+def test_exhaustive_is_a_real_lower_bound_negative_control():
+    # a deliberately bad plan (everything, uncoded) is never better than exhaustive's choice
+    sys_ = system((2, 3), hetero=True, rate=0.3, slow_edge=1, gradient_bytes=2_000_000)
+    e = exhaustive_jncss(sys_)
+    from common.perf import make_plan
+
+    bad = make_plan("uncoded", (0, 1), ((0, 1), (0, 1, 2)))
+    assert e.best.mean_s < evaluate(sys_, bad)
+
+
+def test_jncss_drops_a_very_slow_edge_and_stays_feasible():
+    sys_ = system((4, 4, 4, 4), slow_edge=2, gradient_bytes=4_000_000, rate=2.0)
+    best = greedy_jncss(sys_).best.plan
+    assert 2 not in best.edges
+    assert is_hgc_feasible(best.workers_per_edge, best.s_e, best.s_w)
+
+
+def test_exhaustive_refuses_large_instances():
+    with pytest.raises(ValueError, match="use greedy_jncss"):
+        exhaustive_jncss(system((8, 8, 8)))
+
+
+def test_alternatives_are_sorted_and_distinct_tolerances():
+    res = greedy_jncss(system((3, 3, 3), rate=0.2))
+    values = [res.best.mean_s] + [c.mean_s for c in res.alternatives]
+    assert values == sorted(values)
+    pairs = [(c.plan.s_e, c.plan.s_w) for c in (res.best, *res.alternatives)]
+    assert len(pairs) == len(set(pairs))
