@@ -15,7 +15,8 @@ from common.perf.hetero import coverage_ok, hetero_placement, make_hetero_plan, 
 from common.perf.plan import check_hgc_feasible, minimal_k
 from tests.unit.perf.helpers import system
 
-ALL = {"edges": (0, 1, 2), "workers": ((0, 1, 2), (0, 1, 2, 3), (0, 1, 2))}
+EDGES = (0, 1, 2)
+WORKERS = ((0, 1, 2), (0, 1, 2, 3), (0, 1, 2))
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,7 @@ ALL = {"edges": (0, 1, 2), "workers": ((0, 1, 2), (0, 1, 2, 3), (0, 1, 2))}
     ],
 )
 def test_equal_loads_follow_the_bound(scheme, kw, load):
-    plan = make_plan(scheme, ALL["edges"], ALL["workers"], **kw)
+    plan = make_plan(scheme, EDGES, WORKERS, **kw)
     assert all(x == pytest.approx(load) for row in plan.loads for x in row)
     code = code_from_spec(plan.code_spec)
     if code.is_flat:
@@ -56,7 +57,7 @@ def test_infeasible_tolerances_name_the_condition(m, s_e, s_w, match):
 
 def test_flat_frc_needs_divisibility():
     with pytest.raises(InfeasiblePlanError, match=r"flat-frc needs \(s\+1\) to divide M=10"):
-        make_plan("flat-frc", ALL["edges"], ALL["workers"], s=2)
+        make_plan("flat-frc", EDGES, WORKERS, s=2)
 
 
 def test_minimal_k_matches_the_coding_core():
@@ -102,7 +103,7 @@ def test_hetero_placement_has_valid_coverage(speeds, s_e, s_w):
 
 def test_hetero_plan_gives_faster_workers_more_and_rebuilds_with_the_coding_core():
     sys_ = system((3, 4, 3), hetero=True)
-    plan = make_hetero_plan(sys_, ALL["edges"], ALL["workers"], s_e=1, s_w=1)
+    plan = make_hetero_plan(sys_, EDGES, WORKERS, s_e=1, s_w=1)
     loads = plan.loads
     assert loads[0][0] > loads[0][2]  # worker 2 of each edge is 3x slower
     K = plan.code_spec["K"]
@@ -125,8 +126,8 @@ def test_plan_scheme_picks_tolerances_and_rejects_missing_ones():
 
 def test_communication_counts_messages_and_bytes():
     sys_ = system((3, 4, 3), gradient_bytes=1000)
-    hier = communication(sys_, make_plan("hgc", ALL["edges"], ALL["workers"], s_e=1, s_w=1))
-    flat = communication(sys_, make_plan("flat-crc", ALL["edges"], ALL["workers"], s=1))
+    hier = communication(sys_, make_plan("hgc", EDGES, WORKERS, s_e=1, s_w=1))
+    flat = communication(sys_, make_plan("flat-crc", EDGES, WORKERS, s=1))
     assert (hier.master_messages, hier.master_bytes) == (3, 3000)
     assert hier.edge_bytes == (3000, 4000, 3000)
     assert (flat.master_messages, flat.master_bytes) == (10, 10_000)
