@@ -18,7 +18,7 @@ from common.coding.bounds import check_topology
 from common.coding.errors import DecodeError, InfeasibleCodeError
 from common.coding.lagrange import DEFAULT_POINTS
 from common.coding.placement import Placement
-from common.coding.tier import Tier, fr_tier, lagrange_tier
+from common.coding.tier import Tier, fr_tier, frozen, lagrange_tier
 
 FLAT_SCHEMES = ("flat-frc", "flat-crc")
 
@@ -149,7 +149,7 @@ def make_flat(
     w = 0
     for mi in m:
         placement.append(tuple(flat_parts[w + j] for j in range(mi)))
-        coefs.append(tuple(tier.B[w + j, list(flat_parts[w + j])].copy() for j in range(mi)))
+        coefs.append(tuple(frozen(tier.B[w + j, list(flat_parts[w + j])]) for j in range(mi)))
         w += mi
     return FlatCode(
         scheme=scheme,

@@ -11,7 +11,7 @@ import numpy as np
 from common.coding.errors import InfeasibleCodeError
 from common.coding.lagrange import DEFAULT_POINTS
 from common.coding.placement import Placement, coverage
-from common.coding.tier import Tier, fr_tier, ignore_tier, lagrange_tier
+from common.coding.tier import Tier, fr_tier, frozen, ignore_tier, lagrange_tier
 
 VARIANTS = ("lagrange", "fr", "ignore")
 
@@ -189,8 +189,8 @@ def build_hierarchical(
         K=K,
         exact=variant != "ignore",
         placement=placement,
-        worker_coefficients=tuple(coefs),
-        edge_targets=edge_tier.B,
+        worker_coefficients=tuple(tuple(frozen(c) for c in edge) for edge in coefs),
+        edge_targets=frozen(edge_tier.B),
         variant=variant,
         edge_tier=edge_tier,
         worker_tiers=tuple(worker_tiers),

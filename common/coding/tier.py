@@ -105,6 +105,12 @@ class Tier:
         return w
 
 
+def frozen(a: np.ndarray) -> np.ndarray:
+    """Mark an array read-only: codes are shared by every iteration and must not drift."""
+    a.flags.writeable = False
+    return a
+
+
 def lagrange_tier(
     N: int,
     s: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -61,9 +62,13 @@ def test_every_worker_load_equals_the_bound(
 def test_negative_control_the_brute_force_catches_a_corrupted_code() -> None:
     code = make_code("hgc", (3, 3, 3), 1, 1)
     assert isinstance(code, HierarchicalCode)
-    code.worker_coefficients[1][2][0] *= 1.001  # one coefficient slightly off
+    with pytest.raises(ValueError, match="read-only"):
+        code.worker_coefficients[1][2][0] *= 1.001  # codes are immutable ...
+    coefs = [list(edge) for edge in code.worker_coefficients]
+    coefs[1][2] = coefs[1][2] * np.array([1.001, 1, 1, 1])  # ... so corrupt a copy
+    bad = dataclasses.replace(code, worker_coefficients=tuple(map(tuple, coefs)))
     with pytest.raises(AssertionError):
-        check_all_patterns(code, tol=1e-11)
+        check_all_patterns(bad, tol=1e-11)
 
 
 def test_flat_codes_decode_from_any_M_minus_s_workers() -> None:
