@@ -131,3 +131,31 @@ def test_the_installed_console_script_runs_and_refuses_with_status_2() -> None:
         check=False,
     )
     assert bad.returncode == 2 and "largest feasible s_e" in bad.stderr and bad.stdout == ""
+
+
+def test_integer_points_reproduce_the_spec_worked_example(capsys) -> None:  # type: ignore[no-untyped-def]
+    rc, out, _ = run_cli(
+        capsys,
+        "--edges",
+        "3",
+        "--workers",
+        "3,3,3",
+        "--se",
+        "1",
+        "--sw",
+        "1",
+        "--points",
+        "integers",
+        "--json",
+    )
+    doc = json.loads(out)
+    assert rc == 0
+    np.testing.assert_allclose(
+        doc["edge_targets"],
+        [
+            [2 / 3] * 3 + [0.5] * 3 + [0] * 3,
+            [1 / 3] * 3 + [0] * 3 + [-1] * 3,
+            [0] * 3 + [-0.5] * 3 + [-2] * 3,
+        ],
+        atol=1e-15,
+    )
