@@ -32,14 +32,17 @@ def worker_speed(w: WorkerProfile) -> float:
     return 1.0 / max(per_load, 1e-12)
 
 
-def proportional_counts(weights: Sequence[float], total: int, cap: int, floor: int) -> list[int]:
+def proportional_counts(
+    weights: Sequence[float], total: int, cap: int, floor: int | Sequence[int]
+) -> list[int]:
     """Integers ``floor <= c_k <= cap`` summing to ``total``, proportional to ``weights``.
 
-    Largest-remainder rounding after water-filling the caps. Raises ``ValueError`` if
-    ``len(weights) * floor > total`` or ``len(weights) * cap < total``.
+    ``floor`` may differ per item. Largest-remainder rounding after water-filling the bounds.
+    Raises ``ValueError`` if ``sum(floor) > total`` or ``len(weights) * cap < total``.
     """
     n = len(weights)
-    if n * floor > total or n * cap < total:
+    lo = np.broadcast_to(np.asarray(floor, dtype=float), (n,))
+    if lo.sum() > total or n * cap < total or np.any(lo > cap):
         raise ValueError(
             f"proportional_counts: cannot split {total} into {n} parts in [{floor}, {cap}]"
         )
@@ -50,15 +53,15 @@ def proportional_counts(weights: Sequence[float], total: int, cap: int, floor: i
     for _ in range(n + 1):  # water-fill: clip at the bounds, re-share the rest
         share[free] = remaining * w[free] / w[free].sum()
         over = free & (share > cap)
-        under = free & (share < floor)
+        under = free & (share < lo)
         if not over.any() and not under.any():
             break
-        share[over], share[under] = cap, floor
+        share[over], share[under] = cap, lo[under]
         free &= ~(over | under)
         remaining = total - share[~free].sum()
         if not free.any():
             break
-    counts = np.clip(np.floor(share + 1e-9), floor, cap).astype(int)
+    counts = np.clip(np.floor(share + 1e-9), lo, cap).astype(int)
     order = np.argsort(-(share - counts), kind="stable")
     k = 0
     while counts.sum() < total:
@@ -68,7 +71,7 @@ def proportional_counts(weights: Sequence[float], total: int, cap: int, floor: i
         k += 1
     while counts.sum() > total:
         i = order[::-1][k % n]
-        if counts[i] > floor:
+        if counts[i] > lo[i]:
             counts[i] -= 1
         k += 1
     return [int(c) for c in counts]
@@ -81,7 +84,11 @@ def hetero_counts(
     m = [len(row) for row in speeds]
     if not m or s_e > len(m) - 1 or s_w > min(m) - 1 or s_e < 0 or s_w < 0:
         raise ValueError(f"s_e={s_e}, s_w={s_w}: need 0 <= s_e <= n-1 and 0 <= s_w <= min m_i - 1")
-    k_edge = proportional_counts([float(sum(r)) for r in speeds], K * (s_e + 1), cap=K, floor=1)
+    # each of an edge's m_i workers holds >= 1 partition: K_i (s_w+1) >= m_i
+    floors = [-(-len(r) // (s_w + 1)) for r in speeds]
+    k_edge = proportional_counts(
+        [float(sum(r)) for r in speeds], K * (s_e + 1), cap=K, floor=floors
+    )
     d = [
         proportional_counts(row, k_edge[i] * (s_w + 1), cap=k_edge[i], floor=1)
         for i, row in enumerate(speeds)
