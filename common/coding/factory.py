@@ -111,8 +111,7 @@ def _ignore_code(m: tuple[int, ...], s_e: int, s_w: int, K: int | None) -> Hiera
 
 
 def _checked(code: Code, tolerance: float | None) -> Code:
-    variant = code.variant if isinstance(code, HierarchicalCode) else code.tier.kind
-    if tolerance is None or variant != "lagrange":
+    if tolerance is None or code.variant != "lagrange":
         return code
     err = code.decode_error_estimate()
     if err > tolerance:

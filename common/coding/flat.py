@@ -41,6 +41,11 @@ class FlatCode:
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
+    def variant(self) -> str:
+        """``fr`` (0/1, flat-frc) or ``lagrange`` (flat-crc), as for hierarchical codes."""
+        return "fr" if self.tier.kind in ("fr", "unit") else self.tier.kind
+
+    @property
     def M(self) -> int:
         return sum(self.workers_per_edge)
 
@@ -95,7 +100,7 @@ class FlatCode:
             "K": self.K,
             "D": self.D,
             "exact": self.exact,
-            "variant": self.tier.kind,
+            "variant": self.variant,
             "placement": [[list(p) for p in edge] for edge in self.placement],
             "worker_coefficients": [
                 [[float(c) for c in coefs] for coefs in edge] for edge in self.worker_coefficients

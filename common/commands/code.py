@@ -99,11 +99,10 @@ def describe(code: Code) -> str:
     if isinstance(code, FlatCode):
         tol = f"s={code.s}"
         bound = Fraction(code.s + 1, M)
-        variant = code.tier.kind
     else:
         tol = f"s_e={code.s_e} s_w={code.s_w}"
         bound = optimal_load_fraction(m, code.s_e, code.s_w)
-        variant = code.variant
+    variant = code.variant
     loads = sorted({Fraction(len(p), code.K) for edge in code.placement for p in edge})
     load = " / ".join(str(x) for x in loads)
     verdict = "meets the bound" if loads == [bound] else "does NOT meet the bound"
