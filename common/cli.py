@@ -63,4 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Import through the package so ``UsageError`` is the same class the commands raise
+    # (``python -m common.cli`` would otherwise load this module twice).
+    from common.cli import main as _main
+
+    sys.exit(_main())

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from common.coding import code_from_spec, make_code
+from common.coding import code_from_spec
 from common.perf import Plan
 from common.perf.system import Link
 from common.scenario import Scenario
@@ -46,19 +46,12 @@ class NodeMap:
 
 
 def full_code_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """``plan.code_spec`` as ``code.spec()`` writes it. Plans of fixed schemes may leave
-    ``K`` to the construction (seen for flat schemes); every node must rebuild the very same
-    code, so the launcher builds it once here and ships the complete spec."""
-    if "K" in spec or spec.get("scheme") == "hgc-hetero":
-        return dict(spec)
-    code = make_code(
-        spec["scheme"],
-        list(spec["workers_per_edge"]),
-        int(spec.get("s_e", 0)),
-        int(spec.get("s_w", 0)),
-        s=spec.get("s"),
-    )
-    return dict(code.spec())
+    """``plan.code_spec`` completed as ``code.spec()`` writes it (K, point orderings, ...).
+
+    Every node must rebuild the very same code, on every platform (x86 master, arm64 Pis):
+    the launcher builds it once here and ships the complete spec, so no node searches for
+    orderings or picks K on its own."""
+    return dict(code_from_spec(spec).spec())
 
 
 def link_json(link: Link, with_rate: bool) -> dict[str, float]:
