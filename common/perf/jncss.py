@@ -31,7 +31,7 @@ from common.perf.model import compile_plan
 from common.perf.plan import InfeasiblePlanError, Plan, is_hgc_feasible, make_plan
 from common.perf.system import SystemModel
 
-SEARCH_GRID = 256
+SEARCH_GRID = 192
 REFINE_GRID = 1024  # the winners are re-evaluated on this grid
 REFINE_TOP = 4
 MAX_EXHAUSTIVE = 200_000  # selections x tolerance pairs
