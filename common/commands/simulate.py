@@ -26,7 +26,7 @@ from common.perf.system import SystemModel
 
 HELP = "simulate every scheme of a scenario and compare iteration times"
 INTENSITIES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-SLOWDOWNS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+SLOWDOWNS = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

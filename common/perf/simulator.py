@@ -195,13 +195,17 @@ def scale_stragglers(system: SystemModel, factor: float) -> SystemModel:
 
 
 def slow_edge(system: SystemModel, edge: int, factor: float) -> SystemModel:
-    """The system with edge ``edge``'s uplink bandwidth divided by ``factor``."""
+    """The system with edge ``edge``'s uplink ``factor`` times slower: bandwidth divided by,
+    latency and jitter multiplied by ``factor``."""
     edges = list(system.edges)
     up = edges[edge].uplink
-    edges[edge] = dataclasses.replace(
-        edges[edge],
-        uplink=dataclasses.replace(up, bandwidth_bytes_per_s=up.bandwidth_bytes_per_s / factor),
+    slower = dataclasses.replace(
+        up,
+        latency_s=up.latency_s * factor,
+        jitter_s=up.jitter_s * factor,
+        bandwidth_bytes_per_s=up.bandwidth_bytes_per_s / factor,
     )
+    edges[edge] = dataclasses.replace(edges[edge], uplink=slower)
     return dataclasses.replace(system, edges=tuple(edges))
 
 
