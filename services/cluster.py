@@ -398,7 +398,8 @@ class InProcessCluster:
 
     Same run description as :class:`LocalCluster`. ``kill(node)`` ends a node's loop and
     closes its sockets with no Shutdown or goodbye (its peers notice by missing heartbeats).
-    Each node has its own ``CollectorRegistry`` (``registries[node]``) for metric checks.
+    Each node has its own ``CollectorRegistry`` (``registries[node]``) for metric checks;
+    ``runners`` holds the master's and edges' runners (their ``state`` can be inspected).
     """
 
     def __init__(
@@ -462,6 +463,7 @@ class InProcessCluster:
             on_phase=lambda phase: self._started.set() if phase == "training" else None,
         )
         self.master = master
+        self.runners: dict[str, Any] = {"master": master}
         self.ports["master"] = port
         self._thread("master", master.run)
         for i, m in enumerate(self.workers_per_edge):
@@ -474,6 +476,7 @@ class InProcessCluster:
                 registry=self.registries[node],
             )
             self.ports[node] = eport
+            self.runners[node] = edge
             self._thread(node, edge.run)
             for j in range(m):
                 wnode = f"worker-{i}-{j}"

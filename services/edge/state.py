@@ -85,6 +85,7 @@ class EdgeState:
         self.vectors: list[tuple[int, np.ndarray]] = []  # arrival order
         self.answered = False  # EdgeGradient or IterationFailed sent for ``current``
         self.n_params = 0  # length of the model in flight: every vector must match it
+        self.failures_reported = 0  # IterationFailed messages sent (for tests and logs)
 
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -272,6 +273,7 @@ class EdgeState:
         live_possible = self.m - len(dead)
         if dead and live_possible < self.code.workers_needed(self.edge):
             self.answered = True
+            self.failures_reported += 1
             missing = tuple(j for j in range(self.m) if j not in self.arrivals)
             names = ", ".join(f"worker-{self.edge}-{j}" for j in dead)
             reason = (

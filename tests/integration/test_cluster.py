@@ -188,3 +188,17 @@ def test_link_emulation_from_the_emulation_spec_makes_an_edge_straggle() -> None
     # generous: the delayed edge and worker are left out in most iterations, the run stays exact
     assert sum("edge-0" in r["edge_stragglers"] for r in records) >= len(records) / 2
     assert max_rel_error(trace, reference_trace(config)) < 1e-9
+
+
+def test_a_computing_worker_keeps_heartbeating() -> None:
+    """Compute runs off the I/O loop: a worker busy for longer than the liveness window
+    (here 1 s against 4 x 0.1 s) is never declared dead by its edge."""
+    config = run_config({"scheme": "uncoded", "workers_per_edge": [2, 2]}, iterations=2)
+    config["emulation_spec"] = {"worker-0-0": {"fixed_delay_s": 1.0, "compute": "work"}}
+    with InProcessCluster(config, heartbeat_s=0.1, liveness=4) as cluster:
+        assert cluster.wait() == 0
+        records = cluster.records()
+        edge = cluster.runners["edge-0"].state
+    assert all(r["ok"] for r in records)
+    assert edge.failures_reported == 0
+    assert min(r["duration_s"] for r in records) >= 1.0  # the edge did wait for the slow one
