@@ -62,6 +62,8 @@ class Offload:
         future.add_done_callback(lambda f: self._finished(key, f))
 
     def _finished(self, key: Hashable, future: Future[Any]) -> None:
+        if future.cancelled():  # close(cancel_futures=True): nobody waits for the result
+            return
         error = future.exception()
         self._done.append(TaskDone(key, None if error else future.result(), error))
         # OSError: closed while the task ran, nobody is listening any more

@@ -215,6 +215,11 @@ class Endpoint:
         return events
 
     # ------------------------------------------------------------ timers
+    @property
+    def pending_delayed(self) -> int:
+        """Messages held back by in-process link emulation, not yet handed to zmq."""
+        return len(self._delayed)
+
     def next_deadline(self) -> float:
         """Monotonic time of the next heartbeat, liveness check or delayed release."""
         times = [self._next_heartbeat]

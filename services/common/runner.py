@@ -141,7 +141,7 @@ class NodeRunner:
         the sockets close; what is already queued in zmq goes out during linger."""
         deadline = time.monotonic() + timeout_s
         endpoints = [e for e in (self.up, self.down) if e is not None]
-        while any(getattr(e, "_delayed", None) for e in endpoints):
+        while any(e.pending_delayed for e in endpoints):
             if time.monotonic() > deadline:
                 self._log(f"{self.name}: dropping delayed messages at exit")
                 return
