@@ -63,9 +63,9 @@ def prob_at_most_misses(arrived: np.ndarray, s: int | np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def delay_cdf(f: np.ndarray, d: np.ndarray, h: float) -> np.ndarray:
-    """CDF of ``X + d`` on a uniform grid of step ``h`` from X's CDF ``f`` (R, G); ``d >= 0``
-    per row (R,), seconds. Linear interpolation between grid points."""
+def delay_cdf(f: np.ndarray, d: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """CDF of ``X + d`` on uniform grids of step ``h`` (R,) from X's CDF ``f`` (R, G);
+    ``d >= 0`` per row (R,), seconds. Linear interpolation between grid points."""
     g = f.shape[1]
     k = d / h
     k0 = np.floor(k).astype(int)
@@ -96,8 +96,8 @@ def hierarchical_cdf(
 ) -> np.ndarray:
     """P[T <= t] for C candidates, shape ``(C, G)``.
 
-    ``t`` (G,) uniform grid (s); ``shift``/``scale``/``valid`` (C, n, m): per worker the
-    deterministic compute time and the mean exponential part at its load (s); ``link_v``/
+    ``t`` (C, G) one uniform grid per candidate (s); ``shift``/``scale``/``valid``
+    (C, n, m): per worker the deterministic compute time and the mean exponential part at its load (s); ``link_v``/
     ``link_w`` (n, m, A) round-trip link delay atoms (s) and probabilities; ``off_v``/``off_w``
     (C, n, Ae) the edge's own delay atoms (download + combine + upload, sorted ascending);
     ``edge_on`` (C, n); ``edge_misses`` (C,) edges the master may miss (s_e plus unselected).
@@ -113,7 +113,9 @@ def hierarchical_cdf(
     ov = off_v.reshape(c * n, -1)[on]
     ow = off_w.reshape(c * n, -1)[on]
     u0 = ov[:, 0]
-    base = (t[None, :] - u0[:, None]).astype(dtype)[:, None, :]
+    cand_of_row = np.repeat(np.arange(c), n)[on]
+    g = t.shape[1]
+    base = (t[cand_of_row] - u0[:, None]).astype(dtype)[:, None, :]
     lv, lw = link_v[edge_of_row].astype(dtype), link_w[edge_of_row].astype(dtype)
     arrived: np.ndarray | None = None
     for a in range(link_v.shape[-1]):
@@ -131,14 +133,14 @@ def hierarchical_cdf(
     arrived[~valid.reshape(c * n, m)[on]] = 1.0
     os_cdf = prob_at_most_misses(arrived, s_w)
     if ov.shape[-1] > 1:
-        h = float(t[1] - t[0])
+        h = (t[:, 1] - t[:, 0])[cand_of_row]
         rows = np.zeros_like(os_cdf)
         for a in range(ov.shape[1]):
             rows += ow[:, a, None] * delay_cdf(os_cdf, ov[:, a] - u0, h)
         os_cdf = rows
-    edge_cdf = np.zeros((c * n, t.size))
+    edge_cdf = np.zeros((c * n, g))
     edge_cdf[on] = os_cdf
-    cdf = prob_at_most_misses(edge_cdf.reshape(c, n, t.size), edge_misses)
+    cdf = prob_at_most_misses(edge_cdf.reshape(c, n, g), edge_misses)
     return np.maximum.accumulate(cdf, axis=1)
 
 
@@ -151,20 +153,18 @@ def support(
     edge_on: np.ndarray,
     pi: float,
     slowdown: float,
-) -> tuple[float, float]:
-    """An interval holding all but ~e^-40 of every candidate's iteration-time mass (s).
-
-    Shapes as in :func:`hierarchical_cdf`.
-    """
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate, an interval holding all but ~e^-40 of its iteration-time mass (s):
+    two arrays of shape (C,). Shapes as in :func:`hierarchical_cdf`."""
     slow_lo = slowdown if pi >= 1.0 else 1.0
     slow_hi = slowdown if pi > 0.0 else 1.0
     w_lo = np.where(valid, link_v.min(axis=-1)[None] + shift * slow_lo, np.inf)
     w_hi = np.where(
         valid, link_v.max(axis=-1)[None] + (shift + TAIL_SCALES * scale) * slow_hi, -np.inf
     )
-    lo = float(np.where(edge_on, off_v.min(axis=-1) + w_lo.min(axis=-1), np.inf).min())
-    hi = float(np.where(edge_on, off_v.max(axis=-1) + w_hi.max(axis=-1), -np.inf).max())
-    return lo, max(hi, lo + 1e-9)
+    lo = np.where(edge_on, off_v.min(axis=-1) + w_lo.min(axis=-1), np.inf).min(axis=1)
+    hi = np.where(edge_on, off_v.max(axis=-1) + w_hi.max(axis=-1), -np.inf).max(axis=1)
+    return lo, np.maximum(hi, lo + 1e-9)
 
 
 def pad_atoms(atoms: list[Atoms], size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +238,7 @@ class SelectionEvaluator:
         off_v = self.off_v[None] + (self.combine[None] * needed)[:, :, None]
         off_w = np.broadcast_to(self.off_w[None], off_v.shape)
         lo, hi = support(shift, scale, self.link_v, valid, off_v, edge_on, self.pi, self.slowdown)
-        t = np.linspace(lo, hi, self.grid)
+        t = np.linspace(lo, hi, self.grid, axis=1)  # (C, G)
         misses = s_e + (~edge_on).sum(axis=1)
         cdf = hierarchical_cdf(
             t, shift, scale, self.link_v, self.link_w, valid, off_v, off_w, edge_on,

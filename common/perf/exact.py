@@ -148,10 +148,10 @@ def _hierarchical(c: Compiled, st: _Stack, grid_points: int, pi: float, slowdown
     args = (st.shift[None], st.scale[None], st.values, st.valid[None], off_v[None])
     edge_on = np.ones((1, len(c.edges)), dtype=bool)
     lo, hi = batch_support(*args, edge_on, pi, slowdown)
-    t = np.linspace(lo, hi, grid_points)
+    t = np.linspace(lo[0], hi[0], grid_points)
     misses = np.array([len(c.edges) - c.needed])
     cdf = hierarchical_cdf(
-        t, st.shift[None], st.scale[None], st.values, st.weights, st.valid[None], off_v[None],
+        t[None], st.shift[None], st.scale[None], st.values, st.weights, st.valid[None], off_v[None],
         off_w[None], edge_on, c.plan.s_w, misses, pi, slowdown,
     )  # fmt: skip
     return t, cdf[0]

@@ -307,14 +307,16 @@ def greedy_jncss(
     hetero: bool = False,
     grid: int = SEARCH_GRID,
     width: int = 3,
-    patience: int = 2,
+    patience: int = 3,
+    full_scan_pairs: int = 64,
     refine_pairs: int = 3,
     n_starts: int = 2,
 ) -> OptimizeResult:
     """Greedy JNCSS; see the module docstring.
 
     Phase 1 screens tolerances s_e = 0, 1, ... and inside each s_w = 0, 1, ... by their best
-    cheap starting selection; a scan stops after ``patience`` consecutive values that do not
+    cheap starting selection; unless there are at most ``full_scan_pairs`` pairs (then all
+    are screened), a scan stops after ``patience`` consecutive values that do not
     improve on its best, or when a lower bound says the pair cannot win. Phase 2 runs the
     local search (``width`` moves of each kind per step) from the ``n_starts`` best starts of
     the ``refine_pairs`` best pairs.
@@ -322,6 +324,8 @@ def greedy_jncss(
     pairs: list[_Pair] = []
     best = np.inf
     se_stale = 0
+    if system.n_edges * max(system.workers_per_edge) <= full_scan_pairs:
+        patience = system.n_edges * max(system.workers_per_edge)
     for s_e in range(system.n_edges):
         best_se = np.inf
         sw_stale = 0

@@ -77,3 +77,29 @@ def test_alternatives_are_sorted_and_distinct_tolerances():
     assert values == sorted(values)
     pairs = [(c.plan.s_e, c.plan.s_w) for c in (res.best, *res.alternatives)]
     assert len(pairs) == len(set(pairs))
+
+
+def test_batched_scores_equal_single_scores():
+    # candidates of very different sizes share a batch: each must get its own grid
+    from common.perf.batch import SelectionEvaluator
+    from common.perf.jncss import _rank, _worker_keys
+
+    sys_ = system((4, 4, 4), rate=0.3)
+    ev = SelectionEvaluator(sys_, _rank(_worker_keys(sys_, 0.25)), 192)
+    batch = [(4, 4, 4), (4, 0, 0), (2, 4, 0), (1, 1, 1)]
+    together = ev.means(batch, 0, 0)
+    alone = [float(ev.means([c], 0, 0)[0]) for c in batch]
+    np.testing.assert_allclose(together, alone, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["heterogeneous", "persistent-stragglers", "homogeneous"])
+def test_jncss_is_never_worse_than_the_best_fixed_hgc(name):
+    from pathlib import Path
+
+    from common.perf import expected_time, plan_scheme
+    from common.scenario import load_scenario
+
+    root = Path(__file__).resolve().parents[3]
+    sys_ = load_scenario(root / "scenarios" / f"{name}.yaml").system_model()
+    fixed = expected_time(sys_, plan_scheme(sys_, "hgc"))
+    assert greedy_jncss(sys_).best.mean_s <= fixed * 1.002
