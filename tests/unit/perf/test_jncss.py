@@ -86,7 +86,7 @@ def test_batched_scores_equal_single_scores():
 
     sys_ = system((4, 4, 4), rate=0.3)
     ev = SelectionEvaluator(sys_, _rank(_worker_keys(sys_, 0.25)), 192)
-    batch = [(4, 4, 4), (4, 0, 0), (2, 4, 0), (1, 1, 1)]
+    batch: list[tuple[int, ...]] = [(4, 4, 4), (4, 0, 0), (2, 4, 0), (1, 1, 1)]
     together = ev.means(batch, 0, 0)
     alone = [float(ev.means([c], 0, 0)[0]) for c in batch]
     np.testing.assert_allclose(together, alone, rtol=1e-6)
