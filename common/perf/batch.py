@@ -96,11 +96,14 @@ def hierarchical_cdf(
 ) -> np.ndarray:
     """P[T <= t] for C candidates, shape ``(C, G)``.
 
-    ``t`` (C, G) one uniform grid per candidate (s); ``shift``/``scale``/``valid``
-    (C, n, m): per worker the deterministic compute time and the mean exponential part at
-    its load (s); ``link_v``/``link_w`` (n, m, A) round-trip link delay atoms (s) and
-    probabilities; ``off_v``/``off_w`` (C, n, Ae) the edge's own delay atoms (download + combine + upload, sorted ascending);
-    ``edge_on`` (C, n); ``edge_misses`` (C,) edges the master may miss (s_e plus unselected).
+    - ``t`` (C, G): one uniform time grid per candidate (s);
+    - ``shift``, ``scale``, ``valid`` (C, n, m): per worker the deterministic compute time and
+      the mean exponential part at its load (s), and whether it takes part;
+    - ``link_v``, ``link_w`` (n, m, A): round-trip link delay atoms (s) and probabilities;
+    - ``off_v``, ``off_w`` (C, n, Ae): the edge's own delay atoms (download + combine +
+      upload, ascending) and probabilities;
+    - ``edge_on`` (C, n); ``edge_misses`` (C,): edges the master may miss (s_e + unselected).
+
     Only the rows of selected edges are computed.
     """
     c, n, m = shift.shape
