@@ -1,11 +1,24 @@
 """Datasets: the vendored digits, a synthetic generator for large dimension, and MNIST from
 the user's files. Each returns float64 features and int64 labels 0..n_classes-1, split into a
 train and a test set deterministically from the spec alone (every node loads the same rows).
+
+Besides ``load_dataset`` (everything) and ``dataset_shape`` (no data), two loaders materialise
+only part of the data, for nodes that never need the whole of it:
+
+- ``load_partitions(data_spec, K, partitions) -> (X_parts, y_parts)``: the training rows of
+  the given partitions of ``partition_rows(n_train, K)``, one array per partition, bit-for-bit
+  equal to ``load_dataset(data_spec).X_train[rows[k]]``. Memory is O(those rows): synthetic
+  rows are generated block by block (``common.learning.synthetic``), MNIST IDX records are
+  read through ``np.memmap`` or stream-decompressed (``idx.read_idx_rows``). Digits (1797
+  rows) and MNIST ``.npz`` files are loaded whole, then sliced.
+- ``load_test_set(data_spec) -> (X_test, y_test, n_classes)``: the held-out rows only (what
+  the master evaluates on), without the training set (same exceptions).
 """
 
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +26,16 @@ from typing import Any
 import numpy as np
 
 from common.learning.errors import LearningSpecError
-from common.learning.idx import MNIST_FILES, find_idx, load_mnist_arrays, read_idx_shape
+from common.learning.idx import (
+    MNIST_FILES,
+    find_idx,
+    load_mnist_arrays,
+    read_idx_rows,
+    read_idx_shape,
+)
+from common.learning.partition import partition_rows
 from common.learning.spec import validate_data_spec
+from common.learning.synthetic import synthetic_rows
 
 DIGITS_PATH = Path(__file__).parent / "data" / "digits.csv.gz"
 DIGITS_SHAPE = (1797, 64, 10)  # rows, features, classes of the vendored file
@@ -77,15 +98,22 @@ def _load_digits(spec: dict[str, Any]) -> Dataset:
     return Dataset(X_train, y_train, X_test, y_test, DIGITS_SHAPE[2])
 
 
+def _synthetic_range(spec: dict[str, Any], start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    return synthetic_rows(
+        spec["seed"], spec["n_classes"], spec["n_features"], spec["noise"], start, stop
+    )
+
+
+def _synthetic_n_train(spec: dict[str, Any]) -> int:
+    return int(spec["n_samples"] - _n_test(spec["n_samples"], spec["test_fraction"]))
+
+
 def _load_synthetic(spec: dict[str, Any]) -> Dataset:
-    """Gaussian classes: centre_c ~ N(0, I_d), x = centre_y + noise * N(0, I_d)."""
-    n, d, c = spec["n_samples"], spec["n_features"], spec["n_classes"]
-    rng = np.random.default_rng(spec["seed"])
-    centres = rng.standard_normal((c, d))
-    y = rng.integers(0, c, size=n, dtype=np.int64)
-    X = centres[y] + spec["noise"] * rng.standard_normal((n, d))
-    X_train, y_train, X_test, y_test = _split(X, y, spec["test_fraction"], spec["seed"])
-    return Dataset(X_train, y_train, X_test, y_test, c)
+    """Gaussian classes (see ``common.learning.synthetic``): train = the first n_train rows."""
+    n, n_train = spec["n_samples"], _synthetic_n_train(spec)
+    X_train, y_train = _synthetic_range(spec, 0, n_train)
+    X_test, y_test = _synthetic_range(spec, n_train, n)
+    return Dataset(X_train, y_train, X_test, y_test, spec["n_classes"])
 
 
 def _mnist_rows(images: np.ndarray, labels: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -99,14 +127,19 @@ def _mnist_rows(images: np.ndarray, labels: np.ndarray, what: str) -> tuple[np.n
     return images.reshape(len(images), -1).astype(np.float64) / 255.0, y
 
 
+def _mnist_keep(spec: dict[str, Any], n_file: int) -> np.ndarray | None:
+    """File records of the training set, sorted (None: all of them)."""
+    if spec["max_train"] is None or spec["max_train"] >= n_file:
+        return None
+    return np.sort(np.random.default_rng(spec["seed"]).permutation(n_file)[: spec["max_train"]])
+
+
 def _load_mnist(spec: dict[str, Any]) -> Dataset:
     x_train, y_train, x_test, y_test = load_mnist_arrays(spec["path"])
     X_train, y_tr = _mnist_rows(x_train, y_train, "train")
     X_test, y_te = _mnist_rows(x_test, y_test, "test")
-    if spec["max_train"] is not None and spec["max_train"] < len(y_tr):
-        keep = np.sort(
-            np.random.default_rng(spec["seed"]).permutation(len(y_tr))[: spec["max_train"]]
-        )
+    keep = _mnist_keep(spec, len(y_tr))
+    if keep is not None:
         X_train, y_tr = X_train[keep], y_tr[keep]
     return Dataset(X_train, y_tr, X_test, y_te, MNIST_CLASSES)
 
@@ -157,3 +190,100 @@ def dataset_shape(data_spec: dict[str, Any]) -> tuple[int, int, int]:
         )
     n_train = shape[0] if spec["max_train"] is None else min(shape[0], spec["max_train"])
     return n_train, int(np.prod(shape[1:])), MNIST_CLASSES
+
+
+# ---- partial loading ---------------------------------------------------------------------
+
+
+def _check_partitions(partitions: Sequence[int], K: int) -> list[int]:
+    out = []
+    for k in partitions:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise TypeError(f"partitions: must be integers, got {type(k).__name__} {k!r}")
+        if not 0 <= k < K:
+            raise ValueError(f"partitions: {int(k)} outside 0..{K - 1}")
+        out.append(int(k))
+    return out
+
+
+def _mnist_idx_rows(
+    spec: dict[str, Any], split: str, records: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    folder = Path(spec["path"])
+    image_stem, label_stem = MNIST_FILES[split]
+    images = read_idx_rows(find_idx(folder, image_stem), records)
+    labels = read_idx_rows(find_idx(folder, label_stem), records)
+    return _mnist_rows(images, labels, split)
+
+
+def _mnist_idx_counts(folder: Path, split: str) -> int:
+    image_stem, label_stem = MNIST_FILES[split]
+    n_images = read_idx_shape(find_idx(folder, image_stem))[0]
+    n_labels = read_idx_shape(find_idx(folder, label_stem))[0]
+    if n_images != n_labels:
+        raise LearningSpecError(
+            "path", f"MNIST {split}: {n_images} images but {n_labels} labels in {folder}"
+        )
+    return n_images
+
+
+def load_partitions(
+    data_spec: dict[str, Any], K: int, partitions: Sequence[int]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The training rows of some partitions only, without building the whole dataset.
+
+    Parameters
+    ----------
+    data_spec : dict
+        As for ``load_dataset``.
+    K : int
+        Number of partitions of ``partition_rows(n_train, K)``.
+    partitions : sequence of int
+        Partition indices in ``0..K-1`` (any order; the result follows it).
+
+    Returns
+    -------
+    X_parts : list of (rows_k, n_features) float64
+    y_parts : list of (rows_k,) int64
+        ``X_parts[i]`` equals ``load_dataset(data_spec).X_train[rows[partitions[i]]]``
+        bit for bit. Bytes materialised: O(rows of these partitions) for synthetic data and
+        MNIST IDX files (plus one generation block / decompression chunk).
+    """
+    spec = validate_data_spec(data_spec)
+    n_train = dataset_shape(spec)[0]
+    parts = _check_partitions(partitions, K)
+    rows = partition_rows(n_train, K)
+    kind = spec["kind"]
+    if kind == "synthetic":
+        ranges = [(int(rows[k][0]), int(rows[k][-1]) + 1) for k in parts]
+        pairs = [_synthetic_range(spec, a, b) for a, b in ranges]
+    elif kind == "mnist" and Path(spec["path"]).is_dir():
+        n_file = _mnist_idx_counts(Path(spec["path"]), "train")
+        keep = _mnist_keep(spec, n_file)
+        records = [rows[k] if keep is None else keep[rows[k]] for k in parts]
+        pairs = [_mnist_idx_rows(spec, "train", r) for r in records]
+    else:  # digits (small) and .npz: whole, then sliced
+        data = load_dataset(spec)
+        pairs = [(data.X_train[rows[k]], data.y_train[rows[k]]) for k in parts]
+        del data
+    return [x for x, _ in pairs], [y for _, y in pairs]
+
+
+def load_test_set(data_spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(X_test, y_test, n_classes)`` without materialising the training set.
+
+    Equal bit for bit to ``load_dataset(data_spec)``'s ``X_test``, ``y_test``, ``n_classes``
+    (digits and MNIST ``.npz``: loaded whole, then the training set dropped).
+    """
+    spec = validate_data_spec(data_spec)
+    kind = spec["kind"]
+    if kind == "synthetic":
+        _check_synthetic_size(spec)
+        X, y = _synthetic_range(spec, _synthetic_n_train(spec), spec["n_samples"])
+        return X, y, spec["n_classes"]
+    if kind == "mnist" and Path(spec["path"]).is_dir():
+        n_test = _mnist_idx_counts(Path(spec["path"]), "test")
+        X, y = _mnist_idx_rows(spec, "test", np.arange(n_test))
+        return X, y, MNIST_CLASSES
+    data = load_dataset(spec)
+    return data.X_test, data.y_test, data.n_classes

@@ -3,6 +3,11 @@
 IDX format (LeCun): two zero bytes, a type code, the number of dimensions, then one big-endian
 uint32 per dimension, then the data in big-endian order. Every size is checked before the data
 is touched, so a truncated or corrupt file gives a clear ``LearningSpecError``.
+
+``read_idx_rows(path, indices)`` reads only some records (rows along the first axis): a plain
+file through ``np.memmap`` (only the pages of those rows are read), a gzipped one by
+stream-decompressing chunk by chunk and keeping the wanted rows, so the memory used is
+O(rows kept + one chunk), not O(file).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import gzip
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -72,17 +78,124 @@ def read_idx(path: str | Path) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="))
 
 
-def read_idx_shape(path: str | Path) -> tuple[int, ...]:
-    """The shape in an IDX file's header (the whole file is read only if gzipped)."""
-    path = Path(path)
-    if path.suffix == ".gz":
-        return _parse_header(_read_bytes(path), path)[1]
+def _open(path: Path) -> BinaryIO:
     try:
-        with path.open("rb") as fh:
-            head = fh.read(4 + 4 * 255)
+        if path.suffix == ".gz":
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        return path.open("rb")
     except FileNotFoundError:
         raise LearningSpecError("", f"{path}: no such file") from None
-    return _parse_header(head, path)[1]
+    except OSError as exc:
+        raise LearningSpecError("", f"{path}: cannot read ({exc})") from None
+
+
+def _read_header(fh: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    try:
+        head = fh.read(4)
+        if len(head) == 4:
+            head += fh.read(4 * head[3])
+    except (OSError, EOFError) as exc:
+        raise LearningSpecError("", f"{path}: cannot read ({exc})") from None
+    return _parse_header(head, path)
+
+
+def read_idx_shape(path: str | Path) -> tuple[int, ...]:
+    """The shape in an IDX file's header (only the header is read, gzipped or not)."""
+    path = Path(path)
+    with _open(path) as fh:
+        return _read_header(fh, path)[1]
+
+
+def _check_indices(indices: np.ndarray, n: int, path: Path) -> np.ndarray:
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+        raise ValueError(f"indices: must be a 1-D integer array, got {idx.dtype}{idx.shape}")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"indices: must be in 0..{n - 1} for {path}, got {idx.min()}..{idx.max()}")
+    return idx
+
+
+def read_idx_rows(path: str | Path, indices: np.ndarray) -> np.ndarray:
+    """Records ``indices`` (along the first axis) of an IDX file, in native byte order.
+
+    Parameters
+    ----------
+    path : path to an IDX file, ``.gz`` or plain
+    indices : (r,) int array of record numbers, any order, repeats allowed
+
+    Returns
+    -------
+    (r, *shape[1:]) array equal to ``read_idx(path)[indices]``; the file's size is checked
+    against its header as ``read_idx`` does.
+    """
+    path = Path(path)
+    with _open(path) as fh:
+        dtype, shape, offset = _read_header(fh, path)
+        idx = _check_indices(indices, shape[0], path)
+        if path.suffix == ".gz":
+            out = _stream_rows(fh, path, dtype, shape, idx)
+    if path.suffix != ".gz":
+        out = _memmap_rows(path, dtype, shape, offset, idx)
+    return out.astype(dtype.newbyteorder("="))
+
+
+def _size_error(path: Path, shape: tuple[int, ...], expected: int, got: int) -> LearningSpecError:
+    return LearningSpecError(
+        "",
+        f"{path}: IDX header says shape {shape} ({expected} data bytes) but the file holds {got}",
+    )
+
+
+def _memmap_rows(
+    path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int, idx: np.ndarray
+) -> np.ndarray:
+    expected = int(np.prod(shape)) * dtype.itemsize
+    got = path.stat().st_size - offset
+    if got != expected:
+        raise _size_error(path, shape, expected, got)
+    if expected == 0:
+        return np.zeros((len(idx), *shape[1:]), dtype=dtype)
+    data = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+    try:
+        return np.array(data[idx])  # fancy indexing copies only the wanted rows
+    finally:
+        del data
+
+
+# Bytes decompressed per read while streaming a gzipped file.
+STREAM_CHUNK_BYTES = 1 << 20
+
+
+def _stream_rows(
+    fh: BinaryIO, path: Path, dtype: np.dtype, shape: tuple[int, ...], idx: np.ndarray
+) -> np.ndarray:
+    row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+    out = np.empty((len(idx), *shape[1:]), dtype=dtype)
+    order = np.argsort(idx, kind="stable")
+    sorted_idx = idx[order]
+    per_chunk = max(1, STREAM_CHUNK_BYTES // max(row_bytes, 1))
+    pos, row = 0, 0  # pos: next position in sorted_idx; row: first record of this chunk
+    try:
+        while row < shape[0]:
+            n = min(per_chunk, shape[0] - row)
+            raw = fh.read(n * row_bytes)
+            if len(raw) != n * row_bytes:
+                got = row * row_bytes + len(raw)
+                raise _size_error(path, shape, shape[0] * row_bytes, got)
+            end = int(np.searchsorted(sorted_idx, row + n, side="left"))
+            if end > pos:
+                chunk = np.frombuffer(raw, dtype=dtype).reshape(n, *shape[1:])
+                out[order[pos:end]] = chunk[sorted_idx[pos:end] - row]
+                pos = end
+            row += n
+        extra = len(fh.read(1))
+    except (OSError, EOFError) as exc:
+        raise LearningSpecError("", f"{path}: cannot read ({exc})") from None
+    if extra:
+        expected = shape[0] * row_bytes
+        raise _size_error(path, shape, expected, expected + extra)
+    return out
 
 
 def find_idx(directory: Path, stem: str) -> Path:
