@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from common.learning import build_model, load_dataset, partition_rows
+from common.learning import build_model, dataset_shape
+from common.learning import load_partitions as load_partition_rows
 from common.learning.models import Model
 from common.perf.system import Link, StragglerModel, WorkerProfile
 from common.runtime.emulation import COMPUTE_MODES, ComputeEmulator, emulate_compute
@@ -39,16 +40,15 @@ def load_partitions(
     data_spec: dict[str, Any],
     model_spec: dict[str, Any],
 ) -> WorkerData:
-    """Load the dataset, keep copies of this worker's partitions' rows only, drop the rest."""
-    data = load_dataset(data_spec)
-    rows = partition_rows(data.n_train, n_partitions)
+    """This worker's partitions' rows only: the whole dataset is never built (synthetic rows
+    are generated per block, MNIST IDX records read one by one; see
+    ``common.learning.load_partitions``), so set-up memory is O(own rows)."""
     bad = [k for k in partitions if not 0 <= k < n_partitions]
     if bad:
         raise ValueError(f"partitions {bad} outside 0..{n_partitions - 1}")
-    X_parts = [np.ascontiguousarray(data.X_train[rows[k]]) for k in partitions]
-    y_parts = [np.ascontiguousarray(data.y_train[rows[k]]) for k in partitions]
-    model = build_model(model_spec, data.n_features, data.n_classes)
-    del data  # the full training set goes as soon as this frame returns
+    _, n_features, n_classes = dataset_shape(data_spec)
+    model = build_model(model_spec, n_features, n_classes)
+    X_parts, y_parts = load_partition_rows(data_spec, n_partitions, partitions)
     coeffs = np.array(coefficients, dtype=np.float64)
     return WorkerData(model, coeffs, X_parts, y_parts)
 
