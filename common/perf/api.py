@@ -14,6 +14,7 @@ from common.perf.exact import (
     check_exact_applies,
     exact_distribution,
 )
+from common.perf.fit import optimisation_model
 from common.perf.jncss import greedy_jncss
 from common.perf.model import compile_plan
 from common.perf.montecarlo import MCResult, simulate_compiled
@@ -120,9 +121,9 @@ def plan_scheme(
     m = system.workers_per_edge
     n = system.n_edges
     if scheme == "hgc-jncss":
-        return greedy_jncss(system).best.plan
+        return greedy_jncss(optimisation_model(system)).best.plan
     if scheme == "hgc-hetero":
-        return greedy_jncss(system, hetero=True).best.plan
+        return greedy_jncss(optimisation_model(system), hetero=True).best.plan
     if scheme == "uncoded":
         return make_plan(scheme, edges, workers)
     if scheme in FLAT:

@@ -199,5 +199,16 @@ def make_plan(
 
 
 def plan_loads(plan: Plan) -> list[np.ndarray]:
-    """Per selected edge, the load fractions of its selected workers, shape ``(m_p,)``."""
-    return [np.asarray(row, dtype=float) for row in plan.loads]
+    """Per selected edge, the load fractions of its selected workers, shape ``(m_p,)``.
+
+    A plan built without ``loads`` (e.g. by hand from a code spec) gets them from its code.
+    """
+    if plan.loads:
+        return [np.asarray(row, dtype=float) for row in plan.loads]
+    from common.coding import code_from_spec
+
+    code = code_from_spec(plan.code_spec)
+    return [
+        np.array([code.load_fraction(p, q) for q in range(len(ws))])
+        for p, ws in enumerate(plan.workers)
+    ]

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from common.perf.api import communication, exact_available, expected_time, plan_scheme
+from common.perf.fit import optimisation_model
 from common.perf.jncss import MAX_EXHAUSTIVE, OptimizeResult, exhaustive_jncss, greedy_jncss
 from common.perf.model import compile_plan
 from common.perf.montecarlo import simulate_compiled
 from common.perf.plan import InfeasiblePlanError, Plan
-from common.perf.system import StragglerModel, SystemModel, WorkerProfile
+from common.perf.system import SystemModel, WorkerProfile
 
 Progress = Callable[[str], None]
 
@@ -80,27 +81,6 @@ class SchemeResult:
             "master_ingress_bytes": self.master_ingress_bytes,
             "master_ingress_messages": self.master_ingress_messages,
         }
-
-
-def optimisation_model(system: SystemModel) -> SystemModel:
-    """The model the optimiser searches with: the system itself, except that a replayed trace
-    (correlated rows, no exact method) is replaced by a per-worker shifted-exponential fit
-    (shift = the worker's fastest time, rate from its mean excess), both per unit load."""
-    st = system.straggler
-    if st.kind != "trace" or st.trace is None:
-        return system
-    per_load = np.asarray(st.trace, dtype=float) / st.trace_load  # (T, M) seconds per unit load
-    shift = per_load.min(axis=0)
-    excess = per_load.mean(axis=0) - shift
-    rows, w = [], 0
-    for profiles in system.workers:
-        row = []
-        for p in profiles:
-            rate = float(1.0 / excess[w]) if excess[w] > 0 else float("inf")
-            row.append(dataclasses.replace(p, shift_s=float(shift[w]), rate=rate))
-            w += 1
-        rows.append(tuple(row))
-    return dataclasses.replace(system, workers=tuple(rows), straggler=StragglerModel())
 
 
 def scheme_plan(system: SystemModel, name: str, tol: Tolerances) -> Plan:

@@ -142,3 +142,25 @@ def test_no_stragglers_coding_loses():
         coded = expected_time(sys_, plan_scheme(sys_, "hgc", s_e, s_w))
         assert coded > base * 1.2, (s_e, s_w)
     assert np.isfinite(base)
+
+
+def test_a_plan_built_by_hand_gets_its_loads_from_the_code():
+    from common.perf import expected_time
+    from common.perf.plan import Plan
+
+    sys_ = system((3, 3, 3), rate=0.5)
+    spec = {"scheme": "hgc", "workers_per_edge": [2, 1], "s_e": 0, "s_w": 0}
+    by_hand = Plan("hgc-jncss", (0, 2), ((1, 2), (2,)), spec)
+    built = make_plan("hgc-jncss", (0, 2), ((1, 2), (2,)))
+    assert expected_time(sys_, by_hand) == pytest.approx(expected_time(sys_, built))
+
+
+def test_optimised_schemes_plan_on_a_trace_driven_system():
+    from common.perf.system import StragglerModel
+
+    rng = np.random.default_rng(0)
+    trace = rng.exponential(1.0, size=(50, 9)) + 0.5
+    sys_ = system((3, 3, 3), straggler=StragglerModel("trace", trace=trace, trace_load=1.0))
+    for scheme in ("hgc-jncss", "hgc-hetero"):
+        plan = plan_scheme(sys_, scheme)
+        assert plan.scheme == scheme and plan.edges
