@@ -9,10 +9,10 @@ only part of the data, for nodes that never need the whole of it:
   the given partitions of ``partition_rows(n_train, K)``, one array per partition, bit-for-bit
   equal to ``load_dataset(data_spec).X_train[rows[k]]``. Memory is O(those rows): synthetic
   rows are generated block by block (``common.learning.synthetic``), MNIST IDX records are
-  read through ``np.memmap`` or stream-decompressed (``idx.read_idx_rows``). Digits (1797
-  rows) and MNIST ``.npz`` files are loaded whole, then sliced.
+  read through ``np.memmap`` or stream-decompressed (``idx.read_idx_rows``), ``.npz``
+  members streamed (``npz.read_npz_rows``). Digits (1797 rows) is loaded whole, then sliced.
 - ``load_test_set(data_spec) -> (X_test, y_test, n_classes)``: the held-out rows only (what
-  the master evaluates on), without the training set (same exceptions).
+  the master evaluates on), without the training set (digits: whole, then sliced).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from common.learning.idx import (
     read_idx_rows,
     read_idx_shape,
 )
+from common.learning.npz import npz_shape, read_npz_rows
 from common.learning.partition import partition_rows
 from common.learning.spec import validate_data_spec
 from common.learning.synthetic import synthetic_rows
@@ -170,7 +171,8 @@ def _check_synthetic_size(spec: dict[str, Any]) -> None:
 
 
 def dataset_shape(data_spec: dict[str, Any]) -> tuple[int, int, int]:
-    """``(n_train, n_features, n_classes)`` without loading the data (MNIST: headers only)."""
+    """``(n_train, n_features, n_classes)`` without loading the data (MNIST: headers only,
+    IDX or ``.npz``)."""
     spec = validate_data_spec(data_spec)
     if spec["kind"] == "digits":
         n, d, c = DIGITS_SHAPE
@@ -183,7 +185,8 @@ def dataset_shape(data_spec: dict[str, Any]) -> tuple[int, int, int]:
     if path.is_dir():
         shape = read_idx_shape(find_idx(path, MNIST_FILES["train"][0]))
     else:
-        shape = load_mnist_arrays(path)[0].shape
+        _check_npz(path)
+        shape = npz_shape(path, "x_train")
     if len(shape) < 2:
         raise LearningSpecError(
             "path", f"MNIST train images: expected >= 2 dimensions, got {shape}"
@@ -206,23 +209,41 @@ def _check_partitions(partitions: Sequence[int], K: int) -> list[int]:
     return out
 
 
-def _mnist_idx_rows(
+def _mnist_file_rows(
     spec: dict[str, Any], split: str, records: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    folder = Path(spec["path"])
-    image_stem, label_stem = MNIST_FILES[split]
-    images = read_idx_rows(find_idx(folder, image_stem), records)
-    labels = read_idx_rows(find_idx(folder, label_stem), records)
+    """Records of the train/test images and labels, from IDX files or a ``.npz``."""
+    path = Path(spec["path"])
+    if path.is_dir():
+        image_stem, label_stem = MNIST_FILES[split]
+        images = read_idx_rows(find_idx(path, image_stem), records)
+        labels = read_idx_rows(find_idx(path, label_stem), records)
+    else:
+        _check_npz(path)
+        images = read_npz_rows(path, f"x_{split}", records)
+        labels = read_npz_rows(path, f"y_{split}", records)
     return _mnist_rows(images, labels, split)
 
 
-def _mnist_idx_counts(folder: Path, split: str) -> int:
-    image_stem, label_stem = MNIST_FILES[split]
-    n_images = read_idx_shape(find_idx(folder, image_stem))[0]
-    n_labels = read_idx_shape(find_idx(folder, label_stem))[0]
+def _check_npz(path: Path) -> None:
+    # the same errors as load_mnist_arrays for anything that is not a directory or .npz
+    if path.suffix != ".npz":
+        load_mnist_arrays(path)
+
+
+def _mnist_count(spec: dict[str, Any], split: str) -> int:
+    """Number of records of the train/test split, from headers only."""
+    path = Path(spec["path"])
+    if path.is_dir():
+        image_stem, label_stem = MNIST_FILES[split]
+        n_images = read_idx_shape(find_idx(path, image_stem))[0]
+        n_labels = read_idx_shape(find_idx(path, label_stem))[0]
+    else:
+        _check_npz(path)
+        n_images, n_labels = (npz_shape(path, f"{x}_{split}")[0] for x in ("x", "y"))
     if n_images != n_labels:
         raise LearningSpecError(
-            "path", f"MNIST {split}: {n_images} images but {n_labels} labels in {folder}"
+            "path", f"MNIST {split}: {n_images} images but {n_labels} labels in {path}"
         )
     return n_images
 
@@ -257,12 +278,11 @@ def load_partitions(
     if kind == "synthetic":
         ranges = [(int(rows[k][0]), int(rows[k][-1]) + 1) for k in parts]
         pairs = [_synthetic_range(spec, a, b) for a, b in ranges]
-    elif kind == "mnist" and Path(spec["path"]).is_dir():
-        n_file = _mnist_idx_counts(Path(spec["path"]), "train")
-        keep = _mnist_keep(spec, n_file)
+    elif kind == "mnist":
+        keep = _mnist_keep(spec, _mnist_count(spec, "train"))
         records = [rows[k] if keep is None else keep[rows[k]] for k in parts]
-        pairs = [_mnist_idx_rows(spec, "train", r) for r in records]
-    else:  # digits (small) and .npz: whole, then sliced
+        pairs = [_mnist_file_rows(spec, "train", r) for r in records]
+    else:  # digits (1797 rows): whole, then sliced
         data = load_dataset(spec)
         pairs = [(data.X_train[rows[k]], data.y_train[rows[k]]) for k in parts]
         del data
@@ -273,7 +293,7 @@ def load_test_set(data_spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, in
     """``(X_test, y_test, n_classes)`` without materialising the training set.
 
     Equal bit for bit to ``load_dataset(data_spec)``'s ``X_test``, ``y_test``, ``n_classes``
-    (digits and MNIST ``.npz``: loaded whole, then the training set dropped).
+    (digits: loaded whole, then the training set dropped).
     """
     spec = validate_data_spec(data_spec)
     kind = spec["kind"]
@@ -281,9 +301,8 @@ def load_test_set(data_spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, in
         _check_synthetic_size(spec)
         X, y = _synthetic_range(spec, _synthetic_n_train(spec), spec["n_samples"])
         return X, y, spec["n_classes"]
-    if kind == "mnist" and Path(spec["path"]).is_dir():
-        n_test = _mnist_idx_counts(Path(spec["path"]), "test")
-        X, y = _mnist_idx_rows(spec, "test", np.arange(n_test))
+    if kind == "mnist":
+        X, y = _mnist_file_rows(spec, "test", np.arange(_mnist_count(spec, "test")))
         return X, y, MNIST_CLASSES
     data = load_dataset(spec)
     return data.X_test, data.y_test, data.n_classes

@@ -106,7 +106,7 @@ def read_idx_shape(path: str | Path) -> tuple[int, ...]:
         return _read_header(fh, path)[1]
 
 
-def _check_indices(indices: np.ndarray, n: int, path: Path) -> np.ndarray:
+def check_indices(indices: np.ndarray, n: int, path: Path) -> np.ndarray:
     idx = np.asarray(indices)
     if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
         raise ValueError(f"indices: must be a 1-D integer array, got {idx.dtype}{idx.shape}")
@@ -132,9 +132,9 @@ def read_idx_rows(path: str | Path, indices: np.ndarray) -> np.ndarray:
     path = Path(path)
     with _open(path) as fh:
         dtype, shape, offset = _read_header(fh, path)
-        idx = _check_indices(indices, shape[0], path)
+        idx = check_indices(indices, shape[0], path)
         if path.suffix == ".gz":
-            out = _stream_rows(fh, path, dtype, shape, idx)
+            out = stream_rows(fh, path, dtype, shape, idx)
     if path.suffix != ".gz":
         out = _memmap_rows(path, dtype, shape, offset, idx)
     return out.astype(dtype.newbyteorder("="))
@@ -167,9 +167,14 @@ def _memmap_rows(
 STREAM_CHUNK_BYTES = 1 << 20
 
 
-def _stream_rows(
+def stream_rows(
     fh: BinaryIO, path: Path, dtype: np.dtype, shape: tuple[int, ...], idx: np.ndarray
 ) -> np.ndarray:
+    """Rows ``idx`` of the C-order array of ``shape`` whose data ``fh`` is positioned at.
+
+    Reads ``STREAM_CHUNK_BYTES`` at a time, keeps the wanted rows, then checks the stream
+    ends exactly where ``shape`` says (``LearningSpecError`` otherwise).
+    """
     row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
     out = np.empty((len(idx), *shape[1:]), dtype=dtype)
     order = np.argsort(idx, kind="stable")

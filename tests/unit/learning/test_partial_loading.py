@@ -21,6 +21,7 @@ from common.learning import (
 )
 from common.learning import idx as idx_module
 from common.learning.idx import read_idx, read_idx_rows, read_idx_shape
+from common.learning.npz import npz_shape, read_npz_rows
 from common.learning.synthetic import rows_per_block, synthetic_rows
 from tests.unit.learning.test_datasets import write_idx, write_mnist_dir
 
@@ -87,7 +88,8 @@ def test_mnist_idx_partitions_equal_the_training_set(
     _all_partitions_equal_full(spec, 5)
 
 
-def test_mnist_npz_partitions_equal_the_training_set(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compressed", [False, True])
+def test_mnist_npz_partitions_equal_the_training_set(tmp_path: Path, compressed: bool) -> None:
     rng = np.random.default_rng(1)
     path = tmp_path / "m.npz"
     np.savez(
@@ -235,6 +237,68 @@ def test_mnist_idx_partition_loading_is_o_own_rows(
     spec = {"kind": "mnist", "path": str(folder)}
     full_bytes = n * 784 * 8  # float64 training set
     own = _peak_bytes(lambda: load_partitions(spec, 20, [7]))
+    whole = _peak_bytes(lambda: load_dataset(spec))
+    assert whole >= full_bytes
+    assert own < 0.15 * full_bytes, (own, full_bytes)
+
+
+# ---- .npz members --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npz_rows_equal_fancy_indexing(
+    tmp_path: Path, compressed: bool, order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idx_module, "STREAM_CHUNK_BYTES", 64)  # many chunks
+    a = np.asfortranarray if order == "F" else np.ascontiguousarray
+    x = a(np.random.default_rng(0).standard_normal((29, 3, 5)).astype(">f4"))
+    labels = np.arange(29, dtype=np.int64)
+    path = tmp_path / "a.npz"
+    (np.savez_compressed if compressed else np.savez)(path, x=x, y=labels)
+    assert npz_shape(path, "x") == (29, 3, 5)
+    for wanted in ([], [28, 0, 4, 4], list(range(29))):
+        got = read_npz_rows(path, "x", np.asarray(wanted, dtype=np.int64))
+        np.testing.assert_array_equal(got, x[wanted])
+        assert got.dtype == np.float32 and got.dtype.isnative
+        np.testing.assert_array_equal(read_npz_rows(path, "y", np.array(wanted)), labels[wanted])
+    with pytest.raises(LearningSpecError, match="lacks array 'z'"):
+        read_npz_rows(path, "z", np.array([0]))
+    with pytest.raises(ValueError, match="indices: must be in 0..28"):
+        read_npz_rows(path, "x", np.array([29]))
+
+
+def test_npz_corrupt_or_missing_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(LearningSpecError, match="not a readable .npz"):
+        read_npz_rows(bad, "x", np.array([0]))
+    with pytest.raises(LearningSpecError, match="no such file"):
+        npz_shape(tmp_path / "none.npz", "x")
+    spec = {"kind": "mnist", "path": str(tmp_path / "none.npz")}
+    with pytest.raises(LearningSpecError, match="no such file"):
+        load_partitions(spec, 2, [0])
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_mnist_npz_partition_loading_is_o_own_rows(
+    tmp_path: Path, compressed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idx_module, "STREAM_CHUNK_BYTES", 1 << 16)
+    n = 20_000
+    rng = np.random.default_rng(0)
+    path = tmp_path / "m.npz"
+    (np.savez_compressed if compressed else np.savez)(
+        path,
+        x_train=rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        y_train=np.arange(n) % 10,
+        x_test=rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
+        y_test=np.arange(3),
+    )
+    spec = {"kind": "mnist", "path": str(path), "max_train": 15_000, "seed": 1}
+    _all_partitions_equal_full(spec, 6)
+    full_bytes = 15_000 * 784 * 8
+    own = _peak_bytes(lambda: load_partitions(spec, 15, [7]))
     whole = _peak_bytes(lambda: load_dataset(spec))
     assert whole >= full_bytes
     assert own < 0.15 * full_bytes, (own, full_bytes)
