@@ -6,15 +6,17 @@ files and PNG plots to --out. Reproducible from the scenario's seed (docs/simula
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from common.cli import UsageError
-from common.perf import report as io
 from common.perf.plan import InfeasiblePlanError
 from common.perf.simulator import (
+    SchemeResult,
     Tolerances,
     compare_schemes,
     optimizer_report,
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     try:
-        results = compare_schemes(system, schemes, tol, args.iterations, seed, io.progress)
+        results = compare_schemes(system, schemes, tol, args.iterations, seed, progress)
         optimizer = optimizer_report(system)
     except InfeasiblePlanError as exc:
         raise UsageError(str(exc)) from None
@@ -109,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         print(f"scenario {scenario.name} (seed {seed}, {args.iterations} iterations per scheme)")
-        print(io.table(results))
+        print(table(results))
         print(
             f"JNCSS: {optimizer['plan']}, E[T] {optimizer['expected_time_s']:.4f} s "
             f"({optimizer['speedup_vs_uncoded']:.2f}x vs uncoded)"
@@ -119,28 +121,104 @@ def run(args: argparse.Namespace) -> int:
 
 def _write(out, args, name, system, schemes, tol, seed, results, optimizer) -> None:  # type: ignore[no-untyped-def]
     out.mkdir(parents=True, exist_ok=True)
-    io.write_csv(out / "schemes.csv", [r.row() for r in results])
+    write_csv(out / "schemes.csv", [r.row() for r in results])
     (out / "optimizer.json").write_text(json.dumps(optimizer, indent=2))
-    io.plot_cdf(out / "iteration_time_cdf.png", results, f"{name}: iteration-time CDF")
+    plot_cdf(out / "iteration_time_cdf.png", results, f"{name}: iteration-time CDF")
     if not args.no_sweeps:
-        io.progress("sweep: straggler intensity")
+        progress("sweep: straggler intensity")
         rows = sweep(
             [(f, scale_stragglers(system, f)) for f in INTENSITIES],
-            schemes, tol, args.sweep_iterations, seed, io.progress, label="intensity",
+            schemes, tol, args.sweep_iterations, seed, progress, label="intensity",
         )  # fmt: skip
-        io.write_csv(out / "sweep_intensity.csv", rows)
-        io.plot_sweep(
+        write_csv(out / "sweep_intensity.csv", rows)
+        plot_sweep(
             out / "speedup_vs_intensity.png", rows, "intensity",
             "straggler intensity (x mean straggling time)", f"{name}: speed-up vs stragglers",
         )  # fmt: skip
-        io.progress(f"sweep: slow edge-{args.slow_edge} uplink")
+        progress(f"sweep: slow edge-{args.slow_edge} uplink")
         rows = sweep(
             [(f, slow_edge(system, args.slow_edge, f)) for f in SLOWDOWNS],
-            schemes, tol, args.sweep_iterations, seed, io.progress, label="uplink_slowdown",
+            schemes, tol, args.sweep_iterations, seed, progress, label="uplink_slowdown",
         )  # fmt: skip
-        io.write_csv(out / "sweep_slow_edge.csv", rows)
-        io.plot_sweep(
+        write_csv(out / "sweep_slow_edge.csv", rows)
+        plot_sweep(
             out / "speedup_vs_slow_edge.png", rows, "uplink_slowdown",
             f"edge-{args.slow_edge} uplink slowdown (x)", f"{name}: effect of a slow edge",
         )  # fmt: skip
     print(f"hgc simulate: wrote {out}", file=sys.stderr)
+
+
+# --- output: progress, table, CSV, plots (matplotlib imported lazily, Agg backend) ---
+
+
+def progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def table(results: Sequence[SchemeResult]) -> str:
+    head = (
+        f"{'scheme':<15} {'mean s':>9} {'p50 s':>9} {'p95 s':>9} {'p99 s':>9} "
+        f"{'exact s':>9} {'speed-up':>8} {'master in':>10}  plan"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        exact = f"{r.exact_mean_s:9.4f}" if r.exact_mean_s is not None else f"{'-':>9}"
+        lines.append(
+            f"{r.name:<15} {r.mean_s:9.4f} {r.p50_s:9.4f} {r.p95_s:9.4f} {r.p99_s:9.4f} "
+            f"{exact} {r.speedup_vs_uncoded:7.2f}x {r.master_ingress_bytes:>9}B  "
+            f"{r.plan.describe()}"
+        )
+    return "\n".join(lines)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_cdf(path: Path, results: Sequence[SchemeResult], title: str) -> None:
+    import numpy as np
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in results:
+        t = np.sort(r.times)
+        ax.plot(t, np.arange(1, t.size + 1) / t.size, label=r.name)
+    ax.set_xlabel("iteration time (s)")
+    ax.set_ylabel("P[T <= t]")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_sweep(path: Path, rows: Sequence[dict[str, Any]], x: str, xlabel: str, title: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for scheme in dict.fromkeys(r["scheme"] for r in rows):
+        pts = [(r[x], r["speedup_vs_uncoded"]) for r in rows if r["scheme"] == scheme]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=scheme)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("speed-up vs uncoded (mean)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
