@@ -15,7 +15,7 @@ from common.perf.exact import (
     exact_distribution,
 )
 from common.perf.fit import optimisation_model
-from common.perf.jncss import greedy_jncss
+from common.perf.jncss import best_fixed_tolerances, greedy_jncss
 from common.perf.model import compile_plan
 from common.perf.montecarlo import MCResult, simulate_compiled
 from common.perf.plan import (
@@ -96,6 +96,20 @@ def communication(system: SystemModel, plan: Plan) -> Communication:
     )
 
 
+def flat_candidates(scheme: str, n_workers: int) -> list[int]:
+    """Tolerances s tried when a flat scheme's s is chosen (flat schemes are scored by Monte
+    Carlo, so not every s of a large cluster is tried): flat-frc every s with (s+1) | M;
+    flat-crc 0..15 and then one less than each power of two below M."""
+    if scheme == "flat-frc":
+        return [d - 1 for d in range(1, n_workers + 1) if n_workers % d == 0]
+    cands = set(range(min(n_workers, 16)))
+    k = 16
+    while k < n_workers:
+        cands.add(k - 1)
+        k *= 2
+    return sorted(cands)
+
+
 def _best(system: SystemModel, plans: list[Plan], what: str) -> Plan:
     if not plans:
         raise InfeasiblePlanError(f"{what}: no feasible tolerance on this topology")
@@ -130,8 +144,7 @@ def plan_scheme(
         if s is not None:
             return make_plan(scheme, edges, workers, s=s)
         total = system.n_workers
-        ok = [x for x in range(total) if scheme == "flat-crc" or total % (x + 1) == 0]
-        plans = [make_plan(scheme, edges, workers, s=x) for x in ok]
+        plans = [make_plan(scheme, edges, workers, s=x) for x in flat_candidates(scheme, total)]
         return _best(system, plans, scheme)
     if scheme == "ignore":
         if s_e is None or s_w is None:
@@ -146,9 +159,9 @@ def plan_scheme(
         or (scheme == "edge-gc" and s_e is not None)
     ):
         return make_plan(scheme, edges, workers, s_e=next(iter(se_range)), s_w=next(iter(sw_range)))
-    plans = [
-        make_plan(scheme, edges, workers, s_e=a, s_w=b)
-        for a, b in itertools.product(se_range, sw_range)
-        if is_hgc_feasible(m, a, b)
-    ]
+    if system.straggler.kind == "trace":  # no exact screening: score every pair (small)
+        pairs = [p for p in itertools.product(se_range, sw_range) if is_hgc_feasible(m, *p)]
+    else:
+        pairs = best_fixed_tolerances(system, list(se_range), list(sw_range))
+    plans = [make_plan(scheme, edges, workers, s_e=a, s_w=b) for a, b in pairs]
     return _best(system, plans, scheme)

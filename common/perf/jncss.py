@@ -363,6 +363,48 @@ def greedy_jncss(
     return _refine(system, found, evals, "greedy")
 
 
+def best_fixed_tolerances(
+    system: SystemModel,
+    se_range: Sequence[int],
+    sw_range: Sequence[int],
+    *,
+    grid: int = SEARCH_GRID,
+    patience: int = 3,
+    top: int = 3,
+) -> list[tuple[int, int]]:
+    """The ``top`` feasible (s_e, s_w) with the smallest E[T] on ALL nodes, best first.
+
+    Screens with the batched evaluator (scans stop after ``patience`` non-improving values,
+    as in :func:`greedy_jncss`); the caller re-scores the few returned exactly.
+    """
+    m = system.workers_per_edge
+    full = tuple(m)
+    ev = SelectionEvaluator(system, [list(range(k)) for k in m], grid)
+    scored: list[tuple[float, int, int]] = []
+    best = np.inf
+    se_stale = 0
+    for s_e in se_range:
+        best_se, sw_stale = np.inf, 0
+        for s_w in sw_range:
+            if not is_hgc_feasible(m, s_e, s_w):
+                continue
+            value = float(ev.means([full], s_e, s_w)[0])
+            scored.append((value, s_e, s_w))
+            if value < best_se:
+                best_se, sw_stale = value, 0
+            else:
+                sw_stale += 1
+                if sw_stale >= patience:
+                    break
+        if best_se < best:
+            best, se_stale = best_se, 0
+        else:
+            se_stale += 1
+            if se_stale >= patience:
+                break
+    return [(a, b) for _, a, b in sorted(scored)[:top]]
+
+
 def _subsets(items: Sequence[int], min_size: int) -> list[tuple[int, ...]]:
     return [c for r in range(min_size, len(items) + 1) for c in itertools.combinations(items, r)]
 
