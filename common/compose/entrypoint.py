@@ -23,8 +23,9 @@ Outputs (environment of the service, so it can export ``hgc_<role>_emulation_act
 - ``HGC_EMULATION_EXTERNAL``: the same plus ``cpu_quota`` when ``HGC_CPU_LIMIT`` (the
   container's ``cpus`` limit, set by ``hgc compose``) is set: the launcher's variable, which the
   services turn into ``hgc_<role>_emulation_active{mechanism}``.
-- ``HGC_INPROCESS_LINK``: ``1`` when the delay/jitter/loss part of the profile could not be
-  done by the kernel (no netem) and is left to the in-process emulation, else ``0``.
+- ``HGC_INPROCESS_LINK``: ``0`` when netem in this container's kernel already delays the
+  node's traffic, so the service must not apply the ``link`` entries of its emulation spec
+  again; ``1`` otherwise (no netem, nothing shaped here, or shaping off).
 """
 
 from __future__ import annotations
@@ -176,13 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise EntrypointError(f"HGC_ROLE={role!r}: must be one of {', '.join(ROLES)}")
         plan = plan_from_env(os.environ)
         if os.getuid() == 0:
-            kernel, inprocess = apply_shaping(plan)
+            kernel, _ = apply_shaping(plan)
         else:
             if plan.enabled and (plan.shape.has_rate or plan.shape.has_netem_part):
                 log.warning(
                     "not root: no kernel shaping; the link goes to the in-process emulation"
                 )
-            kernel, inprocess = [], plan.shape.has_rate or plan.shape.has_netem_part
+            kernel = []
         drop_privileges(os.environ.get("HGC_RUN_AS", "hgc").strip() or "hgc")
     except EntrypointError as exc:
         print(f"hgc entrypoint: error: {exc}", file=sys.stderr)
@@ -192,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # process, which the service reports in hgc_<role>_emulation_active{mechanism}.
     external = [*kernel, *(["cpu_quota"] if os.environ.get("HGC_CPU_LIMIT") else [])]
     os.environ["HGC_EMULATION_EXTERNAL"] = ",".join(external)
-    os.environ["HGC_INPROCESS_LINK"] = "1" if inprocess else "0"
+    os.environ["HGC_INPROCESS_LINK"] = "0" if "netem" in kernel else "1"
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvp(sys.executable, [sys.executable, "-m", f"services.{role}", *args])

@@ -104,6 +104,12 @@ def emulation_spec(scenario: Scenario, scheme: str, network: str) -> dict[str, A
         raise GenerateError("stragglers.kind 'trace' cannot be shipped in a compose stack yet")
     code = make_code(scheme, list(scenario.workers_per_edge), **_tolerances(scenario, scheme))
     spec: dict[str, Any] = {}
+    if network != "off":
+        # An edge's uplink: the master delays what it sends to the edge, the edge what it
+        # sends to the master (services/master/service.py, services/edge/service.py).
+        for i in range(len(scenario.workers_per_edge)):
+            uplink = scenario.edge_profile(i).uplink
+            spec[f"edge-{i}"] = {"link": _link_json(uplink, with_rate=network == "in-process")}
     flat = 0
     for i, m in enumerate(scenario.workers_per_edge):
         for j in range(m):
@@ -196,7 +202,13 @@ def _node_service(
     }
     if limits:
         deploy["resources"] = {"limits": limits}
-        env = {**env, "HGC_CPU_LIMIT": limits["cpus"]}
+        # Under a fraction of one CPU, a multi-threaded BLAS only buys throttling stalls.
+        env = {
+            **env,
+            "HGC_CPU_LIMIT": limits["cpus"],
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+        }
     service: dict[str, Any] = {
         "image": f"${{HGC_IMAGE:-{opts.image}}}",
         "build": {

@@ -149,10 +149,12 @@ def scenario_stack(
     master_overrides: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
     model_spec: dict[str, Any] | None = None,
+    data_spec: dict[str, Any] | None = None,
     compute: str | None = None,
     prometheus_image: str = PROMETHEUS_IMAGE,
     shape: dict[str, dict[str, str]] | None = None,
     cpus: dict[str, str] | None = None,
+    node_env: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Generate (compose dict, master config) into ``workdir`` with the generator's own
     functions; the master records every iteration to ``workdir/out/record.jsonl``."""
@@ -167,6 +169,8 @@ def scenario_stack(
         config["training"].update(training)
     if model_spec:
         config["model_spec"] = model_spec
+    if data_spec:
+        config["data_spec"] = data_spec
     if compute:
         for entry in config["emulation_spec"].values():
             entry["compute"] = compute
@@ -191,12 +195,17 @@ def scenario_stack(
     stack["services"]["prometheus"]["image"] = prometheus_image
     for svc in stack["services"].values():
         svc.pop("ports", None)  # tests reach containers by address; no host ports to collide
+    for svc in stack["services"].values():
+        if "hgc.node" in svc.get("labels", {}):
+            svc["environment"].update(node_env or {})
     for node, env in (shape or {}).items():
         stack["services"][node]["environment"].update(env)
     for node, limit in (cpus or {}).items():
         svc = stack["services"][node]
         svc["deploy"].setdefault("resources", {})["limits"] = {"cpus": limit}
-        svc["environment"]["HGC_CPU_LIMIT"] = limit
+        svc["environment"].update(
+            {"HGC_CPU_LIMIT": limit, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        )
     return stack, config
 
 
