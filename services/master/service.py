@@ -19,7 +19,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from common.coding import code_from_spec
-from common.learning import build_model, load_dataset
+from common.learning import build_model, dataset_shape, load_test_set
 from common.runtime.metrics import MasterMetrics, serve_metrics
 from common.runtime.transport import ParentEndpoint, TransportConfig
 from services.common import node
@@ -92,14 +92,15 @@ class MasterRunner(NodeRunner):
 def build_state(config: TrainingConfig, seed: int) -> MasterState:
     """The code, the held-out data and the initial parameters the master owns."""
     code = code_from_spec(config.code_spec)
-    data = load_dataset(config.data_spec)
-    model = build_model(config.model_spec, data.n_features, data.n_classes)
-    X_test, y_test = data.X_test, data.y_test
+    # Only the held-out rows: the master never needs the training set in memory.
+    n_train, n_features, n_classes = dataset_shape(config.data_spec)
+    X_test, y_test, _ = load_test_set(config.data_spec)
+    model = build_model(config.model_spec, n_features, n_classes)
 
     def evaluate(params: np.ndarray) -> tuple[float, float]:
         return model.loss(params, X_test, y_test), model.accuracy(params, X_test, y_test)
 
-    return MasterState(config, code, model.init_params(seed), data.n_train, evaluate)
+    return MasterState(config, code, model.init_params(seed), n_train, evaluate)
 
 
 def start_master(
