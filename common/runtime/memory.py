@@ -9,8 +9,9 @@ heap and keep freed memory for reuse, so the next gradient lands in pages alread
 
 Trade-off: memory freed by the process is returned to the system only above
 ``trim_threshold_bytes`` of free heap; the peak resident size does not grow.
-Call it once at process start (services do); on non-glibc systems it does nothing and
-returns False.
+Call it once at process start: the first transport endpoint of a process does
+(``TransportConfig.tune_allocator``, default True), so every service gets it. On non-glibc
+systems it does nothing and returns False.
 """
 
 from __future__ import annotations

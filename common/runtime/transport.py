@@ -50,6 +50,7 @@ import zmq
 from common.perf.system import Link
 from common.runtime.codec import DEFAULT_LIMITS, Frame, Limits, ProtocolError, decode, encode
 from common.runtime.emulation import LinkEmulator, link_is_trivial
+from common.runtime.memory import tune_allocator
 from common.runtime.messages import NO_ITERATION, Heartbeat, Message
 from common.runtime.metrics import NodeMetrics
 from common.runtime.offload import Offload, TaskDone
@@ -87,6 +88,10 @@ class TransportConfig:
     reconnect_ms: int = 100
     reconnect_max_ms: int = 2000
     limits: Limits = field(default_factory=lambda: DEFAULT_LIMITS)
+    # Creating an endpoint applies memory.tune_allocator() once per process (glibc): large
+    # received gradients then reuse heap pages instead of being page-faulted in per message
+    # (bench_transport: the difference between ~0.6 and ~0.9 of raw TCP at 40 MB).
+    tune_allocator: bool = True
 
     def __post_init__(self) -> None:
         if not self.heartbeat_interval_s > 0:
@@ -101,6 +106,17 @@ class TransportConfig:
                 "need 0 < reconnect_ms <= reconnect_max_ms, got "
                 f"{self.reconnect_ms}, {self.reconnect_max_ms}"
             )
+
+
+_allocator_tuned = False
+
+
+def _tune_allocator_once() -> None:
+    """Process-wide and irreversible, so done at most once (the first endpoint asks)."""
+    global _allocator_tuned
+    if not _allocator_tuned:
+        _allocator_tuned = True
+        tune_allocator()
 
 
 def drop_if_late(msg: Message, current_iteration: int, metrics: NodeMetrics) -> bool:
@@ -127,6 +143,8 @@ class Endpoint:
         self.name = name
         self.metrics = metrics
         self.config = config
+        if config.tune_allocator:
+            _tune_allocator_once()
         self.socket = (context or zmq.Context.instance()).socket(socket_type)
         s = self.socket
         s.setsockopt(zmq.SNDHWM, config.sndhwm)
