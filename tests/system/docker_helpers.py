@@ -29,7 +29,8 @@ from tests.conftest import IN_CI, poll_for
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "compose"
-TEST_IMAGE = os.environ.get("HGC_TEST_IMAGE", "hgc-edge:test")
+# One tag per test session: sessions from different checkouts may share the engine.
+TEST_IMAGE = os.environ.get("HGC_TEST_IMAGE", f"hgc-edge:test-{uuid.uuid4().hex[:8]}")
 PROMETHEUS_IMAGE = os.environ.get("HGC_PROMETHEUS_IMAGE", "hgc-prometheus:local")
 PROJECT_PREFIX = "hgct"  # every compose project and swarm stack the tests create
 LABEL = "hgc.test"  # on every container/network the tests create (value: the project name)
@@ -92,8 +93,9 @@ def base_image(client: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def hgc_image(docker_client: Any) -> str:
-    """The project image, built once per session from the working tree's wheelhouse."""
+def hgc_image(docker_client: Any) -> Iterator[str]:
+    """The project image, built once per session from the working tree's wheelhouse, and
+    removed at the end of the session (the layer cache keeps the next build quick)."""
     wheelhouse = Path(tempfile.mkdtemp(prefix="hgct-wheels-"))
     try:
         env = {**os.environ, "PYTHON": sys.executable}
@@ -121,7 +123,10 @@ def hgc_image(docker_client: Any) -> str:
             shutil.rmtree(ctx, ignore_errors=True)
     finally:
         shutil.rmtree(wheelhouse, ignore_errors=True)
-    return TEST_IMAGE
+    yield TEST_IMAGE
+    if "HGC_TEST_IMAGE" not in os.environ:
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(TEST_IMAGE, force=True)
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,9 @@ RUNTIME = ("numpy", "pyzmq", "msgpack", "prometheus_client", "pyyaml")
 
 def wheels(platform: str, out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["make", "-s", "wheels", f"PLATFORM={platform}", f"WHEELHOUSE={out}",
-         f"PYTHON={sys.executable}"],
+        # -o: never rebuild the virtual environment from inside a test
+        ["make", "-s", "-o", ".venv/.stamp", "wheels", f"PLATFORM={platform}",
+         f"WHEELHOUSE={out}", f"PYTHON={sys.executable}"],
         cwd=ROOT, capture_output=True, text=True, timeout=280,
     )  # fmt: skip
 

@@ -90,5 +90,15 @@ def test_prometheus_scrapes_the_stack_and_every_panel_has_data(
             base, "query", query="count by (edge) (hgc_master_edge_arrival_seconds_count)"
         )["result"]
         assert {r["metric"]["edge"] for r in arrivals} == {"0", "1", "2"}
+        # What the containers' entry points did is exported by the services: tbf on every
+        # worker (and the rpi4 CPU quota), htb towards the master on every edge.
+        gauges = '{__name__=~"hgc_(edge|worker)_emulation_active"}'
+        active = api(base, "query", query=f"max by (node, mechanism) ({gauges}) == 1")["result"]
+        pairs = {(r["metric"]["node"], r["metric"]["mechanism"]) for r in active}
+        for i in range(3):
+            assert (f"edge-{i}", "htb") in pairs, pairs
+            for j in range(3):
+                assert {(f"worker-{i}-{j}", "tbf"), (f"worker-{i}-{j}", "cpu_quota")} <= pairs
+        assert ("edge-0", "tbf") not in pairs  # negative control: no mechanism invented
         rules = api(base, "rules")["groups"]
         assert all(r["health"] == "ok" for g in rules for r in g["rules"]), rules
