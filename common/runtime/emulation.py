@@ -18,13 +18,18 @@ Two mechanisms, both driven by the same profiles as the maths (``common.perf.sys
   times ``slowdown`` in the Markov slow state, or trace replay scaled by load);
   ``emulate_compute`` spends them (sleep, or real busy work) in the offload thread.
 
-Everything is deterministic for a given seed.
+Everything is deterministic for a given seed, and independent across nodes and links, as the
+model assumes: each worker's draws are keyed by its ``worker_index`` (a shared seed alone gave
+every worker the same exponential draw, perfectly correlated stragglers), and each link
+direction seeds its emulator with ``link_seed(sender, receiver)`` (one seed for every link gave
+the master->edge and edge->master messages of an iteration the same loss draws).
 """
 
 from __future__ import annotations
 
 import math
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,6 +91,13 @@ def link_is_trivial(link: Link) -> bool:
     )
 
 
+def link_seed(sender: str, receiver: str, seed: int = 0) -> int:
+    """Seed of the ``LinkEmulator`` of one link direction (``sender`` -> ``receiver``, node
+    names): stable across runs and platforms (CRC-32, not ``hash``), distinct per direction
+    and per link so jitter and loss are drawn independently everywhere, as the model assumes."""
+    return zlib.crc32(f"{seed}:{sender}->{receiver}".encode())
+
+
 class LinkEmulator:
     """Release times of the messages sent on one link, one direction (see module docstring)."""
 
@@ -127,7 +139,9 @@ class ComputeEmulator:
     worker_index : int
         Edge-major index of the worker among all M workers (column of a trace).
     seed : int
-        Same seed, same draws: iteration t always gets the same time.
+        Same seed, same draws: iteration t always gets the same time. Draws are keyed by
+        ``(seed, worker_index, iteration)``, so workers sharing the run seed still straggle
+        independently (a trace replay ignores the seed).
     """
 
     def __init__(
@@ -142,6 +156,8 @@ class ComputeEmulator:
             raise ValueError(f"load must be in (0, 1], got {load}")
         if profile.shift_s < 0 or profile.rate <= 0:
             raise ValueError(f"WorkerProfile needs shift_s >= 0 and rate > 0, got {profile}")
+        if worker_index < 0:
+            raise ValueError(f"worker_index must be >= 0, got {worker_index}")
         if straggler.kind not in ("shifted-exponential", "markov", "trace"):
             raise ValueError(f"StragglerModel.kind {straggler.kind!r} is not supported")
         if straggler.kind == "trace":
@@ -164,7 +180,8 @@ class ComputeEmulator:
         m = self.straggler
         while self._state_iteration < iteration:
             self._state_iteration += 1
-            u = np.random.default_rng([self.seed, self._state_iteration, 1]).random()
+            key = [self.seed, self.worker_index, self._state_iteration, 1]
+            u = np.random.default_rng(key).random()
             self._slow = (u >= m.p_recover) if self._slow else (u < m.p_slow)
         return self._slow
 
@@ -180,7 +197,7 @@ class ComputeEmulator:
                 * load
                 / m.trace_load
             )
-        rng = np.random.default_rng([self.seed, iteration, 0])
+        rng = np.random.default_rng([self.seed, self.worker_index, iteration, 0])
         t = self.profile.shift_s * load
         if math.isfinite(self.profile.rate):
             t += rng.exponential(load / self.profile.rate)

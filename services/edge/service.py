@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from common.coding import code_from_spec
+from common.runtime.emulation import link_seed
 from common.runtime.messages import EdgeSetup
 from common.runtime.metrics import EdgeMetrics, serve_metrics
 from common.runtime.transport import ChildEndpoint, ParentEndpoint, TransportConfig
@@ -50,9 +51,9 @@ class EdgeRunner(NodeRunner):
                 self.metrics.dropped("malformed")
                 continue
             if peer == self.name:
-                self.up.set_link("master", link)
+                self.up.set_link("master", link, seed=link_seed(self.name, "master"))
             elif peer.startswith(f"worker-{self.estate.edge}-"):
-                self.down.set_link(peer, link)
+                self.down.set_link(peer, link, seed=link_seed(self.name, peer))
 
     def observe(self, obs: Observe) -> None:
         m = self.emetrics

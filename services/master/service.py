@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from common.coding import code_from_spec
 from common.learning import build_model, dataset_shape, load_test_set
+from common.runtime.emulation import link_seed
 from common.runtime.metrics import MasterMetrics, serve_metrics
 from common.runtime.transport import ParentEndpoint, TransportConfig
 from services.common import node
@@ -135,7 +136,8 @@ def start_master(
     links = node.inprocess_links_enabled()
     for edge in sorted(edges) if links else []:  # delay messages to an edge by its uplink
         entry = config.emulation_spec.get(edge, {})
-        down.set_link(edge, link_of(entry.get("link"), f"emulation_spec[{edge!r}].link"))
+        link = link_of(entry.get("link"), f"emulation_spec[{edge!r}].link")
+        down.set_link(edge, link, seed=link_seed("master", edge))  # own draws per direction
     runner = MasterRunner(state, metrics, down=down, stop=stop, record=record, on_phase=on_phase)
     return runner, down.port
 

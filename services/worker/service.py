@@ -10,6 +10,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from common.runtime.emulation import link_seed
 from common.runtime.metrics import WorkerMetrics, serve_metrics
 from common.runtime.offload import Offload, TaskDone
 from common.runtime.transport import ChildEndpoint, TransportConfig
@@ -49,7 +50,8 @@ class WorkerRunner(NodeRunner):
                 return
             self.wmetrics.emulation_active("compute_delay", self.emulation.active)
             if self.up is not None and node.inprocess_links_enabled():
-                self.up.set_link(self.up.parent, self.emulation.link)
+                parent = self.up.parent
+                self.up.set_link(parent, self.emulation.link, seed=link_seed(self.name, parent))
             self.offload.submit(
                 ("load",),
                 load_partitions,
