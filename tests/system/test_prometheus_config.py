@@ -99,3 +99,19 @@ def test_checked_in_dashboard_matches_its_generator(tmp_path: Path) -> None:
         timeout=30,
     )
     assert json.loads(out.read_text()) == json.loads(DASHBOARD.read_text())
+
+
+def test_recording_rules_compute_speedup_and_straggler_rates(tmp_path: Path) -> None:
+    """``promtool test rules`` on synthetic series: uncoded at 2 s per iteration, then hgc
+    at 0.5 s -> speed-up 4; straggler ratios per node (compose/prometheus/rules_test.yml)."""
+    tests = COMPOSE_DIR / "prometheus" / "rules_test.yml"
+    ok = promtool("test", "rules", str(tests))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    # Negative control: a wrong expectation (speed-up 3) fails.
+    wrong = tmp_path / "rules_test.yml"
+    text = tests.read_text()
+    marker = "'hgc:speedup_vs_uncoded:ratio{scheme=\"hgc\"}'\n            value: 4"
+    assert marker in text
+    wrong.write_text(text.replace(marker, marker[:-1] + "3"))
+    (tmp_path / "rules.yml").write_text(RULES.read_text())
+    assert promtool("test", "rules", str(wrong)).returncode != 0
