@@ -16,7 +16,14 @@ from common.perf.jncss import OptimizeResult, exhaustive_jncss, greedy_jncss
 from common.perf.model import compile_plan
 from common.perf.montecarlo import MCResult
 from common.perf.plan import InfeasiblePlanError, Plan, make_plan
-from common.perf.system import EdgeProfile, Link, StragglerModel, SystemModel, WorkerProfile
+from common.perf.system import (
+    EdgeProfile,
+    Link,
+    StragglerModel,
+    SystemModel,
+    WorkerProfile,
+    with_message_overhead,
+)
 
 __all__ = [
     "Communication",
@@ -42,4 +49,5 @@ __all__ = [
     "plan_scheme",
     "score",
     "simulate_plan",
+    "with_message_overhead",
 ]

@@ -8,7 +8,7 @@ Units: seconds, bytes, bytes per second. Loads are fractions of the dataset (D/K
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -98,3 +98,37 @@ class SystemModel:
     @property
     def n_workers(self) -> int:
         return sum(self.workers_per_edge)
+
+
+def with_message_overhead(system: SystemModel, overhead_s: float) -> SystemModel:
+    """``system`` with ``overhead_s`` seconds added to the latency of every link, i.e. to
+    every message hop of an iteration (master->edge, edge->worker, worker->edge, edge->master:
+    four hops on every critical path, hierarchical or flat).
+
+    The pure model has no cost per message; a real run has one (encode, zmq, decode, the
+    event loop, the emulated link's millisecond timer, OS scheduling of ~20 processes). The
+    testbed measures it on a deterministic twin of the scenario (``common.testbed.overhead``)
+    and reports predictions with and without it; it is never fitted to the ratio it explains.
+
+    Parameters
+    ----------
+    system : SystemModel
+    overhead_s : float
+        Seconds per message hop, >= 0 (0 returns ``system`` itself).
+
+    Notes
+    -----
+    Added to the latency before the jitter clip ``max(0, latency + U(-j, j))``, so a link
+    whose jitter exceeds its latency gains slightly less than ``overhead_s`` on average.
+    """
+    if not (math.isfinite(overhead_s) and overhead_s >= 0):
+        raise ValueError(f"message overhead_s must be a finite number >= 0, got {overhead_s}")
+    if overhead_s == 0:
+        return system
+
+    def slower(link: Link) -> Link:
+        return replace(link, latency_s=link.latency_s + overhead_s)
+
+    workers = tuple(tuple(replace(w, link=slower(w.link)) for w in ws) for ws in system.workers)
+    edges = tuple(replace(e, uplink=slower(e.uplink)) for e in system.edges)
+    return replace(system, workers=workers, edges=edges)

@@ -28,14 +28,21 @@ def tolerances(scenario: Scenario, scheme: str) -> dict[str, int]:
     return {"s_e": code.s_e, "s_w": code.s_w}
 
 
-def predict(scenario: Scenario, scheme: str) -> tuple[float | None, dict[str, Any]]:
+def predict(
+    scenario: Scenario, scheme: str, message_overhead_s: float = 0.0
+) -> tuple[float | None, dict[str, Any]]:
     """(expected seconds per iteration, plan description); (None, {"error": ...}) when the
-    simulator cannot evaluate this scheme, so the table shows '-' and the reason is kept."""
-    from common.perf import expected_time, plan_scheme
+    simulator cannot evaluate this scheme, so the table shows '-' and the reason is kept.
 
-    system = scenario.system_model()
+    ``message_overhead_s`` (seconds per message hop, measured by
+    ``common.testbed.overhead``) is added to every link when evaluating; the plan is still
+    the one the cluster runs (chosen on the pure model)."""
+    from common.perf import expected_time, plan_scheme, with_message_overhead
+
+    pure = scenario.system_model()
+    system = with_message_overhead(pure, message_overhead_s)
     try:
-        plan = plan_scheme(system, scheme, **tolerances(scenario, scheme))
+        plan = plan_scheme(pure, scheme, **tolerances(scenario, scheme))
     except ValueError as exc:
         return None, {"error": f"plan_scheme: {exc}"}
     info: dict[str, Any] = {
