@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from common.coding import combine
 from common.runtime.messages import (
     NO_ITERATION,
     EdgeGradient,
@@ -244,10 +245,8 @@ class EdgeState:
         wait_s = now - self.t0
         start = self.clock()
         weights = self.code.edge_decode_weights(self.edge, responders)
-        y = np.zeros_like(self.vectors[0][1], dtype=np.float64)
-        for w, (_, z) in zip(weights, self.vectors, strict=True):
-            if w != 0.0:
-                y += w * z
+        # the coding core's in-place combine: no temporary per vector, 0/1 weights cost a sum
+        y = combine([z for _, z in self.vectors], np.asarray(weights))
         decode_s = self.clock() - start
         self.answered, self.vectors = True, []
         arrivals = tuple(self.arrivals.get(j, -1.0) for j in range(self.m))

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from common.coding import combine
 from common.runtime.messages import (
     NO_ITERATION,
     EdgeGradient,
@@ -288,11 +289,8 @@ class MasterState:
                 "worker_arrivals_s": arrivals,
                 "worker_stragglers": stragglers,
             }
-        g = np.zeros_like(self.params)
-        for w, v in zip(weights, vectors, strict=True):
-            if w != 0.0:
-                g += w * v
-        return g, detail
+        # the coding core's in-place combine: no temporary per vector, 0/1 weights cost a sum
+        return combine(vectors, np.asarray(weights)), detail
 
     def _finish(self, now: float) -> list[Action]:
         a = self.attempt
