@@ -5,8 +5,10 @@ speed-up over uncoded beside the simulator's.
 
 First, in the same run, the scenario's deterministic twin (``common.testbed.overhead``)
 measures the real system's cost per message hop; each scheme is then reported against the
-pure model (``measured/sim``) and against the model plus that measured overhead
-(``measured/(sim+overhead)``), side by side. docs/running.md explains the figures."""
+pure model (``measured/sim``), against the model plus that measured overhead
+(``measured/(sim+overhead)``), and -- hierarchical schemes -- against the model evaluated on
+the run's own seeded compute draws plus the overhead (``measured/(paired+overhead)``,
+``common.testbed.paired``), side by side. docs/running.md explains the figures."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from bench import Result
 from common.scenario import load_scenario
 from common.testbed.launcher import RunRequest, run_testbed
 from common.testbed.overhead import HOPS_PER_ITERATION, measure_overhead
+from common.testbed.paired import paired_prediction
 from common.testbed.predict import predict
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "heterogeneous.yaml"
@@ -68,6 +71,10 @@ def run(quick: bool) -> list[Result]:
         results.append(
             ratio_result(section, f"{scheme} measured/(sim+overhead)", measured, with_overhead)
         )
+        paired = paired_prediction(scenario, scheme, iterations, message_overhead_s=hop)
+        if paired is not None:
+            name = f"{scheme} measured/(paired+overhead)"
+            results.append(ratio_result(section, name, measured, paired))
     jncss = outcome.results.get("hgc-jncss")
     if jncss is not None and jncss.speedup is not None:
         results.append(Result(section, "hgc-jncss speed-up measured", jncss.speedup, "x"))

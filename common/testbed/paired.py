@@ -1,0 +1,72 @@
+"""The model's prediction for the very compute draws a run makes (common random numbers).
+
+A run's compute times are seeded (``common.runtime.emulation.ComputeEmulator``): iteration t
+of worker w always takes the same time, in every run and every scheme. So a 30-iteration run
+measures one fixed sample, whose mean can sit several per cent from the model's expectation
+in every repetition. ``paired_prediction`` evaluates the runtime model (spec §5) on exactly
+those draws -- same plan, loads, seeds and worker indices as the cluster gets from
+``emulation_spec`` -- with each link at its mean transfer time (its jitter and loss draws
+depend on message order and are not replayed). Measured / paired separates the system's
+fidelity from the luck of the sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from common.perf.system import StragglerModel, WorkerProfile, with_message_overhead
+from common.runtime.emulation import ComputeEmulator
+from common.scenario import Scenario
+from common.testbed.config import emulation_spec
+from common.testbed.predict import tolerances
+
+
+def _draws(entry: dict, iterations: int) -> np.ndarray:
+    """Compute seconds of one worker in iterations 0..iterations-1, as its emulator draws."""
+    s = dict(entry["straggler"])
+    if s.get("trace") is not None:
+        s["trace"] = np.asarray(s["trace"], dtype=np.float64)
+    em = ComputeEmulator(
+        WorkerProfile(float(entry["shift_s"]), float(entry["rate"])),
+        StragglerModel(**s),
+        float(entry["load"]),
+        int(entry["worker_index"]),
+        int(entry["seed"]),
+    )
+    return np.array([em.target_s(t) for t in range(iterations)])
+
+
+def paired_prediction(
+    scenario: Scenario, scheme: str, iterations: int, message_overhead_s: float = 0.0
+) -> float | None:
+    """Mean iteration time (seconds) the model gives for iterations ``0..iterations-1`` of
+    ``scheme`` with the emulation's own compute draws and mean link delays (plus
+    ``message_overhead_s`` per hop). ``None`` for flat schemes (their relay queue is not
+    replayed here)."""
+    from common.perf import plan_scheme
+
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    pure = scenario.system_model()
+    plan = plan_scheme(pure, scheme, **tolerances(scenario, scheme))
+    if plan.is_flat:
+        return None
+    system = with_message_overhead(pure, message_overhead_s)
+    spec = emulation_spec(scenario, plan, "full")
+    b = system.gradient_bytes
+    finish = []
+    for p, (e, ws) in enumerate(zip(plan.edges, plan.workers, strict=True)):
+        edge = system.edges[e]
+        down = up = edge.uplink.mean_transfer_s(b)
+        arrivals = np.array(
+            [
+                down + 2 * system.workers[e][j].link.mean_transfer_s(b)
+                + _draws(spec[f"worker-{p}-{q}"], iterations)
+                for q, j in enumerate(ws)
+            ]
+        )  # fmt: skip
+        needed = plan.workers_needed(p)
+        combine = edge.combine_s_per_byte * b * needed
+        finish.append(np.sort(arrivals, axis=0)[needed - 1] + combine + up)
+    edges = np.sort(np.array(finish), axis=0)
+    return float(edges[plan.edges_needed - 1].mean())
