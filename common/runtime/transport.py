@@ -39,6 +39,7 @@ Arrays in received messages are read-only views on the received frames (see ``co
 
 from __future__ import annotations
 
+import abc
 import heapq
 import itertools
 import math
@@ -127,7 +128,7 @@ def drop_if_late(msg: Message, current_iteration: int, metrics: NodeMetrics) -> 
     return False
 
 
-class Endpoint:
+class Endpoint(abc.ABC):
     """Common part of both ends: socket options, decoding, liveness, delayed sends."""
 
     def __init__(
@@ -161,14 +162,14 @@ class Endpoint:
         self._closed = False
 
     # ------------------------------------------------------------ subclass hooks
-    def _raw_send(self, peer: str, frames: list[Frame]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _raw_send(self, peer: str, frames: list[Frame]) -> None: ...
 
-    def _split(self, frames: list[zmq.Frame]) -> tuple[str | None, list[zmq.Frame]]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _split(self, frames: list[zmq.Frame]) -> tuple[str | None, list[zmq.Frame]]: ...
 
-    def _heartbeat_targets(self) -> list[str]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _heartbeat_targets(self) -> list[str]: ...
 
     # ------------------------------------------------------------ sending
     @property
