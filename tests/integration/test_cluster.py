@@ -99,7 +99,8 @@ def test_beyond_tolerance_stops_with_a_message_naming_edges_and_workers() -> Non
     assert "missing edges: edge-0" in error and "edge-1" in error
     # the edges report which of their workers are gone
     assert "worker-0-0" in error and "worker-1-1" in error
-    assert failed[0]["duration_s"] < 1.5 * 4  # ended at the deadline, not hung
+    # the run ended (wait returned) and the failed attempt waited out the whole deadline
+    assert failed[0]["duration_s"] >= 1.5
 
 
 def test_beyond_tolerance_retry_then_give_up() -> None:
