@@ -219,8 +219,29 @@ def _as_buffer(frame: Any) -> Any:
     return getattr(frame, "buffer", frame)
 
 
+def _check_shape(shape: Any, dtype: np.dtype, limits: Limits, where: str) -> tuple[int, ...]:
+    """A wire shape as a tuple, refused (``malformed``) unless every dimension is a plain
+    int in ``[0, limits.max_total_bytes]`` and the array fits in ``max_total_bytes``.
+
+    The per-dimension cap matters for zero-size arrays: ``[2**63 - 1, 0]`` has 0 elements,
+    so no frame-length check catches it, but numpy refuses to build it ("array is too big").
+    No array a node may receive can have a dimension longer than the message in bytes.
+    """
+    if not isinstance(shape, list) or len(shape) > MAX_NDIM:
+        raise ProtocolError("malformed", f"{where} must be a list of <= {MAX_NDIM} ints")
+    cap = limits.max_total_bytes
+    for d in shape:
+        if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= cap:
+            raise ProtocolError(
+                "malformed", f"{where}: dimension {d!r} is not an int in [0, {cap}]"
+            )
+    if math.prod(shape) * dtype.itemsize > cap:
+        raise ProtocolError("malformed", f"{where}: {shape} {dtype.name} exceeds {cap} B")
+    return tuple(shape)
+
+
 def _array_specs(
-    raw: Any, cls: type[Message], n_frames: int
+    raw: Any, cls: type[Message], n_frames: int, limits: Limits
 ) -> list[tuple[str, np.dtype, tuple[int, ...]]]:
     if not isinstance(raw, list):
         raise ProtocolError("malformed", "header 'arrays' must be a list")
@@ -242,15 +263,8 @@ def _array_specs(
             raise ProtocolError("malformed", f"arrays[{k}].field {name!r} appears twice")
         if not isinstance(dtype, str) or dtype not in DTYPES:
             raise ProtocolError("malformed", f"arrays[{k}].dtype {dtype!r} not in {sorted(DTYPES)}")
-        if (
-            not isinstance(shape, list)
-            or len(shape) > MAX_NDIM
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        ):
-            raise ProtocolError(
-                "malformed", f"arrays[{k}].shape must be a list of <= {MAX_NDIM} ints >= 0"
-            )
-        out.append((name, DTYPES[dtype], tuple(shape)))
+        checked = _check_shape(shape, DTYPES[dtype], limits, f"arrays[{k}].shape")
+        out.append((name, DTYPES[dtype], checked))
     missing = expected - {name for name, _, _ in out}
     if missing:
         raise ProtocolError("malformed", f"{cls.op}: missing array fields {sorted(missing)}")
@@ -287,14 +301,23 @@ def _header(frames: list[Any], limits: Limits) -> dict[str, Any]:
 def decode(frames: list[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
     """Validate and decode frames (``bytes``, ``memoryview`` or ``zmq.Frame``) into a message.
 
-    Raises ``ProtocolError``; never returns a partially checked message.
+    Raises ``ProtocolError`` and nothing else; never returns a partially checked message.
     """
+    try:
+        return _decode(frames, limits)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # a check we missed: still peer input, so still "malformed"
+        raise ProtocolError("malformed", f"undecodable ({type(exc).__name__}: {exc})") from exc
+
+
+def _decode(frames: list[Any], limits: Limits) -> Message:
     header = _header(frames, limits)
     op = header.get("op")
     cls = MESSAGE_TYPES.get(op) if isinstance(op, str) else None
     if cls is None:
         raise ProtocolError("unknown_op", f"op {op!r} is not one of {sorted(MESSAGE_TYPES)}")
-    specs = _array_specs(header.get("arrays"), cls, len(frames) - 1)
+    specs = _array_specs(header.get("arrays"), cls, len(frames) - 1, limits)
     hints = _field_types(cls)
     scalars = {name for name in hints if name not in _array_fields(cls)}
     unknown = set(header) - scalars - {"v", "op", "arrays"}
@@ -317,10 +340,11 @@ def decode(frames: list[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
                 "malformed",
                 f"{op}.{name}: shape {shape} {dtype.name} needs {expected} B, frame has {got} B",
             )
+        # shape is capped (_check_shape), so even a zero-size reshape cannot overflow
         arr = (
             np.frombuffer(_as_buffer(frame), dtype=dtype).reshape(shape)
             if expected
-            else np.zeros(shape, dtype)
+            else np.empty(0, dtype).reshape(shape)
         )
         arr.flags.writeable = False
         values[name] = arr

@@ -42,8 +42,10 @@ from __future__ import annotations
 import abc
 import heapq
 import itertools
+import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import zmq
@@ -55,6 +57,8 @@ from common.runtime.memory import tune_allocator
 from common.runtime.messages import NO_ITERATION, Heartbeat, Message
 from common.runtime.metrics import NodeMetrics
 from common.runtime.offload import Offload, TaskDone
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ class Endpoint(abc.ABC):
         self._delayed: list[tuple[float, int, str, list[Frame]]] = []
         self._seq = itertools.count()
         self._closed = False
+        self._logged_unexpected = False
 
     # ------------------------------------------------------------ subclass hooks
     @abc.abstractmethod
@@ -219,10 +224,8 @@ class Endpoint(abc.ABC):
             peer, frames = self._split(raw)
             if peer is None:
                 continue  # counted by _split
-            try:
-                msg = decode(frames, self.config.limits)
-            except ProtocolError as exc:
-                self.metrics.dropped(exc.reason)
+            msg = self._decode(peer, frames)
+            if msg is None:
                 continue
             if peer not in self._alive:
                 self._alive.add(peer)
@@ -232,6 +235,22 @@ class Endpoint(abc.ABC):
             if not isinstance(msg, Heartbeat):
                 events.append(Received(peer, msg, sum(len(f) for f in frames)))
         return events
+
+    def _decode(self, peer: str, frames: list[zmq.Frame]) -> Message | None:
+        """The decoded message, or None after counting why it was dropped.
+
+        ``decode`` raises only ``ProtocolError``; anything else would be a codec bug, and a
+        bug triggered by peer input must cost one dropped message, never the node."""
+        try:
+            return decode(frames, self.config.limits)
+        except ProtocolError as exc:
+            self.metrics.dropped(exc.reason)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            self.metrics.dropped("malformed")
+            if not self._logged_unexpected:  # once: a flood of such frames must not flood logs
+                self._logged_unexpected = True
+                log.error("%s: decode of a frame from %r raised %r", self.name, peer, exc)
+        return None
 
     # ------------------------------------------------------------ timers
     @property
@@ -295,8 +314,10 @@ class ParentEndpoint(Endpoint):
     """ROUTER that binds; children are addressed by their node name.
 
     ``bind`` may use port 0 (``tcp://127.0.0.1:0``); ``address`` / ``port`` give the port
-    chosen. ``allowed_peers``: if given, messages from other identities are dropped
-    (``unknown_peer``).
+    chosen. ``allowed_peers``: if given (a set of names, or a predicate on a name for a
+    membership that changes, e.g. an edge that learns its worker count at set-up), messages
+    from other identities are dropped (``unknown_peer``) before decoding; they never count
+    as a sign of life.
     """
 
     def __init__(
@@ -305,14 +326,18 @@ class ParentEndpoint(Endpoint):
         metrics: NodeMetrics,
         bind: str = "tcp://127.0.0.1:0",
         *,
-        allowed_peers: set[str] | frozenset[str] | None = None,
+        allowed_peers: set[str] | frozenset[str] | Callable[[str], bool] | None = None,
         config: TransportConfig | None = None,
         context: zmq.Context | None = None,
     ) -> None:
         super().__init__(name, zmq.ROUTER, metrics, config or TransportConfig(), context)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peer -> error, not silence
         self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted child takes its name back
-        self.allowed_peers = None if allowed_peers is None else frozenset(allowed_peers)
+        self.allowed_peers: frozenset[str] | Callable[[str], bool] | None = (
+            allowed_peers
+            if allowed_peers is None or callable(allowed_peers)
+            else frozenset(allowed_peers)
+        )
         try:
             self.socket.bind(bind)
         except zmq.ZMQError as exc:
@@ -338,10 +363,16 @@ class ParentEndpoint(Endpoint):
             peer = frames[0].bytes.decode("utf-8")
         except UnicodeDecodeError:
             peer = None  # zmq's generated identities: a child that did not name itself
-        if peer is None or (self.allowed_peers is not None and peer not in self.allowed_peers):
+        if peer is None or not self._allowed(peer):
             self.metrics.dropped("unknown_peer")
             return None, []
         return peer, frames[1:]
+
+    def _allowed(self, peer: str) -> bool:
+        allowed = self.allowed_peers
+        if allowed is None:
+            return True
+        return allowed(peer) if callable(allowed) else peer in allowed
 
     def _heartbeat_targets(self) -> list[str]:
         return sorted(self._alive)

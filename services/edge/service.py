@@ -83,7 +83,10 @@ def start_edge(
     state = EdgeState(edge, code_from_spec)
     metrics = EdgeMetrics(registry or CollectorRegistry(), edge)
     node.mark_external_emulation(metrics)
-    down = ParentEndpoint(state.node, metrics, bind, config=config)
+    # only this edge's workers: worker-<edge>-<j>, j < m_i once the set-up says m_i
+    down = ParentEndpoint(
+        state.node, metrics, bind, allowed_peers=state.accepts_peer, config=config
+    )
     up = ChildEndpoint(state.node, metrics, master_addr, parent="master", config=config)
     runner = EdgeRunner(
         state, metrics, up=up, down=down, stop=stop, orphan_timeout_s=orphan_timeout_s

@@ -88,6 +88,20 @@ class EdgeState:
         self.n_params = 0  # length of the model in flight: every vector must match it
         self.failures_reported = 0  # IterationFailed messages sent (for tests and logs)
 
+    # ------------------------------------------------------------ identities
+    def accepts_peer(self, peer: str) -> bool:
+        """True for ``worker-<edge>-<j>`` with ``j`` a canonical int ``>= 0`` and, once the
+        set-up told the edge its size, ``j < m``. The edge's transport drops (as
+        ``unknown_peer``) every other identity before decoding, so an intruder neither
+        gets heartbeats nor counts as a live worker."""
+        prefix = f"worker-{self.edge}-"
+        if not peer.startswith(prefix):
+            return False
+        j = peer[len(prefix) :]
+        if not (j.isascii() and j.isdigit()) or (len(j) > 1 and j[0] == "0"):
+            return False
+        return self.code is None or int(j) < self.m
+
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, Started):
@@ -97,11 +111,15 @@ class EdgeState:
         if isinstance(event, PeerChanged):
             if event.peer == PARENT:
                 return [] if event.alive else [Log(f"{self.node}: master not heard from")]
+            if event.alive and not self.accepts_peer(event.peer):
+                return []  # not one of our workers: never part of the liveness count
             (self.alive.add if event.alive else self.alive.discard)(event.peer)
             return self._check_alive()
         if isinstance(event, Received):
             if event.peer == PARENT:
                 return self._from_master(event.msg, now)
+            if not self.accepts_peer(event.peer):
+                return [Drop("unknown_peer", f"{event.msg.op} from {event.peer!r}")]
             self.alive.add(event.peer)
             return self._from_worker(event.peer, event.msg, now)
         raise TypeError(f"edge: unknown event {event!r}")
