@@ -136,13 +136,24 @@ def minimal_K(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> int:
     return K
 
 
+# Largest K accepted: the placement and encoding matrices grow as M x K (K = 900000 took
+# 8 s and 748 MB); more partitions than this is more than any data set here has rows.
+MAX_K = 100_000
+
+
 def check_K(workers_per_edge: Sequence[int], s_e: int, s_w: int, K: int | None) -> int:
-    """Return K (the minimal one when None) after checking that it gives integer loads."""
+    """Return K (the minimal one when None) after checking that it gives integer loads
+    and is at most ``MAX_K``."""
     K0 = minimal_K(workers_per_edge, s_e, s_w)
     if K is None:
         return K0
     if isinstance(K, bool) or not isinstance(K, int | np.integer) or K < 1:
         raise InfeasibleCodeError(f"K: must be a positive integer, got {K!r}")
+    if K > MAX_K:
+        raise InfeasibleCodeError(
+            f"K={K}: must be <= {MAX_K} (memory and time grow with K); "
+            f"valid K for this topology are the multiples of {K0} up to {MAX_K}"
+        )
     if K % K0:
         raise InfeasibleCodeError(
             f"K={K}: K(s_e+1)m_i/M and K(s_e+1)(s_w+1)/M must be integers; "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -75,12 +76,48 @@ def _from_scenario(path: Path, scheme: str) -> dict[str, Any]:
     return master_config(scenario, plan, scenario.training.iterations, "full")
 
 
+def _check_config(config: dict[str, Any], source: str) -> None:
+    """The run description as given, before flags override parts of it: parse_config's
+    message names the field (e.g. ``training`` holding a number)."""
+    from services.master.config import ConfigError, parse_config
+
+    for key in ("training", "code", "emulation_spec"):
+        # parse_config would call dict() on these and fail with "'int' object is not iterable"
+        if key in config and not isinstance(config[key], dict):
+            raise UsageError(
+                f"--config {source}: {key}: must be a JSON object, got {type(config[key]).__name__}"
+            )
+    try:
+        parse_config(dict(config))
+    except (ConfigError, ValueError, TypeError, AttributeError) as exc:
+        raise UsageError(f"--config {source}: {exc}") from None
+
+
+def _check_learning_specs(config: dict[str, Any]) -> None:
+    """data_spec / model_spec checked here, before any process starts (the master would
+    otherwise fail during start-up with the same message buried in its log)."""
+    from common.learning import LearningSpecError, validate_data_spec, validate_model_spec
+
+    for key, check in (("data_spec", validate_data_spec), ("model_spec", validate_model_spec)):
+        try:
+            check(config.get(key))
+        except (LearningSpecError, ValueError, TypeError) as exc:
+            flag = {"data_spec": "--data", "model_spec": "--model"}[key]
+            raise UsageError(f"{key} ({flag}): {exc}") from None
+
+
 def build_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.config is not None:
         try:
             config = json.loads(args.config.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"--config {args.config}: {exc}") from None
+        if not isinstance(config, dict):
+            raise UsageError(
+                f"--config {args.config}: must hold a JSON object (the run description), "
+                f"got {type(config).__name__}"
+            )
+        _check_config(config, str(args.config))
     elif args.scenario is not None:
         config = _from_scenario(args.scenario, args.scheme)
     else:
@@ -107,15 +144,16 @@ def run(args: argparse.Namespace) -> int:
     from services.master.config import ConfigError, parse_config
 
     config = build_config(args)
+    _check_learning_specs(config)
     try:
         parse_config(dict(config))
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, TypeError, AttributeError) as exc:
         raise UsageError(str(exc)) from None
     try:
         with LocalCluster(config, workdir=args.workdir) as cluster:
             return _follow(cluster, args)
     except ClusterError as exc:
-        print(f"hgc cluster: {exc}")
+        print(f"hgc cluster: {exc}", file=sys.stderr)
         return 1
 
 
@@ -132,12 +170,18 @@ def _follow(cluster: Any, args: argparse.Namespace) -> int:
         if finished:
             break
         if time.monotonic() > deadline:
-            print(f"hgc cluster: no end after {args.timeout} s; stopping the cluster")
+            print(
+                f"hgc cluster: no end after {args.timeout} s; stopping the cluster",
+                file=sys.stderr,
+            )
             return 1
         time.sleep(0.1)
     status = int(cluster.wait())
     if status != 0:
-        print(f"master exited with status {status}:\n{cluster.log('master', 5)}")
+        print(
+            f"hgc cluster: master exited with status {status}:\n{cluster.log('master', 5)}",
+            file=sys.stderr,
+        )
     if args.workdir:
         print(f"logs, record and params in {args.workdir}")
     return status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from fractions import Fraction
 
@@ -17,6 +18,7 @@ from common.coding import (
     make_code,
     optimal_load_fraction,
 )
+from common.coding.bounds import MAX_K
 from common.coding.lagrange import DEFAULT_POINTS, POINT_KINDS
 
 HELP = "build a hierarchical (or baseline) gradient code and print it"
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_TOLERANCE,
         help="refuse codes whose estimated worst relative decode error exceeds this "
-        f"(default {DEFAULT_TOLERANCE:g}; 0 disables the check)",
+        f"(default {DEFAULT_TOLERANCE:g}; inf turns the check off)",
     )
     parser.add_argument("--json", action="store_true", help="write the whole code as JSON")
 
@@ -60,6 +62,32 @@ def parse_workers(text: str, n_edges: int) -> list[int]:
     return m
 
 
+def check_tolerance(tolerance: float) -> None:
+    """A finite positive tolerance, or ``inf`` (the explicit off switch); UsageError else.
+
+    NaN compares false with everything, so it would silently turn the check off; 0 would
+    refuse every code (or, before, meant "off"): both are refused rather than guessed at.
+    """
+    if math.isnan(tolerance) or tolerance <= 0:
+        raise UsageError(
+            f"--tolerance: must be a positive number (or inf to turn the check off), "
+            f"got {tolerance}"
+        )
+
+
+def warn_if_unchecked(code: Code, tolerance: float) -> None:
+    """With the check off, warn on stderr when the estimate exceeds the default tolerance."""
+    if not math.isinf(tolerance):
+        return
+    err = code.decode_error_estimate()
+    if not err <= DEFAULT_TOLERANCE:  # also catches a NaN estimate
+        print(
+            f"hgc code: WARNING: decode error estimate {err:.3g} exceeds the default "
+            f"tolerance {DEFAULT_TOLERANCE:g}; decoded gradients may be garbage",
+            file=sys.stderr,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     m = parse_workers(args.workers, args.edges)
     flat = args.scheme.startswith("flat-")
@@ -67,8 +95,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--s: required for {args.scheme} (stragglers among all M workers)")
     if not flat and args.s is not None:
         raise UsageError(f"--s: only for flat-frc/flat-crc; {args.scheme} takes --se and --sw")
-    if args.tolerance < 0:
-        raise UsageError(f"--tolerance: must be >= 0, got {args.tolerance}")
+    check_tolerance(args.tolerance)
+    if args.partitions is not None and args.partitions > MAX_K:
+        # also checked by the coding core's check_K; here too because the 0/1 (fr) path
+        # accepts an explicit K without calling it
+        raise UsageError(f"--partitions: K={args.partitions} must be <= {MAX_K}")
     try:
         code = make_code(
             args.scheme,
@@ -78,10 +109,11 @@ def run(args: argparse.Namespace) -> int:
             s=args.s,
             K=args.partitions,
             points=args.points,
-            tolerance=args.tolerance or None,
+            tolerance=None if math.isinf(args.tolerance) else args.tolerance,
         )
     except InfeasibleCodeError as exc:
         raise UsageError(str(exc)) from None
+    warn_if_unchecked(code, args.tolerance)
     if args.json:
         out = code.to_json()
         out["decode_error_estimate"] = code.decode_error_estimate()

@@ -77,12 +77,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.scenario is None:
         raise UsageError("SCENARIO is required (or --cleanup)")
+    if args.scenario.is_dir():
+        raise UsageError(f"SCENARIO: is a directory, not a scenario file: {args.scenario}")
     if not args.scenario.is_file():
         raise UsageError(f"SCENARIO: no such file {args.scenario}")
     if args.iterations is not None and args.iterations < 1:
         raise UsageError(f"--iterations: must be >= 1, got {args.iterations}")
     from common.scenario import ScenarioError, load_scenario
     from common.testbed.launcher import RunRequest, run_testbed
+    from common.testbed.runfolder import RunFolderError, prepare_folder
+
+    if args.out is not None:  # before any work, so a bad --out loses nothing
+        try:
+            prepare_folder(args.out)
+        except RunFolderError as exc:
+            raise UsageError(f"--out: {exc}") from None
 
     try:
         scenario = load_scenario(args.scenario)
@@ -101,4 +110,6 @@ def run(args: argparse.Namespace) -> int:
         outcome = run_testbed(request)
     except PermissionError as exc:  # e.g. --network kernel without root
         raise UsageError(str(exc)) from exc
+    except RunFolderError as exc:  # the default runs/<scenario>-<stamp>/ not writable
+        raise UsageError(str(exc)) from None
     return 0 if outcome.ok else 1

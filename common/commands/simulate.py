@@ -27,6 +27,9 @@ from common.perf.simulator import (
 from common.perf.system import SystemModel
 
 HELP = "simulate every scheme of a scenario and compare iteration times"
+# Monte Carlo draws are held in memory (schemes x iterations x workers floats): 10^9
+# iterations asked numpy for 22.4 GiB in one array; 10^6 needs ~1/1000 of that.
+MAX_ITERATIONS = 1_000_000
 INTENSITIES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 SLOWDOWNS = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0)
 
@@ -54,6 +57,8 @@ def load_scenario_model(path: str) -> tuple[Any, SystemModel, Tolerances]:
     """Scenario, its SystemModel and the fixed schemes' tolerances; UsageError on bad input."""
     from common.scenario import ScenarioError, load_scenario
 
+    if Path(path).is_dir():
+        raise UsageError(f"SCENARIO: is a directory, not a scenario file: {path}")
     if not Path(path).is_file():
         raise UsageError(f"SCENARIO: no such file: {path}")
     try:
@@ -67,17 +72,31 @@ def load_scenario_model(path: str) -> tuple[Any, SystemModel, Tolerances]:
 
 
 def _check(args: argparse.Namespace, n_edges: int) -> None:
-    if args.iterations < 2:
-        raise UsageError(f"--iterations: must be >= 2, got {args.iterations}")
-    if args.sweep_iterations < 2:
-        raise UsageError(f"--sweep-iterations: must be >= 2, got {args.sweep_iterations}")
+    checks = (("--iterations", args.iterations), ("--sweep-iterations", args.sweep_iterations))
+    for flag, value in checks:
+        if not 2 <= value <= MAX_ITERATIONS:
+            raise UsageError(f"{flag}: must be in [2, {MAX_ITERATIONS}], got {value}")
     if not 0 <= args.slow_edge < n_edges:
         raise UsageError(f"--slow-edge: must be in [0, {n_edges - 1}], got {args.slow_edge}")
+
+
+def prepare_out(out: Path) -> None:
+    """Create ``out`` (a directory) and check it is writable; UsageError naming --out."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".hgc-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        why = "exists and is not a directory" if isinstance(exc, FileExistsError) else exc
+        raise UsageError(f"--out {out}: cannot write there: {why}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     scenario, system, tol = load_scenario_model(args.scenario)
     _check(args, system.n_edges)
+    if args.out:
+        prepare_out(Path(args.out))  # before any work, so a bad --out loses nothing
     schemes = tuple(scenario.schemes) + ("hgc-best-fixed",)
     if "hgc" not in scenario.schemes:
         schemes = tuple(scenario.schemes)

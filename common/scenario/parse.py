@@ -64,17 +64,35 @@ TOP_LEVEL_KEYS = (
 )
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: the problem and where (1-based line and column); PyYAML's own message spans
+    several lines with the offending text and a caret."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem is None:
+        return " ".join(str(exc).split())
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{problem}{where}" + (f" ({context})" if context else "")
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a YAML scenario; relative paths in it resolve against its folder."""
     path = Path(path)
+    if path.is_dir():
+        raise ScenarioError("", f"cannot read scenario {path}: is a directory")
     try:
         text = path.read_text()
     except OSError as exc:
         raise ScenarioError("", f"cannot read scenario {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            "", f"cannot read scenario {path}: not UTF-8 text ({exc.reason})"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ScenarioError("", f"{path}: not valid YAML: {exc}") from None
+        raise ScenarioError("", f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     if data is None:
         raise ScenarioError("", f"{path}: the scenario file is empty")
     return parse_scenario(data, base_dir=path.resolve().parent, source=path)

@@ -122,13 +122,29 @@ def format_table(results: dict[str, SchemeResult]) -> str:
     return "\n".join(lines)
 
 
+class RunFolderError(ValueError):
+    """The run folder cannot be created or written; the message names the path and why."""
+
+
+def prepare_folder(path: Path) -> None:
+    """Create ``path`` and check a file can be written in it, before any work starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".hgc-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        why = "exists and is not a directory" if isinstance(exc, FileExistsError) else exc
+        raise RunFolderError(f"run folder {path}: cannot write there: {why}") from None
+
+
 class RunFolder:
     """Writes one run's folder; every ``write_*`` may be called as soon as its data exists,
     so an interrupted run still leaves what it measured so far."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.mkdir(parents=True, exist_ok=True)
+        prepare_folder(path)
 
     def write_inputs(self, scenario_file: Path, seed: int) -> None:
         shutil.copyfile(scenario_file, self.path / "scenario.yaml")

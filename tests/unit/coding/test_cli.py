@@ -85,12 +85,36 @@ def test_flat_json_has_s_and_null_edge_targets(capsys) -> None:  # type: ignore[
         (["--edges", "3", "--workers", "3", "--scheme", "flat-frc"], "--s: required"),
         (["--edges", "3", "--workers", "3", "--s", "1"], "--s: only for flat"),
         (["--edges", "3", "--workers", "3", "--se", "1", "--sw", "1", "-K", "10"], "K=10"),
+        (["--edges", "3", "--workers", "3", "-K", "900000"], "K=900000 must be <= 100000"),
+        (["--edges", "3", "--workers", "3", "-K", "900000000"], "must be <= 100000"),
+        (["--edges", "3", "--workers", "3", "--tolerance", "nan"], "--tolerance: must be"),
+        (["--edges", "3", "--workers", "3", "--tolerance", "0"], "or inf to turn the check off"),
+        (["--edges", "3", "--workers", "3", "--tolerance", "-1"], "--tolerance: must be"),
     ],
 )
 def test_invalid_or_infeasible_requests_exit_2_with_the_reason(capsys, argv, message) -> None:  # type: ignore[no-untyped-def]
     rc, out, err = run_cli(capsys, *argv)
     assert rc == 2 and out == ""
     assert message in err and err.startswith("hgc code: error:")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+# one edge of 40 workers tolerating 25: a Lagrange code with a ~6e-3 decode error estimate
+UNSTABLE = ("--edges", "1", "--workers", "40", "--sw", "25")
+
+
+def test_tolerance_inf_turns_the_check_off_with_a_warning_on_stderr(capsys) -> None:  # type: ignore[no-untyped-def]
+    rc, out, err = run_cli(capsys, *UNSTABLE)
+    assert rc == 2 and "exceeds the tolerance" in err  # the default refuses it
+    rc, out, err = run_cli(capsys, *UNSTABLE, "--tolerance", "inf")
+    assert rc == 0 and "decode error estimate" in out
+    warnings = [line for line in err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "exceeds the default tolerance" in warnings[0]
+
+
+def test_tolerance_inf_on_a_stable_code_prints_no_warning(capsys) -> None:  # type: ignore[no-untyped-def]
+    rc, _, err = run_cli(capsys, "--edges", "3", "--workers", "3", "--tolerance", "inf")
+    assert rc == 0 and "WARNING" not in err
 
 
 def hgc_script() -> str:
@@ -159,3 +183,12 @@ def test_integer_points_reproduce_the_spec_worked_example(capsys) -> None:  # ty
         ],
         atol=1e-15,
     )
+
+
+def test_the_coding_core_caps_K_with_the_limit_in_the_message() -> None:
+    from common.coding import InfeasibleCodeError
+    from common.coding.bounds import MAX_K
+
+    with pytest.raises(InfeasibleCodeError, match=f"must be <= {MAX_K}"):
+        make_code("hgc", [3, 3, 3], 1, 1, K=9 * (MAX_K // 9 + 1))
+    assert make_code("hgc", [3, 3, 3], 1, 1, K=9 * 10).K == 90  # below the cap: fine

@@ -98,7 +98,7 @@ def test_optimize_prints_choice_and_alternatives(capsys):
     [
         (["simulate", "no/such.yaml"], "no such file"),
         (["optimize", "no/such.yaml"], "no such file"),
-        (["simulate", "HOMO", "--iterations", "1"], "--iterations: must be >= 2"),
+        (["simulate", "HOMO", "--iterations", "1"], "--iterations: must be in [2, 1000000]"),
         (["simulate", "HOMO", "--slow-edge", "9"], "--slow-edge: must be in [0, 2]"),
     ],
 )
