@@ -46,20 +46,30 @@ def straggler_patterns(
             gone = set(out)
             yield tuple(j for j in range(N) if j not in gone)
         return
-    seen: set[tuple[int, ...]] = set()
-    for start in range(N):  # consecutive stragglers: the worst case of the cyclic placements
-        gone = {(start + t) % N for t in range(s)}
-        seen.add(tuple(j for j in range(N) if j not in gone))
-    if points is not None:
-        order = np.argsort(points).tolist()
-        for start in range(N - s + 1):
-            gone = set(order[start : start + s])
-            seen.add(tuple(j for j in range(N) if j not in gone))
+    seen = set(adversarial_patterns(N, s, points))
     rng = np.random.default_rng(seed)
     for _ in range(samples):
         gone = set(rng.choice(N, size=s, replace=False).tolist())
         seen.add(tuple(j for j in range(N) if j not in gone))
     yield from sorted(seen)
+
+
+def adversarial_patterns(N: int, s: int, points: np.ndarray | None = None) -> list[tuple[int, ...]]:
+    """Sorted responder sets (size N - s) whose stragglers are consecutive, without repeats.
+
+    First the N cyclic windows of s consecutive node indices (wrap-around included: the worst
+    case of the cyclic placements), then, when ``points`` (shape (N,)) is given, the
+    N - s + 1 windows of s consecutive points in increasing order (the stragglers bunched at
+    one end or in the middle of the interval).
+    """
+    windows = [{(start + t) % N for t in range(s)} for start in range(N)]
+    if points is not None:
+        order = np.argsort(points).tolist()
+        windows += [set(order[start : start + s]) for start in range(N - s + 1)]
+    out: dict[tuple[int, ...], None] = {}
+    for gone in windows:
+        out.setdefault(tuple(j for j in range(N) if j not in gone), None)
+    return list(out)
 
 
 def _distinct_columns(tier: Tier) -> tuple[np.ndarray, list[tuple[int, ...]]]:
@@ -142,8 +152,10 @@ def measured_decode_error(
 
     Random partition gradients g_k (shape (K, P), standard normal); every straggler pattern
     if there are at most ``exhaustive_limit``, otherwise ``samples`` random ones plus the
-    adversarial ones (consecutive windows of indices and of points at both tiers). Returns
-    (worst error, patterns tried).
+    adversarial ones: every edge set of ``adversarial_patterns`` (consecutive windows of edge
+    indices, wrap-around included, and of edge points) combined with every r-th worker
+    window, the same r under every edge that answers (so all edges lose their r-th window
+    at once). Returns (worst error, patterns tried).
     """
     rng = np.random.default_rng(seed)
     G = rng.standard_normal((code.K, P))  # type: ignore[attr-defined]
@@ -196,12 +208,20 @@ def measured_decode_error(
         )
         for i in range(n)
     ]
-    for t in range(samples + len(edge_sets)):
+    for t in range(samples):
         F = edge_sets[t % len(edge_sets)]
-        if t < samples:
-            choice = {i: worker_sets[i][rng.integers(len(worker_sets[i]))] for i in F}
-        else:  # adversarial: every edge loses its first consecutive window
-            choice = {i: worker_sets[i][0] for i in F}
+        choice = {i: worker_sets[i][rng.integers(len(worker_sets[i]))] for i in F}
         worst = max(worst, decode(F, choice))
         tried += 1
+    worker_windows = [
+        adversarial_patterns(m[i], s_w, code.worker_tiers[i].points)  # type: ignore[attr-defined]
+        for i in range(n)
+    ]
+    rounds = max(len(w) for w in worker_windows)
+    for F in adversarial_patterns(n, s_e, edge_pts):
+        for r in range(rounds):
+            worst = max(
+                worst, decode(F, {i: worker_windows[i][r % len(worker_windows[i])] for i in F})
+            )
+            tried += 1
     return worst, tried
