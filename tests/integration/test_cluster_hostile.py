@@ -18,7 +18,7 @@ import zmq
 from prometheus_client import CollectorRegistry
 
 from common.learning import build_model, load_dataset, partition_rows
-from common.runtime.codec import PROTOCOL_VERSION, decode, encode
+from common.runtime.codec import DEFAULT_LIMITS, PROTOCOL_VERSION, decode, encode
 from common.runtime.messages import (
     ModelUpdate,
     Shutdown,
@@ -34,13 +34,21 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def hostile_frames() -> dict[str, list[bytes]]:
-    """One multipart message per kind of bad input (what each should be counted as)."""
+    """One multipart message per kind of bad input; ``HOSTILE_REASONS`` says how each must
+    be counted (the ``reason`` label) once it comes from an identity the node accepts."""
     good = [bytes(f) for f in encode(ModelUpdate(0, np.arange(16, dtype=np.float64)))]
     rng = np.random.default_rng(7)
     header = {"v": PROTOCOL_VERSION, "op": "model_update", "iteration": 0}
+
+    def shaped(shape: object) -> list[bytes]:
+        spec = {"field": "params", "dtype": "float64", "shape": shape}
+        return [msgpack.packb({**header, "arrays": [spec]}), b""]
+
     return {
         "truncated": [good[0], good[1][:-8]],
-        "oversized": [b"\x81" + b"\x00" * (2 << 20)],
+        # over the default limits, under zmq's MAXMSGSIZE, so the codec does see them
+        "oversized_header": [b"\x81" + b"\x00" * DEFAULT_LIMITS.max_header_bytes],
+        "too_many_frames": [b"\x80"] * (DEFAULT_LIMITS.max_frames + 1),
         "version": [msgpack.packb({**header, "v": 99, "arrays": []})],
         "dtype": [
             msgpack.packb(
@@ -51,15 +59,56 @@ def hostile_frames() -> dict[str, list[bytes]]:
         "random": [rng.bytes(64), rng.bytes(200)],
         "unknown_op": [msgpack.packb({"v": PROTOCOL_VERSION, "op": "rm -rf", "arrays": []})],
         "empty": [b""],
+        "huge_zero_size_shape": shaped([2**63 - 1, 0]),  # audit #1: this killed an edge
+        "negative_shape": shaped([-1, 0]),
+        "float_shape": shaped([1.5]),
+        "bool_shape": shaped([True]),
     }
 
 
-def dropped(registry: CollectorRegistry, role: str) -> float:
-    total = 0.0
+HOSTILE_REASONS = {
+    "truncated": "malformed",
+    "oversized_header": "oversized",
+    "too_many_frames": "oversized",
+    "version": "version",
+    "dtype": "malformed",
+    "random": "malformed",
+    "unknown_op": "unknown_op",
+    "empty": "malformed",
+    "huge_zero_size_shape": "malformed",
+    "negative_shape": "malformed",
+    "float_shape": "malformed",
+    "bool_shape": "malformed",
+}
+CODEC_REASONS = ("malformed", "oversized", "unknown_op", "version")
+
+
+def expected_drops(times: int = 1) -> dict[str, int]:
+    """Per-reason drop counts for sending every hostile frame ``times`` times."""
+    counts = dict.fromkeys(CODEC_REASONS, 0)
+    for name in hostile_frames():
+        counts[HOSTILE_REASONS[name]] += times
+    return counts
+
+
+def by_reason(registry: CollectorRegistry, role: str) -> dict[str, float]:
+    """``hgc_<role>_messages_dropped_total`` per reason label."""
+    out: dict[str, float] = {}
     for metric in registry.collect():
         if metric.name == f"hgc_{role}_messages_dropped":
-            total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
-    return total
+            for s in metric.samples:
+                if s.name.endswith("_total"):
+                    out[s.labels["reason"]] = out.get(s.labels["reason"], 0.0) + s.value
+    return out
+
+
+def codec_drops(registry: CollectorRegistry, role: str) -> dict[str, float]:
+    counts = by_reason(registry, role)
+    return {r: counts.get(r, 0.0) for r in CODEC_REASONS}
+
+
+def dropped(registry: CollectorRegistry, role: str) -> float:
+    return sum(by_reason(registry, role).values())
 
 
 def _recv(sock: zmq.Socket, timeout_s: float = 20.0) -> tuple[str, Any]:
@@ -100,7 +149,11 @@ def test_worker_survives_hostile_frames_and_still_computes_exactly() -> None:
             edge.send_multipart([ident, *frames])
         edge.send_multipart([ident, *encode(setup)])
         _recv_op(edge, "ready")
-        poll_for(lambda: dropped(registry, "worker") >= 7, 10, what="hostile frames counted")
+        poll_for(
+            lambda: codec_drops(registry, "worker") == expected_drops(1),
+            10,
+            what="hostile frames counted by reason",
+        )
         params = np.linspace(-0.1, 0.1, 650)
         edge.send_multipart([ident, *encode(ModelUpdate(5, params))])
         for frames in hostile_frames().values():
@@ -113,7 +166,11 @@ def test_worker_survives_hostile_frames_and_still_computes_exactly() -> None:
         rows = partition_rows(data.n_train, 4)
         g = [model.gradient_sum(params, data.X_train[r], data.y_train[r]) for r in rows]
         np.testing.assert_allclose(grad.vector, 0.5 * g[1] - 2.0 * g[3], rtol=1e-12)
-        assert dropped(registry, "worker") >= 14
+        poll_for(
+            lambda: codec_drops(registry, "worker") == expected_drops(2),
+            10,
+            what="second round counted by reason",
+        )
         edge.send_multipart([ident, *encode(Shutdown(-1, "test over"))])
         t.join(20)
         assert status == [0]
@@ -121,7 +178,18 @@ def test_worker_survives_hostile_frames_and_still_computes_exactly() -> None:
         edge.close()
 
 
+def _dealer(ctx: zmq.Context, port: int, identity: bytes) -> zmq.Socket:
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.ROUTING_ID, identity)
+    s.connect(f"tcp://127.0.0.1:{port}")
+    return s
+
+
 def test_master_and_edge_survive_hostile_frames_and_training_completes() -> None:
+    """Each node's codec checks are exercised from an identity it accepts: edge-0 and
+    worker-1-1 are killed and raw DEALERs take their names (within s_e = s_w = 1), so the
+    frames are decoded and counted by reason, not all rejected as unknown_peer."""
     config = {
         "code": {"scheme": "hgc", "workers_per_edge": [2, 2, 2], "s_e": 1, "s_w": 1},
         "data_spec": {"kind": "digits"},
@@ -133,27 +201,55 @@ def test_master_and_edge_survive_hostile_frames_and_training_completes() -> None
     }
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     with InProcessCluster(config) as cluster:
-        socks = []
-        for node in ("master", "edge-1"):
-            for identity in (b"intruder", b"worker-1-0" if node == "edge-1" else b"edge-9"):
-                s = ctx.socket(zmq.DEALER)
-                s.setsockopt(zmq.LINGER, 0)
-                s.setsockopt(zmq.ROUTING_ID, identity)
-                s.connect(f"tcp://127.0.0.1:{cluster.ports[node]}")
-                socks.append(s)
-        for s in socks:
+        cluster.kill("edge-0")
+        cluster.kill("worker-1-1")
+        impostors = {
+            "master": _dealer(ctx, cluster.ports["master"], b"edge-0"),
+            "edge-1": _dealer(ctx, cluster.ports["edge-1"], b"worker-1-1"),
+        }
+        # identities the node must refuse before decoding (worker-1-2: j >= m_1 = 2)
+        intruders = [
+            _dealer(ctx, cluster.ports[node], ident)
+            for node, ident in [
+                ("master", b"intruder"),
+                ("master", b"edge-9"),
+                ("edge-1", b"intruder"),
+                ("edge-1", b"worker-1-2"),
+                ("edge-1", b"worker-0-0"),
+            ]
+        ]
+        for s in [*impostors.values(), *intruders]:
             for frames in hostile_frames().values():
                 s.send_multipart(frames)
-            # well-formed but not from a registered peer / for no current iteration
-            s.send_multipart(encode(WorkerGradient(10**6, 1, 0, np.ones(650), 0.0)))
+        n = len(hostile_frames())
+        for node in impostors:
+            role = node.split("-")[0]
+            reg = cluster.registries[node]
+            poll_for(
+                lambda: codec_drops(reg, role) == expected_drops(1),  # noqa: B023
+                30,
+                what=f"{node} to count hostile frames by reason",
+            )
+            poll_for(
+                lambda: by_reason(reg, role).get("unknown_peer", 0) >= 2 * n,  # noqa: B023
+                30,
+                what=f"{node} to refuse the intruders",
+            )
+        edge = cluster.runners["edge-1"]
+        alive_at_edge = set(edge.down.alive)
+        peers_alive = cluster.registries["edge-1"].get_sample_value("hgc_edge_peers_alive")
         status = cluster.wait()
         records = cluster.records()
-        master_drops = dropped(cluster.registries["master"], "master")
-        edge_drops = dropped(cluster.registries["edge-1"], "edge")
-        for s in socks:
+        final = {
+            node: codec_drops(cluster.registries[node], node.split("-")[0]) for node in impostors
+        }
+        for s in [*impostors.values(), *intruders]:
             s.close()
     assert status == 0
     assert [r["iteration"] for r in records] == list(range(15))
     assert all(r["ok"] for r in records)
-    assert master_drops >= 8  # every frame from an identity that is not an edge
-    assert edge_drops >= 8
+    for node, counts in final.items():  # nothing else the run did looks like hostile input
+        assert counts == expected_drops(1), node
+    # the intruders never count as live workers (audit #13); only the real worker-1-0 does
+    assert alive_at_edge == {"worker-1-0"}
+    assert peers_alive == 1
