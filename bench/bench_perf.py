@@ -13,6 +13,7 @@ from bench import Result
 from common.perf import exhaustive_jncss, greedy_jncss, make_plan, simulate_plan
 from common.perf.exact import exact_distribution
 from common.perf.model import compile_plan
+from common.perf.random_systems import random_small_system
 from common.perf.system import EdgeProfile, Link, SystemModel, WorkerProfile
 
 SECTION = "perf"
@@ -81,31 +82,11 @@ def bench_optimiser(quick: bool) -> list[Result]:
     ]
 
 
-def random_small(rng: np.random.Generator) -> SystemModel:
-    m = tuple(int(x) for x in rng.integers(2, 4, size=int(rng.integers(2, 4))))
-    workers = tuple(
-        tuple(
-            WorkerProfile(
-                float(rng.uniform(0.2, 2)),
-                float(rng.uniform(0.3, 5)),
-                link=Link(float(rng.uniform(0, 0.02)), 0, float(rng.uniform(1e6, 1e8))),
-            )
-            for _ in range(mi)
-        )
-        for mi in m
-    )
-    edges = tuple(
-        EdgeProfile(uplink=Link(float(rng.uniform(0, 0.05)), 0, float(rng.uniform(1e5, 1e8))))
-        for _ in m
-    )
-    return SystemModel(workers, edges, 100_000)
-
-
 def bench_gap(quick: bool) -> list[Result]:
     rng = np.random.default_rng(2024)
     gaps, hetero_gaps = [], []
     for _ in range(4 if quick else 12):
-        sys_ = random_small(rng)
+        sys_ = random_small_system(rng)
         gaps.append(greedy_jncss(sys_).best.mean_s / exhaustive_jncss(sys_).best.mean_s - 1)
         g, e = greedy_jncss(sys_, hetero=True), exhaustive_jncss(sys_, hetero=True)
         hetero_gaps.append(g.best.mean_s / e.best.mean_s - 1)

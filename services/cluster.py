@@ -29,7 +29,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -96,7 +96,29 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 # ===================================================================== subprocesses
-class LocalCluster:
+class _ClusterContext:
+    """``with`` support shared by the clusters: ``start()`` on entry (``close()`` and re-raise
+    if starting fails, so nothing is left running), ``close()`` on exit."""
+
+    def start(self, wait_ready: bool = True) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalCluster(_ClusterContext):
     """Master, edges and workers as real subprocesses; a context manager that always cleans up.
 
     Parameters
@@ -192,17 +214,6 @@ class LocalCluster:
         _LIVE.add(self)
 
     # ------------------------------------------------------------ life cycle
-    def __enter__(self) -> LocalCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def start(self, wait_ready: bool = True) -> None:
         """Start master, then edges, then workers (each once its parent's port is known)."""
         config_path = self.workdir / "run.json"
@@ -393,7 +404,7 @@ def _close_all() -> None:
 
 
 # ===================================================================== threads
-class InProcessCluster:
+class InProcessCluster(_ClusterContext):
     """Master, edges and workers as threads of this process, on real zmq sockets (loopback).
 
     Same run description as :class:`LocalCluster`. ``kill(node)`` ends a node's loop and
@@ -429,17 +440,6 @@ class InProcessCluster:
         self._start_master = start_master
         self._start_edge = start_edge
         self._run_worker = run_worker
-
-    def __enter__(self) -> InProcessCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _thread(self, node: str, fn: Callable[[], int]) -> None:
         def body() -> None:

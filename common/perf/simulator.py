@@ -17,7 +17,7 @@ import numpy as np
 
 from common.perf.api import communication, exact_available, expected_time, plan_scheme
 from common.perf.fit import optimisation_model
-from common.perf.jncss import MAX_EXHAUSTIVE, OptimizeResult, exhaustive_jncss, greedy_jncss
+from common.perf.jncss import MAX_EXHAUSTIVE, exhaustive_jncss, greedy_jncss
 from common.perf.model import compile_plan
 from common.perf.montecarlo import simulate_compiled
 from common.perf.plan import InfeasiblePlanError, Plan
@@ -257,14 +257,4 @@ def _candidate_dict(plan: Plan, mean_s: float) -> dict[str, Any]:
         "workers": [list(w) for w in plan.workers],
         "expected_time_s": mean_s,
         "plan": plan.describe(),
-    }
-
-
-def result_of(opt: OptimizeResult) -> dict[str, Any]:
-    """JSON-able summary of an :class:`OptimizeResult`."""
-    return {
-        **_candidate_dict(opt.best.plan, opt.best.mean_s),
-        "method": opt.method,
-        "evaluations": opt.evaluations,
-        "alternatives": [_candidate_dict(c.plan, c.mean_s) for c in opt.alternatives],
     }

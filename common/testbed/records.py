@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,13 +140,6 @@ def scheme_stats(scheme: str, records: Sequence[dict[str, Any]]) -> SchemeStats:
         worker_stragglers=sum(len(r.get("worker_stragglers") or []) for r in ok),
         total_wall_s=float(max(walls)) if walls else float(times.sum()),
     )
-
-
-def by_scheme(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        out.setdefault(str(r["scheme"]), []).append(r)
-    return out
 
 
 def wall_clock(records: Sequence[dict[str, Any]]) -> np.ndarray:

@@ -8,36 +8,17 @@ import pytest
 from common.perf import exhaustive_jncss, greedy_jncss
 from common.perf.jncss import evaluate
 from common.perf.plan import is_hgc_feasible
-from common.perf.system import EdgeProfile, Link, SystemModel, WorkerProfile
+from common.perf.random_systems import random_small_topology, random_system
 from tests.unit.perf.helpers import system
 
 GAP = 0.01  # allowed relative gap: grid discretisation of the two searches differs slightly
-
-
-def random_system(rng: np.random.Generator, m: tuple[int, ...]) -> SystemModel:
-    workers = tuple(
-        tuple(
-            WorkerProfile(
-                shift_s=float(rng.uniform(0.2, 2)),
-                rate=float(rng.uniform(0.3, 5)),
-                link=Link(float(rng.uniform(0, 0.02)), 0, float(rng.uniform(1e6, 1e8))),
-            )
-            for _ in range(mi)
-        )
-        for mi in m
-    )
-    edges = tuple(
-        EdgeProfile(uplink=Link(float(rng.uniform(0, 0.05)), 0, float(rng.uniform(1e5, 1e8))))
-        for _ in m
-    )
-    return SystemModel(workers, edges, 100_000)
 
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("hetero", [False, True])
 def test_greedy_matches_exhaustive_on_small_instances(seed, hetero):
     rng = np.random.default_rng(seed)
-    m = tuple(int(x) for x in rng.integers(2, 4, size=int(rng.integers(2, 4))))
+    m = random_small_topology(rng)
     sys_ = random_system(rng, m)
     g = greedy_jncss(sys_, hetero=hetero)
     e = exhaustive_jncss(sys_, hetero=hetero)
