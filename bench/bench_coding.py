@@ -113,12 +113,54 @@ def error_table(quick: bool) -> list[Result]:
     return out
 
 
+def grid_check(quick: bool) -> list[Result]:
+    """Issue 2's target over the homogeneous grid n = m_i = N <= 12, every s_e < n, s_w < m.
+
+    Every code with a polynomial tier is built and its error estimated; then the measured
+    worst error (``measured_decode_error``: exhaustive up to 100,000 patterns, else 10,000
+    random + every adversarial window combination) of every such code (full run) or of the
+    ``WORST_MEASURED`` worst by estimate (quick run) is checked against 1e-9.
+    """
+    estimates: list[tuple[float, int, int, int]] = []
+    for N in range(2, 13):
+        for s_e in range(N):
+            for s_w in range(N):
+                code = make_code("hgc", [N] * N, s_e, s_w, tolerance=None)
+                if isinstance(code, HierarchicalCode) and code.variant == "lagrange":
+                    estimates.append((code.decode_error_estimate(), N, s_e, s_w))
+    estimates.sort(reverse=True)
+    chosen = estimates[:WORST_MEASURED] if quick else estimates
+    worst, where, patterns = 0.0, "", 0
+    for _, N, s_e, s_w in chosen:
+        code = make_code("hgc", [N] * N, s_e, s_w, tolerance=None)
+        meas, tried = measured_decode_error(code, samples=10_000)
+        patterns += tried
+        if meas >= worst:
+            worst, where = meas, f"N={N} s_e={s_e} s_w={s_w}"
+    scope = f"{len(chosen)} worst-estimate" if quick else f"all {len(chosen)} polynomial"
+    return [
+        Result(
+            SECTION,
+            f"grid n=m<=12, {scope} codes, {patterns} patterns: worst measured ({where})",
+            worst,
+            "rel",
+            "<= 1e-9",
+            worst <= 1e-9,
+        ),
+        Result(SECTION, "grid n=m<=12: worst error estimate", estimates[0][0], "rel"),
+    ]
+
+
+WORST_MEASURED = 8  # codes measured by the quick grid check (the worst by estimate)
+
+
 def run(quick: bool) -> list[Result]:
     results: list[Result] = []
     for P in [10**5, 10**6] if quick else [10**6, 10**7]:
         results += bench_combine(P, repeats=5 if quick else 15)
     results += bench_construction(quick)
     results += error_table(quick)
+    results += grid_check(quick)
     return results
 
 
