@@ -80,13 +80,19 @@ EXHAUSTIVE: list[Config] = [((5,) * 5, 2, 3), ((6,) * 6, 4, 3), ((6, 5, 4, 6), 1
 TARGET = 1e-9  # issue 2: worst relative error in float64, n <= 12 and m_i <= 12
 
 
+def lagrange_code(m: tuple[int, ...], s_e: int, s_w: int) -> HierarchicalCode:
+    """The default hgc code, checked to have a polynomial (numerically non-trivial) tier."""
+    code = make_code("hgc", m, s_e, s_w)
+    assert isinstance(code, HierarchicalCode) and code.variant == "lagrange"
+    return code
+
+
 @pytest.mark.parametrize(("m", "s_e", "s_w"), HARD, ids=str)
 def test_worst_error_within_target_and_estimate_bounds_the_measurement(
     m: tuple[int, ...], s_e: int, s_w: int
 ) -> None:
     """Quick check on every run (300 random + the adversarial patterns)."""
-    code = make_code("hgc", m, s_e, s_w)
-    assert isinstance(code, HierarchicalCode) and code.variant == "lagrange"
+    code = lagrange_code(m, s_e, s_w)
     est = code.decode_error_estimate()
     measured, tried = measured_decode_error(code, samples=300)
     assert tried >= 300
@@ -99,8 +105,7 @@ def test_target_holds_over_ten_thousand_random_and_adversarial_patterns(
     m: tuple[int, ...], s_e: int, s_w: int
 ) -> None:
     """The issue's own measurement: >= 10,000 random patterns plus every adversarial one."""
-    code = make_code("hgc", m, s_e, s_w)
-    assert isinstance(code, HierarchicalCode) and code.variant == "lagrange"
+    code = lagrange_code(m, s_e, s_w)
     assert hierarchical_pattern_count(code) > 100_000  # so it is sampled, not exhaustive
     measured, tried = measured_decode_error(code, samples=10_000)
     # 10,000 random + (edge windows) x (worker windows) adversarial combinations
@@ -112,8 +117,7 @@ def test_target_holds_over_ten_thousand_random_and_adversarial_patterns(
 def test_target_holds_over_every_pattern_of_small_codes(
     m: tuple[int, ...], s_e: int, s_w: int
 ) -> None:
-    code = make_code("hgc", m, s_e, s_w)
-    assert isinstance(code, HierarchicalCode) and code.variant == "lagrange"
+    code = lagrange_code(m, s_e, s_w)
     count = hierarchical_pattern_count(code)
     assert count <= 100_000
     measured, tried = measured_decode_error(code)
@@ -135,8 +139,7 @@ def test_adversarial_patterns_are_the_consecutive_windows_with_wrap_around() -> 
 
 def test_measurement_can_fail_on_an_unstable_code() -> None:
     """Negative control: beyond n, m_i <= 12 the same measurement exceeds the target."""
-    code = make_code("hgc", (32,) * 2, 1, 16, tolerance=None)
-    assert isinstance(code, HierarchicalCode) and code.variant == "lagrange"
+    code = lagrange_code((32,) * 2, 1, 16)
     measured, _ = measured_decode_error(code, samples=200)
     assert measured > TARGET
 
