@@ -84,23 +84,28 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations is not None and args.iterations < 1:
         raise UsageError(f"--iterations: must be >= 1, got {args.iterations}")
     from common.scenario import ScenarioError, load_scenario
-    from common.testbed.launcher import RunRequest, run_testbed
+    from common.testbed.launcher import PortInUseError, RunRequest, check_metrics_ports, run_testbed
     from common.testbed.runfolder import RunFolderError, prepare_folder
-
-    if args.out is not None:  # before any work, so a bad --out loses nothing
-        try:
-            prepare_folder(args.out)
-        except RunFolderError as exc:
-            raise UsageError(f"--out: {exc}") from None
 
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenario}: {exc}") from exc
+    try:
+        check_metrics_ports(scenario, args.network)
+    except PortInUseError as exc:
+        raise UsageError(str(exc)) from None
+    schemes = parse_schemes(args.schemes) or scenario.schemes
+    if args.out is not None:  # last check, before any work, so a bad --out loses nothing
+        try:
+            prepare_folder(args.out)
+        except RunFolderError as exc:
+            raise UsageError(f"--out: {exc}") from None
+
     request = RunRequest(
         scenario_path=args.scenario,
         scenario=scenario,
-        schemes=parse_schemes(args.schemes) or scenario.schemes,
+        schemes=schemes,
         iterations=args.iterations or scenario.training.iterations,
         out=args.out,
         network=args.network,

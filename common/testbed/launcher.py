@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -244,7 +245,7 @@ def _run_scheme(
         error = follower.follow(req.iterations, _scheme_budget_s(scenario, req.iterations))
         info["fault_notes"] = follower.notes
     except ClusterError as exc:
-        error = str(exc)
+        error = one_line(str(exc))
     except KeyboardInterrupt:
         error = INTERRUPTED  # the caller writes what was measured, then re-raises
     finally:
@@ -261,6 +262,40 @@ def _fixed_metrics_ports(scenario: Scenario, names: NodeMap) -> dict[str, int]:
         return {}
     index = {node: k for k, node in enumerate(scenario.node_names())}
     return {pos: base + index[topo] for pos, topo in names.to_topology.items()}
+
+
+class PortInUseError(ValueError):
+    """A fixed port the scenario asks for is already taken; the message names it."""
+
+
+def check_metrics_ports(scenario: Scenario, network: str | None = None) -> None:
+    """Pre-flight for ``ports.metrics_base_port``: every node's fixed /metrics port must be
+    free on 127.0.0.1 before any scheme starts (a node that cannot bind exits with status 2
+    mid-run). Kernel networking binds inside namespaces, so there is nothing to check here.
+    """
+    base = scenario.ports.metrics_base_port
+    if base is None or (network or scenario.emulation.network) == "kernel":
+        return
+    for k, node in enumerate(scenario.node_names()):
+        with socket.socket() as probe:
+            # as the metrics server does (socketserver allow_reuse_address): TIME_WAIT is fine
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", base + k))
+            except OSError as exc:
+                raise PortInUseError(
+                    f"ports.metrics_base_port: port {base + k} (= {base} + {k}, for {node}) "
+                    f"on 127.0.0.1 is not free: {exc.strerror or exc}"
+                ) from None
+
+
+def one_line(error: str) -> str:
+    """A node that refused to start (exit status 2) printed one line saying why, the last
+    line of its log: show the headline and that line, not the whole log tail."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if len(lines) > 1 and "status 2" in lines[0]:
+        return f"{lines[0].rstrip(':')}: {lines[-1]}"
+    return error
 
 
 def _netns(hw: EmulatedHardware, node: str) -> str | None:
@@ -305,7 +340,9 @@ class _Follower:
             time.sleep(POLL_S)
         status = self.cluster.wait(timeout=30)
         if status != 0:
-            return f"master exited with status {status}:\n{self.cluster.log('master', 15)}"
+            return one_line(
+                f"master exited with status {status}:\n{self.cluster.log('master', 15)}"
+            )
         ok = sum(1 for r in read_records(self.cluster.record_path) if r.get("ok"))
         return None if ok else "no successful iteration"
 

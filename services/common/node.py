@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from common.runtime.metrics import NodeMetrics
+from prometheus_client import CollectorRegistry
+
+from common.runtime.metrics import NodeMetrics, serve_metrics
 from common.runtime.transport import TransportConfig
 
 EXTERNAL_EMULATION_ENV = "HGC_EMULATION_EXTERNAL"
@@ -26,6 +29,53 @@ EXTERNAL_EMULATION_ENV = "HGC_EMULATION_EXTERNAL"
 def env_name(flag: str) -> str:
     """``--edge-addr`` -> ``HGC_EDGE_ADDR``."""
     return "HGC_" + flag.lstrip("-").replace("-", "_").upper()
+
+
+class NodeParser(argparse.ArgumentParser):
+    """Argument errors as one line on stderr and exit status 2 (no usage block): the
+    launcher shows a failed node's last log line, which must say what was wrong."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parser(prog: str, description: str | None) -> NodeParser:
+    return NodeParser(prog=prog, description=description)
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0..65535 (0 = any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port in 0..65535, got {port}")
+    return port
+
+
+# tcp://HOST:PORT with HOST a name, an IPv4 address, [IPv6] or * (bind only)
+_TCP_ADDRESS = re.compile(r"tcp://(\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d+)")
+
+
+def zmq_address(text: str, *, bind: bool = False) -> str:
+    """``tcp://host:port`` (port 0 and host ``*`` only where we bind) or ``ipc://path``."""
+    if text.startswith("ipc://") and len(text) > len("ipc://"):
+        return text
+    match = _TCP_ADDRESS.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected tcp://host:port, got {text!r}")
+    port, lowest = int(match.group(2)), 0 if bind else 1
+    if not lowest <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in {lowest}..65535, got {port}")
+    if match.group(1) == "*" and not bind:
+        raise argparse.ArgumentTypeError(f"cannot connect to host '*': {text!r}")
+    return text
+
+
+def bind_address(text: str) -> str:
+    """A ``zmq_address`` to bind: port 0 (any free port) and host ``*`` allowed."""
+    return zmq_address(text, bind=True)
 
 
 def add_flag(
@@ -39,20 +89,36 @@ def add_flag(
 ) -> None:
     """A flag whose default comes from ``HGC_<FLAG>`` when set (a bad value names both)."""
     env = env_name(flag)
+    convert = type
+
+    def checked(text: str) -> Any:
+        # argparse shows only an ArgumentTypeError's own text: make it name the env too
+        try:
+            return convert(text)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{exc} (flag {flag} or env {env})") from None
+        except (TypeError, ValueError):
+            name = getattr(convert, "__name__", "")
+            raise argparse.ArgumentTypeError(
+                f"invalid {name} value: {text!r} (flag {flag} or env {env})"
+            ) from None
+
     raw = os.environ.get(env)
     if raw is not None:
         try:
-            default = type(raw)
-        except (TypeError, ValueError) as exc:
-            parser.error(f"{env}={raw!r}: {exc}")
+            default = convert(raw)
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+            parser.error(f"{env}={raw!r} (for {flag}): {exc}")
         required = False
     suffix = f" (env {env})"
-    parser.add_argument(flag, type=type, default=default, required=required, help=help + suffix)
+    parser.add_argument(flag, type=checked, default=default, required=required, help=help + suffix)
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--metrics-host", default="127.0.0.1", help="address for /metrics")
-    add_flag(parser, "--metrics-port", type=int, default=0, help="/metrics port; 0 = any free")
+    add_flag(
+        parser, "--metrics-port", type=port_number, default=0, help="/metrics port; 0 = any free"
+    )
     add_flag(parser, "--ready-file", help="write {node, pid, port, metrics_port} here (JSON)")
     add_flag(parser, "--heartbeat-s", type=float, default=0.5, help="heartbeat interval, s")
     add_flag(parser, "--liveness", type=int, default=4, help="missed heartbeats = peer down")
@@ -65,9 +131,27 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class StartupError(Exception):
+    """A node cannot start as asked; the message names the flag and its env variable."""
+
+
+def serve_node_metrics(registry: CollectorRegistry, args: argparse.Namespace) -> tuple[Any, int]:
+    """``serve_metrics`` on ``--metrics-host``/``--metrics-port``; a port in use or a bad
+    host is a StartupError naming both flags (and env variables) and the port."""
+    try:
+        return serve_metrics(registry, args.metrics_host, args.metrics_port)
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise StartupError(
+            f"--metrics-port {args.metrics_port} on --metrics-host {args.metrics_host} "
+            f"(env {env_name('--metrics-port')}, {env_name('--metrics-host')}): "
+            f"cannot serve /metrics: {why}"
+        ) from None
+
+
 def transport_config(args: argparse.Namespace) -> TransportConfig:
     if args.heartbeat_s <= 0:
-        raise SystemExit(f"--heartbeat-s: must be > 0, got {args.heartbeat_s}")
+        raise SystemExit(fail(f"--heartbeat-s: must be > 0, got {args.heartbeat_s}"))
     return TransportConfig(heartbeat_interval_s=args.heartbeat_s, liveness=args.liveness)
 
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from common.coding import code_from_spec
 from common.runtime.emulation import link_seed
 from common.runtime.messages import EdgeSetup
-from common.runtime.metrics import EdgeMetrics, serve_metrics
+from common.runtime.metrics import EdgeMetrics
 from common.runtime.transport import ChildEndpoint, ParentEndpoint, TransportConfig
 from services.common import node
 from services.common.actions import Event, Observe, Received
@@ -95,10 +95,22 @@ def start_edge(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m services.edge", description=__doc__)
+    p = node.parser("python -m services.edge", __doc__)
     node.add_flag(p, "--edge", type=int, required=True, help="index of this edge")
-    node.add_flag(p, "--master-addr", required=True, help="the master's address, tcp://host:port")
-    node.add_flag(p, "--bind", default="tcp://127.0.0.1:0", help="where workers connect")
+    node.add_flag(
+        p,
+        "--master-addr",
+        type=node.zmq_address,
+        required=True,
+        help="the master's address, tcp://host:port",
+    )
+    node.add_flag(
+        p,
+        "--bind",
+        type=node.bind_address,
+        default="tcp://127.0.0.1:0",
+        help="where workers connect",
+    )
     node.add_common_flags(p)
     return p
 
@@ -108,7 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.edge < 0:
         return node.fail(f"--edge: must be >= 0, got {args.edge}")
     registry = CollectorRegistry()
-    server, mport = serve_metrics(registry, args.metrics_host, args.metrics_port)
+    try:
+        server, mport = node.serve_node_metrics(registry, args)
+    except node.StartupError as exc:
+        return node.fail(f"edge-{args.edge}: {exc}")
     stop = threading.Event()
     node.stop_on_signals(stop)
     try:

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from common.coding import code_from_spec
 from common.learning import build_model, dataset_shape, load_test_set
 from common.runtime.emulation import link_seed
-from common.runtime.metrics import MasterMetrics, serve_metrics
+from common.runtime.metrics import MasterMetrics
 from common.runtime.transport import ParentEndpoint, TransportConfig
 from services.common import node
 from services.common.actions import Action, Event, Observe, ParamsUpdated, Record
@@ -152,9 +152,11 @@ def save_outputs(runner: MasterRunner, save_params: str | None, params_trace: st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m services.master", description=__doc__)
+    p = node.parser("python -m services.master", __doc__)
     node.add_flag(p, "--config", required=True, help="run description (JSON, see docs)")
-    node.add_flag(p, "--bind", default="tcp://127.0.0.1:0", help="where edges connect")
+    node.add_flag(
+        p, "--bind", type=node.bind_address, default="tcp://127.0.0.1:0", help="where edges connect"
+    )
     node.add_flag(p, "--record", help="write one JSON line per iteration attempt here")
     node.add_flag(p, "--save-params", help="save the final parameters (.npy)")
     node.add_flag(p, "--params-trace", help="save parameters after every iteration (.npz)")
@@ -177,7 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         return node.fail(f"master: {exc}")
     registry = CollectorRegistry()
-    server, mport = serve_metrics(registry, args.metrics_host, args.metrics_port)
+    try:
+        server, mport = node.serve_node_metrics(registry, args)
+    except node.StartupError as exc:
+        return node.fail(f"master: {exc}")
     stop = threading.Event()
     node.stop_on_signals(stop)
     record = open(args.record, "a") if args.record else None  # noqa: SIM115 (closed below)

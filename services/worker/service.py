@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from common.runtime.emulation import link_seed
-from common.runtime.metrics import WorkerMetrics, serve_metrics
+from common.runtime.metrics import WorkerMetrics
 from common.runtime.offload import Offload, TaskDone
 from common.runtime.transport import ChildEndpoint, TransportConfig
 from services.common import node
@@ -95,10 +95,16 @@ class WorkerRunner(NodeRunner):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m services.worker", description=__doc__)
+    p = node.parser("python -m services.worker", __doc__)
     node.add_flag(p, "--edge", type=int, required=True, help="index of this worker's edge")
     node.add_flag(p, "--worker", type=int, required=True, help="index of this worker in its edge")
-    node.add_flag(p, "--edge-addr", required=True, help="the edge's address, tcp://host:port")
+    node.add_flag(
+        p,
+        "--edge-addr",
+        type=node.zmq_address,
+        required=True,
+        help="the edge's address, tcp://host:port",
+    )
     node.add_common_flags(p)
     return p
 
@@ -126,10 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.edge < 0 or args.worker < 0:
         return node.fail(f"--edge/--worker: must be >= 0, got {args.edge}/{args.worker}")
     registry = CollectorRegistry()
-    server, mport = serve_metrics(registry, args.metrics_host, args.metrics_port)
+    name = f"worker-{args.edge}-{args.worker}"
+    try:
+        server, mport = node.serve_node_metrics(registry, args)
+    except node.StartupError as exc:
+        return node.fail(f"{name}: {exc}")
     stop = threading.Event()
     node.stop_on_signals(stop)
-    name = f"worker-{args.edge}-{args.worker}"
     node.announce(args.ready_file, {"node": name, "pid": os.getpid(), "metrics_port": mport})
     try:
         return run_worker(
@@ -141,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             registry=registry,
             orphan_timeout_s=args.orphan_timeout_s,
         )
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         return node.fail(f"{name}: {exc}")
     finally:
         server.close()

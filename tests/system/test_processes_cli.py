@@ -59,3 +59,31 @@ def test_worker_flags_come_from_hgc_environment_variables() -> None:
     env = {"HGC_EDGE": "1", "HGC_WORKER": "x", "PATH": "/usr/bin:/bin"}
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 2 and "HGC_WORKER='x'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--data", "foo"], "data_spec (--data)"),
+        (["--model", "bar"], "model_spec (--model)"),
+        (["--config", "LIST"], "must hold a JSON object"),
+        (["--config", "TRAINING5"], "training: must be a JSON object"),
+    ],
+)
+def test_hgc_cluster_bad_input_is_one_stderr_line_exit_2_before_any_process(
+    tmp_path: Path, args: list[str], field: str
+) -> None:
+    (tmp_path / "list.json").write_text("[1, 2]")
+    code = {"scheme": "hgc", "workers_per_edge": [2, 2], "s_e": 1, "s_w": 1}
+    config = {"code": code, "data_spec": {"kind": "digits"}, "training": 5}
+    (tmp_path / "t5.json").write_text(json.dumps(config))
+    paths = {"LIST": str(tmp_path / "list.json"), "TRAINING5": str(tmp_path / "t5.json")}
+    workdir = tmp_path / "work"
+    out = hgc(
+        "cluster", "--workers-per-edge", "2,2", *[paths.get(a, a) for a in args],
+        "--workdir", str(workdir), timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.count("\n") == 1 and field in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr + out.stdout and out.stdout == ""
+    assert not (workdir / "logs").exists()  # no node was started

@@ -127,6 +127,34 @@ def test_bad_requests_exit_2_naming_the_problem(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "no such file" in proc.stderr
 
 
+@pytest.mark.timeout(120)
+def test_bad_out_and_busy_metrics_port_are_one_line_exit_2(tmp_path: Path) -> None:
+    """Refused before any node starts: nothing is written, no traceback, one line."""
+    import socket
+
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("keep me")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        busy = small_scenario(tmp_path).read_text() + f"ports: {{metrics_base_port: {port}}}\n"
+        (tmp_path / "busy.yaml").write_text(busy)
+        cases = [
+            ([str(small_scenario(tmp_path)), "--out", str(not_a_dir)], "--out"),
+            ([str(tmp_path / "busy.yaml"), "--out", str(tmp_path / "o")], f"port {port}"),
+        ]
+        for argv, message in cases:
+            proc = subprocess.run(
+                [*HGC, "run", *argv], capture_output=True, text=True, timeout=60, cwd=ROOT
+            )
+            assert proc.returncode == 2, proc.stderr
+            assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+            assert "Traceback" not in proc.stderr + proc.stdout
+    assert not_a_dir.read_text() == "keep me"
+    assert "ports.metrics_base_port" in proc.stderr and not (tmp_path / "o").exists()
+
+
 def start_run(tmp_path: Path, out: Path) -> subprocess.Popen[str]:
     scenario = small_scenario(tmp_path, iterations=200, quota=True, network="kernel")
     return subprocess.Popen(

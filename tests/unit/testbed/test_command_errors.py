@@ -135,3 +135,32 @@ def test_malformed_yaml_gives_one_line_with_the_position(capsys, tmp_path) -> No
     for command in ("simulate", "run"):
         err = usage_error(capsys, [command, str(path)])
         assert "not valid YAML" in err and "line 3, column 4" in err
+
+
+def test_run_with_a_metrics_port_in_use_is_refused_before_anything_starts(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        text = SCENARIO.read_text().replace(
+            "ports: {metrics_base_port: auto}", f"ports: {{metrics_base_port: {port - 1}}}"
+        )
+        assert str(port - 1) in text
+        path = tmp_path / "busy.yaml"
+        path.write_text(text)
+        err = usage_error(capsys, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert f"port {port} (= {port - 1} + 1, for edge-0)" in err
+    assert "ports.metrics_base_port" in err and not (tmp_path / "out").exists()
+
+
+def test_launcher_shows_a_refusing_node_as_one_line() -> None:
+    from common.testbed.launcher import one_line
+
+    log = "master exited with status 2 during start-up:\nmaster: --metrics-port 39000 ... in use"
+    assert one_line(log) == (
+        "master exited with status 2 during start-up: master: --metrics-port 39000 ... in use"
+    )
+    crash = "master exited with status 1:\nTraceback\n  ...\nZeroDivisionError"
+    assert one_line(crash) == crash  # a crash keeps its log tail: that is the evidence
