@@ -164,3 +164,15 @@ def test_launcher_shows_a_refusing_node_as_one_line() -> None:
     )
     crash = "master exited with status 1:\nTraceback\n  ...\nZeroDivisionError"
     assert one_line(crash) == crash  # a crash keeps its log tail: that is the evidence
+
+
+def test_compose_output_that_is_a_directory_is_refused(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "stack.yaml"
+    target.mkdir()
+    err = usage_error(capsys, ["compose", str(SCENARIO), "-o", str(target)])
+    assert f"-o {target}: is a directory" in err
+
+
+def test_compose_scenario_that_is_a_directory_says_so(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    err = usage_error(capsys, ["compose", str(tmp_path), "-o", str(tmp_path / "s.yaml")])
+    assert "is a directory" in err
