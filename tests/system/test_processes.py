@@ -20,10 +20,14 @@ import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.runtime.codec import decode, encode
-from common.runtime.messages import ModelUpdate, Shutdown, WorkerGradient, WorkerSetup
+from common.runtime.messages import Heartbeat, ModelUpdate, Shutdown, WorkerSetup
 from services.cluster import ClusterError, LocalCluster, reference_trace
 from tests.conftest import poll_for
-from tests.integration.test_cluster_hostile import hostile_frames
+from tests.integration.test_cluster_hostile import (
+    CODEC_REASONS,
+    expected_drops,
+    hostile_frames,
+)
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
@@ -152,36 +156,79 @@ def scrape(port: int, name: str) -> float:
     )
 
 
+def scrape_reasons(port: int, role: str) -> dict[str, float]:
+    """``hgc_<role>_messages_dropped_total`` per reason label, from a node's /metrics."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == f"hgc_{role}_messages_dropped_total":
+                out[s.labels["reason"]] = out.get(s.labels["reason"], 0.0) + s.value
+    return out
+
+
+def _raw_dealer(ctx: zmq.Context, port: int, identity: bytes) -> zmq.Socket:
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.ROUTING_ID, identity)
+    s.connect(f"tcp://127.0.0.1:{port}")
+    return s
+
+
 def test_hostile_frames_to_master_and_edge_are_dropped_and_training_completes(
     tmp_path: Path,
 ) -> None:
-    config = run_config(HGC, iterations=20)
+    """edge-0 and worker-1-1 are killed (within s_e = s_w = 1) and raw DEALERs take their
+    names, so the master's and edge-1's codec checks are reached and each drop reason is
+    asserted; intruder identities are refused before decoding (unknown_peer)."""
+    config = run_config(HGC, iterations=30)  # long enough to scrape while it runs
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    with LocalCluster(config, workdir=tmp_path) as cluster:
-        socks = []
-        for node in ("master", "edge-1"):
-            s = ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
-            s.setsockopt(zmq.ROUTING_ID, b"mallory")
-            s.connect(f"tcp://127.0.0.1:{cluster.ports[node]}")
-            socks.append((node, s))
+    orphan = ["--orphan-timeout-s", "1"]
+    with LocalCluster(config, workdir=tmp_path, extra_args=lambda node: orphan) as cluster:
         after_first_iterations(cluster, 1)
-        for _, s in socks:
+        cluster.kill("edge-0")
+        cluster.kill("worker-1-1")
+        impostors = {
+            "master": _raw_dealer(ctx, cluster.ports["master"], b"edge-0"),
+            "edge-1": _raw_dealer(ctx, cluster.ports["edge-1"], b"worker-1-1"),
+        }
+        intruders = {
+            "master": [b"mallory", b"edge-9"],
+            "edge-1": [b"mallory", b"worker-1-3", b"worker-0-0"],  # worker-1-3: j >= m_1
+        }
+        socks = [*impostors.values()]
+        for node, names in intruders.items():
+            socks += [_raw_dealer(ctx, cluster.ports[node], name) for name in names]
+        for s in socks:
             for frames in hostile_frames().values():
                 s.send_multipart(frames)
-            s.send_multipart(encode(WorkerGradient(10**6, 1, 0, np.ones(650), 0.0)))
-        counts: dict[str, float] = {}
-        for node, _ in socks:
+        for s in socks[len(impostors) :]:  # valid: only the identity check refuses it
+            s.send_multipart(encode(Heartbeat(-1, "mallory")))
+        counts: dict[str, dict[str, float]] = {}
+        for node, names in intruders.items():
             role, port = node.split("-")[0], cluster.metrics_ports[node]
-            name = f"hgc_{role}_messages_dropped_total"
-            poll_for(lambda: scrape(port, name) >= 8, 30, what=f"{node} to count hostile frames")  # noqa: B023
-            counts[node] = scrape(port, name)
-        for _, s in socks:
+            want = {**expected_drops(1), "unknown_peer": len(names) * (len(hostile_frames()) + 1)}
+
+            def reached() -> bool:
+                try:
+                    got = scrape_reasons(port, role)  # noqa: B023
+                except OSError:  # the node exited: poll_for then names what never happened
+                    return False
+                return all(got.get(r, 0) >= n for r, n in want.items())  # noqa: B023
+
+            poll_for(reached, 60, what=f"{node} to count hostile frames by reason")
+            counts[node] = scrape_reasons(port, role)
+        edge_alive = scrape(cluster.metrics_ports["edge-1"], "hgc_edge_peers_alive")
+        for s in socks:
             s.close()
         assert cluster.wait() == 0
         records = cluster.records()
-    assert [r["iteration"] for r in records] == list(range(20)) and all(r["ok"] for r in records)
-    assert counts["master"] >= 8 and counts["edge-1"] >= 8
+    assert [r["iteration"] for r in records] == list(range(30)) and all(r["ok"] for r in records)
+    for node, got in counts.items():  # exactly the codec drops sent: legit traffic adds none
+        assert {r: got.get(r, 0) for r in CODEC_REASONS} == expected_drops(1), node
+    # only edge-1's own workers (the killed worker-1-1 until it times out), no intruder
+    assert edge_alive <= 3
 
 
 def test_worker_process_survives_hostile_frames(tmp_path: Path) -> None:
