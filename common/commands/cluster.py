@@ -93,17 +93,18 @@ def _check_config(config: dict[str, Any], source: str) -> None:
         raise UsageError(f"--config {source}: {exc}") from None
 
 
-def _check_learning_specs(config: dict[str, Any]) -> None:
-    """data_spec / model_spec checked here, before any process starts (the master would
-    otherwise fail during start-up with the same message buried in its log)."""
+def _check_learning_specs(config: dict[str, Any], source: str | None = None) -> None:
+    """data_spec / model_spec (from ``source``, or the --data/--model flags) checked before
+    any process starts: the master would otherwise fail during start-up with the same
+    message buried in its log."""
     from common.learning import LearningSpecError, validate_data_spec, validate_model_spec
 
     for key, check in (("data_spec", validate_data_spec), ("model_spec", validate_model_spec)):
         try:
             check(config.get(key))
         except (LearningSpecError, ValueError, TypeError) as exc:
-            flag = {"data_spec": "--data", "model_spec": "--model"}[key]
-            raise UsageError(f"{key} ({flag}): {exc}") from None
+            where = source or {"data_spec": "--data", "model_spec": "--model"}[key]
+            raise UsageError(f"{key} ({where}): {exc}") from None
 
 
 def build_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -144,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
     from services.master.config import ConfigError, parse_config
 
     config = build_config(args)
-    _check_learning_specs(config)
+    source = None if args.config is None else f"--config {args.config}"
+    source = source or (None if args.scenario is None else f"--scenario {args.scenario}")
+    _check_learning_specs(config, source)
     try:
         parse_config(dict(config))
     except (ConfigError, ValueError, TypeError, AttributeError) as exc:

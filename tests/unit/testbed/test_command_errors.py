@@ -176,3 +176,12 @@ def test_compose_output_that_is_a_directory_is_refused(capsys, tmp_path) -> None
 def test_compose_scenario_that_is_a_directory_says_so(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
     err = usage_error(capsys, ["compose", str(tmp_path), "-o", str(tmp_path / "s.yaml")])
     assert "is a directory" in err
+
+
+def test_cluster_config_with_a_bad_data_kind_names_the_config_file(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = valid_config()
+    config["data_spec"] = {"kind": "nope"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    err = usage_error(capsys, ["cluster", "--config", str(path)])
+    assert f"data_spec (--config {path})" in err and "'nope'" in err
