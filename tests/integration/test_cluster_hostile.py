@@ -17,9 +17,11 @@ import pytest
 import zmq
 from prometheus_client import CollectorRegistry
 
+from common.coding import code_from_spec
 from common.learning import build_model, load_dataset, partition_rows
 from common.runtime.codec import DEFAULT_LIMITS, PROTOCOL_VERSION, decode, encode
 from common.runtime.messages import (
+    EdgeSetup,
     Heartbeat,
     ModelUpdate,
     Shutdown,
@@ -28,6 +30,8 @@ from common.runtime.messages import (
 )
 from common.runtime.transport import TransportConfig
 from services.cluster import InProcessCluster
+from services.common.actions import Drop, PeerChanged, Received
+from services.edge.state import EdgeState
 from services.worker.service import run_worker
 from tests.conftest import poll_for
 
@@ -260,3 +264,24 @@ def test_master_and_edge_survive_hostile_frames_and_training_completes() -> None
     # heartbeat; the killed worker-1-1 may not have timed out yet
     assert "worker-1-0" in alive_at_edge and alive_at_edge <= {"worker-1-0", "worker-1-1"}
     assert peers_alive is not None and peers_alive <= 2
+
+
+def test_edge_state_accepts_only_its_own_workers_and_ignores_intruders_for_liveness() -> None:
+    """Audit #13 at the state machine (the transport's allow-list is this predicate)."""
+    state = EdgeState(1, code_from_spec)
+    before = ["worker-1-0", "worker-1-2", "worker-1-17"]
+    refused = ["worker-0-0", "worker-1-", "worker-1-01", "worker-1--1", "worker-1-x", "edge-1"]
+    refused += ["mallory", "worker-1-٣", "worker-10-0", ""]
+    assert all(state.accepts_peer(p) for p in before)
+    assert not any(state.accepts_peer(p) for p in refused)
+    spec = {"scheme": "hgc", "workers_per_edge": [3, 3, 3], "s_e": 1, "s_w": 1}
+    state.handle(Received("master", EdgeSetup(-1, 1, spec, {}, {}, {})), 0.0)
+    assert state.m == 3
+    assert [state.accepts_peer(f"worker-1-{j}") for j in range(5)] == [True] * 3 + [False] * 2
+    # an intruder's sign of life changes nothing; a message from it is dropped as unknown_peer
+    assert state.handle(PeerChanged("mallory", True), 0.0) == []
+    acts = state.handle(Received("worker-1-3", Heartbeat(-1, "worker-1-3")), 0.0)
+    assert [a.reason for a in acts if isinstance(a, Drop)] == ["unknown_peer"]
+    assert state.alive == set()
+    state.handle(PeerChanged("worker-1-0", True), 0.0)
+    assert state.alive == {"worker-1-0"}  # positive control
