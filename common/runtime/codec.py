@@ -11,9 +11,11 @@ Format (version ``PROTOCOL_VERSION``)::
 the arrays' memory; send them with ``copy=False`` and do not mutate the arrays until the
 send completes). ``decode(frames) -> Message`` validates everything it can **before**
 touching array data: frame count, header size, total size, msgpack type, version, op,
-unknown/missing fields, field types (from the dataclass annotations), dtype allow-list and
-shape against frame length. Anything wrong raises ``ProtocolError`` whose ``reason`` is one
-of ``REASONS`` (the label of ``hgc_<role>_messages_dropped_total``).
+unknown/missing fields, field types (from the dataclass annotations), dtype allow-list,
+shape (every dimension and the element count capped by ``max_total_bytes``, so no peer's
+numbers drive an allocation) and shape against frame length. Anything wrong raises
+``ProtocolError`` whose ``reason`` is one of ``REASONS`` (the label of
+``hgc_<role>_messages_dropped_total``); ``decode`` raises nothing else.
 
 Decoded arrays are **zero-copy, read-only** views on the received frame buffers
 (``arr.flags.writeable is False``); they keep the buffer alive. Copy one before mutating it.
