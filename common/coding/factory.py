@@ -88,7 +88,8 @@ def make_code(
         )
     if why_not_fr is None:
         groups = fr_groups(m, s_e, s_w)
-        if K is None or (K % groups == 0 and K % check_K(m, s_e, s_w, None) == 0):
+        # check_K with the real K also enforces the upper limit on K
+        if K is None or (K % groups == 0 and K % check_K(m, s_e, s_w, K) == 0):
             K = groups if K is None else K
             return build_hierarchical(scheme, fr_placement(m, s_e, s_w, K), K, s_e, s_w, "fr")
         if scheme == "fr":

@@ -72,6 +72,8 @@ def parse_config(
         if not isinstance(raw.get(key), dict):
             raise ConfigError(f"config.{key}: required, a JSON object")
     code_spec = code_spec_of(raw["code"]) if "code" in raw else raw["code_spec"]
+    if not isinstance(raw.get("training", {}), dict):
+        raise ConfigError("config.training: must be a JSON object")
     training = dict(raw.get("training", {}))
     bad = set(training) - TRAINING_KEYS
     if bad:

@@ -192,3 +192,13 @@ def test_the_coding_core_caps_K_with_the_limit_in_the_message() -> None:
     with pytest.raises(InfeasibleCodeError, match=f"must be <= {MAX_K}"):
         make_code("hgc", [3, 3, 3], 1, 1, K=9 * (MAX_K // 9 + 1))
     assert make_code("hgc", [3, 3, 3], 1, 1, K=9 * 10).K == 90  # below the cap: fine
+
+
+def test_k_limit_also_holds_where_the_0_1_variant_applies() -> None:
+    from common.coding import InfeasibleCodeError
+    from common.coding.bounds import MAX_K
+
+    # 4 edges x 4 workers, s_e = s_w = 1: the 0/1 variant applies (groups of 2 and 2)
+    with pytest.raises(InfeasibleCodeError, match=f"must be <= {MAX_K}"):
+        make_code("hgc", [4, 4, 4, 4], 1, 1, K=4 * (MAX_K // 4 + 1))
+    assert make_code("hgc", [4, 4, 4, 4], 1, 1, K=8).variant == "fr"

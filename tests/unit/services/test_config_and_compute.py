@@ -42,6 +42,7 @@ def test_config_builds_the_code_spec_and_applies_overrides() -> None:
         ({k: v for k, v in _raw().items() if k != "model_spec"}, "model_spec"),
         (_raw(code={"scheme": "hgc", "workers_per_edge": [2, 2], "sw": 1}), "sw"),
         (_raw(seed="x"), "seed"),
+        (_raw(training=5), "config.training: must be a JSON object"),
     ],
 )
 def test_bad_config_names_the_field(raw: dict[str, Any], names: str) -> None:
