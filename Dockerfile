@@ -9,6 +9,8 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
+# The label lets clean-up find this project's untagged build-stage images (docker image prune).
+LABEL org.hgc-edge.image=build
 COPY wheelhouse/ /tmp/wheelhouse/
 # `python3 -m venv` works in both bases (/usr/bin/python3 in Debian's, /usr/local/bin/python3
 # in the official image); everything after uses the venv's own interpreter.
@@ -18,6 +20,7 @@ RUN python3 -m venv /opt/hgc \
  && /opt/hgc/bin/python -c "import numpy, zmq, msgpack, prometheus_client, yaml, common, services"
 
 FROM ${BASE_IMAGE}
+LABEL org.hgc-edge.image=node
 # tc (iproute2) applies each node's link profile at start-up. hgc-base already has it; the
 # official slim image does not, and Debian's mirror is reachable where that image is used.
 RUN if ! [ -x /usr/sbin/tc ] && ! [ -x /sbin/tc ]; then \

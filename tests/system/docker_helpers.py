@@ -127,6 +127,10 @@ def hgc_image(docker_client: Any) -> Iterator[str]:
     if "HGC_TEST_IMAGE" not in os.environ:
         with contextlib.suppress(Exception):
             docker_client.images.remove(TEST_IMAGE, force=True)
+    # The classic builder keeps untagged build-stage images: drop this project's dangling ones
+    # so a machine reused across CI runs does not fill its disk.
+    with contextlib.suppress(Exception):
+        docker_client.images.prune(filters={"dangling": True, "label": "org.hgc-edge.image"})
 
 
 @pytest.fixture(scope="session")
