@@ -1,8 +1,11 @@
 """The compose generator: a scenario -> one compose stack (``docker compose`` and
 ``docker stack deploy``), the master's run configuration, and Prometheus' scrape targets.
 
-Pure functions returning plain dicts (the command module writes them): one service per node
-(``master``, ``edge-<i>``, ``worker-<i>-<j>``), each with
+Pure functions returning plain dicts (the command module writes them). The plan, the node
+mapping and the master's configuration (``code_spec``, ``emulation_spec``) come from
+``common.testbed.config``, the very functions ``hgc run`` uses, so a scheme runs the same
+code on the same nodes in both. One service per node the plan uses (``master``,
+``edge-<i>``, ``worker-<i>-<j>`` by scenario name), each with
 
 - a CPU limit from its device profile (``deploy.resources.limits.cpus``: honoured by compose
   and by swarm alike);
@@ -19,20 +22,25 @@ the provisioned datasource and dashboards.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.coding import make_code
+from common.perf import Plan
 from common.perf.system import Link
 from common.scenario import Scenario
+from common.testbed import config as nodeconfig
 
 # Ports inside the stack's network (every container has its own address, so they can repeat).
 ZMQ_PORT = 5555
 METRICS_PORT = 9100
 PROMETHEUS_PORT = 9090
 GRAFANA_PORT = 3000
-NETWORK_MODES = ("kernel", "in-process", "off")
-FIXED_SCHEMES = ("uncoded", "hgc", "fr", "worker-gc", "edge-gc", "flat-frc", "flat-crc", "ignore")
+# --network -> how much of each link the nodes emulate in-process (``nodeconfig.LINK_MODES``):
+# with kernel shaping tc does the rate, and the entry point switches the in-process link off
+# when it finds netem (HGC_INPROCESS_LINK=0), so the spec still carries latency/jitter/loss.
+LINK_MODE_OF_NETWORK = {"kernel": "no-rate", "in-process": "full", "off": "none"}
+NETWORK_MODES = tuple(LINK_MODE_OF_NETWORK)
 DEFAULT_IMAGE = "hgc-edge:latest"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
 GRAFANA_IMAGE = "grafana/grafana-oss:11.2.0"
@@ -45,10 +53,11 @@ class GenerateError(ValueError):
 
 @dataclass(frozen=True)
 class StackOptions:
-    """``scheme``: the code the master runs; ``network``: kernel = tc in the container
-    (rate by tbf/htb, delay/jitter/loss by netem where the kernel has it, else in-process),
-    in-process = all at the transport, off = none; ``master_config_file``,
-    ``prometheus_config_file``: paths relative to the compose file."""
+    """``scheme``: what the master runs (any scheme ``hgc run`` runs; an optimised one,
+    ``hgc-jncss``/``hgc-hetero``, gets services only for the nodes it selects);
+    ``network``: kernel = tc in the container (rate by tbf/htb, delay/jitter/loss by netem
+    where the kernel has it, else in-process), in-process = all at the transport, off = none;
+    ``master_config_file``, ``prometheus_config_file``: paths relative to the compose file."""
 
     scheme: str = "hgc"
     network: str = "kernel"
@@ -59,110 +68,36 @@ class StackOptions:
     iterations: int | None = None
 
 
-def code_arguments(scenario: Scenario, scheme: str) -> dict[str, Any]:
-    """The master config's ``code`` object for a fixed scheme, checked by building it."""
-    if scheme not in FIXED_SCHEMES:
-        raise GenerateError(
-            f"--scheme {scheme!r}: the stack runs one fixed scheme, "
-            f"one of {', '.join(FIXED_SCHEMES)}"
-        )
-    c = scenario.code
-    code: dict[str, Any] = {"scheme": scheme, "workers_per_edge": list(scenario.workers_per_edge)}
-    if scheme in ("flat-frc", "flat-crc"):
-        code["s"] = c.s
-    elif scheme != "uncoded":
-        code["s_e"] = 0 if scheme == "worker-gc" else c.s_e
-        code["s_w"] = 0 if scheme == "edge-gc" else c.s_w
-    if c.K is not None:
-        code["K"] = c.K
+def check_options(opts: StackOptions) -> None:
+    """Refuse bad options with a message naming the flag."""
+    if opts.network not in NETWORK_MODES:
+        raise GenerateError(f"--network {opts.network!r}: must be one of {NETWORK_MODES}")
+    if opts.iterations is not None and opts.iterations < 1:
+        raise GenerateError(f"--iterations {opts.iterations}: must be >= 1")
+
+
+def plan_stack(scenario: Scenario, opts: StackOptions) -> Plan:
+    """The plan the stack runs: the launcher's own ``scheme_plan`` (same scheme, same plan)."""
+    check_options(opts)
     try:
-        make_code(
-            scheme,
-            list(scenario.workers_per_edge),
-            code.get("s_e", 0),
-            code.get("s_w", 0),
-            s=code.get("s"),
-            K=code.get("K"),
-        )
+        return nodeconfig.scheme_plan(scenario, opts.scheme)
     except ValueError as exc:
-        raise GenerateError(f"scheme {scheme!r} on this topology: {exc}") from exc
-    return code
+        raise GenerateError(f"--scheme {opts.scheme!r} on this scenario: {exc}") from exc
 
 
-def _link_json(link: Link, with_rate: bool) -> dict[str, float]:
-    out = {"latency_s": link.latency_s, "jitter_s": link.jitter_s, "loss": link.loss}
-    out["retransmit_s"] = link.retransmit_s
-    if with_rate and math.isfinite(link.bandwidth_bytes_per_s):
-        out["bandwidth_bytes_per_s"] = link.bandwidth_bytes_per_s
-    return out
+def stack_nodes(plan: Plan) -> nodeconfig.NodeMap:
+    """Cluster node (position in the plan) -> scenario node name, as the launcher maps them."""
+    return nodeconfig.NodeMap.of(plan)
 
 
-def emulation_spec(scenario: Scenario, scheme: str, network: str) -> dict[str, Any]:
-    """Per-node emulation entries the master hands down (``services/worker/compute.py``)."""
-    straggler = scenario.straggler
-    if straggler.kind == "trace":
-        raise GenerateError("stragglers.kind 'trace' cannot be shipped in a compose stack yet")
-    code = make_code(scheme, list(scenario.workers_per_edge), **_tolerances(scenario, scheme))
-    spec: dict[str, Any] = {}
-    if network != "off":
-        # An edge's uplink: the master delays what it sends to the edge, the edge what it
-        # sends to the master (services/master/service.py, services/edge/service.py).
-        for i in range(len(scenario.workers_per_edge)):
-            uplink = scenario.edge_profile(i).uplink
-            spec[f"edge-{i}"] = {"link": _link_json(uplink, with_rate=network == "in-process")}
-    flat = 0
-    for i, m in enumerate(scenario.workers_per_edge):
-        for j in range(m):
-            p = scenario.worker_profile(i, j)
-            entry: dict[str, Any] = {
-                "compute": scenario.emulation.compute,
-                "shift_s": p.shift_s,
-                "rate": p.rate,
-                "straggler": {
-                    "kind": straggler.kind,
-                    "p_slow": straggler.p_slow,
-                    "p_recover": straggler.p_recover,
-                    "slowdown": straggler.slowdown,
-                },
-                "load": len(code.placement[i][j]) / code.K,
-                "worker_index": flat,
-                "seed": scenario.seed,
-            }
-            # With kernel shaping the rate is tc's job; the rest is in-process unless the
-            # container finds netem (it then reports it in HGC_EMULATION_EXTERNAL).
-            if network != "off":
-                entry["link"] = _link_json(p.link, with_rate=network == "in-process")
-            spec[f"worker-{i}-{j}"] = entry
-            flat += 1
-    return spec
-
-
-def _tolerances(scenario: Scenario, scheme: str) -> dict[str, Any]:
-    code = code_arguments(scenario, scheme)
-    return {k: code[k] for k in ("s_e", "s_w", "s", "K") if k in code}
-
-
-def master_config(scenario: Scenario, opts: StackOptions) -> dict[str, Any]:
-    """The master's ``--config`` JSON (schema: ``services/master/config.py``)."""
-    t = scenario.training
-    training = {
-        "iterations": opts.iterations or t.iterations,
-        "learning_rate": t.learning_rate,
-        "eval_every": t.eval_every,
-        "target_loss": t.target_loss,
-        "deadline_s": t.deadline_s,
-        "on_failure": t.on_failure,
-        "max_retries": t.max_retries,
-    }
-    return {
-        "code": code_arguments(scenario, opts.scheme),
-        "data_spec": dict(scenario.data_spec),
-        "model_spec": dict(scenario.model_spec),
-        "emulation_spec": emulation_spec(scenario, opts.scheme, opts.network),
-        # Unset optional settings are left out: the master's defaults apply.
-        "training": {k: v for k, v in training.items() if v is not None},
-        "seed": scenario.seed,
-    }
+def master_config(
+    scenario: Scenario, opts: StackOptions, plan: Plan | None = None
+) -> dict[str, Any]:
+    """The master's ``--config`` JSON: ``common.testbed.config.master_config``, the launcher's
+    builder (``code_spec`` complete, ``emulation_spec`` keyed by cluster node)."""
+    plan = plan or plan_stack(scenario, opts)
+    iterations = opts.iterations or scenario.training.iterations
+    return nodeconfig.master_config(scenario, plan, iterations, LINK_MODE_OF_NETWORK[opts.network])
 
 
 def _shape_env(link: Link, peer: str | None, network: str) -> dict[str, str]:
@@ -233,8 +168,16 @@ def _node_service(
     return service
 
 
-def node_services(scenario: Scenario, opts: StackOptions) -> dict[str, dict[str, Any]]:
-    """One service per node, in ``scenario.node_names()`` order."""
+def node_services(
+    scenario: Scenario, opts: StackOptions, plan: Plan | None = None
+) -> dict[str, dict[str, Any]]:
+    """One service per node the plan uses, in plan order, named by scenario node.
+
+    A service carries its scenario name (hostname, ``hgc.node`` label, placement label,
+    device and link profile) and its position in the plan (``HGC_EDGE``/``HGC_WORKER``,
+    which the code and the master's ``emulation_spec`` are indexed by). For a fixed scheme
+    the two coincide."""
+    plan = plan or plan_stack(scenario, opts)
     services: dict[str, dict[str, Any]] = {}
     master = _node_service(
         opts,
@@ -252,14 +195,14 @@ def node_services(scenario: Scenario, opts: StackOptions) -> dict[str, dict[str,
     )
     master["configs"] = [{"source": "master-config", "target": MASTER_CONFIG_PATH}]
     services["master"] = master
-    for i, m in enumerate(scenario.workers_per_edge):
+    for p, (i, workers) in enumerate(zip(plan.edges, plan.workers, strict=True)):
         edge = scenario.edge_profile(i)
         services[f"edge-{i}"] = _node_service(
             opts,
             f"edge-{i}",
             {
                 "HGC_ROLE": "edge",
-                "HGC_EDGE": str(i),
+                "HGC_EDGE": str(p),
                 "HGC_BIND": f"tcp://0.0.0.0:{ZMQ_PORT}",
                 "HGC_MASTER_ADDR": f"tcp://master:{ZMQ_PORT}",
                 **_shape_env(edge.uplink, "master", opts.network),
@@ -269,15 +212,15 @@ def node_services(scenario: Scenario, opts: StackOptions) -> dict[str, dict[str,
             {"hgc.role": "edge", "hgc.edge": str(i)},
             ["master"],
         )
-        for j in range(m):
+        for q, j in enumerate(workers):
             w = scenario.worker_profile(i, j)
             services[f"worker-{i}-{j}"] = _node_service(
                 opts,
                 f"worker-{i}-{j}",
                 {
                     "HGC_ROLE": "worker",
-                    "HGC_EDGE": str(i),
-                    "HGC_WORKER": str(j),
+                    "HGC_EDGE": str(p),
+                    "HGC_WORKER": str(q),
                     "HGC_EDGE_ADDR": f"tcp://edge-{i}:{ZMQ_PORT}",
                     **_shape_env(w.link, None, opts.network),
                 },
@@ -341,16 +284,13 @@ def monitoring_services(opts: StackOptions) -> dict[str, dict[str, Any]]:
     }
 
 
-def build_stack(scenario: Scenario, opts: StackOptions) -> dict[str, Any]:
+def build_stack(scenario: Scenario, opts: StackOptions, plan: Plan | None = None) -> dict[str, Any]:
     """The whole compose document (a dict ready for ``yaml.safe_dump``)."""
-    if opts.network not in NETWORK_MODES:
-        raise GenerateError(f"--network {opts.network!r}: must be one of {NETWORK_MODES}")
-    if opts.iterations is not None and opts.iterations < 1:
-        raise GenerateError(f"--iterations {opts.iterations}: must be >= 1")
+    plan = plan or plan_stack(scenario, opts)
     # No top-level ``name``: ``docker stack deploy`` rejects it (the project/stack name is
     # given on the command line: ``docker compose -p NAME`` / ``docker stack deploy ... NAME``).
     return {
-        "services": {**node_services(scenario, opts), **monitoring_services(opts)},
+        "services": {**node_services(scenario, opts, plan), **monitoring_services(opts)},
         "networks": {"hgc": {}},
         "configs": {
             "master-config": {"file": f"./{opts.master_config_file}"},
@@ -363,18 +303,27 @@ def build_stack(scenario: Scenario, opts: StackOptions) -> dict[str, Any]:
     }
 
 
-def prometheus_config(scenario: Scenario, scrape_interval_s: float = 2.0) -> dict[str, Any]:
+def prometheus_config(
+    scenario: Scenario, scrape_interval_s: float = 2.0, nodes: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Scrape every node of the stack by service name; ``node`` and ``role`` target labels
-    (the metrics carry their own ``edge``/``worker`` labels, so those names are not reused)."""
+    (the metrics carry their own ``edge``/``worker`` labels, so those names are not reused).
+
+    ``nodes``: the stack's scenario node names (``stack_nodes(plan).to_topology.values()``);
+    default every node of the scenario."""
+    names = list(scenario.node_names() if nodes is None else nodes)
+    unknown = sorted(set(names) - set(scenario.node_names()))
+    if unknown:
+        raise GenerateError(f"nodes {unknown}: not nodes of scenario {scenario.name!r}")
     jobs = []
     for role in ("master", "edge", "worker"):
-        nodes = [n for n in scenario.node_names() if n.split("-")[0] == role]
+        nodes_of_role = [n for n in scenario.node_names() if n in names and n.split("-")[0] == role]
         jobs.append(
             {
                 "job_name": f"hgc-{role}",
                 "static_configs": [
                     {"targets": [f"{n}:{METRICS_PORT}"], "labels": {"node": n, "role": role}}
-                    for n in nodes
+                    for n in nodes_of_role
                 ],
             }
         )

@@ -1,5 +1,9 @@
 """From a scenario and a scheme's plan to the master's run description and the node names.
 
+The one path from a scenario to node configuration: ``hgc run`` (the launcher), ``hgc
+cluster --scenario`` and ``hgc compose`` (the compose generator) all call ``scheme_plan``,
+``master_config`` and ``NodeMap`` here, so they cannot drift apart.
+
 A plan may select a subset of the topology (``hgc-jncss``, ``hgc-hetero``); the cluster
 names its nodes by position in the selection (``edge-<p>``, ``worker-<p>-<q>``), while the
 emulated hardware, the CSV and the user think in topology names. ``NodeMap`` translates.
@@ -12,10 +16,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.coding import code_from_spec
-from common.perf import Plan
+from common.perf import Plan, plan_scheme
 from common.perf.system import Link
 from common.scenario import Scenario
+from common.testbed.predict import tolerances
 from common.testbed.records import edge_name, worker_name
+
+# How much of a link the nodes emulate in-process: all of it, all but the rate (tc shapes
+# the rate), or nothing (netem does it all, or emulation is off).
+LINK_MODES = ("full", "no-rate", "none")
+
+
+def scheme_plan(scenario: Scenario, scheme: str) -> Plan:
+    """The plan ``scheme`` runs under ``scenario``: ``plan_scheme`` on the scenario's system
+    model with the scenario's tolerances (an optimised scheme picks its own nodes).
+
+    Raises ``ValueError`` (unknown scheme, infeasible tolerances) with the planner's message.
+    """
+    return plan_scheme(scenario.system_model(), scheme, **tolerances(scenario, scheme))
 
 
 @dataclass(frozen=True)
@@ -70,7 +88,7 @@ def link_json(link: Link, with_rate: bool) -> dict[str, float]:
 def emulation_spec(scenario: Scenario, plan: Plan, link_mode: str) -> dict[str, dict[str, Any]]:
     """Per cluster node, what it emulates in-process. ``link_mode``: ``full`` (latency,
     jitter, loss and rate in-process), ``no-rate`` (tc shapes the rate), ``none``."""
-    if link_mode not in ("full", "no-rate", "none"):
+    if link_mode not in LINK_MODES:
         raise ValueError(f"link_mode must be full, no-rate or none, got {link_mode!r}")
     code = code_from_spec(full_code_spec(plan.code_spec))
     straggler = scenario.straggler

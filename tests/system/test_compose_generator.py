@@ -11,12 +11,18 @@ import pytest
 import yaml
 
 from common.cli import main
+from common.coding import code_from_spec
 from common.compose.entrypoint import EntrypointError, mechanisms, plan_from_env
+from common.compose.generate import GenerateError, prometheus_config
+from common.scenario import load_scenario
+from common.testbed import config as nodeconfig
 from common.testbed.netns import Shape
 from tests.system.docker_helpers import COMPOSE_DIR, ROOT
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(120)
 HOMOGENEOUS = str(ROOT / "scenarios" / "homogeneous.yaml")
+HETEROGENEOUS = ROOT / "scenarios" / "heterogeneous.yaml"
+TRACE = ROOT / "scenarios" / "trace-replay.yaml"
 
 
 def generate(tmp_path: Path, *args: str, scenario: str = HOMOGENEOUS) -> dict:
@@ -65,7 +71,7 @@ def test_in_process_network_turns_tc_off(tmp_path: Path) -> None:
 def test_flat_scheme_and_heterogeneous_scenario(tmp_path: Path) -> None:
     generate(tmp_path, "--scheme", "flat-frc")
     config = json.loads((tmp_path / "default.master.json").read_text())
-    assert config["code"]["scheme"] == "flat-frc" and "s" in config["code"]
+    assert config["code_spec"]["scheme"] == "flat-frc" and "s" in config["code_spec"]
     stack = generate(tmp_path, scenario=str(ROOT / "scenarios" / "heterogeneous.yaml"))
     assert len([s for s in stack["services"] if s.startswith("worker-")]) >= 1
 
@@ -73,7 +79,7 @@ def test_flat_scheme_and_heterogeneous_scenario(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--scheme", "hgc-jncss"], "--scheme 'hgc-jncss'"),
+        (["--scheme", "hgc-best"], "--scheme 'hgc-best'"),
         (["--network", "carrier-pigeon"], "--network"),
         (["--iterations", "0"], "--iterations 0"),
     ],
@@ -115,3 +121,77 @@ def test_mechanisms_report_what_the_kernel_does_and_what_is_left() -> None:
     to_master = Shape(rate_bytes_per_s=1e6, peer="master")
     assert mechanisms(to_master, netem=False) == (["htb"], False)
     assert mechanisms(Shape(), netem=True) == ([], False)
+
+
+def node_services(stack: dict) -> dict[str, dict]:
+    return {k: v for k, v in stack["services"].items() if "hgc.node" in v["labels"]}
+
+
+@pytest.mark.parametrize("scheme", ["hgc-jncss", "hgc-hetero"])
+def test_optimised_scheme_gets_only_the_selected_nodes(tmp_path: Path, scheme: str) -> None:
+    """The launcher's plan and node map decide the services; the master config is the
+    launcher's for the same scheme (kernel network = tc does the rate: link mode no-rate)."""
+    scenario = load_scenario(HETEROGENEOUS)
+    plan = nodeconfig.scheme_plan(scenario, scheme)
+    names = nodeconfig.NodeMap.of(plan)
+    services = node_services(generate(tmp_path, "--scheme", scheme, scenario=str(HETEROGENEOUS)))
+
+    assert list(services) == list(names.to_topology.values())
+    assert set(services) < set(scenario.node_names())  # the planner dropped some nodes
+    for name, svc in services.items():
+        env = svc["environment"]
+        if env["HGC_ROLE"] == "edge":
+            assert names(f"edge-{env['HGC_EDGE']}") == name
+        elif env["HGC_ROLE"] == "worker":
+            assert names(f"worker-{env['HGC_EDGE']}-{env['HGC_WORKER']}") == name
+            topo_edge = name.rsplit("-", 1)[0].replace("worker", "edge")
+            assert env["HGC_EDGE_ADDR"] == f"tcp://{topo_edge}:5555"
+            device = scenario.worker_profile(*map(int, name.split("-")[1:]))
+            limits = svc["deploy"].get("resources", {}).get("limits", {})
+            assert limits.get("cpus") == (
+                f"{device.cpu_fraction:.2f}" if device.cpu_fraction < 1.0 else None
+            )
+
+    config = json.loads((tmp_path / "default.master.json").read_text())
+    launcher = nodeconfig.master_config(scenario, plan, scenario.training.iterations, "no-rate")
+    assert config == json.loads(json.dumps(launcher))
+    code = code_from_spec(config["code_spec"])
+    assert dict(code.spec()) == config["code_spec"]
+    per_edge = [len(w) for w in plan.workers]
+    assert list(code.workers_per_edge) == per_edge
+    workers = [n for n in services if n.startswith("worker-")]
+    assert len(workers) == sum(per_edge) == len([k for k in config["emulation_spec"] if "w" in k])
+
+    prom = yaml.safe_load((tmp_path / "prometheus" / "prometheus.yml").read_text())
+    targets = {t["labels"]["node"] for job in prom["scrape_configs"] for t in job["static_configs"]}
+    assert targets == set(services)
+
+
+def test_fixed_scheme_keeps_every_node_at_its_own_position(tmp_path: Path) -> None:
+    """Negative control for the test above: a fixed scheme drops nobody."""
+    scenario = load_scenario(HETEROGENEOUS)
+    services = node_services(generate(tmp_path, "--scheme", "hgc", scenario=str(HETEROGENEOUS)))
+    assert sorted(services) == sorted(scenario.node_names())
+    assert services["worker-3-2"]["environment"]["HGC_WORKER"] == "2"
+
+
+@pytest.mark.parametrize("scheme", ["hgc", "hgc-hetero"])
+def test_trace_stragglers_ship_in_the_emulation_spec(tmp_path: Path, scheme: str) -> None:
+    """Each selected worker replays its own scenario column of the trace."""
+    scenario = load_scenario(TRACE)
+    assert scenario.straggler.kind == "trace" and scenario.straggler.trace is not None
+    generate(tmp_path, "--scheme", scheme, scenario=str(TRACE))
+    config = json.loads((tmp_path / "default.master.json").read_text())
+    names = nodeconfig.NodeMap.of(nodeconfig.scheme_plan(scenario, scheme))
+    flat = {n: k for k, n in enumerate(x for x in scenario.node_names() if x.startswith("w"))}
+    workers = {k: v for k, v in config["emulation_spec"].items() if k.startswith("worker-")}
+    assert workers
+    for node, entry in workers.items():
+        column = scenario.straggler.trace[:, [flat[names(node)]]].tolist()
+        assert entry["straggler"]["kind"] == "trace"
+        assert entry["straggler"]["trace"] == column
+
+
+def test_prometheus_targets_refuse_nodes_outside_the_scenario() -> None:
+    with pytest.raises(GenerateError, match="worker-9-9"):
+        prometheus_config(load_scenario(HOMOGENEOUS), nodes=["master", "worker-9-9"])

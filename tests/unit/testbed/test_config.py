@@ -94,3 +94,14 @@ def test_tolerances_per_scheme(scenario: Scenario) -> None:
     assert tolerances(scenario, "edge-gc") == {"s_e": 1}
     assert tolerances(scenario, "hgc") == {"s_e": 1, "s_w": 1}
     assert set(tolerances(scenario, "flat-frc")) == {"s"}
+
+
+def test_scheme_plan_is_the_planner_with_the_scenario_tolerances(scenario: Scenario) -> None:
+    from common.perf import plan_scheme
+    from common.testbed.config import scheme_plan
+
+    plan = scheme_plan(scenario, "worker-gc")
+    assert plan == plan_scheme(scenario.system_model(), "worker-gc", s_w=scenario.code.s_w)
+    assert plan.code_spec["s_e"] == 0 and plan.code_spec["s_w"] == scenario.code.s_w
+    with pytest.raises(ValueError, match="hgc-best"):
+        scheme_plan(scenario, "hgc-best")
