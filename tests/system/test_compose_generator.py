@@ -17,6 +17,7 @@ from common.compose.generate import GenerateError, prometheus_config
 from common.scenario import load_scenario
 from common.testbed import config as nodeconfig
 from common.testbed.netns import Shape
+from services.master.config import parse_config
 from tests.system.docker_helpers import COMPOSE_DIR, ROOT
 
 pytestmark = pytest.mark.timeout(120)
@@ -157,6 +158,8 @@ def test_optimised_scheme_gets_only_the_selected_nodes(tmp_path: Path, scheme: s
     assert config == json.loads(json.dumps(launcher))
     code = code_from_spec(config["code_spec"])
     assert dict(code.spec()) == config["code_spec"]
+    training, _ = parse_config(config)  # what the master does with it at start-up
+    assert training.code_spec == config["code_spec"]
     per_edge = [len(w) for w in plan.workers]
     assert list(code.workers_per_edge) == per_edge
     workers = [n for n in services if n.startswith("worker-")]
