@@ -17,6 +17,7 @@ A worker's speed is the load it processes per second on average, ``1 / (shift_s 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -90,10 +91,17 @@ def hetero_counts(
         [float(sum(r)) for r in speeds], K * (s_e + 1), cap=K, floor=floors
     )
     d = [
-        proportional_counts(row, k_edge[i] * (s_w + 1), cap=k_edge[i], floor=1)
+        list(_worker_counts(tuple(row), k_edge[i] * (s_w + 1), k_edge[i]))
         for i, row in enumerate(speeds)
     ]
     return k_edge, d
+
+
+@lru_cache(maxsize=1 << 16)
+def _worker_counts(speeds: tuple[float, ...], total: int, cap: int) -> tuple[int, ...]:
+    """Memoised per-edge split: the JNCSS search asks for the same edge again and again
+    (a move changes one edge, and most others keep their ``K_i``)."""
+    return tuple(proportional_counts(speeds, total, cap=cap, floor=1))
 
 
 def hetero_placement(speeds: Sequence[Sequence[float]], s_e: int, s_w: int, K: int) -> Placement:

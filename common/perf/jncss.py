@@ -8,6 +8,10 @@ each edge and the tolerances (s_e, s_w), subject to feasibility on the selection
   whole edge — that lowers E[T] most; stop when no removal helps. Workers are ranked by their
   mean arrival time, so within an edge only the slowest is a candidate (dropping a faster one
   instead never helps when arrival times are stochastically ordered).
+- hetero only: the best selection is then polished by a subset local search (see
+  :func:`_polish_subsets`) that may drop or add ANY single worker of a selected edge, or swap
+  one for another. With speed-proportional loads the best subset sometimes drops a middle
+  worker (e.g. a fast but high-variance one), which fastest-first prefixes cannot express.
 - :func:`exhaustive_jncss`: every subset of edges and of workers, every (s_e, s_w); for
   instances small enough to enumerate, to measure the greedy's gap.
 
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.perf.batch import SelectionEvaluator
+from common.perf.batch import SelectionEvaluator, hierarchical_cdf, support
 from common.perf.exact import exact_distribution
 from common.perf.hetero import default_k, hetero_counts, make_hetero_plan, worker_speed
 from common.perf.model import compile_plan
@@ -35,6 +39,10 @@ SEARCH_GRID = 192
 REFINE_GRID = 1024  # the winners are re-evaluated on this grid
 REFINE_TOP = 4
 MAX_EXHAUSTIVE = 200_000  # selections x tolerance pairs
+SWAP_MAX_WORKERS = 8  # swap moves (m^2 per edge) only on edges this small
+POLISH_BUDGET = 96  # subset moves evaluated per polish step (a 32x32 system stays fast)
+COMBINE_TOP = 6  # at a single-move optimum, try pairs of this many best moves
+POLISH_MARGIN = 0.05  # polish searched pairs within 5 % of the best prefix optimum
 
 Selection = tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]
 
@@ -241,6 +249,144 @@ def _local_search(
     return counts, cur
 
 
+Subset = tuple[tuple[int, ...], ...]  # per topology edge: selected rank positions, ascending
+
+
+def _subset_means(scorer: _Scorer, subsets: list[Subset], s_e: int, s_w: int) -> np.ndarray:
+    """Hetero E[T] (s) of arbitrary worker subsets, shape ``(C,)``.
+
+    The same computation as :meth:`SelectionEvaluator.means`, but a worker takes part by
+    membership (a boolean mask ``(C, n, m)``) instead of by being among the fastest
+    ``counts[e]``; non-members never miss, exactly like padding.
+    """
+    ev = scorer.evaluator
+    scorer.evals += len(subsets)
+    c = len(subsets)
+    valid = np.zeros((c, ev.n, ev.m), dtype=bool)
+    loads = np.zeros((c, ev.n, ev.m))
+    k_total = [default_k(sum(len(p) for p in sub)) for sub in subsets]
+    for i, sub in enumerate(subsets):
+        on = [e for e, pos in enumerate(sub) if pos]
+        speeds = [[scorer.speeds[e][q] for q in sub[e]] for e in on]
+        _, d = hetero_counts(speeds, s_e, s_w, k_total[i])
+        for e, row in zip(on, d, strict=True):
+            valid[i, e, list(sub[e])] = True
+            loads[i, e, list(sub[e])] = np.array(row) / k_total[i]
+    cnt = valid.sum(axis=2)
+    shift, scale = ev.shift_s[None] * loads, ev.inv_rate[None] * loads
+    edge_on = cnt > 0
+    off_v = ev.off_v[None] + (ev.combine[None] * np.maximum(cnt - s_w, 0))[:, :, None]
+    off_w = np.broadcast_to(ev.off_w[None], off_v.shape)
+    lo, hi = support(shift, scale, ev.link_v, valid, off_v, edge_on, ev.pi, ev.slowdown)
+    t = np.linspace(lo, hi, ev.grid, axis=1)
+    misses = s_e + (~edge_on).sum(axis=1)
+    cdf = hierarchical_cdf(
+        t, shift, scale, ev.link_v, ev.link_w, valid, off_v, off_w, edge_on,
+        s_w, misses, ev.pi, ev.slowdown, ev.dtype,
+    )  # fmt: skip
+    return np.asarray(lo + np.trapezoid(1.0 - cdf, t, axis=1))
+
+
+def _subset_moves(
+    sub: Subset, m: Sequence[int], s_w: int, in_order: Sequence[int], out_order: Sequence[int]
+) -> list[Subset]:
+    """Neighbours of ``sub``, at most ``POLISH_BUDGET`` of them.
+
+    Inside selected edges (``in_order``): drop the edge, drop any one worker, add any one
+    worker, or (edges of at most ``SWAP_MAX_WORKERS``) swap one in for one out. Edges that
+    are out (``out_order``) come back with their fastest ``s_w`` workers plus any one other:
+    the best re-entry may be a middle worker alone.
+    """
+    out: list[Subset] = []
+
+    def with_(e: int, pos: set[int]) -> None:
+        x = list(sub)
+        x[e] = tuple(sorted(pos))
+        out.append(tuple(x))
+
+    for e in in_order:
+        have, rest = set(sub[e]), [q for q in range(m[e]) if q not in sub[e]]
+        with_(e, set())
+        for q in sub[e]:
+            if len(have) > 1:
+                with_(e, have - {q})
+        for q in rest:
+            with_(e, have | {q})
+        if m[e] <= SWAP_MAX_WORKERS:
+            for q_out in sub[e]:
+                for q_in in rest:
+                    with_(e, (have - {q_out}) | {q_in})
+        if len(out) >= POLISH_BUDGET:
+            return out[:POLISH_BUDGET]
+    for e in out_order:
+        for q in range(s_w, m[e]):
+            with_(e, set(range(s_w)) | {q})
+        if len(out) >= POLISH_BUDGET:
+            break
+    return out[:POLISH_BUDGET]
+
+
+def _combine_best(sub: Subset, nbs: list[Subset], values: np.ndarray) -> list[Subset]:
+    """Pairs of the ``COMBINE_TOP`` best single moves that change different edges, applied
+    together: two drops that only pay off jointly are invisible to single moves."""
+    top = [nbs[int(k)] for k in np.argsort(values)[:COMBINE_TOP]]
+    changed = [next(e for e in range(len(sub)) if nb[e] != sub[e]) for nb in top]
+    out = []
+    for a, b in itertools.combinations(range(len(top)), 2):
+        if changed[a] != changed[b]:
+            x = list(top[a])
+            x[changed[b]] = top[b][changed[b]]
+            out.append(tuple(x))
+    return out
+
+
+def _polish_subsets(
+    scorer: _Scorer, moves: _Moves, start: Counts, value: float, s_e: int, s_w: int
+) -> tuple[Subset, float]:
+    """Best-improvement local search over worker subsets from the prefix optimum ``start``.
+
+    Selected edges are visited latest-finishing first, then the edges that are out
+    earliest-finishing first (by mean keys), so on large systems the move budget goes to the
+    edges that most likely matter. At a single-move optimum, pairs of the best single moves
+    are tried before giving up.
+    """
+    sub: Subset = tuple(tuple(range(k)) for k in start)
+    cur, seen = value, {sub}
+    m = [len(r) for r in moves.rank]
+
+    def fresh(cands: list[Subset]) -> list[Subset]:
+        ok = [
+            c
+            for c in dict.fromkeys(cands)
+            if c not in seen and scorer.feasible(tuple(len(p) for p in c), s_e, s_w)
+        ]
+        seen.update(ok)
+        return ok
+
+    while True:
+        in_order = sorted(
+            (e for e, p in enumerate(sub) if p), key=lambda e: -moves.finish(e, len(sub[e]))
+        )
+        out_order = sorted(
+            (e for e, p in enumerate(sub) if not p and m[e] > s_w),
+            key=lambda e: moves.finish(e, m[e]),
+        )
+        nbs = fresh(_subset_moves(sub, m, s_w, in_order, out_order))
+        if not nbs:
+            break
+        values = _subset_means(scorer, nbs, s_e, s_w)
+        if values.min() >= cur * (1 - 1e-9):
+            nbs = fresh(_combine_best(sub, nbs, values))
+            if not nbs:
+                break
+            values = _subset_means(scorer, nbs, s_e, s_w)
+        k = int(np.argmin(values))
+        if values[k] >= cur * (1 - 1e-9):
+            break
+        cur, sub = float(values[k]), nbs[k]
+    return sub, cur
+
+
 @dataclass
 class _Pair:
     """Search state of one (s_e, s_w): its moves, scorer and screened starting selections."""
@@ -289,16 +435,33 @@ def _screen_pair(
     return _Pair(s_e, s_w, moves, scorer, ranked)
 
 
-def _search_pair(pair: _Pair, build: Callable[[Selection, int, int], Plan | None], n_starts: int):
-    """Local search from the pair's best ``n_starts`` starts; the best plan found."""
+def _search_pair(pair: _Pair, n_starts: int) -> tuple[float, Counts]:
+    """Prefix local search from the pair's best ``n_starts`` starts: (E[T] s, counts)."""
     best: tuple[float, Counts] | None = None
     for _, start in pair.starts[:n_starts]:
         counts, value = _local_search(pair.scorer, pair.moves, start, pair.s_e, pair.s_w)
         if best is None or value < best[0]:
             best = (value, counts)
     assert best is not None
-    plan = build(_selection(best[1], pair.moves.rank), pair.s_e, pair.s_w)
-    return None if plan is None else Candidate(plan, best[0])
+    return best
+
+
+def _finish_pair(
+    pair: _Pair,
+    build: Callable[[Selection, int, int], Plan | None],
+    found: tuple[float, Counts],
+    polish: bool,
+) -> Candidate | None:
+    """The plan of a searched pair, optionally after the subset polish (hetero)."""
+    value, counts = found
+    rank = pair.moves.rank
+    sel = _selection(counts, rank)
+    if polish:
+        sub, value = _polish_subsets(pair.scorer, pair.moves, counts, value, pair.s_e, pair.s_w)
+        edges = tuple(e for e, p in enumerate(sub) if p)
+        sel = edges, tuple(tuple(rank[e][q] for q in sub[e]) for e in edges)
+    plan = build(sel, pair.s_e, pair.s_w)
+    return None if plan is None else Candidate(plan, value)
 
 
 def greedy_jncss(
@@ -319,7 +482,8 @@ def greedy_jncss(
     are screened), a scan stops after ``patience`` consecutive values that do not
     improve on its best, or when a lower bound says the pair cannot win. Phase 2 runs the
     local search (``width`` moves of each kind per step) from the ``n_starts`` best starts of
-    the ``refine_pairs`` best pairs.
+    the ``refine_pairs`` best pairs. With ``hetero``, phase 3 polishes the searched pairs
+    within ``POLISH_MARGIN`` of the best by the subset local search.
     """
     pairs: list[_Pair] = []
     best = np.inf
@@ -350,15 +514,20 @@ def greedy_jncss(
                 break
     build = _builder(system, hetero)
     found: dict[tuple[int, int], Candidate] = {}
-    for rank_, pair in enumerate(sorted(pairs, key=lambda p: p.screen)):
-        cand = None
-        if rank_ < refine_pairs:
-            cand = _search_pair(pair, build, n_starts)
-        else:  # not searched: report its best start so alternatives stay informative
-            plan = build(_selection(pair.starts[0][1], pair.moves.rank), pair.s_e, pair.s_w)
-            cand = None if plan is None else Candidate(plan, pair.screen)
+    ordered = sorted(pairs, key=lambda p: p.screen)
+    searched = [(p, _search_pair(p, n_starts)) for p in ordered[:refine_pairs]]
+    top = min((r[0] for _, r in searched), default=np.inf)
+    for pair, res in searched:
+        # the subset polish is costly on big systems: only for pairs that can still win
+        polish = hetero and res[0] <= top * (1 + POLISH_MARGIN)
+        cand = _finish_pair(pair, build, res, polish)
         if cand is not None:
             found[(pair.s_e, pair.s_w)] = cand
+    for pair in ordered[refine_pairs:]:
+        # not searched: report its best start so alternatives stay informative
+        plan = build(_selection(pair.starts[0][1], pair.moves.rank), pair.s_e, pair.s_w)
+        if plan is not None:
+            found[(pair.s_e, pair.s_w)] = Candidate(plan, pair.screen)
     evals = sum(p.scorer.evals for p in pairs)
     return _refine(system, found, evals, "greedy")
 
