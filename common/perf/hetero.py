@@ -170,3 +170,8 @@ def make_hetero_plan(
         "placement": [[list(p) for p in edge] for edge in placement],
     }
     return Plan("hgc-hetero", edges_t, workers_t, spec, s_e=s_e, s_w=s_w, loads=loads)
+
+
+def clear_count_cache() -> None:
+    """Forget memoised per-edge splits (benchmarks time cold searches)."""
+    _worker_counts.cache_clear()

@@ -474,6 +474,7 @@ def greedy_jncss(
     full_scan_pairs: int = 64,
     refine_pairs: int = 3,
     n_starts: int = 2,
+    polish: bool = True,
 ) -> OptimizeResult:
     """Greedy JNCSS; see the module docstring.
 
@@ -483,7 +484,8 @@ def greedy_jncss(
     improve on its best, or when a lower bound says the pair cannot win. Phase 2 runs the
     local search (``width`` moves of each kind per step) from the ``n_starts`` best starts of
     the ``refine_pairs`` best pairs. With ``hetero``, phase 3 polishes the searched pairs
-    within ``POLISH_MARGIN`` of the best by the subset local search.
+    within ``POLISH_MARGIN`` of the best by the subset local search (unless ``polish`` is
+    False: fastest-first prefixes only, the cheaper search of earlier versions).
     """
     pairs: list[_Pair] = []
     best = np.inf
@@ -519,8 +521,8 @@ def greedy_jncss(
     top = min((r[0] for _, r in searched), default=np.inf)
     for pair, res in searched:
         # the subset polish is costly on big systems: only for pairs that can still win
-        polish = hetero and res[0] <= top * (1 + POLISH_MARGIN)
-        cand = _finish_pair(pair, build, res, polish)
+        polish_it = polish and hetero and res[0] <= top * (1 + POLISH_MARGIN)
+        cand = _finish_pair(pair, build, res, polish_it)
         if cand is not None:
             found[(pair.s_e, pair.s_w)] = cand
     for pair in ordered[refine_pairs:]:
