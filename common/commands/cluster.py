@@ -63,16 +63,14 @@ def _from_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _from_scenario(path: Path, scheme: str) -> dict[str, Any]:
-    from common.perf import plan_scheme
     from common.scenario import ScenarioError, load_scenario
-    from common.testbed.config import master_config
-    from common.testbed.predict import tolerances
+    from common.testbed.config import master_config, scheme_plan
 
     try:
         scenario = load_scenario(path)
     except (OSError, ScenarioError) as exc:
         raise UsageError(f"--scenario {path}: {exc}") from None
-    plan = plan_scheme(scenario.system_model(), scheme, **tolerances(scenario, scheme))
+    plan = scheme_plan(scenario, scheme)
     return master_config(scenario, plan, scenario.training.iterations, "full")
 
 

@@ -22,11 +22,11 @@ from typing import Any, TextIO
 from common.scenario import Scenario
 from common.testbed.cgroups import detect_cgroups, sweep_cgroups
 from common.testbed.cleanup import CleanupStack
-from common.testbed.config import NodeMap, master_config
+from common.testbed.config import NodeMap, master_config, scheme_plan
 from common.testbed.emulation import EmulatedHardware
 from common.testbed.faults import FaultAction, FaultSchedule
 from common.testbed.netns import sweep_netns
-from common.testbed.predict import predict, tolerances
+from common.testbed.predict import predict
 from common.testbed.progress import Progress
 from common.testbed.records import read_records, scheme_stats
 from common.testbed.runfolder import RunFolder, SchemeResult, fill_speedups
@@ -181,12 +181,6 @@ def translate(record: dict[str, Any], names: NodeMap, scheme: str) -> dict[str, 
     return out
 
 
-def _plan(scenario: Scenario, scheme: str) -> Any:
-    from common.perf import plan_scheme
-
-    return plan_scheme(scenario.system_model(), scheme, **tolerances(scenario, scheme))
-
-
 def _link_mode(scenario: Scenario, hw: EmulatedHardware) -> str:
     if scenario.emulation.network == "off":
         return "none"
@@ -215,7 +209,7 @@ def _run_scheme(
 
     info: dict[str, Any] = {}
     try:
-        plan = _plan(scenario, scheme)
+        plan = scheme_plan(scenario, scheme)
     except ValueError as exc:
         return [], info, f"cannot plan {scheme}: {exc}"
     names = NodeMap.of(plan)
