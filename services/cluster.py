@@ -14,6 +14,7 @@ Both take the master's run description (the JSON schema of ``services.master.con
 
 from __future__ import annotations
 
+import abc
 import atexit
 import contextlib
 import io
@@ -96,15 +97,15 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 # ===================================================================== subprocesses
-class _ClusterContext:
+class _ClusterContext(abc.ABC):
     """``with`` support shared by the clusters: ``start()`` on entry (``close()`` and re-raise
     if starting fails, so nothing is left running), ``close()`` on exit."""
 
-    def start(self, wait_ready: bool = True) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start(self, wait_ready: bool = True) -> None: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self) -> Self:
         try:
