@@ -464,6 +464,23 @@ def _finish_pair(
     return None if plan is None else Candidate(plan, value)
 
 
+class _Patience:
+    """A scan over tolerances stops after ``limit`` consecutive values that do not improve
+    on its best (shared by the greedy screen and the all-nodes screen)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.best = np.inf
+        self.stale = 0
+
+    def exhausted(self, value: float) -> bool:
+        if value < self.best:
+            self.best, self.stale = value, 0
+            return False
+        self.stale += 1
+        return self.stale >= self.limit
+
+
 def greedy_jncss(
     system: SystemModel,
     *,
@@ -488,32 +505,22 @@ def greedy_jncss(
     False: fastest-first prefixes only, the cheaper search of earlier versions).
     """
     pairs: list[_Pair] = []
-    best = np.inf
-    se_stale = 0
     if system.n_edges * max(system.workers_per_edge) <= full_scan_pairs:
         patience = system.n_edges * max(system.workers_per_edge)
+    over_s_e = _Patience(patience)
     for s_e in range(system.n_edges):
-        best_se = np.inf
-        sw_stale = 0
+        over_s_w = _Patience(patience)
         for s_w in range(max(system.workers_per_edge)):
-            if _lower_bound(system, s_e, s_w) >= best:
+            if _lower_bound(system, s_e, s_w) >= over_s_e.best:
                 break
             pair = _screen_pair(system, s_e, s_w, grid, width, hetero)
             if pair is None:
                 continue
             pairs.append(pair)
-            if pair.screen < best_se:
-                best_se, sw_stale = pair.screen, 0
-            else:
-                sw_stale += 1
-                if sw_stale >= patience:
-                    break
-        if best_se < best:
-            best, se_stale = best_se, 0
-        else:
-            se_stale += 1
-            if se_stale >= patience:
+            if over_s_w.exhausted(pair.screen):
                 break
+        if over_s_e.exhausted(over_s_w.best):
+            break
     build = _builder(system, hetero)
     found: dict[tuple[int, int], Candidate] = {}
     ordered = sorted(pairs, key=lambda p: p.screen)
@@ -552,27 +559,18 @@ def best_fixed_tolerances(
     full = tuple(m)
     ev = SelectionEvaluator(system, [list(range(k)) for k in m], grid)
     scored: list[tuple[float, int, int]] = []
-    best = np.inf
-    se_stale = 0
+    over_s_e = _Patience(patience)
     for s_e in se_range:
-        best_se, sw_stale = np.inf, 0
+        over_s_w = _Patience(patience)
         for s_w in sw_range:
             if not is_hgc_feasible(m, s_e, s_w):
                 continue
             value = float(ev.means([full], s_e, s_w)[0])
             scored.append((value, s_e, s_w))
-            if value < best_se:
-                best_se, sw_stale = value, 0
-            else:
-                sw_stale += 1
-                if sw_stale >= patience:
-                    break
-        if best_se < best:
-            best, se_stale = best_se, 0
-        else:
-            se_stale += 1
-            if se_stale >= patience:
+            if over_s_w.exhausted(value):
                 break
+        if over_s_e.exhausted(over_s_w.best):
+            break
     return [(a, b) for _, a, b in sorted(scored)[:top]]
 
 
