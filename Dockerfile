@@ -38,5 +38,5 @@ WORKDIR /home/hgc
 # the user hgc (uid 10001) for good before exec'ing the service. `--user hgc` skips shaping
 # and leaves the whole link profile to the in-process emulation.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-m", "common.compose.health"]
-ENTRYPOINT ["python", "-m", "common.compose.entrypoint"]
+    CMD ["python", "-m", "services.common.health"]
+ENTRYPOINT ["python", "-m", "services.common.entrypoint"]

@@ -26,11 +26,11 @@ run: venv
 	$(VENV)/bin/hgc run $(SCENARIO)
 
 lint: venv
-	$(VENV)/bin/ruff check common services tests bench
-	$(VENV)/bin/ruff format --check common services tests bench
+	$(VENV)/bin/ruff check common services hgc tests bench
+	$(VENV)/bin/ruff format --check common services hgc tests bench
 
 typecheck: venv
-	$(VENV)/bin/mypy common services
+	$(VENV)/bin/mypy common services hgc
 
 # CI=true (set by .ci/run) provisions Docker, compose, the base image and Prometheus first,
 # so the container tests run instead of skipping.

@@ -3,12 +3,12 @@ scheme back to back on the same emulated hardware, measured mean iteration time 
 the simulator's prediction for the same scenario (target 0.9-1.15), and HGC-JNCSS's measured
 speed-up over uncoded beside the simulator's.
 
-First, in the same run, the scenario's deterministic twin (``common.testbed.overhead``)
+First, in the same run, the scenario's deterministic twin (``hgc.testbed.overhead``)
 measures the real system's cost per message hop; each scheme is then reported against the
 pure model (``measured/sim``), against the model plus that measured overhead
 (``measured/(sim+overhead)``), and -- hierarchical schemes -- against the model evaluated on
 the run's own seeded compute draws plus the overhead (``measured/(paired+overhead)``,
-``common.testbed.paired``), side by side. docs/running.md explains the figures."""
+``hgc.testbed.paired``), side by side. docs/running.md explains the figures."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from pathlib import Path
 
 from bench import Result
 from common.scenario import load_scenario
-from common.testbed.launcher import RunRequest, run_testbed
-from common.testbed.overhead import HOPS_PER_ITERATION, measure_overhead
-from common.testbed.paired import paired_prediction
-from common.testbed.predict import predict
+from hgc.testbed.launcher import RunRequest, run_testbed
+from hgc.testbed.overhead import HOPS_PER_ITERATION, measure_overhead
+from hgc.testbed.paired import paired_prediction
+from hgc.testbed.predict import predict
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "heterogeneous.yaml"
 LOW, HIGH = 0.9, 1.15

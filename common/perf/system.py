@@ -107,7 +107,7 @@ def with_message_overhead(system: SystemModel, overhead_s: float) -> SystemModel
 
     The pure model has no cost per message; a real run has one (encode, zmq, decode, the
     event loop, the emulated link's millisecond timer, OS scheduling of ~20 processes). The
-    testbed measures it on a deterministic twin of the scenario (``common.testbed.overhead``)
+    testbed measures it on a deterministic twin of the scenario (``hgc.testbed.overhead``)
     and reports predictions with and without it; it is never fitted to the ratio it explains.
 
     Parameters

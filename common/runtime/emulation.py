@@ -57,7 +57,7 @@ LINK_SPEC_KEYS = ("latency_s", "jitter_s", "bandwidth_bytes_per_s", "loss", "ret
 
 
 def link_from_spec(spec: Mapping[str, Any], where: str = "link") -> Link:
-    """A ``Link`` from its ``emulation_spec`` form (``common.testbed.config.link_json``):
+    """A ``Link`` from its ``emulation_spec`` form (``hgc.testbed.config.link_json``):
     a map of some of ``LINK_SPEC_KEYS`` to numbers (seconds, bytes/s); missing keys keep
     the ``Link`` defaults (no rate limit when ``bandwidth_bytes_per_s`` is absent).
 

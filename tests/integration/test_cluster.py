@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from services.cluster import InProcessCluster, reference_trace
+from hgc.cluster import InProcessCluster, reference_trace
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -29,7 +29,7 @@ from common.runtime.messages import (
     WorkerSetup,
 )
 from common.runtime.transport import TransportConfig
-from services.cluster import InProcessCluster
+from hgc.cluster import InProcessCluster
 from services.common.actions import Drop, PeerChanged, Received
 from services.edge.state import EdgeState
 from services.worker.service import run_worker

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.scenario import load_scenario
-from common.testbed.launcher import RunRequest, run_testbed
+from hgc.testbed.launcher import RunRequest, run_testbed
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(240)

@@ -167,8 +167,8 @@ def scenario_stack(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Generate (compose dict, master config) into ``workdir`` with the generator's own
     functions; the master records every iteration to ``workdir/out/record.jsonl``."""
-    from common.compose.generate import StackOptions, build_stack, master_config
     from common.scenario import load_scenario
+    from hgc.compose.generate import StackOptions, build_stack, master_config
 
     scenario = load_scenario(scenario_path)
     opts = StackOptions(scheme=scheme, image=image, iterations=iterations)
@@ -185,7 +185,7 @@ def scenario_stack(
             entry["compute"] = compute
     for sub in ("prometheus", "grafana"):
         shutil.copytree(COMPOSE_DIR / sub, workdir / sub, dirs_exist_ok=True)
-    from common.compose.generate import prometheus_config
+    from hgc.compose.generate import prometheus_config
 
     (workdir / "prometheus" / "prometheus.yml").write_text(
         yaml.safe_dump(prometheus_config(scenario))

@@ -31,7 +31,7 @@ def _clean(docker_client: Any) -> Any:  # noqa: F811
 
 def test_compose_cluster_trains_like_the_local_run(docker_client: Any, hgc_image: str) -> None:  # noqa: F811
     from common.learning import build_model, load_dataset
-    from services.cluster import reference_trace
+    from hgc.cluster import reference_trace
 
     iterations = 15
     with running_stack(

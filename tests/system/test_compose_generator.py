@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.cli import main
 from common.coding import code_from_spec
-from common.compose.entrypoint import EntrypointError, mechanisms, plan_from_env
-from common.compose.generate import GenerateError, prometheus_config
+from common.runtime.shaping import Shape
 from common.scenario import load_scenario
-from common.testbed import config as nodeconfig
-from common.testbed.netns import Shape
+from hgc.cli import main
+from hgc.compose.generate import GenerateError, prometheus_config
+from hgc.testbed import config as nodeconfig
+from services.common.entrypoint import EntrypointError, mechanisms, plan_from_env
 from services.master.config import parse_config
 from tests.system.docker_helpers import COMPOSE_DIR, ROOT
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from common.scenario import load_scenario
-from common.testbed.cgroups import detect_cgroups
-from common.testbed.launcher import RunRequest, run_testbed
-from common.testbed.records import read_records
+from hgc.testbed.cgroups import detect_cgroups
+from hgc.testbed.launcher import RunRequest, run_testbed
+from hgc.testbed.records import read_records
 from tests.conftest import IN_CI
 
 pytestmark = pytest.mark.timeout(240)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from common.testbed.cgroups import CpuQuotas, detect_cgroups
+from hgc.testbed.cgroups import CpuQuotas, detect_cgroups
 
 BUSY = (
     "import time\nt = time.perf_counter()\nx = 0\n"

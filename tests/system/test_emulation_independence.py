@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from common.scenario import load_scenario
-from common.testbed.launcher import RunRequest, run_testbed
-from common.testbed.records import read_records
+from hgc.testbed.launcher import RunRequest, run_testbed
+from hgc.testbed.records import read_records
 
 pytestmark = pytest.mark.timeout(240)
 

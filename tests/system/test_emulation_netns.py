@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from common.testbed.netns import (
+from common.runtime.shaping import Shape
+from hgc.testbed.netns import (
     NetworkLab,
-    Shape,
     list_lab_netns,
     probe_netem,
     probe_qdisc,

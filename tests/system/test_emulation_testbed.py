@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from common.scenario import parse_scenario
-from common.testbed.cgroups import PREFIX, detect_cgroups
-from common.testbed.cleanup import CleanupStack
-from common.testbed.emulation import EmulatedHardware, kernel_shapes
-from common.testbed.netns import list_lab_netns
+from hgc.testbed.cgroups import PREFIX, detect_cgroups
+from hgc.testbed.cleanup import CleanupStack
+from hgc.testbed.emulation import EmulatedHardware, kernel_shapes
+from hgc.testbed.netns import list_lab_netns
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)

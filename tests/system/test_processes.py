@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.runtime.codec import decode, encode
 from common.runtime.messages import Heartbeat, ModelUpdate, Shutdown, WorkerSetup
-from services.cluster import ClusterError, LocalCluster, reference_trace
+from hgc.cluster import ClusterError, LocalCluster, reference_trace
 from tests.conftest import poll_for
 from tests.integration.test_cluster_hostile import (
     CODEC_REASONS,

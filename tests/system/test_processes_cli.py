@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def hgc(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    # the console script, as users run it (``python -m common.cli`` would load the CLI twice)
+    # the console script, as users run it (``python -m hgc.cli`` would load the CLI twice)
     cmd = [str(Path(sys.executable).parent / "hgc"), *args]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from common.testbed.cgroups import PREFIX, detect_cgroups
-from common.testbed.cleanup import pid_alive
-from common.testbed.netns import list_lab_netns
+from hgc.testbed.cgroups import PREFIX, detect_cgroups
+from hgc.testbed.cleanup import pid_alive
+from hgc.testbed.netns import list_lab_netns
 from tests.conftest import poll_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from common.testbed.records import read_records
-from common.testbed.scrape import Sample, scrape, total, value
+from hgc.testbed.records import read_records
+from hgc.testbed.scrape import Sample, scrape, total, value
 from tests.conftest import poll_for
 
 ROOT = Path(__file__).resolve().parents[2]

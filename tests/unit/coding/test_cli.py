@@ -1,4 +1,4 @@
-"""``hgc code``: via common.cli.main and once through the installed console script."""
+"""``hgc code``: via hgc.cli.main and once through the installed console script."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.cli import main
 from common.coding import make_code
+from hgc.cli import main
 from tests.unit.coding.exhaustive import check_all_patterns
 
 

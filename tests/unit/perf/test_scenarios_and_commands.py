@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.cli import main
 from common.perf import ExactUnavailableError, expected_time, simulate_plan
 from common.perf.simulator import TABLE_ORDER, Tolerances, scheme_plan
 from common.scenario import load_scenario
+from hgc.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))

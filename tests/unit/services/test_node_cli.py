@@ -52,7 +52,7 @@ def held_port() -> Iterator[int]:
 
 @pytest.fixture
 def master_config(tmp_path: Path) -> Path:
-    from common.commands.cluster import _from_flags
+    from hgc.commands.cluster import _from_flags
 
     flags = argparse.Namespace(workers_per_edge="2,2", scheme="hgc", s=None, s_e=1, s_w=1)
     flags.data, flags.model = "digits", "logreg"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from common.testbed.cgroups import CpuQuotas, detect_cgroups, quota_us, sweep_cgroups
+from hgc.testbed.cgroups import CpuQuotas, detect_cgroups, quota_us, sweep_cgroups
 
 
 def make_v2(root: Path, controllers: str = "cpu memory io") -> Path:

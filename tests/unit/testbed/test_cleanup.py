@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from common.testbed.cleanup import CleanupStack, pid_alive
+from hgc.testbed.cleanup import CleanupStack, pid_alive
 
 
 def test_runs_in_reverse_once_and_survives_failures() -> None:

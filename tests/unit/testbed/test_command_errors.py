@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from common.cli import main
-from common.commands.cluster import _from_flags
+from hgc.cli import main
+from hgc.commands.cluster import _from_flags
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIO = ROOT / "scenarios" / "homogeneous.yaml"
@@ -58,7 +58,7 @@ def test_cluster_config_with_a_bad_training_section_names_it(capsys, tmp_path) -
 
 def test_cluster_valid_config_passes_the_checks(tmp_path) -> None:
     """Negative control: the config the bad ones derive from is accepted by the checks."""
-    from common.commands.cluster import _check_config, _check_learning_specs
+    from hgc.commands.cluster import _check_config, _check_learning_specs
 
     config = valid_config()
     _check_config(config, "x")
@@ -75,12 +75,12 @@ def test_cluster_valid_config_passes_the_checks(tmp_path) -> None:
 def test_cluster_bad_data_or_model_is_refused_before_any_process_starts(
     capsys, monkeypatch, argv, field
 ) -> None:  # type: ignore[no-untyped-def]
-    import services.cluster
+    import hgc.cluster
 
     def no_cluster(*a: object, **k: object) -> None:
         raise AssertionError("a process was started for bad input")
 
-    monkeypatch.setattr(services.cluster, "LocalCluster", no_cluster)
+    monkeypatch.setattr(hgc.cluster, "LocalCluster", no_cluster)
     err = usage_error(capsys, ["cluster", "--workers-per-edge", "2,2", *argv])
     assert field in err
 
@@ -101,7 +101,7 @@ def test_simulate_out_under_a_file_is_refused(capsys, tmp_path) -> None:  # type
 
 @pytest.mark.parametrize("flag", ["--iterations", "--sweep-iterations"])
 def test_simulate_iterations_have_an_upper_limit_stated_in_the_message(capsys, flag) -> None:  # type: ignore[no-untyped-def]
-    from common.commands.simulate import MAX_ITERATIONS
+    from hgc.commands.simulate import MAX_ITERATIONS
 
     err = usage_error(capsys, ["simulate", str(SCENARIO), flag, "1000000000"])
     assert flag in err and str(MAX_ITERATIONS) in err
@@ -161,7 +161,7 @@ def test_run_with_a_metrics_port_in_use_is_refused_before_anything_starts(capsys
 
 
 def test_launcher_shows_a_refusing_node_as_one_line() -> None:
-    from common.testbed.launcher import one_line
+    from hgc.testbed.launcher import one_line
 
     log = "master exited with status 2 during start-up:\nmaster: --metrics-port 39000 ... in use"
     assert one_line(log) == (

@@ -9,9 +9,9 @@ import pytest
 from common.coding import code_from_spec
 from common.perf import Plan
 from common.scenario import Scenario, load_scenario
-from common.testbed.config import NodeMap, emulation_spec, full_code_spec, master_config
-from common.testbed.launcher import translate
-from common.testbed.predict import tolerances
+from hgc.testbed.config import NodeMap, emulation_spec, full_code_spec, master_config
+from hgc.testbed.launcher import translate
+from hgc.testbed.predict import tolerances
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -98,7 +98,7 @@ def test_tolerances_per_scheme(scenario: Scenario) -> None:
 
 def test_scheme_plan_is_the_planner_with_the_scenario_tolerances(scenario: Scenario) -> None:
     from common.perf import plan_scheme
-    from common.testbed.config import scheme_plan
+    from hgc.testbed.config import scheme_plan
 
     plan = scheme_plan(scenario, "worker-gc")
     assert plan == plan_scheme(scenario.system_model(), "worker-gc", s_w=scenario.code.s_w)

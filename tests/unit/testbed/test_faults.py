@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from common.scenario import Fault
-from common.testbed.faults import FaultSchedule
+from hgc.testbed.faults import FaultSchedule
 
 SELECTED = {"master", "edge-0", "edge-1", "worker-0-0", "worker-1-1"}
 

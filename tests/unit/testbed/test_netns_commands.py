@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.testbed.netns import Shape, address_of, tc_commands
+from common.runtime.shaping import Shape, tc_commands
+from hgc.testbed.netns import address_of
 
 
 def test_addresses_are_private_and_distinct() -> None:

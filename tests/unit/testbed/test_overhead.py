@@ -11,9 +11,9 @@ import pytest
 
 from common.perf import plan_scheme, simulate_plan
 from common.scenario import Scenario, load_scenario
-from common.testbed.config import emulation_spec
-from common.testbed.overhead import HOPS_PER_ITERATION, Overhead, deterministic_twin
-from common.testbed.predict import predict
+from hgc.testbed.config import emulation_spec
+from hgc.testbed.overhead import HOPS_PER_ITERATION, Overhead, deterministic_twin
+from hgc.testbed.predict import predict
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -11,9 +11,9 @@ import pytest
 
 from common.perf import expected_time, plan_scheme
 from common.scenario import Scenario, load_scenario
-from common.testbed.overhead import deterministic_twin
-from common.testbed.paired import paired_prediction
-from common.testbed.predict import tolerances
+from hgc.testbed.overhead import deterministic_twin
+from hgc.testbed.paired import paired_prediction
+from hgc.testbed.predict import tolerances
 
 ROOT = Path(__file__).resolve().parents[3]
 

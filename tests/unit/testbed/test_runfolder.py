@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from common.testbed.plots import write_plots
-from common.testbed.progress import Progress, format_progress
-from common.testbed.records import RecordError, read_records, scheme_stats, worker_tier_s
-from common.testbed.runfolder import RunFolder, SchemeResult, fill_speedups, format_table
+from hgc.testbed.plots import write_plots
+from hgc.testbed.progress import Progress, format_progress
+from hgc.testbed.records import RecordError, read_records, scheme_stats, worker_tier_s
+from hgc.testbed.runfolder import RunFolder, SchemeResult, fill_speedups, format_table
 
 
 def rec(scheme: str, it: int, dur: float, **kw: Any) -> dict[str, Any]:

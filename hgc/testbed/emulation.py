@@ -21,10 +21,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from common.runtime.shaping import Shape
 from common.scenario import Scenario
-from common.testbed.cgroups import CpuQuotas, detect_cgroups
-from common.testbed.cleanup import CleanupStack
-from common.testbed.netns import NetworkLab, Shape, probe_netem
+from hgc.testbed.cgroups import CpuQuotas, detect_cgroups
+from hgc.testbed.cleanup import CleanupStack
+from hgc.testbed.netns import NetworkLab, probe_netem
 
 log = logging.getLogger(__name__)
 

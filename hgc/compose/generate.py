@@ -3,14 +3,14 @@
 
 Pure functions returning plain dicts (the command module writes them). The plan, the node
 mapping and the master's configuration (``code_spec``, ``emulation_spec``) come from
-``common.testbed.config``, the very functions ``hgc run`` uses, so a scheme runs the same
+``hgc.testbed.config``, the very functions ``hgc run`` uses, so a scheme runs the same
 code on the same nodes in both. One service per node the plan uses (``master``,
 ``edge-<i>``, ``worker-<i>-<j>`` by scenario name), each with
 
 - a CPU limit from its device profile (``deploy.resources.limits.cpus``: honoured by compose
   and by swarm alike);
 - its link profile in ``HGC_SHAPE_*`` variables, applied by ``tc`` inside the container at
-  start-up (``common.compose.entrypoint``; needs ``cap_add: [NET_ADMIN]``): a worker shapes
+  start-up (``services.common.entrypoint``; needs ``cap_add: [NET_ADMIN]``): a worker shapes
   everything it sends (it only talks to its edge), an edge what it sends to the master;
 - swarm placement by node label: ``hgc.master==true`` for the master, ``hgc.edge-<i>==true``
   for edge i and its workers (label a Pi with several of them to co-locate nodes).
@@ -29,7 +29,7 @@ from typing import Any
 from common.perf import Plan
 from common.perf.system import Link
 from common.scenario import Scenario
-from common.testbed import config as nodeconfig
+from hgc.testbed import config as nodeconfig
 
 # Ports inside the stack's network (every container has its own address, so they can repeat).
 ZMQ_PORT = 5555
@@ -93,7 +93,7 @@ def stack_nodes(plan: Plan) -> nodeconfig.NodeMap:
 def master_config(
     scenario: Scenario, opts: StackOptions, plan: Plan | None = None
 ) -> dict[str, Any]:
-    """The master's ``--config`` JSON: ``common.testbed.config.master_config``, the launcher's
+    """The master's ``--config`` JSON: ``hgc.testbed.config.master_config``, the launcher's
     builder (``code_spec`` complete, ``emulation_spec`` keyed by cluster node)."""
     plan = plan or plan_stack(scenario, opts)
     iterations = opts.iterations or scenario.training.iterations

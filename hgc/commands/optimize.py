@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from common.cli import UsageError
-from common.commands.simulate import load_scenario_model
 from common.perf.plan import InfeasiblePlanError
 from common.perf.simulator import optimizer_report
+from hgc.cli import UsageError
+from hgc.commands.simulate import load_scenario_model
 
 HELP = "choose nodes and tolerances (JNCSS) minimising the expected iteration time"
 

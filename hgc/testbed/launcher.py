@@ -1,5 +1,5 @@
 """``hgc run``: every scheme of a scenario, back to back, on the same emulated hardware and
-seed; real processes (``services.cluster.LocalCluster``); a run folder and a table at the end.
+seed; real processes (``hgc.cluster.LocalCluster``); a run folder and a table at the end.
 
 Shutdown is guaranteed on success, failure and Ctrl-C: the cluster of the running scheme,
 the cgroups and the namespaces are pushed on a ``CleanupStack`` that runs in ``finally``,
@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from common.scenario import Scenario
-from common.testbed.cgroups import detect_cgroups, sweep_cgroups
-from common.testbed.cleanup import CleanupStack
-from common.testbed.config import NodeMap, master_config, scheme_plan
-from common.testbed.emulation import EmulatedHardware
-from common.testbed.faults import FaultAction, FaultSchedule
-from common.testbed.netns import sweep_netns
-from common.testbed.predict import predict
-from common.testbed.progress import Progress
-from common.testbed.records import read_records, scheme_stats
-from common.testbed.runfolder import RunFolder, SchemeResult, fill_speedups
+from hgc.testbed.cgroups import detect_cgroups, sweep_cgroups
+from hgc.testbed.cleanup import CleanupStack
+from hgc.testbed.config import NodeMap, master_config, scheme_plan
+from hgc.testbed.emulation import EmulatedHardware
+from hgc.testbed.faults import FaultAction, FaultSchedule
+from hgc.testbed.netns import sweep_netns
+from hgc.testbed.predict import predict
+from hgc.testbed.progress import Progress
+from hgc.testbed.records import read_records, scheme_stats
+from hgc.testbed.runfolder import RunFolder, SchemeResult, fill_speedups
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _finish(
     records_by_scheme: dict[str, list[dict[str, Any]]],
     extra: dict[str, Any],
 ) -> str:
-    from common.testbed.plots import write_plots
+    from hgc.testbed.plots import write_plots
 
     fill_speedups(results)
     extra = {
@@ -205,7 +205,7 @@ def _run_scheme(
     progress: Progress,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
     """Run one scheme to the end; (translated records, info, error or None)."""
-    from services.cluster import ClusterError, LocalCluster
+    from hgc.cluster import ClusterError, LocalCluster
 
     info: dict[str, Any] = {}
     try:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common.cli import UsageError
+from hgc.cli import UsageError
 
 HELP = "train on a local cluster of real master/edge/worker processes (loopback)"
 
@@ -64,7 +64,7 @@ def _from_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _from_scenario(path: Path, scheme: str) -> dict[str, Any]:
     from common.scenario import ScenarioError, load_scenario
-    from common.testbed.config import master_config, scheme_plan
+    from hgc.testbed.config import master_config, scheme_plan
 
     try:
         scenario = load_scenario(path)
@@ -139,7 +139,7 @@ def _line(r: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from services.cluster import ClusterError, LocalCluster
+    from hgc.cluster import ClusterError, LocalCluster
     from services.master.config import ConfigError, parse_config
 
     config = build_config(args)

@@ -17,8 +17,8 @@ import numpy as np
 from common.perf.system import StragglerModel, WorkerProfile, with_message_overhead
 from common.runtime.emulation import ComputeEmulator
 from common.scenario import Scenario
-from common.testbed.config import emulation_spec
-from common.testbed.predict import tolerances
+from hgc.testbed.config import emulation_spec
+from hgc.testbed.predict import tolerances
 
 
 def _draws(entry: dict, iterations: int) -> np.ndarray:

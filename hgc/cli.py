@@ -1,6 +1,6 @@
-"""The ``hgc`` console script: a thin dispatcher over ``common.commands``.
+"""The ``hgc`` console script: a thin dispatcher over ``hgc.commands``.
 
-Each sub-command lives in its own module ``common.commands.<name>`` exposing
+Each sub-command lives in its own module ``hgc.commands.<name>`` exposing
 ``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported
 lazily so ``hgc code`` does not pay for zmq or matplotlib imports.
 """
@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# sub-command -> module under common.commands
+# sub-command -> module under hgc.commands
 COMMANDS: dict[str, str] = {
     "code": "code",
     "simulate": "simulate",
@@ -38,9 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, module_name in COMMANDS.items():
         try:
-            module = importlib.import_module(f"common.commands.{module_name}")
+            module = importlib.import_module(f"hgc.commands.{module_name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"common.commands.{module_name}":
+            if exc.name != f"hgc.commands.{module_name}":
                 raise
             continue  # command not built yet
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Import through the package so ``UsageError`` is the same class the commands raise
-    # (``python -m common.cli`` would otherwise load this module twice).
-    from common.cli import main as _main
+    # (``python -m hgc.cli`` would otherwise load this module twice).
+    from hgc.cli import main as _main
 
     sys.exit(_main())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from common.testbed.records import edge_name, worker_name
+from hgc.testbed.records import edge_name, worker_name
 
 
 def format_progress(record: dict[str, Any], total: int | None) -> str:

@@ -1,4 +1,4 @@
-"""The image's entry point: ``python -m common.compose.entrypoint [service flags...]``.
+"""The image's entry point: ``python -m services.common.entrypoint [service flags...]``.
 
 Runs as root only long enough to shape the container's egress with ``tc`` (needs
 ``cap_add: [NET_ADMIN]``), then drops to the unprivileged user and ``exec``s
@@ -40,7 +40,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from common.testbed.netns import Shape, tc_commands
+from common.runtime.shaping import Shape, tc_commands
 
 log = logging.getLogger("hgc.entrypoint")
 
@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hgc entrypoint: error: {exc}", file=sys.stderr)
         return 2
     os.environ["HGC_KERNEL_SHAPING"] = ",".join(kernel)
-    # The launcher's contract (common.testbed.emulation): mechanisms applied outside the
+    # The launcher's contract (hgc.testbed.emulation): mechanisms applied outside the
     # process, which the service reports in hgc_<role>_emulation_active{mechanism}.
     external = [*kernel, *(["cpu_quota"] if os.environ.get("HGC_CPU_LIMIT") else [])]
     os.environ["HGC_EMULATION_EXTERNAL"] = ",".join(external)

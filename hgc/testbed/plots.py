@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from common.testbed.records import wall_clock
+from hgc.testbed.records import wall_clock
 
 
 def write_plots(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.testbed.records import SchemeStats, worker_tier_s
+from hgc.testbed.records import SchemeStats, worker_tier_s
 
 CSV_COLUMNS = (
     "scheme",

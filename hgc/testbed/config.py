@@ -19,8 +19,8 @@ from common.coding import code_from_spec
 from common.perf import Plan, plan_scheme
 from common.perf.system import Link
 from common.scenario import Scenario
-from common.testbed.predict import tolerances
-from common.testbed.records import edge_name, worker_name
+from hgc.testbed.predict import tolerances
+from hgc.testbed.records import edge_name, worker_name
 
 # How much of a link the nodes emulate in-process: all of it, all but the rate (tc shapes
 # the rate), or nothing (netem does it all, or emulation is off).

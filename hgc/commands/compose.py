@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from common.cli import UsageError
+from hgc.cli import UsageError
 
 HELP = "generate a docker compose / swarm stack (one container per node) from a scenario"
 
@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from common.compose.generate import (
+    from common.scenario import ScenarioError, load_scenario
+    from hgc.compose.generate import (
         GenerateError,
         StackOptions,
         build_stack,
@@ -51,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
         prometheus_config,
         stack_nodes,
     )
-    from common.scenario import ScenarioError, load_scenario
 
     out = Path(args.output)
     if out.suffix not in (".yaml", ".yml"):

@@ -8,7 +8,6 @@ import math
 import sys
 from fractions import Fraction
 
-from common.cli import UsageError
 from common.coding import (
     DEFAULT_TOLERANCE,
     SCHEMES,
@@ -20,6 +19,7 @@ from common.coding import (
 )
 from common.coding.bounds import MAX_K
 from common.coding.lagrange import DEFAULT_POINTS, POINT_KINDS
+from hgc.cli import UsageError
 
 HELP = "build a hierarchical (or baseline) gradient code and print it"
 

@@ -188,7 +188,7 @@ def sweep_cgroups(
     """Remove groups left by launchers that are no longer running; returns what was removed."""
     if support.cpu_root is None or not support.cpu_root.exists():
         return []
-    from common.testbed.cleanup import pid_alive
+    from hgc.testbed.cleanup import pid_alive
 
     alive = pid_alive if is_alive is None else is_alive
     removed = []

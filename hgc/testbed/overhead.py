@@ -82,8 +82,8 @@ def measure_overhead(
     ``hgc run``'s launcher and compare it with its exact prediction.
 
     Raises ``RuntimeError`` when the twin's run fails or the model cannot evaluate it."""
-    from common.testbed.launcher import RunRequest, run_testbed
-    from common.testbed.predict import predict
+    from hgc.testbed.launcher import RunRequest, run_testbed
+    from hgc.testbed.predict import predict
 
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")

@@ -35,7 +35,7 @@ def predict(
     simulator cannot evaluate this scheme, so the table shows '-' and the reason is kept.
 
     ``message_overhead_s`` (seconds per message hop, measured by
-    ``common.testbed.overhead``) is added to every link when evaluating; the plan is still
+    ``hgc.testbed.overhead``) is added to every link when evaluating; the plan is still
     the one the cluster runs (chosen on the pure model)."""
     from common.perf import expected_time, plan_scheme, with_message_overhead
 

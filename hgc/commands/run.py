@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from common.cli import UsageError
+from hgc.cli import UsageError
 
 HELP = "run the schemes of a scenario on a local emulated edge cluster and compare them"
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         format="hgc run: %(message)s" if not args.verbose else "%(asctime)s %(name)s: %(message)s",
     )
     if args.cleanup:
-        from common.testbed.launcher import sweep
+        from hgc.testbed.launcher import sweep
 
         for line in sweep():
             print(line)
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations is not None and args.iterations < 1:
         raise UsageError(f"--iterations: must be >= 1, got {args.iterations}")
     from common.scenario import ScenarioError, load_scenario
-    from common.testbed.launcher import PortInUseError, RunRequest, check_metrics_ports, run_testbed
-    from common.testbed.runfolder import RunFolderError, prepare_folder
+    from hgc.testbed.launcher import PortInUseError, RunRequest, check_metrics_ports, run_testbed
+    from hgc.testbed.runfolder import RunFolderError, prepare_folder
 
     try:
         scenario = load_scenario(args.scenario)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common.cli import UsageError
 from common.perf.plan import InfeasiblePlanError
 from common.perf.simulator import (
     SchemeResult,
@@ -25,6 +24,7 @@ from common.perf.simulator import (
     sweep,
 )
 from common.perf.system import SystemModel
+from hgc.cli import UsageError
 
 HELP = "simulate every scheme of a scenario and compare iteration times"
 # Monte Carlo draws are held in memory (schemes x iterations x workers floats): 10^9
