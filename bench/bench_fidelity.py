@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench import Result
 from common.scenario import load_scenario
+from hgc.testbed.config import scenario_plan
 from hgc.testbed.launcher import RunRequest, run_testbed
 from hgc.testbed.overhead import HOPS_PER_ITERATION, measure_overhead
 from hgc.testbed.paired import paired_prediction
@@ -67,11 +68,12 @@ def run(quick: bool) -> list[Result]:
         results.append(
             ratio_result(section, f"{scheme} measured/sim", measured, r.predicted_mean_s)
         )
-        with_overhead, _ = predict(scenario, scheme, message_overhead_s=hop)
+        plan = scenario_plan(scenario, scheme)  # deterministic: the plan the run used
+        with_overhead, _ = predict(scenario, plan, message_overhead_s=hop)
         results.append(
             ratio_result(section, f"{scheme} measured/(sim+overhead)", measured, with_overhead)
         )
-        paired = paired_prediction(scenario, scheme, iterations, message_overhead_s=hop)
+        paired = paired_prediction(scenario, plan, iterations, message_overhead_s=hop)
         if paired is not None:
             name = f"{scheme} measured/(paired+overhead)"
             results.append(ratio_result(section, name, measured, paired))

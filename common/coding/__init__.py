@@ -24,8 +24,8 @@ from common.coding.errors import (
     NumericallyUnstableCodeError,
 )
 from common.coding.factory import (
+    CODE_SCHEMES,
     DEFAULT_TOLERANCE,
-    SCHEMES,
     Code,
     code_from_placement,
     code_from_spec,
@@ -33,10 +33,24 @@ from common.coding.factory import (
 )
 from common.coding.flat import FlatCode
 from common.coding.hierarchical import HierarchicalCode
+from common.coding.schemes import (
+    DEFAULT_SCHEMES,
+    REGISTRY,
+    SCHEME_NAMES,
+    Scheme,
+    Tolerances,
+    check_scheme,
+    fixed_tolerances,
+    scheme,
+    table_order,
+)
 
 __all__ = [
+    "CODE_SCHEMES",
+    "DEFAULT_SCHEMES",
     "DEFAULT_TOLERANCE",
-    "SCHEMES",
+    "REGISTRY",
+    "SCHEME_NAMES",
     "Code",
     "CodeSpecError",
     "DecodeError",
@@ -44,10 +58,14 @@ __all__ = [
     "HierarchicalCode",
     "InfeasibleCodeError",
     "NumericallyUnstableCodeError",
+    "Scheme",
+    "Tolerances",
     "check_feasible",
+    "check_scheme",
     "code_from_placement",
     "code_from_spec",
     "combine",
+    "fixed_tolerances",
     "is_feasible",
     "largest_feasible_s_e",
     "largest_feasible_s_w",
@@ -55,5 +73,7 @@ __all__ = [
     "minimal_K",
     "optimal_load",
     "optimal_load_fraction",
+    "scheme",
     "smallest_equal_load",
+    "table_order",
 ]

@@ -19,20 +19,24 @@ def check_topology(workers_per_edge: Sequence[int]) -> tuple[int, ...]:
     """Validate a topology: at least one edge, every edge with >= 1 worker (ints, not bools)."""
     m = tuple(workers_per_edge)
     if len(m) == 0:
-        raise InfeasibleCodeError("workers_per_edge: need at least one edge")
+        raise InfeasibleCodeError("workers_per_edge: need at least one edge", "workers_per_edge")
     for i, mi in enumerate(m):
         if isinstance(mi, bool) or not isinstance(mi, int | np.integer):
-            raise InfeasibleCodeError(f"workers_per_edge[{i}]: must be an integer, got {mi!r}")
+            raise InfeasibleCodeError(
+                f"workers_per_edge[{i}]: must be an integer, got {mi!r}", "workers_per_edge"
+            )
         if mi < 1:
-            raise InfeasibleCodeError(f"workers_per_edge[{i}]: must be >= 1, got {mi}")
+            raise InfeasibleCodeError(
+                f"workers_per_edge[{i}]: must be >= 1, got {mi}", "workers_per_edge"
+            )
     return tuple(int(mi) for mi in m)
 
 
 def _check_tolerance(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InfeasibleCodeError(f"{name}: must be an integer, got {value!r}")
+        raise InfeasibleCodeError(f"{name}: must be an integer, got {value!r}", name)
     if value < 0:
-        raise InfeasibleCodeError(f"{name}: must be >= 0, got {value}")
+        raise InfeasibleCodeError(f"{name}: must be >= 0, got {value}", name)
 
 
 def optimal_load_fraction(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> Fraction:
@@ -88,12 +92,12 @@ def smallest_equal_load(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> 
 
 
 def is_feasible(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> bool:
-    """True when an equal-load code at the bound exists (spec §2), i.e. make_code succeeds."""
-    try:
-        check_feasible(workers_per_edge, s_e, s_w)
-    except InfeasibleCodeError:
+    """True when an equal-load code at the bound exists (spec §2), i.e. exactly when
+    :func:`check_feasible` passes; cheap, since the optimiser asks it for every candidate."""
+    m = workers_per_edge
+    if len(m) == 0 or min(m) < 1:
         return False
-    return True
+    return 0 <= s_e < len(m) and 0 <= s_w < min(m) and (s_e + 1) * max(m) <= sum(m)
 
 
 def check_feasible(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> tuple[int, ...]:
@@ -105,12 +109,14 @@ def check_feasible(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> tuple
     if s_e >= n:
         raise InfeasibleCodeError(
             f"s_e={s_e} >= n_edges={n}: at most n_edges-1 edge stragglers can be tolerated; "
-            f"the largest feasible s_e for workers_per_edge={list(m)} is {largest_feasible_s_e(m)}"
+            f"the largest feasible s_e for workers_per_edge={list(m)} is {largest_feasible_s_e(m)}",
+            "s_e",
         )
     if s_w >= min(m):
         raise InfeasibleCodeError(
             f"s_w={s_w} >= min workers_per_edge={min(m)} (edge {m.index(min(m))}): "
-            f"the largest feasible s_w is {min(m) - 1}"
+            f"the largest feasible s_w is {min(m) - 1}",
+            "s_w",
         )
     if (s_e + 1) * max(m) > M:
         ell = smallest_equal_load(m, s_e, s_w)
@@ -121,7 +127,8 @@ def check_feasible(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> tuple
             f"the largest feasible s_e for this topology is {largest_feasible_s_e(m)}, "
             f"and with s_e={s_e}, s_w={s_w} the smallest achievable equal load is {ell}"
             f"{'' if ell.denominator == 1 else f' (~{float(ell):.4g})'}; build such a placement "
-            f"with code_from_placement"
+            f"with code_from_placement",
+            "s_e",
         )
     return m
 
@@ -148,15 +155,17 @@ def check_K(workers_per_edge: Sequence[int], s_e: int, s_w: int, K: int | None) 
     if K is None:
         return K0
     if isinstance(K, bool) or not isinstance(K, int | np.integer) or K < 1:
-        raise InfeasibleCodeError(f"K: must be a positive integer, got {K!r}")
+        raise InfeasibleCodeError(f"K: must be a positive integer, got {K!r}", "K")
     if K > MAX_K:
         raise InfeasibleCodeError(
             f"K={K}: must be <= {MAX_K} (memory and time grow with K); "
-            f"valid K for this topology are the multiples of {K0} up to {MAX_K}"
+            f"valid K for this topology are the multiples of {K0} up to {MAX_K}",
+            "K",
         )
     if K % K0:
         raise InfeasibleCodeError(
             f"K={K}: K(s_e+1)m_i/M and K(s_e+1)(s_w+1)/M must be integers; "
-            f"valid K for this topology are the multiples of {K0}"
+            f"valid K for this topology are the multiples of {K0}",
+            "K",
         )
     return int(K)

@@ -1,10 +1,18 @@
-"""Error types of the coding core. Both are ``ValueError`` so callers can catch them broadly."""
+"""Error types of the coding core. All are ``ValueError`` so callers can catch them broadly."""
 
 from __future__ import annotations
 
 
 class InfeasibleCodeError(ValueError):
-    """A code that cannot be built: the message names the violated condition and the way out."""
+    """A code that cannot be built: the message names the violated condition and the way out.
+
+    ``field`` names the request field at fault when there is one (``"s_e"``, ``"s_w"``,
+    ``"s"``, ``"K"``, ``"scheme"``, ``"workers_per_edge"``), so that a caller such as the scenario
+    checker can point at its own field (``code.s_e``) with the core's message."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NumericallyUnstableCodeError(InfeasibleCodeError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from common.coding.bounds import check_feasible, check_K, check_topology
+from common.coding.bounds import check_topology
 from common.coding.errors import CodeSpecError, InfeasibleCodeError, NumericallyUnstableCodeError
-from common.coding.flat import FLAT_SCHEMES, FlatCode, make_flat
+from common.coding.flat import FlatCode, make_flat
 from common.coding.hierarchical import HierarchicalCode, build_hierarchical
 from common.coding.lagrange import DEFAULT_POINTS, POINT_KINDS
 from common.coding.placement import (
@@ -17,8 +17,14 @@ from common.coding.placement import (
     fr_placement,
     normalise_placement,
 )
+from common.coding.schemes import REGISTRY, Tolerances, check_scheme
 
-SCHEMES = ("uncoded", "hgc", "fr", "worker-gc", "edge-gc", "flat-frc", "flat-crc", "ignore")
+# The schemes make_code builds (a code, not a plan): every registry row's code but hgc-hetero,
+# which needs a placement (code_from_placement).
+CODE_SCHEMES = tuple(
+    dict.fromkeys(row.code for row in REGISTRY.values() if row.code != "hgc-hetero")
+)
+FLAT_CODE_SCHEMES = tuple(row.code for row in REGISTRY.values() if row.is_flat)
 # Default refusal threshold for the estimated worst relative decode error (docs/numerics.md).
 DEFAULT_TOLERANCE = 1e-6
 
@@ -37,11 +43,11 @@ def make_code(
     tolerance: float | None = DEFAULT_TOLERANCE,
     orders: dict[str, Any] | None = None,
 ) -> Code:
-    """Build a code of a named scheme (see ``SCHEMES`` and docs/architecture.md).
+    """Build a code of a named scheme (see ``CODE_SCHEMES`` and docs/architecture.md).
 
     Parameters
     ----------
-    scheme : one of ``SCHEMES``.
+    scheme : one of ``CODE_SCHEMES``.
     workers_per_edge : m_i for each edge i (length n_edges).
     s_e, s_w : edge / worker stragglers tolerated (hierarchical schemes).
     s : stragglers among all M workers (flat schemes only).
@@ -54,32 +60,37 @@ def make_code(
 
     Raises
     ------
-    InfeasibleCodeError naming the violated condition and what is possible instead.
+    InfeasibleCodeError naming the violated condition and what is possible instead
+    (the conditions of ``check_scheme``, the one feasibility rule).
     """
-    if scheme not in SCHEMES:
-        raise InfeasibleCodeError(f"scheme: unknown {scheme!r}; known: {', '.join(SCHEMES)}")
+    if scheme not in CODE_SCHEMES:
+        raise InfeasibleCodeError(
+            f"scheme: unknown {scheme!r}; known: {', '.join(CODE_SCHEMES)}", "scheme"
+        )
     if points not in POINT_KINDS:
         raise InfeasibleCodeError(f"points: unknown {points!r}; known: {', '.join(POINT_KINDS)}")
     m = check_topology(workers_per_edge)
-    if scheme in FLAT_SCHEMES:
+    row = REGISTRY[scheme]
+    if row.is_flat:
         if s is None:
-            raise InfeasibleCodeError(f"{scheme}: give s (stragglers among all M workers)")
+            raise InfeasibleCodeError(f"{scheme}: give s (stragglers among all M workers)", "s")
         if s_e or s_w:
-            raise InfeasibleCodeError(f"{scheme}: takes s, not s_e/s_w (got s_e={s_e}, s_w={s_w})")
+            raise InfeasibleCodeError(
+                f"{scheme}: takes s, not s_e/s_w (got s_e={s_e}, s_w={s_w})", "s_e"
+            )
         order = None if orders is None else orders.get("order")
         code: Code = make_flat(scheme, m, s, K, points, order)
         return _checked(code, tolerance)
     if s is not None:
-        raise InfeasibleCodeError(f"{scheme}: takes s_e and s_w; s is for flat-frc/flat-crc")
-    if scheme == "uncoded" and (s_e or s_w):
-        raise InfeasibleCodeError(f"uncoded: s_e and s_w must be 0 (got {s_e}, {s_w}); use hgc")
-    if scheme == "worker-gc" and s_e:
-        raise InfeasibleCodeError(f"worker-gc: s_e must be 0 (got {s_e}); use hgc")
-    if scheme == "edge-gc" and s_w:
-        raise InfeasibleCodeError(f"edge-gc: s_w must be 0 (got {s_w}); use hgc")
+        raise InfeasibleCodeError(f"{scheme}: takes s_e and s_w; s is for flat-frc/flat-crc", "s")
+    for name, value in (("s_e", s_e), ("s_w", s_w)):
+        if name not in row.takes and value:
+            raise InfeasibleCodeError(f"{scheme}: {name} must be 0 (got {value}); use hgc", name)
     if scheme == "ignore":
-        return _ignore_code(m, s_e, s_w, K)
-    check_feasible(m, s_e, s_w)
+        # uncoded placement; edges wait for m_i - s_w workers, the master for n - s_e edges
+        K = _checked_K(scheme, m, s_e, s_w, K)
+        return build_hierarchical("ignore", cyclic_placement(m, 0, 0, K), K, s_e, s_w, "ignore")
+    check_scheme(scheme, m, Tolerances(s_e, s_w))
     why_not_fr = fr_applies(m, s_e, s_w)
     if scheme == "fr" and why_not_fr:
         raise InfeasibleCodeError(
@@ -88,27 +99,24 @@ def make_code(
         )
     if why_not_fr is None:
         groups = fr_groups(m, s_e, s_w)
-        # check_K with the real K also enforces the upper limit on K
-        if K is None or (K % groups == 0 and K % check_K(m, s_e, s_w, K) == 0):
-            K = groups if K is None else K
+        if K is None or K % groups == 0:
+            # the 0/1 variant needs only K a multiple of its groups; a given K must also
+            # pass the general rule (integer loads, at most MAX_K)
+            K = groups if K is None else _checked_K(scheme, m, s_e, s_w, K)
             return build_hierarchical(scheme, fr_placement(m, s_e, s_w, K), K, s_e, s_w, "fr")
         if scheme == "fr":
-            raise InfeasibleCodeError(f"K={K}: fr needs K a multiple of {groups}")
-    K = check_K(m, s_e, s_w, K)
+            raise InfeasibleCodeError(f"K={K}: fr needs K a multiple of {groups}", "K")
+    K = _checked_K(scheme, m, s_e, s_w, K)
     code = build_hierarchical(
         scheme, cyclic_placement(m, s_e, s_w, K), K, s_e, s_w, "lagrange", points, orders
     )
     return _checked(code, tolerance)
 
 
-def _ignore_code(m: tuple[int, ...], s_e: int, s_w: int, K: int | None) -> HierarchicalCode:
-    """Uncoded placement; edges wait for m_i - s_w workers, the master for n - s_e edges."""
-    if s_e >= len(m) or s_w >= min(m):
-        raise InfeasibleCodeError(
-            f"ignore: needs s_e <= n_edges-1 = {len(m) - 1} and s_w <= min m_i - 1 = {min(m) - 1}"
-        )
-    K = check_K(m, 0, 0, K)
-    return build_hierarchical("ignore", cyclic_placement(m, 0, 0, K), K, s_e, s_w, "ignore")
+def _checked_K(scheme: str, m: tuple[int, ...], s_e: int, s_w: int, K: int | None) -> int:
+    valid = check_scheme(scheme, m, Tolerances(s_e, s_w, K=K)).K
+    assert valid is not None
+    return valid
 
 
 def _checked(code: Code, tolerance: float | None) -> Code:
@@ -147,12 +155,14 @@ def code_from_placement(
     return checked
 
 
-def code_from_spec(spec: dict[str, Any]) -> Code:
+def code_from_spec(spec: dict[str, Any], *, tolerance: float | None = None) -> Code:
     """Rebuild the code described by ``code.spec()`` (deterministic: same code on every node).
 
     ``K`` may be left out (the smallest valid K is used) except for ``hgc-hetero``; ``orders``
     may be left out (the orderings are then searched again, which gives the same result on
-    every node of one platform; ship ``code.spec()`` to mix platforms).
+    every node of one platform; ship ``code.spec()`` to mix platforms). ``tolerance``: the
+    decode-error check of ``make_code``; None (the default) because a node must build the
+    code its sender already accepted -- the planner checks once, with the default tolerance.
     """
     if not isinstance(spec, dict):
         raise CodeSpecError(f"code spec: expected a dict, got {type(spec).__name__}")
@@ -160,11 +170,16 @@ def code_from_spec(spec: dict[str, Any]) -> Code:
     m = _field(spec, "workers_per_edge", list)
     K = _field(spec, "K", int) if "K" in spec or scheme == "hgc-hetero" else None
     points = spec.get("points", DEFAULT_POINTS)
-    # tolerance=None: the sender already accepted this code; every node must agree to build it
-    if scheme in FLAT_SCHEMES:
+    if scheme in FLAT_CODE_SCHEMES:
         order = {"order": _field(spec, "order", int)} if "order" in spec else None
         return make_code(
-            scheme, m, s=_field(spec, "s", int), K=K, points=points, tolerance=None, orders=order
+            scheme,
+            m,
+            s=_field(spec, "s", int),
+            K=K,
+            points=points,
+            tolerance=tolerance,
+            orders=order,
         )
     s_e, s_w = _field(spec, "s_e", int), _field(spec, "s_w", int)
     orders = _orders(spec, len(m) if scheme != "hgc-hetero" else None)
@@ -176,10 +191,10 @@ def code_from_spec(spec: dict[str, Any]) -> Code:
             s_e,
             s_w,
             points=points,
-            tolerance=None,
+            tolerance=tolerance,
             orders=orders,
         )
-    return make_code(scheme, m, s_e, s_w, K=K, points=points, tolerance=None, orders=orders)
+    return make_code(scheme, m, s_e, s_w, K=K, points=points, tolerance=tolerance, orders=orders)
 
 
 def _orders(spec: dict[str, Any], n_edges: int | None) -> dict[str, Any] | None:

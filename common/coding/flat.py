@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from common.coding.bounds import check_topology
+from common.coding.bounds import MAX_K, check_topology
 from common.coding.errors import DecodeError, InfeasibleCodeError
 from common.coding.lagrange import DEFAULT_POINTS
 from common.coding.placement import Placement
@@ -109,6 +109,42 @@ class FlatCode:
         }
 
 
+def flat_unit(scheme: str, M: int, s: int) -> int:
+    """The partitions of one repetition: K must be a multiple of this (the smallest K)."""
+    return M // (s + 1) if scheme == "flat-frc" else M
+
+
+def check_flat(scheme: str, workers_per_edge: Sequence[int], s: int, K: int | None) -> int:
+    """Raise :class:`InfeasibleCodeError` (``field`` s or K) unless ``scheme`` can tolerate
+    ``s`` of the M workers with ``K`` partitions; return K (the smallest one when None)."""
+    m = check_topology(workers_per_edge)
+    M = sum(m)
+    if isinstance(s, bool) or not isinstance(s, int | np.integer) or not 0 <= s < M:
+        raise InfeasibleCodeError(
+            f"s={s!r}: flat codes tolerate 0 <= s <= M-1 = {M - 1} stragglers among M={M} workers",
+            "s",
+        )
+    if scheme == "flat-frc" and M % (s + 1):
+        ok = [d - 1 for d in range(1, M + 1) if M % d == 0]
+        raise InfeasibleCodeError(
+            f"flat-frc needs (s+1) to divide M: s+1={s + 1} does not divide M={M}; "
+            f"use flat-crc (any s <= {M - 1}) or flat-frc with s in {ok}",
+            "s",
+        )
+    unit = flat_unit(scheme, M, int(s))
+    if K is None:
+        return unit
+    if isinstance(K, bool) or not isinstance(K, int | np.integer) or K < 1 or K % unit:
+        raise InfeasibleCodeError(f"K={K!r}: {scheme} needs K a positive multiple of {unit}", "K")
+    if K > MAX_K:
+        raise InfeasibleCodeError(
+            f"K={K}: must be <= {MAX_K} (memory and time grow with K); valid K for {scheme} "
+            f"are the multiples of {unit} up to {MAX_K}",
+            "K",
+        )
+    return int(K)
+
+
 def make_flat(
     scheme: str,
     workers_per_edge: Sequence[int],
@@ -120,22 +156,8 @@ def make_flat(
     """Build ``flat-frc`` or ``flat-crc`` tolerating any s of the M workers."""
     m = check_topology(workers_per_edge)
     M = sum(m)
-    if isinstance(s, bool) or not isinstance(s, int | np.integer) or not 0 <= s < M:
-        raise InfeasibleCodeError(
-            f"s={s!r}: flat codes tolerate 0 <= s <= M-1 = {M - 1} stragglers among M={M} workers"
-        )
-    if scheme == "flat-frc" and M % (s + 1):
-        ok = [d - 1 for d in range(1, M + 1) if M % d == 0]
-        raise InfeasibleCodeError(
-            f"flat-frc needs (s+1) to divide M: s+1={s + 1} does not divide M={M}; "
-            f"use flat-crc (any s <= {M - 1}) or flat-frc with s in {ok}"
-        )
-    unit = M // (s + 1) if scheme == "flat-frc" else M  # K must be a multiple of this
-    if K is None:
-        K = unit
-    if isinstance(K, bool) or not isinstance(K, int | np.integer) or K < 1 or K % unit:
-        raise InfeasibleCodeError(f"K={K!r}: {scheme} needs K a positive multiple of {unit}")
-    K = int(K)
+    K = check_flat(scheme, m, s, K)
+    unit = flat_unit(scheme, M, s)
     per = K // unit
     if scheme == "flat-frc":
         slots = [[w // (s + 1)] for w in range(M)]

@@ -3,11 +3,20 @@ time a plan exactly or by Monte Carlo. Everything takes a :class:`SystemModel`."
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
+from common.coding import (
+    DEFAULT_TOLERANCE,
+    Tolerances,
+    code_from_spec,
+    fixed_tolerances,
+    is_feasible,
+)
+from common.coding import scheme as scheme_row
 from common.perf.exact import (
     DEFAULT_GRID,
     ExactUnavailableError,
@@ -18,15 +27,7 @@ from common.perf.fit import optimisation_model
 from common.perf.jncss import best_fixed_tolerances, greedy_jncss
 from common.perf.model import compile_plan
 from common.perf.montecarlo import MCResult, simulate_compiled
-from common.perf.plan import (
-    FLAT,
-    PLAN_SCHEMES,
-    InfeasiblePlanError,
-    Plan,
-    full_selection,
-    is_hgc_feasible,
-    make_plan,
-)
+from common.perf.plan import InfeasiblePlanError, Plan, full_selection, make_plan
 from common.perf.system import SystemModel
 
 SCORE_ITERATIONS = (
@@ -119,49 +120,66 @@ def _best(system: SystemModel, plans: list[Plan], what: str) -> Plan:
 def plan_scheme(
     system: SystemModel,
     scheme: str,
-    s_e: int | None = None,
-    s_w: int | None = None,
-    s: int | None = None,
+    tolerances: Tolerances | None = None,
+    *,
+    tolerance: float | None = DEFAULT_TOLERANCE,
 ) -> Plan:
-    """A plan for ``scheme`` on ``system``.
+    """The planner: the plan ``scheme`` runs on ``system`` (every caller -- the simulator, the
+    optimiser report, ``hgc run``, its predictions, ``hgc compose``, the clusters -- plans here).
 
-    Fixed schemes use every node; a tolerance left as ``None`` is chosen to minimise E[T]
-    (``hgc``/``fr``: both; ``worker-gc``: s_w; ``edge-gc``: s_e; flat: s). ``ignore`` needs
-    both tolerances. ``hgc-jncss``/``hgc-hetero`` optimise nodes and tolerances (greedy JNCSS).
+    The scheme's registry row says which of ``tolerances`` it takes (``common.coding.schemes``):
+    fixed schemes use every node, with a tolerance left ``None`` chosen to minimise E[T] and
+    ``tolerances.K`` honoured; ``hgc-best-fixed`` chooses (s_e, s_w) on every node;
+    ``hgc-jncss`` / ``hgc-hetero`` choose nodes and tolerances (greedy JNCSS). The search runs
+    on ``optimisation_model(system)`` (a trace replaced by its fit).
+
+    The returned plan is complete: its code is built once, checked against ``tolerance`` (the
+    estimated worst decode error; ``None`` skips the check) and shipped whole in
+    ``plan.code_spec`` (K, point orderings, ...), so every node rebuilds the very same code.
+    Raises :class:`InfeasiblePlanError` (an ``InfeasibleCodeError``) naming the condition.
     """
-    if scheme not in PLAN_SCHEMES:
-        raise ValueError(f"scheme={scheme!r}: must be one of {list(PLAN_SCHEMES)}")
+    tol = fixed_tolerances(scheme, tolerances or Tolerances())
+    plan = _choose(optimisation_model(system), scheme, tol)
+    return complete(plan, tolerance)
+
+
+def complete(plan: Plan, tolerance: float | None = DEFAULT_TOLERANCE) -> Plan:
+    """``plan`` with its code built (and checked) once and its spec completed from the code."""
+    code = code_from_spec(plan.code_spec, tolerance=tolerance)
+    done = dataclasses.replace(plan, code_spec=dict(code.spec()))
+    done.__dict__["code"] = code  # the cached_property Plan.code: never built twice
+    return done
+
+
+def _choose(system: SystemModel, scheme: str, tol: Tolerances) -> Plan:
+    row = scheme_row(scheme)
     edges, workers = full_selection(system)
     m = system.workers_per_edge
-    n = system.n_edges
     if scheme == "hgc-jncss":
-        return greedy_jncss(optimisation_model(system)).best.plan
+        return greedy_jncss(system).best.plan
     if scheme == "hgc-hetero":
-        return greedy_jncss(optimisation_model(system), hetero=True).best.plan
-    if scheme == "uncoded":
-        return make_plan(scheme, edges, workers)
-    if scheme in FLAT:
-        if s is not None:
-            return make_plan(scheme, edges, workers, s=s)
+        return greedy_jncss(system, hetero=True).best.plan
+    if row.is_flat:
+        if tol.s is not None:
+            return make_plan(scheme, edges, workers, s=tol.s, K=tol.K)
         total = system.n_workers
-        plans = [make_plan(scheme, edges, workers, s=x) for x in flat_candidates(scheme, total)]
+        plans = [
+            make_plan(scheme, edges, workers, s=x, K=tol.K) for x in flat_candidates(scheme, total)
+        ]
         return _best(system, plans, scheme)
+    if scheme == "hgc-best-fixed":
+        tol = Tolerances()
+    if tol.s_e is not None and tol.s_w is not None:
+        return make_plan(scheme, edges, workers, s_e=tol.s_e, s_w=tol.s_w, K=tol.K)
     if scheme == "ignore":
-        if s_e is None or s_w is None:
-            raise ValueError("ignore: s_e and s_w are required (ignoring more is always faster)")
-        return make_plan(scheme, edges, workers, s_e=s_e, s_w=s_w)
-    se_range = [0] if scheme == "worker-gc" else ([s_e] if s_e is not None else range(n))
-    sw_range = [0] if scheme == "edge-gc" else ([s_w] if s_w is not None else range(min(m)))
-    if (
-        s_e is not None
-        and s_w is not None
-        or (scheme == "worker-gc" and s_w is not None)
-        or (scheme == "edge-gc" and s_e is not None)
-    ):
-        return make_plan(scheme, edges, workers, s_e=next(iter(se_range)), s_w=next(iter(sw_range)))
+        raise InfeasiblePlanError(
+            "ignore: s_e and s_w are required (ignoring more is always faster)", "s_e"
+        )
+    se_range = [tol.s_e] if tol.s_e is not None else list(range(system.n_edges))
+    sw_range = [tol.s_w] if tol.s_w is not None else list(range(min(m)))
     if system.straggler.kind == "trace":  # no exact screening: score every pair (small)
-        pairs = [p for p in itertools.product(se_range, sw_range) if is_hgc_feasible(m, *p)]
+        pairs = [p for p in itertools.product(se_range, sw_range) if is_feasible(m, *p)]
     else:
-        pairs = best_fixed_tolerances(system, list(se_range), list(sw_range))
-    plans = [make_plan(scheme, edges, workers, s_e=a, s_w=b) for a, b in pairs]
+        pairs = best_fixed_tolerances(system, se_range, sw_range)
+    plans = [make_plan(scheme, edges, workers, s_e=a, s_w=b, K=tol.K) for a, b in pairs]
     return _best(system, plans, scheme)

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.coding import is_feasible
 from common.perf.batch import SelectionEvaluator, hierarchical_cdf, support
 from common.perf.exact import exact_distribution
 from common.perf.hetero import default_k, hetero_counts, make_hetero_plan, worker_speed
 from common.perf.model import compile_plan
-from common.perf.plan import InfeasiblePlanError, Plan, is_hgc_feasible, make_plan
+from common.perf.plan import InfeasiblePlanError, Plan, make_plan
 from common.perf.system import SystemModel
 
 SEARCH_GRID = 192
@@ -77,7 +78,7 @@ def _builder(system: SystemModel, hetero: bool) -> Callable[[Selection, int, int
                 return make_hetero_plan(system, edges, workers, s_e, s_w)
             except ValueError:
                 return None
-        if not is_hgc_feasible(m, s_e, s_w):
+        if not is_feasible(m, s_e, s_w):
             return None
         try:
             return make_plan("hgc-jncss", edges, workers, s_e=s_e, s_w=s_w)
@@ -210,7 +211,7 @@ class _Scorer:
         m = [k for k in c if k > 0]
         if not m or min(m) < s_w + 1 or len(m) < s_e + 1:
             return False
-        return self.hetero or is_hgc_feasible(m, s_e, s_w)
+        return self.hetero or is_feasible(m, s_e, s_w)
 
     def _loads(self, c: Counts, s_e: int, s_w: int) -> np.ndarray:
         out = np.zeros((len(c), self.evaluator.m))
@@ -563,7 +564,7 @@ def best_fixed_tolerances(
     for s_e in se_range:
         over_s_w = _Patience(patience)
         for s_w in sw_range:
-            if not is_hgc_feasible(m, s_e, s_w):
+            if not is_feasible(m, s_e, s_w):
                 continue
             value = float(ev.means([full], s_e, s_w)[0])
             scored.append((value, s_e, s_w))

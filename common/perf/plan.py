@@ -8,22 +8,25 @@ uncoded, and arbitrary per-worker loads for ``hgc-hetero`` (from its placement).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from common.coding import (
+    Code,
+    InfeasibleCodeError,
+    Tolerances,
+    check_scheme,
+    code_from_spec,
+)
+from common.coding import scheme as scheme_row
 from common.perf.system import SystemModel
 
-HIERARCHICAL = ("uncoded", "hgc", "fr", "worker-gc", "edge-gc", "ignore")
-FLAT = ("flat-frc", "flat-crc")
-OPTIMISED = ("hgc-jncss", "hgc-hetero")
-PLAN_SCHEMES = HIERARCHICAL + FLAT + OPTIMISED
-
-
-class InfeasiblePlanError(ValueError):
-    """The requested tolerances cannot be met on the selected nodes; the message says why."""
+# One infeasibility error for codes and plans: the coding core's rule is the only rule.
+InfeasiblePlanError = InfeasibleCodeError
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,22 @@ class Plan:
 
     @property
     def is_flat(self) -> bool:
-        return self.scheme in FLAT
+        return scheme_row(self.scheme).is_flat
+
+    @functools.cached_property
+    def code(self) -> Code:
+        """The code ``code_spec`` describes, built once per plan (the planner hands over the
+        plan with the code it already built and checked)."""
+        return code_from_spec(self.code_spec)
+
+    @property
+    def K(self) -> int:
+        return int(self.code.K)
+
+    @property
+    def D(self) -> int:
+        """Partitions of the most loaded worker."""
+        return int(self.code.D)
 
     @property
     def workers_per_edge(self) -> tuple[int, ...]:
@@ -70,7 +88,8 @@ class Plan:
             f"edge-{e}:{len(w)}w" for e, w in zip(self.edges, self.workers, strict=True)
         )
         tol = f"s={self.s}" if self.is_flat else f"s_e={self.s_e} s_w={self.s_w}"
-        return f"{self.scheme} {tol} [{sel}]"
+        K = self.code_spec.get("K")
+        return f"{self.scheme} {tol}{'' if K is None else f' K={K}'} [{sel}]"
 
 
 def full_selection(system: SystemModel) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
@@ -80,66 +99,12 @@ def full_selection(system: SystemModel) -> tuple[tuple[int, ...], tuple[tuple[in
     return edges, workers
 
 
-def check_hgc_feasible(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> None:
-    """Raise :class:`InfeasiblePlanError` unless equal loads can meet the bound (spec §2).
-
-    Conditions: ``0 <= s_e <= n - 1``, ``0 <= s_w <= min_i m_i - 1`` and
-    ``(s_e + 1) max_i m_i <= sum_i m_i``.
-    """
-    m = list(workers_per_edge)
-    n = len(m)
-    if n == 0 or min(m, default=0) < 1:
-        raise InfeasiblePlanError("selection: every selected edge needs at least one worker")
-    if s_e < 0 or s_e > n - 1:
-        raise InfeasiblePlanError(f"s_e={s_e}: must be in [0, {n - 1}] for {n} edges")
-    if s_w < 0 or s_w > min(m) - 1:
-        raise InfeasiblePlanError(
-            f"s_w={s_w}: must be in [0, {min(m) - 1}] (the smallest edge has {min(m)} workers)"
-        )
-    if (s_e + 1) * max(m) > sum(m):
-        raise InfeasiblePlanError(
-            f"s_e={s_e}: equal loads need (s_e+1)*max(m_i) <= sum(m_i), but "
-            f"{s_e + 1}*{max(m)} > {sum(m)}; largest feasible s_e is {sum(m) // max(m) - 1}"
-        )
-
-
-def is_hgc_feasible(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> bool:
-    try:
-        check_hgc_feasible(workers_per_edge, s_e, s_w)
-    except InfeasiblePlanError:
-        return False
-    return True
-
-
-def check_flat_feasible(scheme: str, n_workers: int, s: int) -> None:
-    """Flat codes tolerate ``0 <= s <= M - 1``; FRC also needs ``(s + 1) | M``."""
-    if s < 0 or s > n_workers - 1:
-        raise InfeasiblePlanError(f"s={s}: must be in [0, {n_workers - 1}] for {n_workers} workers")
-    if scheme == "flat-frc" and n_workers % (s + 1) != 0:
-        ok = [d - 1 for d in range(1, n_workers + 1) if n_workers % d == 0]
-        raise InfeasiblePlanError(
-            f"s={s}: flat-frc needs (s+1) to divide M={n_workers}; possible s: {ok}"
-        )
-
-
-def minimal_k(workers_per_edge: Sequence[int], s_e: int, s_w: int) -> int:
-    """Smallest K with K(s_e+1)m_i/M and K(s_e+1)(s_w+1)/M integers (spec §3 step 0)."""
-    m = list(workers_per_edge)
-    total = sum(m)
-    for k in range(1, total + 1):
-        if all(k * (s_e + 1) * mi % total == 0 for mi in m) and (
-            k * (s_e + 1) * (s_w + 1) % total == 0
-        ):
-            return k
-    return total
-
-
 def equal_loads(workers_per_edge: Sequence[int], fraction: float) -> tuple[tuple[float, ...], ...]:
     return tuple((fraction,) * m for m in workers_per_edge)
 
 
 def make_plan(
-    scheme: str,
+    scheme_name: str,
     edges: Sequence[int],
     workers: Sequence[Sequence[int]],
     *,
@@ -148,54 +113,49 @@ def make_plan(
     s: int = 0,
     K: int | None = None,
 ) -> Plan:
-    """A plan with equal loads for one of the fixed schemes (or ``hgc-jncss``) on a selection.
+    """A plan with equal loads for one of the fixed schemes (or ``hgc-jncss`` /
+    ``hgc-best-fixed``, which build ``hgc``) on a selection, every tolerance given.
 
-    Raises :class:`InfeasiblePlanError` naming the violated condition.
+    Feasibility is the coding core's (``check_scheme``): :class:`InfeasiblePlanError` names
+    the violated condition. The code is not built here (the optimiser makes many plans):
+    ``code_spec`` holds the scheme, topology, tolerances and K, and ``plan.code`` builds it.
     """
-    if scheme not in PLAN_SCHEMES or scheme == "hgc-hetero":
-        allowed = [x for x in PLAN_SCHEMES if x != "hgc-hetero"]
-        raise ValueError(f"scheme={scheme!r}: make_plan takes one of {allowed}")
+    row = scheme_row(scheme_name)
+    if row.code == "hgc-hetero":
+        raise ValueError(f"scheme={scheme_name!r}: use common.perf.hetero.make_hetero_plan")
     edges_t = tuple(int(e) for e in edges)
     workers_t = tuple(tuple(int(j) for j in w) for w in workers)
     if len(edges_t) != len(workers_t):
         raise ValueError("workers: one worker list per selected edge is needed")
     m = [len(w) for w in workers_t]
+    if not m or min(m) < 1:
+        raise InfeasiblePlanError("selection: every selected edge needs at least one worker")
     total = sum(m)
     spec: dict[str, Any]
-    if scheme in FLAT:
-        check_flat_feasible(scheme, total, s)
-        fraction = (s + 1) / total
-        spec = {"scheme": scheme, "workers_per_edge": m, "s": s}
-        if K is not None:
-            spec["K"] = K
-        return Plan(scheme, edges_t, workers_t, spec, s=s, loads=equal_loads(m, fraction))
-    if scheme == "uncoded":
-        s_e = s_w = 0
-    elif scheme == "worker-gc":
-        s_e = 0
-    elif scheme == "edge-gc":
-        s_w = 0
-    if scheme == "ignore":
-        # uncoded placement, fewer responders awaited: load 1/M, result not exact
-        check_hgc_feasible(m, 0, 0)
-        if not (0 <= s_e <= len(m) - 1 and 0 <= s_w <= min(m) - 1):
-            raise InfeasiblePlanError(
-                f"ignore: need 0 <= s_e <= {len(m) - 1} and 0 <= s_w <= {min(m) - 1}"
-            )
-        fraction = 1 / total
+    if row.is_flat:
+        tol = check_scheme(row.name, m, Tolerances(s=s, K=K))
+        assert tol.s is not None and tol.K is not None
+        spec = {"scheme": row.code, "workers_per_edge": m, "s": tol.s, "K": tol.K}
+        loads = equal_loads(m, (tol.s + 1) / total)
+        return Plan(row.name, edges_t, workers_t, spec, s=tol.s, loads=loads)
+    if row.family == "optimised":  # the optimiser has chosen: an hgc code on its selection
+        tol = check_scheme("hgc", m, Tolerances(s_e, s_w, K=K))
     else:
-        check_hgc_feasible(m, s_e, s_w)
-        fraction = (s_e + 1) * (s_w + 1) / total
-    code_scheme = "hgc" if scheme == "hgc-jncss" else scheme
+        given = Tolerances(s_e if "s_e" in row.takes else 0, s_w if "s_w" in row.takes else 0)
+        tol = check_scheme(row.name, m, Tolerances(given.s_e, given.s_w, K=K))
+    assert tol.s_e is not None and tol.s_w is not None and tol.K is not None
+    # ignore keeps the uncoded placement: load 1/M, result not exact
+    fraction = 1 / total if row.code == "ignore" else (tol.s_e + 1) * (tol.s_w + 1) / total
     spec = {
-        "scheme": code_scheme,
+        "scheme": row.code,
         "workers_per_edge": m,
-        "s_e": s_e,
-        "s_w": s_w,
-        # ignore keeps the uncoded placement, whose K is the uncoded one
-        "K": K if K is not None else minimal_k(m, *((0, 0) if scheme == "ignore" else (s_e, s_w))),
+        "s_e": tol.s_e,
+        "s_w": tol.s_w,
+        "K": tol.K,
     }
-    return Plan(scheme, edges_t, workers_t, spec, s_e=s_e, s_w=s_w, loads=equal_loads(m, fraction))
+    return Plan(
+        row.name, edges_t, workers_t, spec, s_e=tol.s_e, s_w=tol.s_w, loads=equal_loads(m, fraction)
+    )
 
 
 def plan_loads(plan: Plan) -> list[np.ndarray]:
@@ -205,9 +165,7 @@ def plan_loads(plan: Plan) -> list[np.ndarray]:
     """
     if plan.loads:
         return [np.asarray(row, dtype=float) for row in plan.loads]
-    from common.coding import code_from_spec
-
-    code = code_from_spec(plan.code_spec)
+    code = plan.code
     return [
         np.array([code.load_fraction(p, q) for q in range(len(ws))])
         for p, ws in enumerate(plan.workers)

@@ -8,6 +8,7 @@ so ratios between schemes are sharper than the absolute times.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from common.coding import Tolerances, table_order
 from common.perf.api import communication, exact_available, expected_time, plan_scheme
 from common.perf.fit import optimisation_model
 from common.perf.jncss import MAX_EXHAUSTIVE, exhaustive_jncss, greedy_jncss
@@ -24,30 +26,6 @@ from common.perf.plan import InfeasiblePlanError, Plan
 from common.perf.system import SystemModel, WorkerProfile
 
 Progress = Callable[[str], None]
-
-#: the order of the table; "hgc-best-fixed" is HGC with the (s_e, s_w) that minimise E[T] on
-#: all nodes, "hgc" the scenario's own tolerances
-TABLE_ORDER = (
-    "uncoded",
-    "flat-frc",
-    "flat-crc",
-    "worker-gc",
-    "edge-gc",
-    "hgc",
-    "hgc-best-fixed",
-    "hgc-jncss",
-    "hgc-hetero",
-    "ignore",
-)
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """The fixed schemes' tolerances (a scenario's ``code`` section)."""
-
-    s_e: int = 1
-    s_w: int = 1
-    s: int = 1
 
 
 @dataclass(frozen=True)
@@ -63,7 +41,7 @@ class SchemeResult:
     master_ingress_bytes: int
     master_ingress_messages: int
     edge_ingress_bytes: tuple[int, ...]
-    speedup_vs_uncoded: float
+    speedup_vs_uncoded: float | None  # None when either mean is ~0 (no meaningful ratio)
     times: np.ndarray  # (N,) per-iteration times, seconds
 
     def row(self) -> dict[str, Any]:
@@ -71,6 +49,8 @@ class SchemeResult:
         return {
             "scheme": self.name,
             "plan": self.plan.describe(),
+            "K": self.plan.K,
+            "D": self.plan.D,
             "mean_s": self.mean_s,
             "stderr_s": self.stderr_s,
             "p50_s": self.p50_s,
@@ -83,22 +63,6 @@ class SchemeResult:
         }
 
 
-def scheme_plan(system: SystemModel, name: str, tol: Tolerances) -> Plan:
-    """The plan the simulator runs for a table row (see :data:`TABLE_ORDER`)."""
-    opt = optimisation_model(system)
-    if name in ("hgc", "fr", "ignore"):
-        return plan_scheme(opt, name, tol.s_e, tol.s_w)
-    if name == "worker-gc":
-        return plan_scheme(opt, name, 0, tol.s_w)
-    if name == "edge-gc":
-        return plan_scheme(opt, name, tol.s_e, 0)
-    if name in ("flat-frc", "flat-crc"):
-        return plan_scheme(opt, name, s=tol.s)
-    if name == "hgc-best-fixed":
-        return dataclasses.replace(plan_scheme(opt, "hgc"), scheme="hgc-best-fixed")
-    return plan_scheme(opt, name)
-
-
 def compare_schemes(
     system: SystemModel,
     schemes: Sequence[str],
@@ -107,22 +71,19 @@ def compare_schemes(
     seed: int,
     progress: Progress | None = None,
 ) -> list[SchemeResult]:
-    """Simulate every scheme (in :data:`TABLE_ORDER`, "uncoded" always included).
+    """Simulate every scheme (in the registry's table order, "uncoded" always included), each
+    on the plan the planner gives it under ``tol`` (``plan_scheme``: the one planning path).
 
     A scheme whose tolerances are infeasible on this topology is skipped with a progress
     message naming the reason (never silently).
     """
-    wanted = set(schemes) | {"uncoded"}
-    names = [s for s in TABLE_ORDER if s in wanted]
-    unknown = wanted - set(TABLE_ORDER)
-    if unknown:
-        raise ValueError(f"schemes: unknown {sorted(unknown)}; known: {list(TABLE_ORDER)}")
+    names = table_order([*schemes, "uncoded"])
     out: list[SchemeResult] = []
     base_mean = None
     for name in names:
         started = time.perf_counter()
         try:
-            plan = scheme_plan(system, name, tol)
+            plan = plan_scheme(system, name, tol)
         except InfeasiblePlanError as exc:
             if progress:
                 progress(f"{name}: skipped: {exc}")
@@ -147,7 +108,7 @@ def compare_schemes(
                 comm.master_bytes,
                 comm.master_messages,
                 comm.edge_bytes,
-                (base_mean / mc.mean_s) if base_mean else float("nan"),
+                ratio(base_mean, mc.mean_s),
                 mc.times,
             )  # fmt: skip
         )
@@ -157,6 +118,22 @@ def compare_schemes(
                 f"({time.perf_counter() - started:.1f} s)"
             )
     return out
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    """``num / den``, or None when either is missing or not finite or ``den`` is ~0 (a
+    scenario with no modelled time): a table shows '-' rather than a meaningless figure."""
+    if num is None or den is None or not (math.isfinite(num) and math.isfinite(den)):
+        return None
+    return num / den if abs(den) > 1e-12 else None
+
+
+def gap(found: float, best: float) -> float | None:
+    """Relative excess of ``found`` over ``best`` (0 when both are ~0)."""
+    r = ratio(found, best)
+    if r is None:
+        return 0.0 if abs(found - best) <= 1e-12 else None
+    return r - 1.0
 
 
 def scale_stragglers(system: SystemModel, factor: float) -> SystemModel:
@@ -226,7 +203,7 @@ def optimizer_report(system: SystemModel, exhaustive_limit: int = MAX_EXHAUSTIVE
         "evaluations": greedy.evaluations,
         "search_s": elapsed,
         "uncoded_expected_time_s": uncoded,
-        "speedup_vs_uncoded": uncoded / greedy.best.mean_s,
+        "speedup_vs_uncoded": ratio(uncoded, greedy.best.mean_s),
         "alternatives": [_candidate_dict(c.plan, c.mean_s) for c in greedy.alternatives],
         "model": "trace fitted by shifted-exponential" if opt is not system else "as given",
     }
@@ -237,7 +214,7 @@ def optimizer_report(system: SystemModel, exhaustive_limit: int = MAX_EXHAUSTIVE
         out["exhaustive"] = {
             **_candidate_dict(ex.best.plan, ex.best.mean_s),
             "evaluations": ex.evaluations,
-            "greedy_gap": greedy.best.mean_s / ex.best.mean_s - 1.0,
+            "greedy_gap": gap(greedy.best.mean_s, ex.best.mean_s),
         }
     return out
 

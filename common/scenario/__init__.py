@@ -13,9 +13,6 @@ from common.scenario.profiles import (
     parse_node_name,
 )
 from common.scenario.schema import (
-    DEFAULT_SCHEMES,
-    SCENARIO_SCHEMES,
-    CodeChoice,
     Emulation,
     Fault,
     Ports,
@@ -27,10 +24,7 @@ from common.scenario.units import parse_bandwidth
 __all__ = [
     "BUILTIN_DEVICES",
     "BUILTIN_LINKS",
-    "DEFAULT_SCHEMES",
-    "SCENARIO_SCHEMES",
     "TOP_LEVEL_KEYS",
-    "CodeChoice",
     "DeviceProfile",
     "Emulation",
     "Fault",

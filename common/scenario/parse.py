@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from common.coding import DEFAULT_SCHEMES, SCHEME_NAMES, Tolerances
 from common.learning import (
     LearningSpecError,
     build_model,
@@ -33,12 +34,9 @@ from common.scenario.fields import (
 from common.scenario.profiles import parse_node_name, parse_topology
 from common.scenario.schema import (
     COMPUTE_EMULATION,
-    DEFAULT_SCHEMES,
     FAULT_ACTIONS,
     NETWORK_EMULATION,
     ON_FAILURE,
-    SCENARIO_SCHEMES,
-    CodeChoice,
     Emulation,
     Fault,
     Ports,
@@ -184,22 +182,16 @@ def _training(value: Any, path: str) -> Training:
 
 def _code(
     value: Any, wpe: tuple[int, ...], n_train: int, schemes: tuple[str, ...], path: str
-) -> CodeChoice:
+) -> Tolerances:
     s = as_mapping(value, path)
     check_keys(s, ("s_e", "s_w", "s", "K"), path)
     s_e = get_int(s, "s_e", path, 0, lo=0)
     s_w = get_int(s, "s_w", path, 0, lo=0)
     flat_s = get_int(s, "s", path, default_flat_s(s_e, s_w, sum(wpe)), lo=0)
     K = get_int(s, "K", path, None, lo=1, hi=n_train)
-    check_code(s_e, s_w, flat_s, wpe, path, K)
-    if "flat-frc" in schemes and sum(wpe) % (flat_s + 1):
-        ok = [d - 1 for d in range(1, sum(wpe) + 1) if sum(wpe) % d == 0]
-        raise ScenarioError(
-            join(path, "s"),
-            f"{flat_s} is infeasible for flat-frc (listed in schemes): s + 1 must divide "
-            f"M = {sum(wpe)}; possible s: {ok} (or drop flat-frc and keep flat-crc)",
-        )
-    return CodeChoice(s_e, s_w, flat_s, K)
+    code = Tolerances(s_e, s_w, flat_s, K)
+    check_code(code, wpe, schemes, path)
+    return code
 
 
 def default_flat_s(s_e: int, s_w: int, M: int) -> int:
@@ -212,12 +204,12 @@ def default_flat_s(s_e: int, s_w: int, M: int) -> int:
 def _schemes(root: Mapping[str, Any], path: str) -> tuple[str, ...]:
     raw = get_list(root, "schemes", "", list(DEFAULT_SCHEMES))
     if not raw:
-        raise ScenarioError(path, f"must list at least one of {', '.join(SCENARIO_SCHEMES)}")
+        raise ScenarioError(path, f"must list at least one of {', '.join(SCHEME_NAMES)}")
     seen: list[str] = []
     for k, scheme in enumerate(raw):
-        if scheme not in SCENARIO_SCHEMES:
+        if scheme not in SCHEME_NAMES:
             raise ScenarioError(
-                join(path, k), f"unknown scheme {scheme!r}; allowed: {', '.join(SCENARIO_SCHEMES)}"
+                join(path, k), f"unknown scheme {scheme!r}; allowed: {', '.join(SCHEME_NAMES)}"
             )
         if scheme in seen:
             raise ScenarioError(join(path, k), f"scheme {scheme!r} is listed twice")

@@ -6,36 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.coding import Tolerances
 from common.perf.system import EdgeProfile, StragglerModel, SystemModel, WorkerProfile
 from common.scenario.profiles import Topology
 
-SCENARIO_SCHEMES = (
-    "uncoded",
-    "flat-frc",
-    "flat-crc",
-    "worker-gc",
-    "edge-gc",
-    "hgc",
-    "hgc-jncss",
-    "hgc-hetero",
-    "ignore",
-)
-DEFAULT_SCHEMES = SCENARIO_SCHEMES[:-1]  # "ignore" is not exact: opt in explicitly
 ON_FAILURE = ("retry", "skip", "stop")
 COMPUTE_EMULATION = ("delay", "work", "off")
 NETWORK_EMULATION = ("in-process", "kernel", "off")
 FAULT_ACTIONS = ("kill", "slow", "pause")
-
-
-@dataclass(frozen=True)
-class CodeChoice:
-    """Tolerances of the fixed schemes: (s_e, s_w) for hierarchical ones, s for flat ones;
-    ``K`` = requested number of partitions (``None``: the smallest the construction allows)."""
-
-    s_e: int = 0
-    s_w: int = 0
-    s: int = 0
-    K: int | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +74,7 @@ class Scenario:
     n_classes: int
     n_params: int
     training: Training
-    code: CodeChoice
+    code: Tolerances  # the fixed schemes' tolerances and K (common.coding.schemes)
     schemes: tuple[str, ...]
     emulation: Emulation
     faults: tuple[Fault, ...]

@@ -64,13 +64,13 @@ def _from_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _from_scenario(path: Path, scheme: str) -> dict[str, Any]:
     from common.scenario import ScenarioError, load_scenario
-    from hgc.testbed.config import master_config, scheme_plan
+    from hgc.testbed.config import master_config, scenario_plan
 
     try:
         scenario = load_scenario(path)
     except (OSError, ScenarioError) as exc:
         raise UsageError(f"--scenario {path}: {exc}") from None
-    plan = scheme_plan(scenario, scheme)
+    plan = scenario_plan(scenario, scheme)
     return master_config(scenario, plan, scenario.training.iterations, "full")
 
 

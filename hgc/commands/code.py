@@ -9,8 +9,8 @@ import sys
 from fractions import Fraction
 
 from common.coding import (
+    CODE_SCHEMES,
     DEFAULT_TOLERANCE,
-    SCHEMES,
     Code,
     FlatCode,
     InfeasibleCodeError,
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--se", type=int, default=0, help="edge stragglers tolerated (s_e)")
     parser.add_argument("--sw", type=int, default=0, help="worker stragglers per edge (s_w)")
     parser.add_argument("--s", type=int, default=None, help="stragglers among all M (flat-*)")
-    parser.add_argument("--scheme", choices=SCHEMES, default="hgc")
+    parser.add_argument("--scheme", choices=CODE_SCHEMES, default="hgc")
     parser.add_argument("--partitions", "-K", type=int, default=None, help="K (default: smallest)")
     parser.add_argument("--points", choices=POINT_KINDS, default=DEFAULT_POINTS)
     parser.add_argument(

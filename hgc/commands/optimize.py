@@ -9,7 +9,7 @@ import json
 from common.perf.plan import InfeasiblePlanError
 from common.perf.simulator import optimizer_report
 from hgc.cli import UsageError
-from hgc.commands.simulate import load_scenario_model
+from hgc.commands.simulate import load_scenario_model, speedup_text
 
 HELP = "choose nodes and tolerances (JNCSS) minimising the expected iteration time"
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         f"JNCSS choice: {report['plan']}\n"
         f"  expected iteration time {report['expected_time_s']:.4f} s "
         f"(uncoded {report['uncoded_expected_time_s']:.4f} s, "
-        f"speed-up {report['speedup_vs_uncoded']:.2f}x)\n"
+        f"speed-up {speedup_text(report['speedup_vs_uncoded'])})\n"
         f"  greedy search: {report['evaluations']} evaluations in {report['search_s']:.2f} s"
         f" (model: {report['model']})"
     )
@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         ex = report["exhaustive"]
         print(
             f"  exhaustive search: {ex['expected_time_s']:.4f} s over {ex['evaluations']} "
-            f"selections; greedy gap {100 * ex['greedy_gap']:.2f} %"
+            f"selections; greedy gap "
+            f"{'-' if ex['greedy_gap'] is None else format(100 * ex['greedy_gap'], '.2f')} %"
         )
     print(f"hgc-hetero (unequal loads): {report['hetero']['plan']}")
     print(f"  expected iteration time {report['hetero']['expected_time_s']:.4f} s")

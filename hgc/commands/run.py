@@ -49,15 +49,15 @@ def parse_schemes(text: str | None) -> tuple[str, ...] | None:
     """``"a,b"`` -> ``("a", "b")``; unknown or repeated names are a UsageError naming them."""
     if text is None:
         return None
-    from common.scenario import SCENARIO_SCHEMES
+    from common.coding import SCHEME_NAMES
 
     names = tuple(s.strip() for s in text.split(",") if s.strip())
     if not names:
         raise UsageError("--schemes: give at least one scheme")
-    unknown = [s for s in names if s not in SCENARIO_SCHEMES]
+    unknown = [s for s in names if s not in SCHEME_NAMES]
     if unknown:
         raise UsageError(
-            f"--schemes: unknown {', '.join(unknown)}; choose from {', '.join(SCENARIO_SCHEMES)}"
+            f"--schemes: unknown {', '.join(unknown)}; choose from {', '.join(SCHEME_NAMES)}"
         )
     if len(set(names)) != len(names):
         raise UsageError("--schemes: a scheme is listed twice")

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from common.coding import Tolerances
 from common.perf.plan import InfeasiblePlanError
 from common.perf.simulator import (
     SchemeResult,
-    Tolerances,
     compare_schemes,
     optimizer_report,
     scale_stragglers,
@@ -66,9 +66,7 @@ def load_scenario_model(path: str) -> tuple[Any, SystemModel, Tolerances]:
         system = scenario.system_model()
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
-    code = scenario.code
-    tol = Tolerances(s_e=code.s_e, s_w=code.s_w, s=code.s)
-    return scenario, system, tol
+    return scenario, system, scenario.code
 
 
 def _check(args: argparse.Namespace, n_edges: int) -> None:
@@ -116,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         out = {
             "schemes": {
                 r.name: {
+                    "K": r.plan.K,
+                    "D": r.plan.D,
                     "mean_s": r.mean_s,
                     "p50_s": r.p50_s,
                     "p95_s": r.p95_s,
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         print(table(results))
         print(
             f"JNCSS: {optimizer['plan']}, E[T] {optimizer['expected_time_s']:.4f} s "
-            f"({optimizer['speedup_vs_uncoded']:.2f}x vs uncoded)"
+            f"({speedup_text(optimizer['speedup_vs_uncoded'])} vs uncoded)"
         )
     return 0
 
@@ -183,6 +183,11 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+def speedup_text(value: float | None) -> str:
+    """``2.31x``, or ``-`` where there is no meaningful ratio (a ~0 time)."""
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def table(results: Sequence[SchemeResult]) -> str:
     head = (
         f"{'scheme':<15} {'mean s':>9} {'p50 s':>9} {'p95 s':>9} {'p99 s':>9} "
@@ -191,9 +196,10 @@ def table(results: Sequence[SchemeResult]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         exact = f"{r.exact_mean_s:9.4f}" if r.exact_mean_s is not None else f"{'-':>9}"
+        speedup = f"{speedup_text(r.speedup_vs_uncoded):>8}"
         lines.append(
             f"{r.name:<15} {r.mean_s:9.4f} {r.p50_s:9.4f} {r.p95_s:9.4f} {r.p99_s:9.4f} "
-            f"{exact} {r.speedup_vs_uncoded:7.2f}x {r.master_ingress_bytes:>9}B  "
+            f"{exact} {speedup} {r.master_ingress_bytes:>9}B  "
             f"{r.plan.describe()}"
         )
     return "\n".join(lines)

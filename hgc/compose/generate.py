@@ -77,10 +77,10 @@ def check_options(opts: StackOptions) -> None:
 
 
 def plan_stack(scenario: Scenario, opts: StackOptions) -> Plan:
-    """The plan the stack runs: the launcher's own ``scheme_plan`` (same scheme, same plan)."""
+    """The plan the stack runs: the launcher's own ``scenario_plan`` (same scheme, same plan)."""
     check_options(opts)
     try:
-        return nodeconfig.scheme_plan(scenario, opts.scheme)
+        return nodeconfig.scenario_plan(scenario, opts.scheme)
     except ValueError as exc:
         raise GenerateError(f"--scheme {opts.scheme!r} on this scenario: {exc}") from exc
 

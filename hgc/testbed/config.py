@@ -1,8 +1,9 @@
 """From a scenario and a scheme's plan to the master's run description and the node names.
 
-The one path from a scenario to node configuration: ``hgc run`` (the launcher), ``hgc
-cluster --scenario`` and ``hgc compose`` (the compose generator) all call ``scheme_plan``,
-``master_config`` and ``NodeMap`` here, so they cannot drift apart.
+The one path from a scenario to node configuration: ``hgc run`` (the launcher), its
+predictions, ``hgc cluster --scenario`` and ``hgc compose`` (the compose generator) all call
+``scenario_plan`` (the planner, ``common.perf.plan_scheme``, on the scenario's model and
+tolerances), ``master_config`` and ``NodeMap`` here, so they cannot drift apart.
 
 A plan may select a subset of the topology (``hgc-jncss``, ``hgc-hetero``); the cluster
 names its nodes by position in the selection (``edge-<p>``, ``worker-<p>-<q>``), while the
@@ -15,11 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from common.coding import code_from_spec
 from common.perf import Plan, plan_scheme
 from common.perf.system import Link
 from common.scenario import Scenario
-from hgc.testbed.predict import tolerances
 from hgc.testbed.records import edge_name, worker_name
 
 # How much of a link the nodes emulate in-process: all of it, all but the rate (tc shapes
@@ -27,13 +26,14 @@ from hgc.testbed.records import edge_name, worker_name
 LINK_MODES = ("full", "no-rate", "none")
 
 
-def scheme_plan(scenario: Scenario, scheme: str) -> Plan:
-    """The plan ``scheme`` runs under ``scenario``: ``plan_scheme`` on the scenario's system
-    model with the scenario's tolerances (an optimised scheme picks its own nodes).
+def scenario_plan(scenario: Scenario, scheme: str) -> Plan:
+    """The plan ``scheme`` runs under ``scenario``: the planner on the scenario's system model
+    with the scenario's ``code`` tolerances and K (an optimised scheme picks its own nodes).
+    The plan's code is built once and its spec is complete (``plan.code``, ``plan.code_spec``).
 
     Raises ``ValueError`` (unknown scheme, infeasible tolerances) with the planner's message.
     """
-    return plan_scheme(scenario.system_model(), scheme, **tolerances(scenario, scheme))
+    return plan_scheme(scenario.system_model(), scheme, scenario.code)
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,6 @@ class NodeMap:
         return self.to_topology[worker_name(key)]
 
 
-def full_code_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """``plan.code_spec`` completed as ``code.spec()`` writes it (K, point orderings, ...).
-
-    Every node must rebuild the very same code, on every platform (x86 master, arm64 Pis):
-    the launcher builds it once here and ships the complete spec, so no node searches for
-    orderings or picks K on its own."""
-    return dict(code_from_spec(spec).spec())
-
-
 def link_json(link: Link, with_rate: bool) -> dict[str, float]:
     """A link profile for ``emulation_spec`` (seconds, bytes/s); rate omitted when tc does it."""
     out = {
@@ -90,7 +81,7 @@ def emulation_spec(scenario: Scenario, plan: Plan, link_mode: str) -> dict[str, 
     jitter, loss and rate in-process), ``no-rate`` (tc shapes the rate), ``none``."""
     if link_mode not in LINK_MODES:
         raise ValueError(f"link_mode must be full, no-rate or none, got {link_mode!r}")
-    code = code_from_spec(full_code_spec(plan.code_spec))
+    code = plan.code
     straggler = scenario.straggler
     flat_index = {
         (i, j): k
@@ -140,7 +131,7 @@ def master_config(
     """The master's ``--config`` JSON (schema: ``services/master/config.py``)."""
     t = scenario.training
     return {
-        "code_spec": full_code_spec(plan.code_spec),
+        "code_spec": dict(plan.code.spec()),  # complete: every node builds this very code
         "data_spec": dict(scenario.data_spec),
         "model_spec": dict(scenario.model_spec),
         "emulation_spec": emulation_spec(scenario, plan, link_mode),

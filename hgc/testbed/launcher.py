@@ -19,10 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from common.perf import Plan
 from common.scenario import Scenario
 from hgc.testbed.cgroups import detect_cgroups, sweep_cgroups
 from hgc.testbed.cleanup import CleanupStack
-from hgc.testbed.config import NodeMap, master_config, scheme_plan
+from hgc.testbed.config import NodeMap, master_config, scenario_plan
 from hgc.testbed.emulation import EmulatedHardware
 from hgc.testbed.faults import FaultAction, FaultSchedule
 from hgc.testbed.netns import sweep_netns
@@ -102,7 +103,9 @@ def run_testbed(req: RunRequest) -> RunOutcome:
         folder.write_json("emulation.json", hw.to_json())
         progress.message(f"run folder: {folder.path}")
         for scheme in req.schemes:
-            records, info, error = _run_scheme(scheme, scenario, req, hw, folder, cleanup, progress)
+            plan, records, info, error = _run_scheme(
+                scheme, scenario, req, hw, folder, cleanup, progress
+            )
             interrupted = error == INTERRUPTED
             ports[scheme] = info.get("metrics_ports", {})
             notes[scheme] = info.get("fault_notes", [])
@@ -112,7 +115,7 @@ def run_testbed(req: RunRequest) -> RunOutcome:
                 progress.message(f"[{scheme}] FAILED: {error}")
             records_by_scheme[scheme] = records
             folder.write_scheme(scheme, records)
-            results[scheme] = _result(scheme, scenario, records, info)
+            results[scheme] = _result(scheme, scenario, records, plan)
             s = results[scheme].stats
             progress.message(
                 f"[{scheme}] {s.iterations} iterations, mean {s.mean_s:.3f} s, "
@@ -156,10 +159,14 @@ def _finish(
 
 
 def _result(
-    scheme: str, scenario: Scenario, records: list[dict[str, Any]], info: dict[str, Any]
+    scheme: str, scenario: Scenario, records: list[dict[str, Any]], plan: Plan | None
 ) -> SchemeResult:
-    predicted, plan_info = predict(scenario, scheme)
-    return SchemeResult(scheme_stats(scheme, records), predicted, None, plan_info)
+    """Measured statistics beside the simulator's prediction for the plan the cluster ran
+    (no prediction when the scheme could not be planned)."""
+    if plan is None:
+        return SchemeResult(scheme_stats(scheme, records))
+    predicted, info = predict(scenario, plan)
+    return SchemeResult(scheme_stats(scheme, records), predicted, None, info)
 
 
 def translate(record: dict[str, Any], names: NodeMap, scheme: str) -> dict[str, Any]:
@@ -203,15 +210,15 @@ def _run_scheme(
     folder: RunFolder,
     cleanup: CleanupStack,
     progress: Progress,
-) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
-    """Run one scheme to the end; (translated records, info, error or None)."""
+) -> tuple[Plan | None, list[dict[str, Any]], dict[str, Any], str | None]:
+    """Run one scheme to the end; (its plan, translated records, info, error or None)."""
     from hgc.cluster import ClusterError, LocalCluster
 
     info: dict[str, Any] = {}
     try:
-        plan = scheme_plan(scenario, scheme)
+        plan = scenario_plan(scenario, scheme)
     except ValueError as exc:
-        return [], info, f"cannot plan {scheme}: {exc}"
+        return None, [], info, f"cannot plan {scheme}: {exc}"
     names = NodeMap.of(plan)
     config = master_config(scenario, plan, req.iterations, _link_mode(scenario, hw))
     progress.message(f"[{scheme}] {plan.describe()}")
@@ -245,7 +252,7 @@ def _run_scheme(
     finally:
         cluster.close()
     records = [translate(r, names, scheme) for r in read_records(cluster.record_path)]
-    return records, info, error
+    return plan, records, info, error
 
 
 def _fixed_metrics_ports(scenario: Scenario, names: NodeMap) -> dict[str, int]:

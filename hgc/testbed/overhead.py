@@ -83,7 +83,6 @@ def measure_overhead(
 
     Raises ``RuntimeError`` when the twin's run fails or the model cannot evaluate it."""
     from hgc.testbed.launcher import RunRequest, run_testbed
-    from hgc.testbed.predict import predict
 
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
@@ -92,8 +91,9 @@ def measure_overhead(
     outcome = run_testbed(request)
     if not outcome.ok or CALIBRATION_SCHEME not in outcome.results:
         raise RuntimeError(f"overhead calibration run failed: {outcome.failures}")
-    predicted, info = predict(twin, CALIBRATION_SCHEME)
+    result = outcome.results[CALIBRATION_SCHEME]  # the prediction is for the plan it ran
+    predicted = result.predicted_mean_s
     if predicted is None:
-        raise RuntimeError(f"overhead calibration: no prediction for the twin: {info}")
-    stats = outcome.results[CALIBRATION_SCHEME].stats
+        raise RuntimeError(f"overhead calibration: no prediction for the twin: {result.plan}")
+    stats = result.stats
     return Overhead(stats.mean_s, predicted, stats.iterations)

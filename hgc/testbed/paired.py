@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.perf import Plan
 from common.perf.system import StragglerModel, WorkerProfile, with_message_overhead
 from common.runtime.emulation import ComputeEmulator
 from common.scenario import Scenario
 from hgc.testbed.config import emulation_spec
-from hgc.testbed.predict import tolerances
 
 
 def _draws(entry: dict, iterations: int) -> np.ndarray:
@@ -37,18 +37,15 @@ def _draws(entry: dict, iterations: int) -> np.ndarray:
 
 
 def paired_prediction(
-    scenario: Scenario, scheme: str, iterations: int, message_overhead_s: float = 0.0
+    scenario: Scenario, plan: Plan, iterations: int, message_overhead_s: float = 0.0
 ) -> float | None:
     """Mean iteration time (seconds) the model gives for iterations ``0..iterations-1`` of
-    ``scheme`` with the emulation's own compute draws and mean link delays (plus
-    ``message_overhead_s`` per hop). ``None`` for flat schemes (their relay queue is not
-    replayed here)."""
-    from common.perf import plan_scheme
-
+    ``plan`` (the one the cluster ran) with the emulation's own compute draws and mean link
+    delays (plus ``message_overhead_s`` per hop). ``None`` for flat schemes (their relay
+    queue is not replayed here)."""
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     pure = scenario.system_model()
-    plan = plan_scheme(pure, scheme, **tolerances(scenario, scheme))
     if plan.is_flat:
         return None
     system = with_message_overhead(pure, message_overhead_s)

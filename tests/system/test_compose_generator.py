@@ -133,7 +133,7 @@ def test_optimised_scheme_gets_only_the_selected_nodes(tmp_path: Path, scheme: s
     """The launcher's plan and node map decide the services; the master config is the
     launcher's for the same scheme (kernel network = tc does the rate: link mode no-rate)."""
     scenario = load_scenario(HETEROGENEOUS)
-    plan = nodeconfig.scheme_plan(scenario, scheme)
+    plan = nodeconfig.scenario_plan(scenario, scheme)
     names = nodeconfig.NodeMap.of(plan)
     services = node_services(generate(tmp_path, "--scheme", scheme, scenario=str(HETEROGENEOUS)))
 
@@ -185,7 +185,7 @@ def test_trace_stragglers_ship_in_the_emulation_spec(tmp_path: Path, scheme: str
     assert scenario.straggler.kind == "trace" and scenario.straggler.trace is not None
     generate(tmp_path, "--scheme", scheme, scenario=str(TRACE))
     config = json.loads((tmp_path / "default.master.json").read_text())
-    names = nodeconfig.NodeMap.of(nodeconfig.scheme_plan(scenario, scheme))
+    names = nodeconfig.NodeMap.of(nodeconfig.scenario_plan(scenario, scheme))
     flat = {n: k for k, n in enumerate(x for x in scenario.node_names() if x.startswith("w"))}
     workers = {k: v for k, v in config["emulation_spec"].items() if k.startswith("worker-")}
     assert workers

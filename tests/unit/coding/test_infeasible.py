@@ -68,7 +68,7 @@ def test_smallest_equal_load_matches_brute_force_coverage() -> None:
             {"scheme": "hgc", "workers_per_edge": [3, 3, 3], "s_e": 1, "s_w": 1, "K": 10},
             r"K=10: .* multiples of 9",
         ),
-        ({"scheme": "uncoded", "workers_per_edge": [2, 2], "s_e": 1}, r"uncoded: s_e and s_w"),
+        ({"scheme": "uncoded", "workers_per_edge": [2, 2], "s_e": 1}, r"uncoded: s_e must be 0"),
         ({"scheme": "flat-crc", "workers_per_edge": [2, 2]}, r"give s"),
         ({"scheme": "flat-crc", "workers_per_edge": [2, 2], "s": 4}, r"0 <= s <= M-1 = 3"),
         ({"scheme": "hgc", "workers_per_edge": [2, 2], "s": 1}, r"s is for flat"),

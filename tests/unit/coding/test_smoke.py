@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common.coding import SCHEMES, FlatCode, HierarchicalCode, code_from_spec, make_code
+from common.coding import CODE_SCHEMES, FlatCode, HierarchicalCode, code_from_spec, make_code
 from tests.unit.coding.helpers import (
     decode_hierarchical,
     partition_gradients,
@@ -14,7 +14,7 @@ from tests.unit.coding.helpers import (
 )
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", CODE_SCHEMES)
 def test_every_scheme_builds_and_decodes_with_everyone_answering(scheme: str) -> None:
     kw = {"s": 2} if scheme.startswith("flat") else {}
     s_e, s_w = {"uncoded": (0, 0), "worker-gc": (0, 1), "edge-gc": (1, 0)}.get(scheme, (1, 1))

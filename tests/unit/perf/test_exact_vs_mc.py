@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from common.coding import Tolerances
+from common.coding import is_feasible as is_hgc_feasible
 from common.perf import (
     ExactUnavailableError,
     Link,
@@ -23,7 +25,7 @@ from common.perf.batch import prob_at_most_misses
 from common.perf.exact import exact_distribution
 from common.perf.hetero import make_hetero_plan
 from common.perf.model import compile_plan
-from common.perf.plan import InfeasiblePlanError, is_hgc_feasible
+from common.perf.plan import InfeasiblePlanError
 from tests.unit.perf.helpers import system
 
 ITER = 40_000
@@ -120,7 +122,7 @@ def test_quantiles_match_monte_carlo():
 
 def test_monte_carlo_is_reproducible_from_the_seed():
     sys_ = system(rate=0.5, straggler=StragglerModel("markov", 0.1, 0.5, 3.0))
-    plan = plan_scheme(sys_, "hgc", 1, 1)
+    plan = plan_scheme(sys_, "hgc", Tolerances(1, 1))
     a = simulate_plan(sys_, plan, 500, np.random.default_rng(7)).times
     b = simulate_plan(sys_, plan, 500, np.random.default_rng(7)).times
     c = simulate_plan(sys_, plan, 500, np.random.default_rng(8)).times

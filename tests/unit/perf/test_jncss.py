@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.coding import is_feasible as is_hgc_feasible
 from common.perf import exhaustive_jncss, greedy_jncss
 from common.perf.jncss import evaluate
-from common.perf.plan import is_hgc_feasible
 from common.perf.random_systems import random_small_topology, random_system
 from tests.unit.perf.helpers import system
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from common.coding import Tolerances
 from common.perf import Link, expected_time, plan_scheme, simulate_plan, with_message_overhead
 from tests.unit.perf.helpers import system
 
@@ -24,7 +25,7 @@ def deterministic():
 )
 def test_overhead_adds_four_hops_to_a_deterministic_iteration(scheme: str, kw: dict) -> None:
     base = deterministic()
-    plan = plan_scheme(base, scheme, **kw)
+    plan = plan_scheme(base, scheme, Tolerances(**kw))
     slow = with_message_overhead(base, O)
     rng = np.random.default_rng(0)
     got = simulate_plan(slow, plan, 50, rng).mean_s - simulate_plan(base, plan, 50, rng).mean_s
@@ -33,7 +34,7 @@ def test_overhead_adds_four_hops_to_a_deterministic_iteration(scheme: str, kw: d
 
 def test_exact_and_monte_carlo_agree_with_overhead() -> None:
     s = with_message_overhead(system((4, 3, 4), hetero=True, shift=0.1, rate=10.0), O)
-    plan = plan_scheme(s, "hgc", s_e=1, s_w=1)
+    plan = plan_scheme(s, "hgc", Tolerances(s_e=1, s_w=1))
     mc = simulate_plan(s, plan, 40_000, np.random.default_rng(1))
     assert abs(expected_time(s, plan) - mc.mean_s) < 4 * mc.stderr_s + 0.003 * mc.mean_s
 

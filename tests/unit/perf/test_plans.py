@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.coding import code_from_placement, code_from_spec
+from common.coding import InfeasibleCodeError, Tolerances, code_from_placement, code_from_spec
 from common.perf import InfeasiblePlanError, communication, make_plan, plan_scheme
 from common.perf.hetero import coverage_ok, hetero_placement, make_hetero_plan, proportional_counts
-from common.perf.plan import check_hgc_feasible, minimal_k
 from tests.unit.perf.helpers import system
 
 EDGES = (0, 1, 2)
@@ -44,27 +43,43 @@ def test_equal_loads_follow_the_bound(scheme, kw, load):
 @pytest.mark.parametrize(
     ("m", "s_e", "s_w", "match"),
     [
-        ((1, 5), 1, 0, r"s_e=1: equal loads need \(s_e\+1\)\*max\(m_i\) <= sum\(m_i\)"),
-        ((3, 3), 2, 0, r"s_e=2: must be in \[0, 1\]"),
-        ((3, 2), 0, 2, r"s_w=2: must be in \[0, 1\]"),
-        ((3, 2), -1, 0, r"s_e=-1"),
+        ((1, 5), 1, 0, r"\(s_e\+1\)\*max\(workers_per_edge\) = 10 > sum\(workers_per_edge\) = 6"),
+        ((3, 3), 2, 0, r"s_e=2 >= n_edges=2"),
+        ((3, 2), 0, 2, r"s_w=2 >= min workers_per_edge=2"),
+        ((3, 2), -1, 0, r"s_e: must be >= 0, got -1"),
     ],
 )
 def test_infeasible_tolerances_name_the_condition(m, s_e, s_w, match):
-    with pytest.raises(InfeasiblePlanError, match=match):
-        check_hgc_feasible(m, s_e, s_w)
+    """Plans are checked by the coding core's rule (one rule, one error type)."""
+    edges = tuple(range(len(m)))
+    workers = tuple(tuple(range(k)) for k in m)
+    with pytest.raises(InfeasiblePlanError, match=match) as info:
+        make_plan("hgc", edges, workers, s_e=s_e, s_w=s_w)
+    assert isinstance(info.value, InfeasibleCodeError)
+    assert info.value.field in ("s_e", "s_w")
 
 
 def test_flat_frc_needs_divisibility():
-    with pytest.raises(InfeasiblePlanError, match=r"flat-frc needs \(s\+1\) to divide M=10"):
+    with pytest.raises(
+        InfeasiblePlanError,
+        match=r"flat-frc needs \(s\+1\) to divide M: s\+1=3 does not divide M=10",
+    ):
         make_plan("flat-frc", EDGES, WORKERS, s=2)
 
 
-def test_minimal_k_matches_the_coding_core():
+def test_plan_k_is_the_coding_cores_smallest_or_the_one_asked_for():
     from common.coding import minimal_K
 
     for m, s_e, s_w in [((3, 3, 3), 1, 1), ((4, 3, 4, 3), 1, 1), ((2, 5, 3), 1, 0), ((6,), 0, 2)]:
-        assert minimal_k(m, s_e, s_w) == minimal_K(m, s_e, s_w)
+        edges = tuple(range(len(m)))
+        workers = tuple(tuple(range(k)) for k in m)
+        K0 = minimal_K(m, s_e, s_w)
+        assert make_plan("hgc", edges, workers, s_e=s_e, s_w=s_w).code_spec["K"] == K0
+        plan = make_plan("hgc", edges, workers, s_e=s_e, s_w=s_w, K=3 * K0)
+        assert plan.code_spec["K"] == 3 * K0 == plan.code.K
+    with pytest.raises(InfeasiblePlanError, match="multiples of 9") as info:
+        make_plan("hgc", (0, 1, 2), ((0, 1, 2),) * 3, s_e=1, s_w=1, K=10)
+    assert info.value.field == "K"
 
 
 @settings(max_examples=60, deadline=None)
@@ -120,7 +135,7 @@ def test_plan_scheme_picks_tolerances_and_rejects_missing_ones():
     assert (plan.s_e, plan.s_w) != (0, 0)
     with pytest.raises(ValueError, match="ignore: s_e and s_w are required"):
         plan_scheme(sys_, "ignore")
-    with pytest.raises(ValueError, match="scheme='nope'"):
+    with pytest.raises(ValueError, match="scheme: unknown 'nope'"):
         plan_scheme(sys_, "nope")
 
 
@@ -139,7 +154,7 @@ def test_no_stragglers_coding_loses():
 
     base = expected_time(sys_, plan_scheme(sys_, "uncoded"))
     for s_e, s_w in [(1, 0), (0, 1), (1, 1), (2, 3)]:
-        coded = expected_time(sys_, plan_scheme(sys_, "hgc", s_e, s_w))
+        coded = expected_time(sys_, plan_scheme(sys_, "hgc", Tolerances(s_e, s_w)))
         assert coded > base * 1.2, (s_e, s_w)
     assert np.isfinite(base)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.perf import ExactUnavailableError, expected_time, simulate_plan
-from common.perf.simulator import TABLE_ORDER, Tolerances, scheme_plan
+from common.coding import table_order
+from common.perf import ExactUnavailableError, expected_time, plan_scheme, simulate_plan
 from common.scenario import load_scenario
 from hgc.cli import main
 
@@ -26,10 +26,9 @@ def test_scenarios_are_shipped():
 def test_exact_and_monte_carlo_agree_on_shipped_scenario(path):
     scenario = load_scenario(path)
     sys_ = scenario.system_model()
-    tol = Tolerances(scenario.code.s_e, scenario.code.s_w, scenario.code.s)
     checked = 0
-    for name in [s for s in TABLE_ORDER if s in set(scenario.schemes) | {"uncoded"}]:
-        plan = scheme_plan(sys_, name, tol)
+    for name in table_order([*scenario.schemes, "uncoded"]):
+        plan = plan_scheme(sys_, name, scenario.code)
         mc = simulate_plan(sys_, plan, ITER, np.random.default_rng(scenario.seed))
         try:
             exact = expected_time(sys_, plan)
@@ -55,7 +54,8 @@ def test_simulate_json_schema_and_reproducibility(capsys):
     assert code == 0
     doc = json.loads(out)
     assert set(doc) == {"schemes", "optimizer"}
-    keys = {"mean_s", "p50_s", "p95_s", "p99_s", "speedup_vs_uncoded", "master_ingress_bytes"}
+    keys = {"K", "D", "mean_s", "p50_s", "p95_s", "p99_s", "speedup_vs_uncoded"}
+    keys |= {"master_ingress_bytes"}
     assert "uncoded" in doc["schemes"] and "hgc-jncss" in doc["schemes"]
     for row in doc["schemes"].values():
         assert set(row) == keys

@@ -26,4 +26,4 @@ def test_module_entry_point_validates_files(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "scenario 'homogeneous'" in ok.stdout
     fail = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert fail.returncode == 2
-    assert "code.s_e: 1 is infeasible" in fail.stderr
+    assert "code.s_e: (s_e+1)*max(workers_per_edge)" in fail.stderr

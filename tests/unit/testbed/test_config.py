@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from common.coding import code_from_spec
+from common.coding import Tolerances, code_from_spec, fixed_tolerances
 from common.perf import Plan
 from common.scenario import Scenario, load_scenario
-from hgc.testbed.config import NodeMap, emulation_spec, full_code_spec, master_config
+from hgc.testbed.config import NodeMap, emulation_spec, master_config
 from hgc.testbed.launcher import translate
-from hgc.testbed.predict import tolerances
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -74,10 +73,12 @@ def test_link_modes(scenario: Scenario) -> None:
         emulation_spec(scenario, subset_plan(), "fast")
 
 
-def test_full_code_spec_completes_a_plan_without_k() -> None:
-    spec = full_code_spec({"scheme": "flat-frc", "workers_per_edge": [4, 3, 4, 3], "s": 1})
-    assert spec["K"] >= 1
-    assert code_from_spec(spec).spec() == spec
+def test_master_config_ships_the_complete_code_spec(scenario: Scenario) -> None:
+    spec = {"scheme": "flat-frc", "workers_per_edge": [4, 3, 4, 3], "s": 1}
+    plan = Plan("flat-frc", (0, 1, 2, 3), ((0, 1, 2, 3), (0, 1, 2), (0, 1, 2, 3), (0, 1, 2)), spec)
+    shipped = master_config(scenario, plan, 3, "full")["code_spec"]
+    assert shipped["K"] >= 1
+    assert code_from_spec(shipped).spec() == shipped
 
 
 def test_master_config_carries_training_and_seed(scenario: Scenario) -> None:
@@ -87,21 +88,22 @@ def test_master_config_carries_training_and_seed(scenario: Scenario) -> None:
     assert config["code_spec"]["K"] == 3
 
 
-def test_tolerances_per_scheme(scenario: Scenario) -> None:
-    assert tolerances(scenario, "uncoded") == {}
-    assert tolerances(scenario, "hgc-jncss") == {}
-    assert tolerances(scenario, "worker-gc") == {"s_w": 1}
-    assert tolerances(scenario, "edge-gc") == {"s_e": 1}
-    assert tolerances(scenario, "hgc") == {"s_e": 1, "s_w": 1}
-    assert set(tolerances(scenario, "flat-frc")) == {"s"}
+def test_tolerances_per_scheme_come_from_the_registry(scenario: Scenario) -> None:
+    code = scenario.code
+    assert fixed_tolerances("uncoded", code) == Tolerances(0, 0, K=code.K)
+    assert fixed_tolerances("hgc-jncss", code) == Tolerances()  # chosen by the optimiser
+    assert fixed_tolerances("worker-gc", code) == Tolerances(0, 1, K=code.K)
+    assert fixed_tolerances("edge-gc", code) == Tolerances(1, 0, K=code.K)
+    assert fixed_tolerances("hgc", code) == Tolerances(1, 1, K=code.K)
+    assert fixed_tolerances("flat-frc", code) == Tolerances(s=code.s, K=code.K)
 
 
 def test_scheme_plan_is_the_planner_with_the_scenario_tolerances(scenario: Scenario) -> None:
     from common.perf import plan_scheme
-    from hgc.testbed.config import scheme_plan
+    from hgc.testbed.config import scenario_plan
 
-    plan = scheme_plan(scenario, "worker-gc")
-    assert plan == plan_scheme(scenario.system_model(), "worker-gc", s_w=scenario.code.s_w)
+    plan = scenario_plan(scenario, "worker-gc")
+    assert plan == plan_scheme(scenario.system_model(), "worker-gc", scenario.code)
     assert plan.code_spec["s_e"] == 0 and plan.code_spec["s_w"] == scenario.code.s_w
-    with pytest.raises(ValueError, match="hgc-best"):
-        scheme_plan(scenario, "hgc-best")
+    with pytest.raises(ValueError, match="unknown 'hgc-best'"):
+        scenario_plan(scenario, "hgc-best")

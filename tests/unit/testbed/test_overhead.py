@@ -11,7 +11,7 @@ import pytest
 
 from common.perf import plan_scheme, simulate_plan
 from common.scenario import Scenario, load_scenario
-from hgc.testbed.config import emulation_spec
+from hgc.testbed.config import emulation_spec, scenario_plan
 from hgc.testbed.overhead import HOPS_PER_ITERATION, Overhead, deterministic_twin
 from hgc.testbed.predict import predict
 
@@ -59,14 +59,16 @@ def test_per_hop_overhead_is_the_residual_over_four_hops() -> None:
 def test_prediction_with_overhead_adds_four_hops_on_the_twin(scenario: Scenario) -> None:
     twin = deterministic_twin(scenario)
     for scheme in ("uncoded", "hgc", "flat-frc"):
-        pure, _ = predict(twin, scheme)
-        slow, info = predict(twin, scheme, message_overhead_s=0.0025)
+        plan = scenario_plan(twin, scheme)
+        pure, _ = predict(twin, plan)
+        slow, info = predict(twin, plan, message_overhead_s=0.0025)
         assert pure is not None and slow is not None
         assert slow - pure == pytest.approx(4 * 0.0025, abs=2e-4), scheme
-        assert info["scheme"]  # the plan is described as before
+        assert info["scheme"] == scheme and info["K"] == plan.K and info["D"] == plan.D
 
 
 def test_overhead_does_not_change_the_plan(scenario: Scenario) -> None:
-    _, pure = predict(scenario, "hgc-jncss")
-    _, slow = predict(scenario, "hgc-jncss", message_overhead_s=0.01)
+    plan = scenario_plan(scenario, "hgc-jncss")
+    _, pure = predict(scenario, plan)
+    _, slow = predict(scenario, plan, message_overhead_s=0.01)
     assert (pure["edges"], pure["workers"]) == (slow["edges"], slow["workers"])

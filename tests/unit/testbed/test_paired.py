@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from common.perf import expected_time, plan_scheme
+from common.perf import expected_time
 from common.scenario import Scenario, load_scenario
+from hgc.testbed.config import scenario_plan
 from hgc.testbed.overhead import deterministic_twin
 from hgc.testbed.paired import paired_prediction
-from hgc.testbed.predict import tolerances
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,7 +27,7 @@ def exact(s: Scenario, scheme: str, overhead: float = 0.0) -> float:
     from common.perf import with_message_overhead
 
     system = s.system_model()
-    plan = plan_scheme(system, scheme, **tolerances(s, scheme))
+    plan = scenario_plan(s, scheme)
     return expected_time(with_message_overhead(system, overhead), plan)
 
 
@@ -45,8 +45,9 @@ def steady_links(s: Scenario) -> Scenario:
 @pytest.mark.parametrize("scheme", ["uncoded", "hgc", "hgc-hetero"])
 def test_deterministic_twin_pairs_to_the_exact_expectation(scenario: Scenario, scheme: str) -> None:
     twin = deterministic_twin(scenario)
-    assert paired_prediction(twin, scheme, 5) == pytest.approx(exact(twin, scheme), rel=2e-3)
-    with_overhead = paired_prediction(twin, scheme, 5, message_overhead_s=0.002)
+    plan = scenario_plan(twin, scheme)
+    assert paired_prediction(twin, plan, 5) == pytest.approx(exact(twin, scheme), rel=2e-3)
+    with_overhead = paired_prediction(twin, plan, 5, message_overhead_s=0.002)
     assert with_overhead == pytest.approx(exact(twin, scheme, 0.002), rel=2e-3)
 
 
@@ -56,10 +57,11 @@ def test_many_paired_iterations_converge_to_the_expectation(
 ) -> None:
     s = steady_links(scenario)
     # relative standard error of a 2000-iteration mean here is ~1 %
-    assert paired_prediction(s, scheme, 2000) == pytest.approx(exact(s, scheme), rel=0.04)
+    paired = paired_prediction(s, scenario_plan(s, scheme), 2000)
+    assert paired == pytest.approx(exact(s, scheme), rel=0.04)
 
 
 def test_flat_schemes_and_bad_iterations(scenario: Scenario) -> None:
-    assert paired_prediction(scenario, "flat-frc", 5) is None
+    assert paired_prediction(scenario, scenario_plan(scenario, "flat-frc"), 5) is None
     with pytest.raises(ValueError, match="iterations"):
-        paired_prediction(scenario, "hgc", 0)
+        paired_prediction(scenario, scenario_plan(scenario, "hgc"), 0)
