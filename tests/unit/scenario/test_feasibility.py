@@ -120,6 +120,6 @@ def test_requested_K_is_checked_against_every_listed_fixed_scheme() -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario(with_field(doc, "schemes", ["uncoded", "hgc"]))
     assert str(info.value).startswith("code.K: K=3")
-    assert "multiples of 2" in str(info.value) and "(uncoded is listed in schemes)" in str(
+    assert "multiples of 4" in str(info.value) and "(uncoded is listed in schemes)" in str(
         info.value
     )
