@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,28 +40,36 @@ from common.perf.system import Link, StragglerModel, WorkerProfile
 COMPUTE_MODES = ("delay", "work", "off")
 
 
-def _validate_link(link: Link) -> None:
-    checks = {
-        "latency_s": link.latency_s >= 0,
-        "jitter_s": link.jitter_s >= 0,
-        "bandwidth_bytes_per_s": link.bandwidth_bytes_per_s > 0,
-        "loss": 0 <= link.loss < 1,
-        "retransmit_s": link.retransmit_s >= 0,
-    }
-    bad = [name for name, ok in checks.items() if not ok]
-    if bad:
-        raise ValueError(f"Link: invalid {', '.join(bad)} in {link}")
+# What every field of a ``Link`` must satisfy (the ``Link`` dataclass itself checks nothing):
+# each rule is (holds for the value, what the error says it must be).
+_LINK_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "latency_s": (lambda v: v >= 0, "must be >= 0"),
+    "jitter_s": (lambda v: v >= 0, "must be >= 0"),
+    "bandwidth_bytes_per_s": (lambda v: v > 0, "must be > 0"),
+    "loss": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "retransmit_s": (lambda v: v >= 0, "must be >= 0"),
+}
+LINK_SPEC_KEYS = tuple(_LINK_RULES)
 
 
-LINK_SPEC_KEYS = ("latency_s", "jitter_s", "bandwidth_bytes_per_s", "loss", "retransmit_s")
+def _validate_link(link: Link, where: str = "Link") -> None:
+    """ValueError naming the first bad field as ``<where>.<field>: must be ..., got ...``.
+    NaN fails every rule; an infinite bandwidth is the ``Link`` default (no rate limit)."""
+    for key, (ok, rule) in _LINK_RULES.items():
+        value = getattr(link, key)
+        if not ok(value):
+            raise ValueError(f"{where}.{key}: {rule}, got {value:g}")
 
 
 def link_from_spec(spec: Mapping[str, Any], where: str = "link") -> Link:
     """A ``Link`` from its ``emulation_spec`` form (``hgc.testbed.config.link_json``):
-    a map of some of ``LINK_SPEC_KEYS`` to numbers (seconds, bytes/s); missing keys keep
-    the ``Link`` defaults (no rate limit when ``bandwidth_bytes_per_s`` is absent).
+    a map of some of ``LINK_SPEC_KEYS`` to finite numbers (seconds, bytes/s); missing keys
+    keep the ``Link`` defaults (no rate limit when ``bandwidth_bytes_per_s`` is absent).
 
-    Raises ``ValueError`` naming ``where.<key>`` for unknown keys, non-numbers or bad values.
+    Strict, because a node's peers send it: raises ``ValueError`` naming ``where.<key>``
+    (e.g. ``emulation_spec['edge-0'].link.latency_s: must be >= 0, got -1``) for a non-map,
+    unknown keys, booleans or other non-numbers, NaN or infinite values, and values out of
+    range (negative times, bandwidth <= 0, loss outside [0, 1)).
     """
     if not isinstance(spec, Mapping):
         raise ValueError(f"{where}: must be a map of {LINK_SPEC_KEYS}, got {type(spec).__name__}")
@@ -70,15 +78,25 @@ def link_from_spec(spec: Mapping[str, Any], where: str = "link") -> Link:
         raise ValueError(f"{where}: unknown keys {unknown} (allowed: {LINK_SPEC_KEYS})")
     values: dict[str, float] = {}
     for key, value in spec.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        # bool is an int to Python, but ``loss: true`` is a mistake, not a 100 % loss
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{where}.{key}: must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where}.{key}: must be a finite number, got {value!r}")
         values[key] = float(value)
     link = Link(**values)
-    try:
-        _validate_link(link)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+    _validate_link(link, where)
     return link
+
+
+def link_of_entry(entry: Any, where: str) -> Link | None:
+    """The ``link`` of one node's ``emulation_spec`` entry (``where`` names the entry), or
+    None when it has none; ``ValueError`` (naming ``where.link...``) for a non-map entry or a
+    bad link (see ``link_from_spec``)."""
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where}: must be a map, got {type(entry).__name__}")
+    raw = entry.get("link")
+    return None if raw is None else link_from_spec(raw, f"{where}.link")
 
 
 def link_is_trivial(link: Link) -> bool:

@@ -119,7 +119,7 @@ class LoadData:
     n_partitions: int
     data_spec: dict[str, Any]
     model_spec: dict[str, Any]
-    emulation: dict[str, Any]
+    emulation: Any  # this worker's emulation_spec entry as received: the runner validates it
 
 
 @dataclass(frozen=True)

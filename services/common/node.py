@@ -1,5 +1,6 @@
 """Start-up plumbing every service shares: flags with ``HGC_*`` environment defaults, the
-ready file, the metrics endpoint, signal handling.
+ready file, the metrics endpoint, signal handling, and ``run_node``, the one start-up
+sequence of every role's ``main()``.
 
 Every flag ``--some-flag`` can also come from ``HGC_SOME_FLAG`` (the flag wins), so the same
 container image runs any role from its environment alone.
@@ -16,14 +17,17 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from prometheus_client import CollectorRegistry
 
 from common.runtime.metrics import NodeMetrics, serve_metrics
 from common.runtime.transport import TransportConfig
+from services.common.runner import NodeRunner
 
 EXTERNAL_EMULATION_ENV = "HGC_EMULATION_EXTERNAL"
+
+R = TypeVar("R", bound=NodeRunner)
 
 
 def env_name(flag: str) -> str:
@@ -206,3 +210,44 @@ def inprocess_links_enabled(environ: dict[str, str] | None = None) -> bool:
     if value not in ("0", "1"):
         raise ValueError(f"HGC_INPROCESS_LINK={value!r}: must be 0 or 1")
     return value == "1"
+
+
+def run_node(
+    name: str,
+    args: argparse.Namespace,
+    registry: CollectorRegistry,
+    start: Callable[[threading.Event, dict[str, Any]], tuple[R, dict[str, Any]]],
+    finish: Callable[[R], None] | None = None,
+) -> int:
+    """The start-up sequence of every role; returns the process exit status.
+
+    1. Serve ``registry`` on ``--metrics-host``/``--metrics-port`` (a ``StartupError``: one
+       line ``<name>: ...`` on stderr, status 2).
+    2. SIGTERM/SIGINT set a ``stop`` event: the loop ends cleanly, status 130.
+    3. ``start(stop, info)`` builds and binds the role and returns its runner and what the
+       ready line adds to ``info`` = ``{"node": name, "pid", "metrics_port"}`` (e.g. the
+       bound ``port``).
+    4. ``announce`` the merged info (``HGC_READY`` line, ``--ready-file``).
+    5. ``runner.run()``, then ``finish(runner)`` if given; the status is ``run()``'s.
+
+    An ``OSError`` or ``ValueError`` in steps 3-5 is one line ``<name>: ...`` and status 2
+    (the launcher shows a failed node's last line). The metrics server is closed on every path.
+    """
+    try:
+        server, metrics_port = serve_node_metrics(registry, args)
+    except StartupError as exc:
+        return fail(f"{name}: {exc}")
+    stop = threading.Event()
+    stop_on_signals(stop)
+    info: dict[str, Any] = {"node": name, "pid": os.getpid(), "metrics_port": metrics_port}
+    try:
+        runner, extra = start(stop, dict(info))
+        announce(args.ready_file, {**info, **extra})
+        status = runner.run()
+        if finish is not None:
+            finish(runner)
+        return status
+    except (OSError, ValueError) as exc:
+        return fail(f"{name}: {exc}")
+    finally:
+        server.close()

@@ -7,7 +7,6 @@ is announced on stdout / in ``--ready-file``) and connects a DEALER to the maste
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from common.coding import code_from_spec
-from common.runtime.emulation import link_seed
+from common.runtime.emulation import link_of_entry, link_seed
 from common.runtime.messages import EdgeSetup
 from common.runtime.metrics import EdgeMetrics
 from common.runtime.transport import ChildEndpoint, ParentEndpoint, TransportConfig
@@ -23,7 +22,6 @@ from services.common import node
 from services.common.actions import Event, Observe, Received
 from services.common.runner import NodeRunner
 from services.edge.state import EdgeState
-from services.worker.compute import link_of
 
 
 class EdgeRunner(NodeRunner):
@@ -44,16 +42,17 @@ class EdgeRunner(NodeRunner):
         if not node.inprocess_links_enabled():
             return
         for peer, entry in setup.emulation_spec.items():
+            # the master's config is not trusted here: a bad entry is dropped and counted,
+            # and the edge keeps running without emulating that link
             try:
-                link = link_of(entry.get("link"), f"emulation_spec[{peer!r}].link")
-            except (ValueError, AttributeError) as exc:
+                link = link_of_entry(entry, f"emulation_spec[{peer!r}]")
+                if peer == self.name:
+                    self.up.set_link("master", link, seed=link_seed(self.name, "master"))
+                elif peer.startswith(f"worker-{self.estate.edge}-"):
+                    self.down.set_link(peer, link, seed=link_seed(self.name, peer))
+            except ValueError as exc:
                 self._log(f"{self.name}: ignoring bad emulation entry {peer}: {exc}")
                 self.metrics.dropped("malformed")
-                continue
-            if peer == self.name:
-                self.up.set_link("master", link, seed=link_seed(self.name, "master"))
-            elif peer.startswith(f"worker-{self.estate.edge}-"):
-                self.down.set_link(peer, link, seed=link_seed(self.name, peer))
 
     def observe(self, obs: Observe) -> None:
         m = self.emetrics
@@ -120,13 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.edge < 0:
         return node.fail(f"--edge: must be >= 0, got {args.edge}")
     registry = CollectorRegistry()
-    try:
-        server, mport = node.serve_node_metrics(registry, args)
-    except node.StartupError as exc:
-        return node.fail(f"edge-{args.edge}: {exc}")
-    stop = threading.Event()
-    node.stop_on_signals(stop)
-    try:
+
+    def start(stop: threading.Event, info: dict[str, Any]) -> tuple[EdgeRunner, dict[str, Any]]:
         runner, port = start_edge(
             args.edge,
             args.master_addr,
@@ -136,12 +130,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             registry=registry,
             orphan_timeout_s=args.orphan_timeout_s,
         )
-    except (OSError, ValueError) as exc:
-        server.close()
-        return node.fail(str(exc))
-    info = {"node": f"edge-{args.edge}", "pid": os.getpid(), "port": port, "metrics_port": mport}
-    node.announce(args.ready_file, info)
-    try:
-        return runner.run()
-    finally:
-        server.close()
+        return runner, {"port": port}
+
+    return node.run_node(f"edge-{args.edge}", args, registry, start)

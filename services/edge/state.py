@@ -3,9 +3,10 @@
 Hierarchical schemes: from the first ``m_i - s_w`` worker vectors of iteration t the edge
 computes ``y_i = sum_j a_j z_ij`` (``code.edge_decode_weights``) and sends one
 :class:`EdgeGradient`. Flat schemes (``code.is_flat``): the edge relays every worker vector
-to the master unchanged. A worker the transport declares down (no heartbeat) is presumed dead;
-when too few live workers remain to decode, the edge tells the master with
-:class:`IterationFailed` naming the missing workers.
+to the master unchanged. The family is looked at once, at set-up: ``EdgeState.decoder`` is
+the hierarchical code the edge decodes with, or None when it only relays. A worker the
+transport declares down (no heartbeat) is presumed dead; when too few live workers remain to
+decode, the edge tells the master with :class:`IterationFailed` naming the missing workers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from common.coding import combine
+from common.coding.protocol import HierarchicalCodeLike, ServiceCode, is_hierarchical_code
 from common.runtime.messages import (
     NO_ITERATION,
     EdgeGradient,
@@ -56,13 +58,14 @@ class EdgeState:
     edge : int
         Topology index; the node name is ``edge-<edge>``.
     build_code : callable
-        ``code_spec -> Code`` (``common.coding.code_from_spec``; a fake in unit tests).
+        ``code_spec -> ServiceCode`` (``common.coding.code_from_spec``; a fake in unit
+        tests).
     """
 
     def __init__(
         self,
         edge: int,
-        build_code: Callable[[dict[str, Any]], Any],
+        build_code: Callable[[dict[str, Any]], ServiceCode],
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if edge < 0:
@@ -71,7 +74,9 @@ class EdgeState:
         self.node = f"edge-{edge}"
         self.build_code = build_code
         self.clock = clock  # only to time the decode arithmetic (decode_s)
-        self.code: Any = None
+        self.code: ServiceCode | None = None
+        # the code this edge decodes its tier with; None for a flat code (the edge relays)
+        self.decoder: HierarchicalCodeLike | None = None
         self.setup: EdgeSetup | None = None
         self.m = 0  # workers under this edge, known from the code
         self.registered: dict[int, str] = {}  # worker index -> identity
@@ -174,6 +179,7 @@ class EdgeState:
         except ValueError as exc:
             return [Log(f"{self.node}: bad code_spec: {exc}"), Exit(1, str(exc))]
         self.code, self.setup = code, msg
+        self.decoder = code if is_hierarchical_code(code) else None
         self.m = int(code.workers_per_edge[self.edge])
         extra = sorted(j for j in self.registered if j >= self.m)
         for j in extra:  # registered before the edge knew its size: not part of the code
@@ -249,20 +255,20 @@ class EdgeState:
         acts: list[Action] = [
             Observe("worker_arrival", arrival, {"edge": str(self.edge), "worker": str(msg.worker)})
         ]
-        if self.code.is_flat:
+        if self.decoder is None:  # a flat code: the master decodes every worker vector
             return [*acts, SendUp(msg)]
         if self.answered:
             return acts  # a straggler's vector, after the edge decoded without it
         self.vectors.append((msg.worker, msg.vector))
-        if len(self.vectors) >= self.code.workers_needed(self.edge):
-            acts += self._decode(now)
+        if len(self.vectors) >= self.decoder.workers_needed(self.edge):
+            acts += self._decode(self.decoder, now)
         return acts
 
-    def _decode(self, now: float) -> list[Action]:
+    def _decode(self, decoder: HierarchicalCodeLike, now: float) -> list[Action]:
         responders = tuple(j for j, _ in self.vectors)
         wait_s = now - self.t0
         start = self.clock()
-        weights = self.code.edge_decode_weights(self.edge, responders)
+        weights = decoder.edge_decode_weights(self.edge, responders)
         # the coding core's in-place combine: no temporary per vector, 0/1 weights cost a sum
         y = combine([z for _, z in self.vectors], np.asarray(weights))
         decode_s = self.clock() - start
@@ -282,19 +288,19 @@ class EdgeState:
     def _check_alive(self) -> list[Action]:
         """Tell the master early when too few live workers remain to decode this iteration."""
         acts: list[Action] = []
-        if self.code is None or self.answered or self.current == NO_ITERATION:
+        # a flat code's edge only relays: the master judges what is missing
+        if self.decoder is None or self.answered or self.current == NO_ITERATION:
             return acts
-        if self.code.is_flat:
-            return acts
+        needed = self.decoder.workers_needed(self.edge)
         dead = [j for j in range(self.m) if not self._alive(j) and j not in self.arrivals]
         live_possible = self.m - len(dead)
-        if dead and live_possible < self.code.workers_needed(self.edge):
+        if dead and live_possible < needed:
             self.answered = True
             self.failures_reported += 1
             missing = tuple(j for j in range(self.m) if j not in self.arrivals)
             names = ", ".join(f"worker-{self.edge}-{j}" for j in dead)
             reason = (
-                f"{self.node}: needs {self.code.workers_needed(self.edge)} of {self.m} workers, "
+                f"{self.node}: needs {needed} of {self.m} workers, "
                 f"{len(self.arrivals)} answered, not alive: {names}"
             )
             acts += [Log(reason), SendUp(IterationFailed(self.current, self.edge, missing, reason))]

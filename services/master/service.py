@@ -9,8 +9,8 @@ docs/operations.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Any
@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from common.coding import code_from_spec
 from common.learning import build_model, dataset_shape, load_test_set
-from common.runtime.emulation import link_seed
+from common.runtime.emulation import link_of_entry, link_seed
 from common.runtime.metrics import MasterMetrics
 from common.runtime.transport import ParentEndpoint, TransportConfig
 from services.common import node
@@ -28,7 +28,6 @@ from services.common.actions import Action, Event, Observe, ParamsUpdated, Recor
 from services.common.runner import NodeRunner
 from services.master.config import ConfigError, load_config
 from services.master.state import MasterState, TrainingConfig
-from services.worker.compute import link_of
 
 
 class MasterRunner(NodeRunner):
@@ -135,8 +134,7 @@ def start_master(
     down = ParentEndpoint("master", metrics, bind, allowed_peers=edges, config=transport)
     links = node.inprocess_links_enabled()
     for edge in sorted(edges) if links else []:  # delay messages to an edge by its uplink
-        entry = config.emulation_spec.get(edge, {})
-        link = link_of(entry.get("link"), f"emulation_spec[{edge!r}].link")
+        link = link_of_entry(config.emulation_spec.get(edge, {}), f"emulation_spec[{edge!r}]")
         down.set_link(edge, link, seed=link_seed("master", edge))  # own draws per direction
     runner = MasterRunner(state, metrics, down=down, stop=stop, record=record, on_phase=on_phase)
     return runner, down.port
@@ -179,37 +177,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         return node.fail(f"master: {exc}")
     registry = CollectorRegistry()
-    try:
-        server, mport = node.serve_node_metrics(registry, args)
-    except node.StartupError as exc:
-        return node.fail(f"master: {exc}")
-    stop = threading.Event()
-    node.stop_on_signals(stop)
-    record = open(args.record, "a") if args.record else None  # noqa: SIM115 (closed below)
-    info: dict[str, Any] = {"node": "master", "pid": os.getpid(), "metrics_port": mport}
+    with contextlib.ExitStack() as files:  # the record file lives as long as the node
 
-    def on_phase(phase: str) -> None:
-        node.announce(args.ready_file, {**info, "phase": phase})
+        def start(
+            stop: threading.Event, info: dict[str, Any]
+        ) -> tuple[MasterRunner, dict[str, Any]]:
+            record = files.enter_context(open(args.record, "a")) if args.record else None  # noqa: SIM115
 
-    try:
-        runner, port = start_master(
-            config,
-            seed,
-            args.bind,
-            transport=node.transport_config(args),
-            stop=stop,
-            registry=registry,
-            record=record,
-            on_phase=on_phase,
-        )
-        info["port"] = port
-        on_phase("bound")
-        status = runner.run()
-        save_outputs(runner, args.save_params, args.params_trace)
-        return status
-    except (OSError, ValueError) as exc:
-        return node.fail(f"master: {exc}")
-    finally:
-        server.close()
-        if record is not None:
-            record.close()
+            def on_phase(phase: str) -> None:  # "bound" (below), then "training"
+                node.announce(args.ready_file, {**info, "phase": phase})
+
+            runner, port = start_master(
+                config,
+                seed,
+                args.bind,
+                transport=node.transport_config(args),
+                stop=stop,
+                registry=registry,
+                record=record,
+                on_phase=on_phase,
+            )
+            info["port"] = port
+            return runner, {"port": port, "phase": "bound"}
+
+        def finish(runner: MasterRunner) -> None:
+            save_outputs(runner, args.save_params, args.params_trace)
+
+        return node.run_node("master", args, registry, start, finish)

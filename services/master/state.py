@@ -6,7 +6,8 @@ worker vectors (``code.decode_weights``); step ``params -= lr * g / n_train`` (t
 full-batch gradient); evaluate every ``eval_every`` iterations; stop after ``iterations`` or
 once the evaluated loss reaches ``target_loss``. If the needed answers have not arrived
 ``deadline_s`` after the model was sent, the attempt fails (see docs/operations.md for
-``on_failure``).
+``on_failure``). The family-specific part (which answers count, how they decode, what a
+failure misses) is the aggregation strategy of ``services.master.aggregation``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from common.coding import combine
+from common.coding.protocol import ServiceCode
 from common.runtime.messages import (
     NO_ITERATION,
     EdgeGradient,
@@ -46,6 +48,7 @@ from services.common.actions import (
     Started,
     Tick,
 )
+from services.master.aggregation import Attempt, aggregation_for
 
 ON_FAILURE = ("retry", "skip", "stop")
 
@@ -83,28 +86,15 @@ class TrainingConfig:
                 raise ValueError(message)
 
 
-@dataclass
-class _Attempt:
-    """One attempt at one iteration: what has arrived so far."""
-
-    iteration: int
-    attempt: int
-    t0: float
-    edge_arrivals: dict[int, float] = field(default_factory=dict)
-    edge_vectors: list[tuple[int, EdgeGradient]] = field(default_factory=list)
-    worker_arrivals: dict[tuple[int, int], float] = field(default_factory=dict)
-    worker_vectors: list[tuple[tuple[int, int], np.ndarray]] = field(default_factory=list)
-    failures: dict[int, IterationFailed] = field(default_factory=dict)
-
-
 class MasterState:
     """State of the master.
 
     Parameters
     ----------
     config : TrainingConfig
-    code : Code
-        Built from ``config.code_spec`` (a fake in unit tests).
+    code : ServiceCode
+        Built from ``config.code_spec`` (a fake in unit tests); its family (``is_flat``)
+        picks the aggregation strategy once.
     params : np.ndarray, shape (P,)
         Initial model parameters (float64); updated in place of a copy each iteration.
     n_train : int
@@ -116,7 +106,7 @@ class MasterState:
     def __init__(
         self,
         config: TrainingConfig,
-        code: Any,
+        code: ServiceCode,
         params: np.ndarray,
         n_train: int,
         evaluate: Callable[[np.ndarray], tuple[float, float]],
@@ -126,6 +116,7 @@ class MasterState:
             raise ValueError(f"n_train: must be >= 1, got {n_train}")
         self.config = config
         self.code = code
+        self.aggregation = aggregation_for(code)
         self.n_edges = int(code.n_edges)
         self.params = np.array(params, dtype=np.float64)
         self.n_train = n_train
@@ -135,14 +126,10 @@ class MasterState:
         self.alive: set[str] = set()  # edges the transport hears from
         self.setup_sent = False
         self.ready: set[int] = set()
-        self.attempt: _Attempt | None = None
+        self.attempt: Attempt | None = None
         self.next_iteration = 0
         self.start = 0.0
         self.done = False
-
-    @property
-    def flat(self) -> bool:
-        return bool(self.code.is_flat)
 
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -212,7 +199,7 @@ class MasterState:
 
     # ------------------------------------------------------------ iterations
     def _send_iteration(self, t: int, attempt: int, now: float) -> list[Action]:
-        self.attempt = _Attempt(t, attempt, now)
+        self.attempt = Attempt(t, attempt, now)
         msg = ModelUpdate(t, self.params.copy())
         return [SendDown(self.registered[i], msg) for i in range(self.n_edges)]
 
@@ -226,69 +213,18 @@ class MasterState:
         if isinstance(msg, IterationFailed):
             a.failures[edge] = msg
             return [Log(f"master: iteration {a.iteration}: {msg.reason}")]
-        if isinstance(msg, EdgeGradient):
-            if self.flat or msg.edge != edge or edge in a.edge_arrivals:
-                return [Drop("unknown_peer", f"unexpected edge vector from edge-{edge}")]
-            a.edge_arrivals[edge] = now - a.t0
-            a.edge_vectors.append((edge, msg))
-            obs = Observe("edge_arrival", now - a.t0, {"edge": str(edge)})
-            if len(a.edge_vectors) == self.code.edges_needed:
-                return [obs, *self._finish(now)]
-            return [obs]
-        assert isinstance(msg, WorkerGradient)
-        key = (msg.edge, msg.worker)
-        if not self.flat or msg.edge != edge or key in a.worker_arrivals:
-            return [Drop("unknown_peer", f"unexpected worker vector via edge-{edge}")]
-        a.worker_arrivals[key] = now - a.t0
-        a.worker_vectors.append((key, msg.vector))
-        if len(a.worker_vectors) == self.code.workers_needed_total:
-            return self._finish(now)
-        return []
+        assert isinstance(msg, EdgeGradient | WorkerGradient)
+        acts = self.aggregation.take(a, edge, msg, now - a.t0)
+        if acts is None:
+            what = "edge vector from" if isinstance(msg, EdgeGradient) else "worker vector via"
+            return [Drop("unknown_peer", f"unexpected {what} edge-{edge}")]
+        if self.aggregation.count(a) == self.aggregation.needed:
+            return [*acts, *self._finish(now)]
+        return acts
 
-    def _decode(self, a: _Attempt) -> tuple[np.ndarray, dict[str, Any]]:
+    def _decode(self, a: Attempt) -> tuple[np.ndarray, dict[str, Any]]:
         """The full gradient g (P,) from the first needed answers, and the record's detail."""
-        if self.flat:
-            used = a.worker_vectors[: self.code.workers_needed_total]
-            weights = self.code.decode_weights([k for k, _ in used])
-            vectors = [v for _, v in used]
-            used_workers = {k for k, _ in used}
-            everyone = [
-                (i, j) for i in range(self.n_edges) for j in range(self.code.workers_per_edge[i])
-            ]
-            detail = {
-                "edge_arrivals_s": {},
-                "edges_used": sorted({f"edge-{i}" for i, _ in used_workers}),
-                "edge_stragglers": [],
-                "worker_arrivals_s": {
-                    f"worker-{i}-{j}": s for (i, j), s in a.worker_arrivals.items()
-                },
-                "worker_stragglers": [
-                    f"worker-{i}-{j}" for i, j in everyone if (i, j) not in used_workers
-                ],
-            }
-        else:
-            used_e = a.edge_vectors[: self.code.edges_needed]
-            weights = self.code.master_decode_weights([i for i, _ in used_e])
-            vectors = [m.vector for _, m in used_e]
-            arrivals: dict[str, float] = {}
-            stragglers: list[str] = []
-            for i, m in used_e:
-                # at most m_i entries: the edge's report is not trusted for its length
-                for j, s in enumerate(m.worker_arrivals_s[: self.code.workers_per_edge[i]]):
-                    if s >= 0:
-                        arrivals[f"worker-{i}-{j}"] = s
-                    else:
-                        stragglers.append(f"worker-{i}-{j}")
-            used_names = [f"edge-{i}" for i, _ in used_e]
-            detail = {
-                "edge_arrivals_s": {f"edge-{i}": s for i, s in a.edge_arrivals.items()},
-                "edges_used": used_names,
-                "edge_stragglers": [
-                    f"edge-{i}" for i in range(self.n_edges) if f"edge-{i}" not in used_names
-                ],
-                "worker_arrivals_s": arrivals,
-                "worker_stragglers": stragglers,
-            }
+        vectors, weights, detail = self.aggregation.decode(a)
         # the coding core's in-place combine: no temporary per vector, 0/1 weights cost a sum
         return combine(vectors, np.asarray(weights)), detail
 
@@ -326,7 +262,7 @@ class MasterState:
 
     def _row(
         self,
-        a: _Attempt,
+        a: Attempt,
         ok: bool,
         now: float,
         detail: dict[str, Any],
@@ -335,8 +271,8 @@ class MasterState:
         accuracy: float | None,
         error: str | None,
     ) -> dict[str, Any]:
-        needed = self.code.workers_needed_total if self.flat else self.code.edges_needed
-        arrived = sorted(a.worker_arrivals.values() if self.flat else a.edge_arrivals.values())
+        needed = self.aggregation.needed
+        arrived = sorted(self.aggregation.arrivals(a))
         return {
             "scheme": self.code.scheme,
             "iteration": a.iteration,
@@ -359,37 +295,15 @@ class MasterState:
             return []
         return self._fail(a, now)
 
-    def failure_message(self, a: _Attempt, now: float) -> str:
+    def failure_message(self, a: Attempt, now: float) -> str:
         """Which edges (and, as far as known, which workers) the iteration waited for."""
         waited = now - a.t0
-        if self.flat:
-            everyone = [
-                (i, j) for i in range(self.n_edges) for j in range(self.code.workers_per_edge[i])
-            ]
-            missing = [f"worker-{i}-{j}" for i, j in everyone if (i, j) not in a.worker_arrivals]
-            return (
-                f"iteration {a.iteration} (attempt {a.attempt}) failed after {waited:.2f} s: "
-                f"needed {self.code.workers_needed_total} worker vectors, got "
-                f"{len(a.worker_vectors)}; missing workers: {', '.join(missing) or 'none'}"
-            )
-        missing_edges = [i for i in range(self.n_edges) if i not in a.edge_arrivals]
-        parts = []
-        for i in missing_edges:
-            alive = f"edge-{i}" in self.alive
-            parts.append(f"edge-{i}" + ("" if alive else " (no heartbeat)"))
-        workers = [
-            f"worker-{i}-{j}"
-            for i, report in sorted(a.failures.items())
-            for j in report.missing_workers
-        ]
         return (
             f"iteration {a.iteration} (attempt {a.attempt}) failed after {waited:.2f} s: "
-            f"needed {self.code.edges_needed} of {self.n_edges} edges, got "
-            f"{len(a.edge_vectors)}; missing edges: {', '.join(parts) or 'none'}; "
-            f"missing workers: {', '.join(workers) or 'unknown (no edge reported)'}"
+            f"{self.aggregation.shortfall(a, self.alive)}"
         )
 
-    def _fail(self, a: _Attempt, now: float) -> list[Action]:
+    def _fail(self, a: Attempt, now: float) -> list[Action]:
         message = self.failure_message(a, now)
         detail: dict[str, Any] = {
             "edge_arrivals_s": {f"edge-{i}": s for i, s in a.edge_arrivals.items()},

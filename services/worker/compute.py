@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,8 +11,13 @@ import numpy as np
 from common.learning import build_model, dataset_shape
 from common.learning import load_partitions as load_partition_rows
 from common.learning.models import Model
-from common.perf.system import Link, StragglerModel, WorkerProfile
-from common.runtime.emulation import COMPUTE_MODES, ComputeEmulator, emulate_compute
+from common.perf.system import StragglerModel, WorkerProfile
+from common.runtime.emulation import (
+    COMPUTE_MODES,
+    ComputeEmulator,
+    emulate_compute,
+    link_of_entry,
+)
 
 
 @dataclass
@@ -62,28 +67,18 @@ def coded_gradient(data: WorkerData, params: np.ndarray) -> np.ndarray:
     return z
 
 
-def link_of(raw: Any, where: str) -> Link | None:
-    """A ``Link`` from its JSON form (latency_s, jitter_s, bandwidth_bytes_per_s, loss,
-    retransmit_s; all optional), or None."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: must be an object, got {type(raw).__name__}")
-    known = {f.name for f in fields(Link)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    return Link(**{k: float(v) for k, v in raw.items()})
-
-
 class Emulation:
     """A worker's compute emulation from its ``emulation_spec`` entry (docs/operations.md).
 
     Keys (all optional): ``compute`` (delay | work | off, default delay), ``fixed_delay_s``
     (extra seconds every iteration), ``shift_s`` + ``rate`` (+ ``straggler``: kind, p_slow,
     p_recover, slowdown) for the straggler model of ``common.runtime.emulation``, ``load``,
-    ``worker_index``, ``seed``; ``link`` (a ``Link`` as JSON) delays this worker's messages
-    to its edge in-process (the edge delays its messages to the worker with the same link).
+    ``worker_index``, ``seed``; ``link`` (a ``Link`` as JSON, parsed strictly by
+    ``common.runtime.emulation.link_from_spec``) delays this worker's messages to its edge
+    in-process (the edge delays its messages to the worker with the same link).
+
+    A bad entry is a ``ValueError`` whose message starts with ``where`` (the entry's name,
+    e.g. ``emulation_spec['worker-0-1']``) and names the field.
     """
 
     KEYS = frozenset(
@@ -91,18 +86,18 @@ class Emulation:
          "seed", "link"}
     )  # fmt: skip
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], where: str = "emulation") -> None:
+        self.link = link_of_entry(spec, where)  # also rejects a spec that is not a map
         unknown = set(spec) - self.KEYS
         if unknown:
-            raise ValueError(f"emulation: unknown keys {sorted(unknown)}")
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
         self.mode = str(spec.get("compute", "delay"))
         if self.mode not in COMPUTE_MODES:
-            raise ValueError(f"emulation.compute: must be one of {COMPUTE_MODES}")
+            raise ValueError(f"{where}.compute: must be one of {COMPUTE_MODES}")
         self.fixed_delay_s = float(spec.get("fixed_delay_s", 0.0))
         if self.fixed_delay_s < 0:
-            raise ValueError(f"emulation.fixed_delay_s: must be >= 0, got {self.fixed_delay_s}")
+            raise ValueError(f"{where}.fixed_delay_s: must be >= 0, got {self.fixed_delay_s}")
         self.model: ComputeEmulator | None = None
-        self.link = link_of(spec.get("link"), "emulation.link")
         if "shift_s" in spec or "rate" in spec:
             s = dict(spec.get("straggler", {"kind": "shifted-exponential"}))
             if s.get("trace") is not None:
@@ -110,7 +105,7 @@ class Emulation:
             try:
                 straggler = StragglerModel(**s)
             except TypeError as exc:
-                raise ValueError(f"emulation.straggler: {exc}") from None
+                raise ValueError(f"{where}.straggler: {exc}") from None
             profile = WorkerProfile(float(spec.get("shift_s", 0.0)), float(spec.get("rate", 1.0)))
             self.model = ComputeEmulator(
                 profile,

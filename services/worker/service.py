@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -44,7 +43,7 @@ class WorkerRunner(NodeRunner):
         assert self.offload is not None
         if isinstance(action, LoadData):
             try:
-                self.emulation = Emulation(action.emulation)
+                self.emulation = Emulation(action.emulation, f"emulation_spec[{self.name!r}]")
             except ValueError as exc:
                 self._dispatch(ComputeFailed(f"bad emulation entry: {exc}"))
                 return
@@ -109,6 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def start_worker(
+    edge: int,
+    worker: int,
+    edge_addr: str,
+    *,
+    config: TransportConfig | None = None,
+    stop: threading.Event | None = None,
+    registry: CollectorRegistry | None = None,
+    orphan_timeout_s: float = 0.0,
+) -> WorkerRunner:
+    """Build and connect one worker; returns its runner (call ``run()``)."""
+    state = WorkerState(edge, worker)
+    metrics = WorkerMetrics(registry or CollectorRegistry(), edge, worker)
+    node.mark_external_emulation(metrics)
+    up = ChildEndpoint(state.node, metrics, edge_addr, parent=f"edge-{edge}", config=config)
+    return WorkerRunner(state, metrics, up=up, stop=stop, orphan_timeout_s=orphan_timeout_s)
+
+
 def run_worker(
     edge: int,
     worker: int,
@@ -120,11 +137,16 @@ def run_worker(
     orphan_timeout_s: float = 0.0,
 ) -> int:
     """Run one worker until Shutdown (0), a failure (non-zero) or ``stop`` (130)."""
-    state = WorkerState(edge, worker)
-    metrics = WorkerMetrics(registry or CollectorRegistry(), edge, worker)
-    node.mark_external_emulation(metrics)
-    up = ChildEndpoint(state.node, metrics, edge_addr, parent=f"edge-{edge}", config=config)
-    return WorkerRunner(state, metrics, up=up, stop=stop, orphan_timeout_s=orphan_timeout_s).run()
+    runner = start_worker(
+        edge,
+        worker,
+        edge_addr,
+        config=config,
+        stop=stop,
+        registry=registry,
+        orphan_timeout_s=orphan_timeout_s,
+    )
+    return runner.run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,16 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.edge < 0 or args.worker < 0:
         return node.fail(f"--edge/--worker: must be >= 0, got {args.edge}/{args.worker}")
     registry = CollectorRegistry()
-    name = f"worker-{args.edge}-{args.worker}"
-    try:
-        server, mport = node.serve_node_metrics(registry, args)
-    except node.StartupError as exc:
-        return node.fail(f"{name}: {exc}")
-    stop = threading.Event()
-    node.stop_on_signals(stop)
-    node.announce(args.ready_file, {"node": name, "pid": os.getpid(), "metrics_port": mport})
-    try:
-        return run_worker(
+
+    def start(stop: threading.Event, info: dict[str, Any]) -> tuple[WorkerRunner, dict[str, Any]]:
+        runner = start_worker(
             args.edge,
             args.worker,
             args.edge_addr,
@@ -150,7 +165,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             registry=registry,
             orphan_timeout_s=args.orphan_timeout_s,
         )
-    except (OSError, ValueError) as exc:
-        return node.fail(f"{name}: {exc}")
-    finally:
-        server.close()
+        return runner, {}  # a worker binds nothing: no port to announce
+
+    return node.run_node(f"worker-{args.edge}-{args.worker}", args, registry, start)

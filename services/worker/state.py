@@ -105,7 +105,8 @@ class WorkerState:
                     f"for {len(msg.partitions)} partitions",
                 )
             ]
-        emulation = dict(msg.emulation_spec.get(self.node, {}))
+        # validated by the runner (``Emulation``), which fails the worker naming the field
+        emulation = msg.emulation_spec.get(self.node, {})
         return [
             LoadData(
                 tuple(msg.partitions),

@@ -16,6 +16,7 @@ from common.runtime.emulation import (
     emulate_compute,
     link_from_spec,
     link_is_trivial,
+    link_of_entry,
 )
 
 # ------------------------------------------------------------------ links
@@ -102,15 +103,43 @@ def test_link_from_spec() -> None:
         ({"latency": 0.1}, r"edge-0.link: unknown keys \['latency'\]"),
         ({"latency_s": "10ms"}, "edge-0.link.latency_s: must be a number"),
         ({"loss": True}, "edge-0.link.loss: must be a number"),
-        ({"loss": float("nan")}, "edge-0.link.loss: must be a number"),
-        ({"loss": 1.5}, "edge-0.link: .*loss"),
-        ({"bandwidth_bytes_per_s": 0}, "edge-0.link: .*bandwidth_bytes_per_s"),
+        ({"loss": float("nan")}, "edge-0.link.loss: must be a finite number, got nan"),
+        ({"latency_s": float("inf")}, "edge-0.link.latency_s: must be a finite number"),
+        ({"bandwidth_bytes_per_s": math.inf}, "edge-0.link.bandwidth_bytes_per_s: must be a fin"),
+        ({"latency_s": -1}, r"edge-0.link.latency_s: must be >= 0, got -1$"),
+        ({"jitter_s": -0.5}, r"edge-0.link.jitter_s: must be >= 0, got -0.5$"),
+        ({"retransmit_s": -1}, "edge-0.link.retransmit_s: must be >= 0"),
+        ({"loss": 1.5}, r"edge-0.link.loss: must be in \[0, 1\), got 1.5$"),
+        ({"loss": 1}, r"edge-0.link.loss: must be in \[0, 1\), got 1$"),
+        ({"loss": -0.1}, r"edge-0.link.loss: must be in \[0, 1\)"),
+        ({"bandwidth_bytes_per_s": 0}, "edge-0.link.bandwidth_bytes_per_s: must be > 0, got 0"),
+        ({"latency_s": None}, "edge-0.link.latency_s: must be a number, got None"),
         ([0.1], "edge-0.link: must be a map"),
+        (None, "edge-0.link: must be a map"),
     ],
 )
 def test_bad_link_specs_name_the_field(spec: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         link_from_spec(spec, "edge-0.link")
+
+
+def test_link_spec_edges_of_the_valid_range_are_accepted() -> None:
+    """Negative control for the strictness: the bounds themselves and ints are fine."""
+    spec = {"latency_s": 0, "jitter_s": 0, "loss": 0, "retransmit_s": 0}
+    assert link_from_spec(spec) == Link(retransmit_s=0.0)
+    assert link_from_spec({"loss": 0.999, "bandwidth_bytes_per_s": 1}).loss == 0.999
+
+
+def test_link_of_an_emulation_entry() -> None:
+    where = "emulation_spec['edge-0']"
+    assert link_of_entry({}, where) is None
+    assert link_of_entry({"fixed_delay_s": 1}, where) is None  # other keys are not its business
+    assert link_of_entry({"link": {"latency_s": 0.1}}, where) == Link(latency_s=0.1)
+    with pytest.raises(ValueError) as info:
+        link_of_entry({"link": {"latency_s": -1}}, where)
+    assert str(info.value) == "emulation_spec['edge-0'].link.latency_s: must be >= 0, got -1"
+    with pytest.raises(ValueError, match=r"emulation_spec\['edge-0'\]: must be a map, got str"):
+        link_of_entry("slow", where)
 
 
 # ------------------------------------------------------------------ compute

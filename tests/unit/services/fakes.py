@@ -1,11 +1,18 @@
-"""Small fakes of the code object for the state-machine unit tests (no sockets, no maths)."""
+"""Small fakes of the code object for the state-machine unit tests (no sockets, no maths).
+
+They satisfy the protocols of ``common.coding.protocol`` (checked by mypy at the bottom),
+so the state machines are exercised through the same typed seam as with real codes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from common.coding.protocol import FlatCodeLike, HierarchicalCodeLike
 
 
 @dataclass
@@ -39,12 +46,12 @@ class FakeHierCode:
     def edges_needed(self) -> int:
         return self.n_edges - self.s_e
 
-    def edge_decode_weights(self, i: int, responders: Any) -> np.ndarray:
+    def edge_decode_weights(self, i: int, responders: Sequence[int]) -> np.ndarray:
         w = np.zeros(len(responders))
         w[: self.workers_needed(i)] = 1.0
         return w
 
-    def master_decode_weights(self, responders: Any) -> np.ndarray:
+    def master_decode_weights(self, responders: Sequence[int]) -> np.ndarray:
         w = np.zeros(len(responders))
         w[: self.edges_needed] = 1.0
         return w
@@ -61,5 +68,10 @@ class FakeFlatCode(FakeHierCode):
     def workers_needed_total(self) -> int:
         return sum(self.workers_per_edge) - self.s
 
-    def decode_weights(self, responders: Any) -> np.ndarray:
+    def decode_weights(self, responders: Sequence[tuple[int, int]]) -> np.ndarray:
         return np.ones(len(responders))
+
+
+if TYPE_CHECKING:  # mypy: the fakes stand in for real codes where the services take them
+    _hierarchical: HierarchicalCodeLike = FakeHierCode()
+    _flat: FlatCodeLike = FakeFlatCode()

@@ -13,7 +13,7 @@ from common.coding import make_code
 from common.learning import build_model, load_dataset, partition_rows
 from services.common.node import add_flag, env_name
 from services.master.config import ConfigError, parse_config
-from services.worker.compute import Emulation, coded_gradient, link_of, load_partitions
+from services.worker.compute import Emulation, coded_gradient, load_partitions
 
 
 def _raw(**kw: Any) -> dict[str, Any]:
@@ -107,10 +107,28 @@ def test_emulation_entry_validation_and_delay() -> None:
         Emulation({"compute": "sleepy"})
     with pytest.raises(ValueError, match="straggler"):
         Emulation({"shift_s": 1.0, "straggler": {"kind": "markov", "p_sloww": 1}})
-    assert link_of(None, "x") is None
-    assert link_of({"latency_s": 0.1}, "x").latency_s == 0.1  # type: ignore[union-attr]
+    assert Emulation({}).link is None
+    assert Emulation({"link": {"latency_s": 0.1}}).link.latency_s == 0.1  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="latency"):
-        link_of({"latency": 0.1}, "emulation.link")
+        Emulation({"link": {"latency": 0.1}})
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [
+        ({"latency_s": -1}, "latency_s: must be >= 0, got -1"),
+        ({"loss": True}, "loss: must be a number, got True"),
+        ({"jitter_s": float("nan")}, "jitter_s: must be a finite number, got nan"),
+    ],
+)
+def test_a_bad_link_in_the_workers_entry_names_the_entry_and_field(
+    link: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        Emulation({"link": link}, "emulation_spec['worker-0-1']")
+    assert str(info.value) == f"emulation_spec['worker-0-1'].link.{message}"
+    with pytest.raises(ValueError, match=r"emulation_spec\['worker-0-1'\]: must be a map"):
+        Emulation([1, 2], "emulation_spec['worker-0-1']")  # type: ignore[arg-type]
 
 
 def test_external_emulation_is_exported_and_unknown_mechanisms_rejected() -> None:
