@@ -30,7 +30,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check common services hgc tests bench
 
 typecheck: venv
-	$(VENV)/bin/mypy common services hgc
+	$(VENV)/bin/mypy common services hgc tests/unit/services
 
 # CI=true (set by .ci/run) provisions Docker, compose, the base image and Prometheus first,
 # so the container tests run instead of skipping.

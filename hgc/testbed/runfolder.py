@@ -174,6 +174,8 @@ class RunFolder:
         summary["schemes"] = {
             name: {
                 **r.stats.to_json(),
+                "K": r.plan.get("K"),  # partitions of the code the nodes built
+                "D": r.plan.get("D"),  # partitions of the most loaded worker
                 "speedup_vs_uncoded": r.speedup,
                 "predicted_mean_s": r.predicted_mean_s,
                 "predicted_speedup_vs_uncoded": r.predicted_speedup,

@@ -275,6 +275,7 @@ class MasterState:
         arrived = sorted(self.aggregation.arrivals(a))
         return {
             "scheme": self.code.scheme,
+            "K": self.code.K,  # partitions of the code this master built (and shipped)
             "iteration": a.iteration,
             "attempt": a.attempt,
             "ok": ok,

@@ -114,7 +114,7 @@ def test_requested_K_must_give_integer_loads() -> None:
 
 
 def test_requested_K_is_checked_against_every_listed_fixed_scheme() -> None:
-    # M = 4 (2 + 2), s_e = s_w = 1: hgc accepts any K, uncoded (s_e = s_w = 0) needs K a multiple of 4.
+    # M = 4 (2 + 2), s_e = s_w = 1: hgc accepts any K; uncoded (0, 0) needs a multiple of 4.
     doc = with_field(_doc([2, 2], s_e=1, s_w=1, K=3), "schemes", ["hgc"])
     assert parse_scenario(doc).code.K == 3
     with pytest.raises(ScenarioError) as info:
