@@ -113,18 +113,19 @@ def test_slower_in_process_link_arrives_later(tmp_path: Path) -> None:
 
 # A REAL cgroup CPU quota (no modelled extra time: shift_s 0, rate .inf, so each worker's time
 # is its own real gradient computation, burning CPU under ``compute: work``). Two workers of one
-# edge, BLAS single-threaded. The MLP on 48,000 training rows makes each worker's real compute
-# span several CFS periods (100 ms), so the quota really throttles it, while the model stays
-# small (~27k parameters) so messaging does not dilute the ratio.
+# edge, BLAS single-threaded. The MLP on 24,000 training rows makes each worker's real compute
+# span several CFS periods (100 ms) even at half a core, so the quota really throttles it,
+# while the model stays small (~27k parameters) so messaging does not dilute the ratio.
 #
 # Load-proof by design: BOTH workers run under a quota, the control at half a core and the
-# subject at an eighth. As long as the machine gives each worker at least half a core (two
-# busy loops in the background on two cores leave each of the four CPU-bound processes about
-# that), both quotas bind and the arrival ratio is the ratio of the quotas, ~4, whatever
-# else runs. (An unlimited control would instead get whatever the load leaves it, and the
-# ratio would follow the load: a clean CI run measured 1.87 against a quarter-core quota.)
-# The assertion is the direction with a wide margin, > 2 (half the expected 4); the
-# negative control, both at half a core, must stay < 2 (twice the expected 1). The kernel's
+# subject at a sixteenth. While the machine gives each worker at least half a core, both
+# quotas bind and the arrival ratio is the ratio of the quotas, ~8, whatever else runs; when
+# it gives less (the control then gets only its fair share f), the ratio is f * 16, still
+# above 2 down to f = 1/8 of a core: two busy loops on two cores leave f ~ 0.5, and a shared
+# machine at a load average of 10 left ~0.2. (An unlimited control instead gets whatever
+# the load leaves it, so the ratio followed the load: a clean CI run measured 1.87 against a
+# quarter-core quota and the old 2.0 < ratio.) Asserted: the direction with a wide margin,
+# > 2; the negative control, both at half a core, expects 1 and must stay < 2. The kernel's
 # own counters confirm the throttling. Precise figures are ``make bench``'s business.
 QUOTA_SCENARIO = """
 name: quota-arrivals
@@ -133,13 +134,13 @@ topology:
   workers_per_edge: [2]
   devices:
     half: {shift_s: 0.0, rate: .inf, cpu_fraction: 0.5}
-    eighth: {shift_s: 0.0, rate: .inf, cpu_fraction: 0.125}
+    sixteenth: {shift_s: 0.0, rate: .inf, cpu_fraction: 0.0625}
   workers: {device: half, link: ideal}
   edges: {device: laptop, uplink: ideal}
   overrides:
     worker-0-1: %(override)s
 model: {kind: mlp, hidden: 128, activation: tanh}
-data: {kind: synthetic, n_samples: 60000, n_features: 200, n_classes: 10, seed: 0}
+data: {kind: synthetic, n_samples: 30000, n_features: 200, n_classes: 10, seed: 0}
 training: {iterations: 5, eval_every: 5, deadline_s: 120}
 schemes: [uncoded]
 emulation: {compute: work, cpu_quota: true, network: "off"}
@@ -193,14 +194,16 @@ def quota_run(
     return statistics.median(ratios), stats
 
 
-def test_real_cpu_quota_of_an_eighth_arrives_later_than_a_half_core_peer(
+def test_real_cpu_quota_of_a_sixteenth_arrives_later_than_a_half_core_peer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ratio, stats = quota_run(tmp_path, monkeypatch, "{device: eighth}")
-    # ~4 expected (the quotas' ratio; a small fixed messaging cost dilutes it a little)
-    assert 2.0 < ratio < 8.0, (ratio, stats)
+    ratio, stats = quota_run(tmp_path, monkeypatch, "{device: sixteenth}")
+    # ~8 expected, the quotas' ratio (seen 8.5-16 under two busy loops: a sixteenth of a
+    # core also pays for the worker's I/O threads and period boundaries). Only the direction
+    # is asserted, with a wide margin; how far it goes is ``make bench``'s business.
+    assert ratio > 2.0, (ratio, stats)
     assert set(stats) >= {"worker-0-0", "worker-0-1"}, stats
-    # the kernel did throttle the eighth-core worker, and for longer than its peer
+    # the kernel did throttle the limited worker, and more often than its peer
     slow, peer = stats["worker-0-1"], stats["worker-0-0"]
     assert slow["nr_throttled"] > 0, stats
     assert slow["nr_throttled"] > peer["nr_throttled"], stats

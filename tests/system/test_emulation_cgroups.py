@@ -11,7 +11,7 @@ from hgc.testbed.cgroups import CpuQuotas, detect_cgroups
 
 BUSY = (
     "import time\nt = time.perf_counter()\nx = 0\n"
-    "c = time.process_time()\nfor i in range(6_000_000): x += i\n"
+    "c = time.process_time()\nfor i in range(4_000_000): x += i\n"
     "print(time.process_time() - c, time.perf_counter() - t)"
 )
 
@@ -46,27 +46,28 @@ def cpu_shares(quotas: CpuQuotas, node: str) -> tuple[float, float]:
     return shares[0], shares[1]
 
 
-def test_quarter_cpu_quota_slows_a_busy_loop() -> None:
+def test_tenth_cpu_quota_caps_a_busy_loop() -> None:
     """Measured in CPU time per wall second, against an unlimited control running at the
-    same time: the quota is a ceiling on the share (load only lowers it), so ``throttled <
-    0.35`` holds on any machine; the control, under the same load, gets more (two busy loops
-    in the background on two cores leave it ~0.5); the kernel counts the throttling."""
+    same time. The quota is a ceiling on the share (load only lowers it), so ``limited <
+    0.15`` holds on any machine. The control, under the same load, gets its fair share: ~1
+    here when idle, ~0.5 under two busy loops on two cores, 0.27 seen on a shared machine at
+    a load average of 10; a tenth of a core keeps the limited loop well below that, so the
+    direction is asserted with a wide margin (1.5x). The kernel counts the throttling."""
     support = detect_cgroups()
     if not support.available:
         pytest.fail(f"this machine is expected to offer cgroups: {support.reason}")
     quotas = CpuQuotas(support)
     try:
-        quotas.create("worker-0-0", 0.25)
-        assert quotas.quota_of("worker-0-0") == pytest.approx(0.25)
-        free, throttled = cpu_shares(quotas, "worker-0-0")
+        quotas.create("worker-0-0", 0.1)
+        assert quotas.quota_of("worker-0-0") == pytest.approx(0.1)
+        free, limited = cpu_shares(quotas, "worker-0-0")
         stat = (quotas.groups["worker-0-0"] / "cpu.stat").read_text()
     finally:
         assert quotas.cleanup() == []
     assert not quotas.base.exists()
-    print(f"CPU share: control {free:.2f}, quarter-core quota {throttled:.2f}")
-    # 0.25 of a core, with a margin for accounting
-    assert throttled < 0.35, (free, throttled)
-    assert free > throttled, (free, throttled)
+    print(f"CPU share: control {free:.2f}, tenth-core quota {limited:.2f}")
+    assert limited < 0.15, (free, limited)  # 0.1 of a core, with a margin for accounting
+    assert free > 1.5 * limited, (free, limited)
     assert int(stat.split("nr_throttled")[1].split()[0]) > 0, stat
 
 

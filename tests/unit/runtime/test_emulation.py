@@ -214,8 +214,9 @@ def test_emulate_compute_spends_at_least_the_time() -> None:
 def test_work_mode_really_uses_the_cpu() -> None:
     """CPU time of this thread only (other threads of the test process cannot add to it),
     per wall second spent: ``work`` burns the CPU it is given, ``delay`` sleeps. Load only
-    lowers the CPU share of ``work`` (two busy loops on two cores: ~0.6), never raises that
-    of ``delay`` (~0.001), so the wide margin holds on a busy machine."""
+    lowers the CPU share of ``work`` (~0.6 under two busy loops on two cores, 0.08 seen at
+    a load average of 10), never raises that of ``delay`` (~0.0003), so the direction holds
+    with a wide margin on a busy machine; no floor on the share itself."""
 
     def cpu_share(mode: str) -> float:
         cpu0, wall0 = time.thread_time(), time.perf_counter()
@@ -224,4 +225,4 @@ def test_work_mode_really_uses_the_cpu() -> None:
 
     busy, idle = cpu_share("work"), cpu_share("delay")
     assert idle < 0.05, (busy, idle)
-    assert busy > 5 * idle and busy > 0.1, (busy, idle)
+    assert busy > 5 * idle, (busy, idle)
