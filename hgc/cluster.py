@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry
 
 from common.coding import code_from_spec
 from common.runtime.transport import TransportConfig
+from hgc.testbed.records import parse_records, read_records
 from services.master.config import parse_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -88,12 +89,6 @@ def reference_trace(config: Mapping[str, Any], iterations: int | None = None) ->
         params = params - (training.learning_rate / data.n_train) * g
         out.append(params)
     return np.stack(out)
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 # ===================================================================== subprocesses
@@ -531,7 +526,7 @@ class InProcessCluster(_ClusterContext):
         return status
 
     def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self._record.getvalue().splitlines()]
+        return parse_records(self._record.getvalue(), "in-process master record")
 
     def params(self) -> np.ndarray:
         return self.master.mstate.params

@@ -31,23 +31,51 @@ class RecordError(ValueError):
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Parse the master's JSONL file; a partial last line (master killed mid-write) is skipped."""
-    records: list[dict[str, Any]] = []
-    if not path.exists():
-        return records
-    lines = path.read_text().splitlines()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    """Parse the master's JSONL record file: the one reader of it (launcher, clusters, tests).
+
+    The master writes each record as one line ending in a newline, so the text after the
+    last newline is a record still being written (a reader racing the master) or one that
+    never will be (a master killed mid-write): it is ignored unless it already parses as a
+    whole JSON value. Any other line that is not a valid record raises :class:`RecordError`
+    naming the file and the line (1-based). A missing file has no records yet: ``[]``.
+    """
+    try:
+        data = path.read_bytes()  # bytes: a torn last line may even end inside a character
+    except FileNotFoundError:
+        return []
+    return parse_records(data, str(path))
+
+
+def parse_records(data: bytes | str, source: str) -> list[dict[str, Any]]:
+    """:func:`read_records` on the content itself (e.g. an in-memory record); errors name
+    ``source:<line>``."""
+    raw = data.encode() if isinstance(data, str) else data
+    *lines, unterminated = raw.split(b"\n")
+    records = [
+        parse_record(line, f"{source}:{number}")
+        for number, line in enumerate(lines, 1)
+        if line.strip()
+    ]
+    if unterminated.strip():
+        where = f"{source}:{len(lines) + 1}"
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if number == len(lines):
-                break  # torn final write
-            raise RecordError(f"{path}:{number}: not JSON: {exc}") from exc
-        check_record(record, f"{path}:{number}")
-        records.append(record)
+            value = json.loads(unterminated)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError: half-written, skip it
+            return records
+        check_record(value, where)  # a whole value: it must be a valid record
+        records.append(value)
     return records
+
+
+def parse_record(raw: bytes | str, where: str) -> dict[str, Any]:
+    """One complete record line -> the record; ``RecordError`` naming ``where`` otherwise."""
+    try:
+        record = json.loads(raw)
+    except ValueError as exc:
+        raise RecordError(f"{where}: not JSON: {exc}") from exc
+    check_record(record, where)
+    assert isinstance(record, dict)  # checked above; narrows the type
+    return record
 
 
 def check_record(record: Any, where: str) -> None:

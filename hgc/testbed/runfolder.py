@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hgc.format import cell, finite, ratio_or_none
 from hgc.testbed.records import SchemeStats, worker_tier_s
 
 CSV_COLUMNS = (
@@ -81,9 +81,9 @@ class SchemeResult:
 
     @property
     def measured_over_predicted(self) -> float | None:
-        if not self.predicted_mean_s or math.isnan(self.stats.mean_s):
-            return None
-        return self.stats.mean_s / self.predicted_mean_s
+        """Measured mean / predicted mean; None (``-``, JSON null) when the prediction is
+        missing or ~0 (a scenario with no modelled compute predicts 0 s)."""
+        return ratio_or_none(self.stats.mean_s, self.predicted_mean_s)
 
 
 def fill_speedups(results: dict[str, SchemeResult], baseline: str = "uncoded") -> None:
@@ -92,14 +92,8 @@ def fill_speedups(results: dict[str, SchemeResult], baseline: str = "uncoded") -
     if base is None:
         return
     for r in results.values():
-        if r.stats.mean_s > 0 and not math.isnan(base.stats.mean_s):
-            r.speedup = base.stats.mean_s / r.stats.mean_s
-        if base.predicted_mean_s and r.predicted_mean_s:
-            r.predicted_speedup = base.predicted_mean_s / r.predicted_mean_s
-
-
-def _fmt(v: float | None, spec: str) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+        r.speedup = ratio_or_none(base.stats.mean_s, r.stats.mean_s)
+        r.predicted_speedup = ratio_or_none(base.predicted_mean_s, r.predicted_mean_s)
 
 
 def format_table(results: dict[str, SchemeResult]) -> str:
@@ -113,11 +107,11 @@ def format_table(results: dict[str, SchemeResult]) -> str:
     for name, r in results.items():
         s = r.stats
         lines.append(
-            f"{name:<12} {s.iterations:>5} {_fmt(s.mean_s, '8.4f')} {_fmt(s.p50_s, '8.4f')} "
-            f"{_fmt(s.p95_s, '8.4f')} {_fmt(s.p99_s, '8.4f')} {_fmt(r.speedup, '7.2f')} "
-            f"{_fmt(r.predicted_mean_s, '8.4f')} {_fmt(r.measured_over_predicted, '8.2f')} "
-            f"{_fmt(r.predicted_speedup, '7.2f')} {_fmt(s.final_loss, '8.4f')} "
-            f"{_fmt(s.final_accuracy, '6.3f')} {f'{s.edge_stragglers}/{s.worker_stragglers}':>9}"
+            f"{name:<12} {s.iterations:>5} {cell(s.mean_s, '8.4f')} {cell(s.p50_s, '8.4f')} "
+            f"{cell(s.p95_s, '8.4f')} {cell(s.p99_s, '8.4f')} {cell(r.speedup, '7.2f')} "
+            f"{cell(r.predicted_mean_s, '8.4f')} {cell(r.measured_over_predicted, '8.2f')} "
+            f"{cell(r.predicted_speedup, '7.2f')} {cell(s.final_loss, '8.4f')} "
+            f"{cell(s.final_accuracy, '6.3f')} {f'{s.edge_stragglers}/{s.worker_stragglers}':>9}"
         )
     return "\n".join(lines)
 
@@ -177,7 +171,7 @@ class RunFolder:
                 "K": r.plan.get("K"),  # partitions of the code the nodes built
                 "D": r.plan.get("D"),  # partitions of the most loaded worker
                 "speedup_vs_uncoded": r.speedup,
-                "predicted_mean_s": r.predicted_mean_s,
+                "predicted_mean_s": finite(r.predicted_mean_s),
                 "predicted_speedup_vs_uncoded": r.predicted_speedup,
                 "measured_over_predicted": r.measured_over_predicted,
                 "plan": r.plan,

@@ -15,6 +15,13 @@ from hgc.cluster import InProcessCluster, reference_trace
 
 pytestmark = pytest.mark.timeout(120)
 
+# A liveness window of 1 s (10 heartbeats of 0.1 s) for every cluster here: all nodes are
+# threads of this one process, and on a loaded 2-core machine the cluster's default 0.4 s
+# (4 x 0.1 s) is close enough to the scheduling noise, plus an emulated link's latency, to
+# declare a live node dead (seen: an edge behind a 0.2 s link flapping until the Ready
+# barrier timed out). Crashes are still detected within about a second.
+WINDOW: dict[str, Any] = {"heartbeat_s": 0.1, "liveness": 10}
+
 
 def run_config(code: dict[str, Any], **training: Any) -> dict[str, Any]:
     base = {"iterations": 6, "learning_rate": 0.5, "deadline_s": 10.0}
@@ -51,7 +58,7 @@ def max_rel_error(trace: list[tuple[int, np.ndarray]], reference: np.ndarray) ->
 )
 def test_coded_training_is_gradient_descent(code: dict[str, Any]) -> None:
     config = run_config(code)
-    with InProcessCluster(config) as cluster:
+    with InProcessCluster(config, **WINDOW) as cluster:
         assert cluster.wait() == 0
         trace = list(cluster.params_trace())
         records = cluster.records()
@@ -63,7 +70,7 @@ def test_coded_training_is_gradient_descent(code: dict[str, Any]) -> None:
 
 def test_negative_control_wrong_learning_rate_is_detected() -> None:
     config = run_config(HGC, iterations=3)
-    with InProcessCluster(config) as cluster:
+    with InProcessCluster(config, **WINDOW) as cluster:
         assert cluster.wait() == 0
         trace = list(cluster.params_trace())
     other = run_config(HGC, iterations=3, learning_rate=0.5001)
@@ -72,7 +79,7 @@ def test_negative_control_wrong_learning_rate_is_detected() -> None:
 
 def test_killed_worker_and_edge_within_tolerance_lose_no_iteration() -> None:
     config = run_config(HGC, iterations=8)
-    with InProcessCluster(config) as cluster:
+    with InProcessCluster(config, **WINDOW) as cluster:
         cluster.kill("worker-0-1")
         cluster.kill("edge-2")
         assert cluster.wait() == 0
@@ -86,8 +93,9 @@ def test_killed_worker_and_edge_within_tolerance_lose_no_iteration() -> None:
 
 
 def test_beyond_tolerance_stops_with_a_message_naming_edges_and_workers() -> None:
-    config = run_config(HGC, iterations=50, deadline_s=1.5, on_failure="stop")
-    with InProcessCluster(config) as cluster:
+    # the deadline leaves the edges time (2 windows) to see their workers die and say so
+    config = run_config(HGC, iterations=50, deadline_s=3.0, on_failure="stop")
+    with InProcessCluster(config, **WINDOW) as cluster:
         for node in ("worker-0-0", "worker-0-1", "worker-1-0", "worker-1-1"):
             cluster.kill(node)
         status = cluster.wait(timeout=30)
@@ -100,12 +108,12 @@ def test_beyond_tolerance_stops_with_a_message_naming_edges_and_workers() -> Non
     # the edges report which of their workers are gone
     assert "worker-0-0" in error and "worker-1-1" in error
     # the run ended (wait returned) and the failed attempt waited out the whole deadline
-    assert failed[0]["duration_s"] >= 1.5
+    assert failed[0]["duration_s"] >= 3.0
 
 
 def test_beyond_tolerance_retry_then_give_up() -> None:
     config = run_config(HGC, iterations=50, deadline_s=0.5, on_failure="retry", max_retries=2)
-    with InProcessCluster(config) as cluster:
+    with InProcessCluster(config, **WINDOW) as cluster:
         for node in ("edge-0", "edge-1"):
             cluster.kill(node)
         status = cluster.wait(timeout=30)
@@ -121,7 +129,7 @@ def test_beyond_tolerance_retry_then_give_up() -> None:
 
 def test_skip_policy_moves_on_and_finishes() -> None:
     config = run_config(HGC, iterations=20, deadline_s=0.3, on_failure="skip")
-    with InProcessCluster(config) as cluster:
+    with InProcessCluster(config, **WINDOW) as cluster:
         for node in ("edge-0", "edge-1"):
             cluster.kill(node)
         assert cluster.wait(timeout=60) == 0
@@ -134,8 +142,10 @@ def test_skip_policy_moves_on_and_finishes() -> None:
 
 def test_slow_worker_vectors_are_dropped_as_late_not_waited_for() -> None:
     config = run_config(HGC, iterations=30)
-    config["emulation_spec"] = {"worker-0-0": {"fixed_delay_s": 0.1}}
-    with InProcessCluster(config) as cluster:
+    # 0.5 s: far beyond an iteration of the other workers even on a loaded machine (~20 ms
+    # idle), so "left out most of the time" does not race the scheduler
+    config["emulation_spec"] = {"worker-0-0": {"fixed_delay_s": 0.5}}
+    with InProcessCluster(config, **WINDOW) as cluster:
         assert cluster.wait() == 0
         records = cluster.records()
         late = cluster.sample("worker-0-0", "hgc_worker_messages_dropped_total", {"reason": "late"})
@@ -153,7 +163,7 @@ def test_slow_worker_vectors_are_dropped_as_late_not_waited_for() -> None:
 
 def test_metrics_count_iterations_and_arrivals() -> None:
     config = run_config(HGC, iterations=4)
-    with InProcessCluster(config) as cluster:
+    with InProcessCluster(config, **WINDOW) as cluster:
         assert cluster.wait() == 0
         ok = cluster.sample("master", "hgc_master_iterations_total", {"outcome": "ok"})
         arrivals = sum(
@@ -172,7 +182,7 @@ def test_link_emulation_from_the_emulation_spec_makes_an_edge_straggle() -> None
         "edge-0": {"link": {"latency_s": 0.2}},
         "worker-1-2": {"link": {"latency_s": 0.2, "bandwidth_bytes_per_s": 1e9}},
     }
-    with InProcessCluster(config) as cluster:
+    with InProcessCluster(config, **WINDOW) as cluster:
         assert cluster.wait() == 0
         records = cluster.records()
         trace = list(cluster.params_trace())
@@ -192,14 +202,18 @@ def test_link_emulation_from_the_emulation_spec_makes_an_edge_straggle() -> None
 
 
 def test_a_computing_worker_keeps_heartbeating() -> None:
-    """Compute runs off the I/O loop: a worker busy for longer than the liveness window
-    (here 1 s against 4 x 0.1 s) is never declared dead by its edge."""
+    """Compute runs off the I/O loop: a worker busy for 3 liveness windows (3 s of real CPU
+    work against 10 x 0.1 s) is never declared dead by its edge. Were the compute on the
+    loop, no heartbeat would go out for 3 s and the worker would be declared dead in every
+    iteration; with it off the loop, a false alarm needs a heartbeat gap of a whole second,
+    ten heartbeat intervals, which two busy loops on two cores do not cause (a 0.4 s window
+    was too close to the scheduling noise of a loaded machine)."""
     config = run_config({"scheme": "uncoded", "workers_per_edge": [2, 2]}, iterations=2)
-    config["emulation_spec"] = {"worker-0-0": {"fixed_delay_s": 1.0, "compute": "work"}}
-    with InProcessCluster(config, heartbeat_s=0.1, liveness=4) as cluster:
+    config["emulation_spec"] = {"worker-0-0": {"fixed_delay_s": 3.0, "compute": "work"}}
+    with InProcessCluster(config, **WINDOW) as cluster:
         assert cluster.wait() == 0
         records = cluster.records()
         edge = cluster.runners["edge-0"].state
     assert all(r["ok"] for r in records)
     assert edge.failures_reported == 0
-    assert min(r["duration_s"] for r in records) >= 1.0  # the edge did wait for the slow one
+    assert min(r["duration_s"] for r in records) >= 3.0  # the edge did wait for the slow one

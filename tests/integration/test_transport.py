@@ -390,10 +390,14 @@ def test_link_emulation_delays_without_blocking_the_loop(ctx: zmq.Context) -> No
             if isinstance(e, Received):
                 arrival[e.peer] = time.monotonic() - sent
         assert time.monotonic() - sent < 20
-    # the fast child's message is not held behind the slow link; the slow one waits ~latency
-    assert arrival["worker-0-1"] < arrival["worker-0-0"]
+    # The slow one waits at least the latency (the emulator's schedule: load only adds);
+    # the fast child's message is not held behind it. Both are measured together under the
+    # same load, so the slow one's extra time over the fast one is the emulated latency plus
+    # scheduling noise: bounded by a wide margin against the concurrent control, never by a
+    # wall-clock figure of its own.
     assert arrival["worker-0-0"] >= latency
-    assert arrival["worker-0-0"] / latency < 5  # generous: a loaded CI machine
+    assert arrival["worker-0-1"] < arrival["worker-0-0"]
+    assert arrival["worker-0-0"] - arrival["worker-0-1"] < 3 * latency, arrival
     for ep in (slow, fast, parent):
         ep.close()
 
@@ -414,9 +418,14 @@ def test_link_bandwidth_serialises_messages(ctx: zmq.Context) -> None:
             if isinstance(e, Received):
                 times.append(time.monotonic() - sent)
         assert time.monotonic() - sent < 20
-    # the k-th message finishes after k transmissions: ratios ~ 1 : 2 : 3
-    assert 1.4 < times[1] / times[0] < 3.0
-    assert 2.0 < times[2] / times[0] < 4.5
+    # The k-th message (0-based) finishes after k + 1 transmissions of 0.2 s each: a lower
+    # bound that follows from the emulated bandwidth (the emulator schedules each message
+    # after the previous one, so load can only add time). Without serialisation all three
+    # would arrive after ~0.2 s. The precise figures are ``make bench``'s.
+    transmission = payload.nbytes / 1_000_000
+    for k, t in enumerate(times):
+        assert t >= 0.95 * (k + 1) * transmission, (k, times)
+    assert times == sorted(times)
     child.set_link("edge-0", None)
     for ep in (child, parent):
         ep.close()

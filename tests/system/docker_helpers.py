@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hgc.testbed.records import read_records
 from tests.conftest import IN_CI, poll_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -262,10 +263,7 @@ class Stack:
         return found[0]
 
     def records(self) -> list[dict[str, Any]]:
-        path = self.workdir / "out" / "record.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_records(self.workdir / "out" / "record.jsonl")
 
     def wait_master_exit(self, client: Any, timeout: float = 180) -> int:
         master = self.container(client, "master")

@@ -11,50 +11,63 @@ from hgc.testbed.cgroups import CpuQuotas, detect_cgroups
 
 BUSY = (
     "import time\nt = time.perf_counter()\nx = 0\n"
-    "c = time.process_time()\nfor i in range(6_000_000): x += i\n"
+    "c = time.process_time()\nfor i in range(4_000_000): x += i\n"
     "print(time.process_time() - c, time.perf_counter() - t)"
 )
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def cpu_share(quotas: CpuQuotas | None, node: str) -> float:
-    """CPU seconds / wall seconds of a busy loop (at most 1 for one thread)."""
-    # the child waits on stdin so it is inside its group before the loop starts
+def cpu_shares(quotas: CpuQuotas, node: str) -> tuple[float, float]:
+    """CPU seconds / wall seconds of two identical busy loops started together (at most 1 for
+    one thread): (a control outside any group, one inside ``node``'s group)."""
+    # the children wait on stdin so that the limited one is inside its group before it starts
     code = "import sys; sys.stdin.readline()\n" + BUSY
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     try:
-        if quotas is not None:
-            quotas.attach(node, proc.pid)
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        out, _ = proc.communicate(timeout=100)
+        quotas.attach(node, procs[1].pid)
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outs = [proc.communicate(timeout=100)[0] for proc in procs]
     finally:
-        proc.kill()
-    cpu, wall = (float(x) for x in out.split())
-    return cpu / wall
+        for proc in procs:
+            proc.kill()
+    shares = []
+    for out in outs:
+        cpu, wall = (float(x) for x in out.split())
+        shares.append(cpu / wall)
+    return shares[0], shares[1]
 
 
-def test_quarter_cpu_quota_slows_a_busy_loop() -> None:
+def test_tenth_cpu_quota_caps_a_busy_loop() -> None:
+    """Measured in CPU time per wall second, against an unlimited control running at the
+    same time. The quota is a ceiling on the share (load only lowers it), so ``limited <
+    0.15`` holds on any machine. The control, under the same load, gets its fair share: ~1
+    here when idle, ~0.5 under two busy loops on two cores, 0.27 seen on a shared machine at
+    a load average of 10; a tenth of a core keeps the limited loop well below that, so the
+    direction is asserted with a wide margin (1.5x). The kernel counts the throttling."""
     support = detect_cgroups()
     if not support.available:
         pytest.fail(f"this machine is expected to offer cgroups: {support.reason}")
     quotas = CpuQuotas(support)
     try:
-        quotas.create("worker-0-0", 0.25)
-        assert quotas.quota_of("worker-0-0") == pytest.approx(0.25)
-        free = cpu_share(None, "")
-        throttled = cpu_share(quotas, "worker-0-0")
+        quotas.create("worker-0-0", 0.1)
+        assert quotas.quota_of("worker-0-0") == pytest.approx(0.1)
+        free, limited = cpu_shares(quotas, "worker-0-0")
         stat = (quotas.groups["worker-0-0"] / "cpu.stat").read_text()
     finally:
         assert quotas.cleanup() == []
     assert not quotas.base.exists()
-    # The quota is a ceiling on the CPU share, whatever else runs on this shared machine
-    # (contention only lowers both shares): 0.25 of a core, with a margin for accounting.
-    assert throttled < 0.35, (free, throttled)
+    print(f"CPU share: control {free:.2f}, tenth-core quota {limited:.2f}")
+    assert limited < 0.15, (free, limited)  # 0.1 of a core, with a margin for accounting
+    assert free > 1.5 * limited, (free, limited)
     assert int(stat.split("nr_throttled")[1].split()[0]) > 0, stat
 
 

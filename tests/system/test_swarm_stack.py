@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hgc.testbed.records import read_records
 from tests.conftest import poll_for
 from tests.system.docker_helpers import (  # noqa: F401 (fixtures)
     LABEL,
@@ -91,10 +92,7 @@ def test_stack_deploy_on_a_single_node_swarm_trains(
     record = workdir / "out" / "record.jsonl"
 
     def ok_rows() -> list[dict[str, Any]]:
-        if not record.exists():
-            return []
-        rows = [json.loads(x) for x in record.read_text().splitlines() if x.strip()]
-        return [r for r in rows if r["ok"]]
+        return [r for r in read_records(record) if r["ok"]]
 
     try:
         run(
