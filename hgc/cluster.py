@@ -35,7 +35,8 @@ from typing import Any, Self
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from common.coding import code_from_spec
+from common.coding import InfeasibleCodeError
+from common.coding.bounds import check_topology
 from common.runtime.transport import TransportConfig
 from hgc.testbed.records import parse_records, read_records
 from services.master.config import parse_config
@@ -49,10 +50,16 @@ class ClusterError(RuntimeError):
 
 
 def topology(config: Mapping[str, Any]) -> tuple[int, ...]:
-    """Workers per edge of a run description (validates it on the way)."""
+    """Workers per edge of a run description (validated on the way, the code spec by the
+    coding core's topology check; the code itself is built by the nodes, not here)."""
     training, _ = parse_config(dict(config))
-    code = code_from_spec(training.code_spec)
-    return tuple(int(m) for m in code.workers_per_edge)
+    spec = training.code_spec
+    if not isinstance(spec, dict) or "workers_per_edge" not in spec:
+        raise ClusterError("code_spec: needs 'workers_per_edge'")
+    try:
+        return check_topology(spec["workers_per_edge"])
+    except InfeasibleCodeError as exc:
+        raise ClusterError(f"code_spec: {exc}") from None
 
 
 def node_names(workers_per_edge: tuple[int, ...]) -> list[str]:
@@ -414,12 +421,12 @@ class InProcessCluster(_ClusterContext):
         config: Mapping[str, Any],
         *,
         heartbeat_s: float = 0.1,
-        liveness: int = 4,
+        liveness: int = 10,  # a 1 s window: a loaded machine must not fake a dead peer
         ready_timeout_s: float = 30.0,
     ) -> None:
         from services.edge.service import start_edge
         from services.master.service import start_master
-        from services.worker.service import run_worker
+        from services.worker.service import start_worker
 
         self.training, self.seed = parse_config(dict(config))
         self.workers_per_edge = topology(config)
@@ -435,7 +442,7 @@ class InProcessCluster(_ClusterContext):
         self._started = threading.Event()
         self._start_master = start_master
         self._start_edge = start_edge
-        self._run_worker = run_worker
+        self._start_worker = start_worker
 
     def _thread(self, node: str, fn: Callable[[], int]) -> None:
         def body() -> None:
@@ -483,14 +490,14 @@ class InProcessCluster(_ClusterContext):
 
     def _worker(self, i: int, j: int, eport: int) -> Callable[[], int]:
         node = f"worker-{i}-{j}"
-        return lambda: self._run_worker(
+        return lambda: self._start_worker(
             i,
             j,
             f"tcp://127.0.0.1:{eport}",
             config=self.transport,
             stop=self.stops[node],
             registry=self.registries[node],
-        )
+        ).run()
 
     def _ready_or_failed(self) -> bool:
         return self._started.is_set() or any(

@@ -8,7 +8,6 @@ so ratios between schemes are sharper than the absolute times.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from common.perf.jncss import MAX_EXHAUSTIVE, exhaustive_jncss, greedy_jncss
 from common.perf.model import compile_plan
 from common.perf.montecarlo import simulate_compiled
 from common.perf.plan import InfeasiblePlanError, Plan
+from common.perf.ratio import ratio_or_none
 from common.perf.system import SystemModel, WorkerProfile
 
 Progress = Callable[[str], None]
@@ -108,7 +108,7 @@ def compare_schemes(
                 comm.master_bytes,
                 comm.master_messages,
                 comm.edge_bytes,
-                ratio(base_mean, mc.mean_s),
+                ratio_or_none(base_mean, mc.mean_s),
                 mc.times,
             )  # fmt: skip
         )
@@ -120,17 +120,9 @@ def compare_schemes(
     return out
 
 
-def ratio(num: float | None, den: float | None) -> float | None:
-    """``num / den``, or None when either is missing or not finite or ``den`` is ~0 (a
-    scenario with no modelled time): a table shows '-' rather than a meaningless figure."""
-    if num is None or den is None or not (math.isfinite(num) and math.isfinite(den)):
-        return None
-    return num / den if abs(den) > 1e-12 else None
-
-
 def gap(found: float, best: float) -> float | None:
     """Relative excess of ``found`` over ``best`` (0 when both are ~0)."""
-    r = ratio(found, best)
+    r = ratio_or_none(found, best)
     if r is None:
         return 0.0 if abs(found - best) <= 1e-12 else None
     return r - 1.0
@@ -203,7 +195,7 @@ def optimizer_report(system: SystemModel, exhaustive_limit: int = MAX_EXHAUSTIVE
         "evaluations": greedy.evaluations,
         "search_s": elapsed,
         "uncoded_expected_time_s": uncoded,
-        "speedup_vs_uncoded": ratio(uncoded, greedy.best.mean_s),
+        "speedup_vs_uncoded": ratio_or_none(uncoded, greedy.best.mean_s),
         "alternatives": [_candidate_dict(c.plan, c.mean_s) for c in greedy.alternatives],
         "model": "trace fitted by shifted-exponential" if opt is not system else "as given",
     }

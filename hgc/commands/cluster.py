@@ -139,6 +139,7 @@ def _line(r: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from common.coding import code_from_spec
     from hgc.cluster import ClusterError, LocalCluster
     from services.master.config import ConfigError, parse_config
 
@@ -147,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     source = source or (None if args.scenario is None else f"--scenario {args.scenario}")
     _check_learning_specs(config, source)
     try:
-        parse_config(dict(config))
+        training, _ = parse_config(dict(config))
+        code_from_spec(training.code_spec)  # a bad code spec: one line here, not a node crash
     except (ConfigError, ValueError, TypeError, AttributeError) as exc:
         raise UsageError(str(exc)) from None
     try:

@@ -25,6 +25,7 @@ from common.perf.simulator import (
 )
 from common.perf.system import SystemModel
 from hgc.cli import UsageError
+from hgc.format import cell
 
 HELP = "simulate every scheme of a scenario and compare iteration times"
 # Monte Carlo draws are held in memory (schemes x iterations x workers floats): 10^9
@@ -80,14 +81,12 @@ def _check(args: argparse.Namespace, n_edges: int) -> None:
 
 def prepare_out(out: Path) -> None:
     """Create ``out`` (a directory) and check it is writable; UsageError naming --out."""
+    from hgc.testbed.runfolder import RunFolderError, prepare_folder
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".hgc-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        why = "exists and is not a directory" if isinstance(exc, FileExistsError) else exc
-        raise UsageError(f"--out {out}: cannot write there: {why}") from None
+        prepare_folder(out, "--out")
+    except RunFolderError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,7 +184,8 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def speedup_text(value: float | None) -> str:
     """``2.31x``, or ``-`` where there is no meaningful ratio (a ~0 time)."""
-    return "-" if value is None else f"{value:.2f}x"
+    text = cell(value, ".2f")
+    return text if text == "-" else f"{text}x"
 
 
 def table(results: Sequence[SchemeResult]) -> str:

@@ -120,8 +120,9 @@ class RunFolderError(ValueError):
     """The run folder cannot be created or written; the message names the path and why."""
 
 
-def prepare_folder(path: Path) -> None:
-    """Create ``path`` and check a file can be written in it, before any work starts."""
+def prepare_folder(path: Path, label: str = "run folder") -> None:
+    """Create ``path`` and check a file can be written in it, before any work starts; the
+    error names ``label`` (e.g. the flag that gave the path) and the path."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".hgc-write-test"
@@ -129,7 +130,7 @@ def prepare_folder(path: Path) -> None:
         probe.unlink()
     except OSError as exc:
         why = "exists and is not a directory" if isinstance(exc, FileExistsError) else exc
-        raise RunFolderError(f"run folder {path}: cannot write there: {why}") from None
+        raise RunFolderError(f"{label} {path}: cannot write there: {why}") from None
 
 
 class RunFolder:

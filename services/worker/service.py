@@ -126,29 +126,6 @@ def start_worker(
     return WorkerRunner(state, metrics, up=up, stop=stop, orphan_timeout_s=orphan_timeout_s)
 
 
-def run_worker(
-    edge: int,
-    worker: int,
-    edge_addr: str,
-    *,
-    config: TransportConfig | None = None,
-    stop: threading.Event | None = None,
-    registry: CollectorRegistry | None = None,
-    orphan_timeout_s: float = 0.0,
-) -> int:
-    """Run one worker until Shutdown (0), a failure (non-zero) or ``stop`` (130)."""
-    runner = start_worker(
-        edge,
-        worker,
-        edge_addr,
-        config=config,
-        stop=stop,
-        registry=registry,
-        orphan_timeout_s=orphan_timeout_s,
-    )
-    return runner.run()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.edge < 0 or args.worker < 0:

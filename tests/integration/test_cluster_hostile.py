@@ -32,7 +32,7 @@ from common.runtime.transport import TransportConfig
 from hgc.cluster import InProcessCluster
 from services.common.actions import Drop, PeerChanged, Received
 from services.edge.state import EdgeState
-from services.worker.service import run_worker
+from services.worker.service import start_worker
 from tests.conftest import poll_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -139,7 +139,7 @@ def test_worker_survives_hostile_frames_and_still_computes_exactly() -> None:
     config = TransportConfig(heartbeat_interval_s=0.1, liveness=50)
     t = threading.Thread(
         target=lambda: status.append(
-            run_worker(0, 1, f"tcp://127.0.0.1:{port}", config=config, registry=registry)
+            start_worker(0, 1, f"tcp://127.0.0.1:{port}", config=config, registry=registry).run()
         ),
         daemon=True,
     )
