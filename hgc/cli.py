@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 # sub-command -> module under hgc.commands
@@ -49,9 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interruptible() -> None:
+    """Make SIGINT raise KeyboardInterrupt even when this process inherited it ignored (a
+    background job of a non-interactive shell does): ``kill -INT`` must end a run cleanly,
+    with its summary and clean-up, however the launcher was started."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    interruptible()
     try:
         return int(args._run(args) or 0)
     except UsageError as exc:

@@ -163,6 +163,9 @@ def start_run(tmp_path: Path, out: Path) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         cwd=ROOT,
+        # started as a background job of a non-interactive shell is: SIGINT ignored on
+        # entry; the launcher must re-arm it (hgc.cli.interruptible)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
 
 
