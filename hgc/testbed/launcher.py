@@ -143,6 +143,7 @@ def _finish(
     records_by_scheme: dict[str, list[dict[str, Any]]],
     extra: dict[str, Any],
 ) -> str:
+    from hgc.report import write_report
     from hgc.testbed.plots import write_plots
 
     fill_speedups(results)
@@ -155,6 +156,7 @@ def _finish(
     }
     table = folder.write_summary(results, extra)
     write_plots(folder.path / "plots", records_by_scheme)
+    write_report(folder.path)  # report.html: the same run as one offline page
     return table
 
 

@@ -10,6 +10,7 @@ the final table. Layout::
     <out>/summary.json           per-scheme statistics, speed-up, predictions
     <out>/table.txt              the table printed at the end
     <out>/plots/*.png            iteration-time CDF, time per iteration, loss vs wall-clock
+    <out>/report.html            every figure and the table on one offline page (hgc report)
 """
 
 from __future__ import annotations
