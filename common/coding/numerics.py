@@ -108,19 +108,33 @@ def tier_error(
     return worst_delta, worst_amp
 
 
+_TIER_ESTIMATES: dict[tuple, float] = {}
+
+
+def tier_key(tier: Tier) -> tuple:
+    """What determines a tier's coefficients and decoder (tiers with equal keys are equal)."""
+    pts = None if tier.points is None else tier.points.tobytes()
+    holders = tuple(sorted(map(tuple, tier.holders)))
+    return (tier.kind, tier.N, tier.s, pts, tier.beta, tier.seed, holders)
+
+
+def tier_estimate(tier: Tier) -> float:
+    """δ + A·ε of one tier on its own (its worst-case relative decode error, first order);
+    remembered per :func:`tier_key` (the builders compare the same tiers several times)."""
+    key = tier_key(tier)
+    if key not in _TIER_ESTIMATES:
+        if len(_TIER_ESTIMATES) >= 256:
+            _TIER_ESTIMATES.pop(next(iter(_TIER_ESTIMATES)))
+        delta, amp = tier_error(tier)
+        _TIER_ESTIMATES[key] = delta + amp * EPS
+    return _TIER_ESTIMATES[key]
+
+
 def hierarchical_error_estimate(code: object) -> float:
     """δ_e + max_F max_k sum_i |a_i B^e_ik| (ε_i + ε), with ε_i = δ_i + A_i ε per edge."""
     edge_tier: Tier = code.edge_tier  # type: ignore[attr-defined]
     worker_tiers: tuple[Tier, ...] = code.worker_tiers  # type: ignore[attr-defined]
-    memo: dict[tuple, float] = {}
-    per_edge = np.zeros(len(worker_tiers))
-    for i, tier in enumerate(worker_tiers):
-        pts = None if tier.points is None else tier.points.tobytes()
-        key = (tier.kind, tier.N, tier.s, pts, tier.beta, tuple(sorted(map(tuple, tier.holders))))
-        if key not in memo:
-            delta, amp = tier_error(tier)
-            memo[key] = delta + amp * EPS
-        per_edge[i] = memo[key]
+    per_edge = np.array([tier_estimate(tier) for tier in worker_tiers])
     delta_e, amp_e = tier_error(edge_tier, node_error=per_edge + EPS)
     return delta_e + amp_e
 
