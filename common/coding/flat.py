@@ -164,7 +164,7 @@ def make_flat(
     """Build ``flat-frc`` or ``flat-crc`` tolerating any s of the M workers.
 
     ``flat-crc`` uses a Gaussian tier when ``seed`` is given (from a spec), a Lagrange tier
-    when ``fixed`` (a spec with an ``order``); otherwise Lagrange unless its estimated worst
+    when ``fixed`` (a spec with an ``order``) or ``points`` is not the default; otherwise Lagrange unless its estimated worst
     decode error exceeds ``GAUSS_SWITCH`` and the Gaussian tier's is smaller.
     """
     m = check_topology(workers_per_edge)
@@ -185,7 +185,7 @@ def make_flat(
         tier = gauss_tier(M, s, item_holders, "master", seed)
     else:
         tier = lagrange_tier(M, s, item_holders, points, "master", order)
-        if not fixed and tier.kind == "lagrange":
+        if not fixed and tier.kind == "lagrange" and points == DEFAULT_POINTS:
             from common.coding.numerics import tier_estimate
 
             est = tier_estimate(tier)

@@ -149,9 +149,10 @@ def build_hierarchical(
     Lagrange, unless the code's estimated worst decode error exceeds ``GAUSS_SWITCH``; then
     each polynomial tier whose Gaussian version has the smaller tier estimate becomes
     Gaussian (kept only if the whole code's estimate improves). A spec with ``orders`` but no
-    ``gauss`` (written before Gaussian tiers existed) rebuilds all-Lagrange, as it was.
+    ``gauss`` (written before Gaussian tiers existed) rebuilds all-Lagrange, as it was, and
+    so does a non-default ``points`` family (asking for points is asking for Lagrange tiers).
     """
-    if variant != "lagrange" or gauss is not None or orders is not None:
+    if variant != "lagrange" or gauss is not None or orders is not None or points != DEFAULT_POINTS:
         return _build(scheme, placement, K, s_e, s_w, variant, points, orders, gauss)
     code = _build(scheme, placement, K, s_e, s_w, variant, points, None, None)
     if code.variant != "lagrange":
