@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from common.coding.gauss import gauss_batch_weights
 from common.coding.tier import Tier
 
 EPS = float(np.finfo(np.float64).eps)
@@ -96,15 +97,24 @@ def tier_error(
     B, _ = _distinct_columns(tier)
     worst_delta = 0.0
     worst_amp = 0.0
-    for F in straggler_patterns(tier.N, tier.s, exhaustive_limit, samples, points=tier.points):
-        a = tier._compute(F)
-        sub = B[list(F), :]
-        eff = a @ sub
+    patterns = list(
+        straggler_patterns(tier.N, tier.s, exhaustive_limit, samples, points=tier.points)
+    )
+    if tier.kind == "gauss":  # one batched solve instead of thousands of small ones
+        assert tier.gen is not None and tier.target is not None
+        weights = gauss_batch_weights(tier.gen, tier.target, patterns)
+    else:
+        weights = np.array([tier._compute(F) for F in patterns])
+    idx = np.asarray(patterns, dtype=np.int64)
+    absB = np.abs(B)
+    chunk = max(1, 2_000_000 // max(1, idx.shape[1] * B.shape[1]))
+    for lo in range(0, len(patterns), chunk):  # vectorised over patterns, in bounded chunks
+        rows, a = idx[lo : lo + chunk], weights[lo : lo + chunk]
+        eff = np.matmul(a[:, None, :], B[rows])[:, 0, :]
         worst_delta = max(worst_delta, float(np.max(np.abs(eff - 1.0))))
-        mag = np.abs(a)[:, None] * np.abs(sub)
-        if node_error is not None:
-            mag = mag * node_error[list(F)][:, None]
-        worst_amp = max(worst_amp, float(np.max(mag.sum(axis=0))))
+        scale = np.abs(a) if node_error is None else np.abs(a) * node_error[rows]
+        mag = np.matmul(scale[:, None, :], absB[rows])[:, 0, :]
+        worst_amp = max(worst_amp, float(np.max(mag)))
     return worst_delta, worst_amp
 
 

@@ -228,9 +228,7 @@ def best_seed(N: int, s: int, holder_sets: tuple[tuple[int, ...], ...]) -> int:
 def _gauss(N: int, s: int, hs: tuple[tuple[int, ...], ...], label: str, seed: int) -> Tier:
     G, u = gauss_generator(N, s, seed)
     B = gauss_encoding_matrix(G, u, hs)
-    return Tier(
-        "gauss", N, s, hs, B, label=label or "tier", seed=int(seed), gen=G, target=u
-    )
+    return Tier("gauss", N, s, hs, B, label=label or "tier", seed=int(seed), gen=G, target=u)
 
 
 def disjoint_groups(holders: Sequence[Sequence[int]]) -> bool:
