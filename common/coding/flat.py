@@ -16,9 +16,9 @@ import numpy as np
 
 from common.coding.bounds import MAX_K, check_topology
 from common.coding.errors import DecodeError, InfeasibleCodeError
+from common.coding.hierarchical import GAUSS_SWITCH
 from common.coding.lagrange import DEFAULT_POINTS
 from common.coding.placement import Placement
-from common.coding.hierarchical import GAUSS_SWITCH
 from common.coding.tier import Tier, fr_tier, frozen, gauss_tier, lagrange_tier
 
 FLAT_SCHEMES = ("flat-frc", "flat-crc")
@@ -164,8 +164,9 @@ def make_flat(
     """Build ``flat-frc`` or ``flat-crc`` tolerating any s of the M workers.
 
     ``flat-crc`` uses a Gaussian tier when ``seed`` is given (from a spec), a Lagrange tier
-    when ``fixed`` (a spec with an ``order``) or ``points`` is not the default; otherwise Lagrange unless its estimated worst
-    decode error exceeds ``GAUSS_SWITCH`` and the Gaussian tier's is smaller.
+    when ``fixed`` (a spec with an ``order``) or ``points`` is not the default; otherwise
+    Lagrange unless its estimated worst decode error exceeds ``GAUSS_SWITCH`` and the
+    Gaussian tier's is smaller.
     """
     m = check_topology(workers_per_edge)
     M = sum(m)
