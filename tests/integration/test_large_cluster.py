@@ -41,14 +41,12 @@ def test_ten_by_ten_processes_with_a_worker_killed_per_edge_is_gradient_descent(
     code = make_code("hgc", [WORKERS] * EDGES, S_E, S_W)
     assert isinstance(code, HierarchicalCode) and code.variant == "lagrange"
     config: dict[str, Any] = {
-        "code": code.spec(),  # complete (orderings, seeds): no node searches
+        "code_spec": code.spec(),  # complete (orderings, seeds): no node searches
         "data_spec": {"kind": "digits"},
         "model_spec": {"kind": "logreg"},
         # a short fixed delay keeps the first iterations going while the kills land
         "emulation_spec": {
-            f"worker-{i}-{j}": {"fixed_delay_s": 0.05}
-            for i in range(EDGES)
-            for j in range(WORKERS)
+            f"worker-{i}-{j}": {"fixed_delay_s": 0.05} for i in range(EDGES) for j in range(WORKERS)
         },
         "training": {"iterations": ITERATIONS, "learning_rate": 0.5, "deadline_s": 60.0},
         "seed": 5,

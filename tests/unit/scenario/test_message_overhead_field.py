@@ -42,7 +42,12 @@ def test_the_overhead_is_added_to_every_hop_of_the_prediction() -> None:
 
 @pytest.mark.parametrize(
     ("value", "phrase"),
-    [(-0.001, "must be >= 0"), (2.0, "must be <= 1"), ("2ms", "must be a number"), (True, "number")],
+    [
+        (-0.001, "must be >= 0"),
+        (2.0, "must be <= 1"),
+        ("2ms", "must be a number"),
+        (True, "number"),
+    ],
 )
 def test_bad_values_name_the_field(value: Any, phrase: str) -> None:
     with pytest.raises(ScenarioError, match="emulation.message_overhead_s") as err:
