@@ -157,10 +157,10 @@ WORST_MEASURED = 8  # codes measured by the quick grid check (the worst by estim
 def large_grid(quick: bool) -> list[tuple[tuple[int, ...], int, int]]:
     """Feasible configurations at the bound for n <= 8 edges, m_i <= 64 (issue 16).
 
-    Homogeneous n = 1..8 with m in LARGE_M, s_e in {0, 1, n/2, n-1}, and s_w over LARGE_SW_FRACTIONS of
-    m (plus 1, 2 and m - 1), and heterogeneous topologies mixing those m; only codes with a
-    real-coded (non-0/1) tier are kept (0/1 codes have no rounding to measure). The quick run
-    takes the largest m and a handful of tolerances.
+    Homogeneous n = 1..8 with m in LARGE_M, s_e in {0, 1, n/2, n-1}, and s_w over
+    LARGE_SW_FRACTIONS of m (plus 1, 2 and m - 1), and heterogeneous topologies mixing those
+    m; only codes with a real-coded (non-0/1) tier are measured (0/1 codes have no rounding).
+    The quick run takes m in {16, 64}, n in {2, 8} and one heterogeneous topology.
     """
     sizes = [16, 64] if quick else LARGE_M
     edges = [2, 8] if quick else list(range(1, 9))

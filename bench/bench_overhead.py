@@ -61,9 +61,12 @@ def measure(edges: int, workers: int, iterations: int) -> tuple[float, float]:
         "seed": 1,
     }
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hgc-bench-overhead-") as tmp, LocalCluster(
-        config, workdir=Path(tmp), heartbeat_s=0.5, liveness=20, ready_timeout_s=300.0
-    ) as cluster:
+    with (
+        tempfile.TemporaryDirectory(prefix="hgc-bench-overhead-") as tmp,
+        LocalCluster(
+            config, workdir=Path(tmp), heartbeat_s=0.5, liveness=20, ready_timeout_s=300.0
+        ) as cluster,
+    ):
         if cluster.wait(timeout=600) != 0:
             raise RuntimeError(f"{edges}x{workers}: the run failed: {cluster.log('master')}")
         records = cluster.records()

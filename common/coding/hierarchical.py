@@ -173,12 +173,11 @@ def build_hierarchical(
             seen[key] = alt.seed if tier_estimate(alt) < tier_estimate(tier) else None
         return seen[key]
 
-    choice = {
-        "edge": seed_for(code.edge_tier),
-        "workers": [seed_for(t) for t in code.worker_tiers],
-    }
-    if choice["edge"] is None and all(x is None for x in choice["workers"]):
+    edge_seed = seed_for(code.edge_tier)
+    worker_seeds = [seed_for(t) for t in code.worker_tiers]
+    if edge_seed is None and all(x is None for x in worker_seeds):
         return code
+    choice: dict[str, Any] = {"edge": edge_seed, "workers": worker_seeds}
     auto_orders = {
         "edge": code.edge_tier.order,
         "workers": [t.order for t in code.worker_tiers],
