@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bench import Result
-from common.coding import HierarchicalCode, combine, make_code
+from common.coding import HierarchicalCode, combine, is_feasible, make_code
 from common.coding.numerics import measured_decode_error
 
 SECTION = "coding"
@@ -154,6 +154,72 @@ def grid_check(quick: bool) -> list[Result]:
 WORST_MEASURED = 8  # codes measured by the quick grid check (the worst by estimate)
 
 
+def large_grid(quick: bool) -> list[tuple[tuple[int, ...], int, int]]:
+    """Feasible configurations at the bound for n <= 8 edges, m_i <= 64 (issue 16).
+
+    Homogeneous n = 1..8 with m in LARGE_M, s_e in {0, 1, n/2, n-1}, and s_w over
+    LARGE_SW_FRACTIONS of m (plus 1, 2 and m - 1), and heterogeneous topologies mixing those
+    m; only codes with a real-coded (non-0/1) tier are measured (0/1 codes have no rounding).
+    The quick run takes m in {16, 64}, n in {2, 8} and one heterogeneous topology.
+    """
+    sizes = [16, 64] if quick else LARGE_M
+    edges = [2, 8] if quick else list(range(1, 9))
+    out: list[tuple[tuple[int, ...], int, int]] = []
+    for n in edges:
+        for m in sizes:
+            sws = {1, 2, m - 1} | {max(1, int(f * m)) for f in LARGE_SW_FRACTIONS}
+            ses = sorted({0, 1, n // 2, n - 1})
+            for s_e in ses:
+                for s_w in sorted(sws):
+                    if 0 <= s_e < n and 0 < s_w < m and (s_e + 1) * m <= n * m:
+                        out.append(((m,) * n, s_e, s_w))
+    hetero = [(24, 40, 64), (16, 32, 48, 64), (64, 40, 24, 64, 40, 24, 64, 40)]
+    for m_h in hetero[:1] if quick else hetero:
+        for s_e in range(len(m_h)):
+            for s_w in sorted({1, min(m_h) // 3, min(m_h) // 2, min(m_h) - 1}):
+                if is_feasible(m_h, s_e, s_w):
+                    out.append((m_h, s_e, s_w))
+    return out
+
+
+LARGE_M = [8, 12, 16, 24, 32, 40, 48, 64]
+LARGE_SW_FRACTIONS = (0.25, 1 / 3, 0.5, 2 / 3, 0.75)
+
+
+def grid_large_check(quick: bool) -> list[Result]:
+    """Worst measured decode error over ``large_grid`` (sampled + adversarial patterns)."""
+    samples = 200 if quick else 500
+    worst, where, codes, patterns, gauss_codes = 0.0, "", 0, 0, 0
+    started = time.perf_counter()
+    for m, s_e, s_w in large_grid(quick):
+        code = make_code("hgc", m, s_e, s_w)
+        if code.variant != "lagrange":
+            continue
+        assert isinstance(code, HierarchicalCode)
+        gauss_codes += any(t.kind == "gauss" for t in (code.edge_tier, *code.worker_tiers))
+        meas, tried = measured_decode_error(code, samples=samples)
+        codes += 1
+        patterns += tried
+        if meas >= worst:
+            worst, where = (
+                meas,
+                f"m={list(m) if len(set(m)) > 1 else f'{m[0]}x{len(m)}'} s_e={s_e} s_w={s_w}",
+            )
+    scope = "quick subset" if quick else "full grid"
+    return [
+        Result(
+            SECTION,
+            f"grid n<=8, m_i<=64 ({scope}): {codes} real-coded codes ({gauss_codes} with Gaussian "
+            f"tiers), {patterns} patterns: worst measured ({where})",
+            worst,
+            "rel",
+            "<= 1e-9",
+            worst <= 1e-9,
+        ),
+        Result(SECTION, f"grid n<=8, m_i<=64 ({scope}): time", time.perf_counter() - started, "s"),
+    ]
+
+
 def run(quick: bool) -> list[Result]:
     results: list[Result] = []
     for P in [10**5, 10**6] if quick else [10**6, 10**7]:
@@ -161,6 +227,7 @@ def run(quick: bool) -> list[Result]:
     results += bench_construction(quick)
     results += error_table(quick)
     results += grid_check(quick)
+    results += grid_large_check(quick)
     return results
 
 

@@ -42,6 +42,7 @@ def make_code(
     points: str = DEFAULT_POINTS,
     tolerance: float | None = DEFAULT_TOLERANCE,
     orders: dict[str, Any] | None = None,
+    gauss: dict[str, Any] | None = None,
 ) -> Code:
     """Build a code of a named scheme (see ``CODE_SCHEMES`` and docs/architecture.md).
 
@@ -57,6 +58,9 @@ def make_code(
         relative float64 decode error exceeds it; None to skip the check.
     orders : point orderings recorded in a spec ({"edge": int, "workers": [int]} or, for
         flat codes, {"order": int}); None to choose them (see docs/numerics.md).
+    gauss : Gaussian tiers recorded in a spec ({"edge": seed | None, "workers": [seed | None]}
+        or, for flat codes, {"seed": int}); None: chosen automatically where the Lagrange
+        points are not accurate enough (docs/numerics.md).
 
     Raises
     ------
@@ -79,7 +83,8 @@ def make_code(
                 f"{scheme}: takes s, not s_e/s_w (got s_e={s_e}, s_w={s_w})", "s_e"
             )
         order = None if orders is None else orders.get("order")
-        code: Code = make_flat(scheme, m, s, K, points, order)
+        seed = None if gauss is None else gauss.get("seed")
+        code: Code = make_flat(scheme, m, s, K, points, order, seed, fixed=orders is not None)
         return _checked(code, tolerance)
     if s is not None:
         raise InfeasibleCodeError(f"{scheme}: takes s_e and s_w; s is for flat-frc/flat-crc", "s")
@@ -108,7 +113,7 @@ def make_code(
             raise InfeasibleCodeError(f"K={K}: fr needs K a multiple of {groups}", "K")
     K = _checked_K(scheme, m, s_e, s_w, K)
     code = build_hierarchical(
-        scheme, cyclic_placement(m, s_e, s_w, K), K, s_e, s_w, "lagrange", points, orders
+        scheme, cyclic_placement(m, s_e, s_w, K), K, s_e, s_w, "lagrange", points, orders, gauss
     )
     return _checked(code, tolerance)
 
@@ -142,6 +147,7 @@ def code_from_placement(
     points: str = DEFAULT_POINTS,
     tolerance: float | None = DEFAULT_TOLERANCE,
     orders: dict[str, Any] | None = None,
+    gauss: dict[str, Any] | None = None,
 ) -> HierarchicalCode:
     """A ``hgc-hetero`` code for any placement covering each partition on >= s_e+1 edges with
     >= s_w+1 holders each (unequal loads allowed). Raises naming an under-covered partition."""
@@ -149,7 +155,7 @@ def code_from_placement(
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise InfeasibleCodeError(f"{name}: must be an integer >= 0, got {v!r}")
     pl = normalise_placement(placement, K)
-    code = build_hierarchical("hgc-hetero", pl, K, s_e, s_w, "lagrange", points, orders)
+    code = build_hierarchical("hgc-hetero", pl, K, s_e, s_w, "lagrange", points, orders, gauss)
     checked = _checked(code, tolerance)
     assert isinstance(checked, HierarchicalCode)
     return checked
@@ -172,6 +178,7 @@ def code_from_spec(spec: dict[str, Any], *, tolerance: float | None = None) -> C
     points = spec.get("points", DEFAULT_POINTS)
     if scheme in FLAT_CODE_SCHEMES:
         order = {"order": _field(spec, "order", int)} if "order" in spec else None
+        seed = _flat_seed(spec)
         return make_code(
             scheme,
             m,
@@ -180,9 +187,11 @@ def code_from_spec(spec: dict[str, Any], *, tolerance: float | None = None) -> C
             points=points,
             tolerance=tolerance,
             orders=order,
+            gauss=seed,
         )
     s_e, s_w = _field(spec, "s_e", int), _field(spec, "s_w", int)
     orders = _orders(spec, len(m) if scheme != "hgc-hetero" else None)
+    gauss = _gauss(spec, len(m))
     if scheme == "hgc-hetero":
         placement = _field(spec, "placement", list)
         return code_from_placement(
@@ -193,8 +202,11 @@ def code_from_spec(spec: dict[str, Any], *, tolerance: float | None = None) -> C
             points=points,
             tolerance=tolerance,
             orders=orders,
+            gauss=gauss,
         )
-    return make_code(scheme, m, s_e, s_w, K=K, points=points, tolerance=tolerance, orders=orders)
+    return make_code(
+        scheme, m, s_e, s_w, K=K, points=points, tolerance=tolerance, orders=orders, gauss=gauss
+    )
 
 
 def _orders(spec: dict[str, Any], n_edges: int | None) -> dict[str, Any] | None:
@@ -213,6 +225,41 @@ def _orders(spec: dict[str, Any], n_edges: int | None) -> dict[str, Any] | None:
             f"got {orders!r}"
         )
     return orders
+
+
+def _gauss(spec: dict[str, Any], n_edges: int) -> dict[str, Any] | None:
+    """The optional ``gauss`` field of a hierarchical spec: {"edge": seed | null,
+    "workers": [seed | null per edge]} (seeds are integers >= 0)."""
+    if "gauss" not in spec:
+        return None
+    g = spec["gauss"]
+
+    def ok(x: Any) -> bool:
+        return x is None or (isinstance(x, int) and not isinstance(x, bool) and x >= 0)
+
+    if (
+        not isinstance(g, dict)
+        or set(g) != {"edge", "workers"}
+        or not ok(g["edge"])
+        or not isinstance(g["workers"], list)
+        or len(g["workers"]) != n_edges
+        or not all(ok(x) for x in g["workers"])
+    ):
+        raise CodeSpecError(
+            "code spec: field 'gauss' must be {'edge': seed or null, 'workers': [seed or null "
+            f"per edge]}} with seeds integers >= 0, got {g!r}"
+        )
+    return g
+
+
+def _flat_seed(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The optional ``gauss`` field of a flat spec: the seed (an integer >= 0)."""
+    if "gauss" not in spec:
+        return None
+    seed = spec["gauss"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise CodeSpecError(f"code spec: field 'gauss' must be an integer seed >= 0, got {seed!r}")
+    return {"seed": seed}
 
 
 def _field(spec: dict[str, Any], name: str, kind: type) -> Any:

@@ -16,9 +16,10 @@ import numpy as np
 
 from common.coding.bounds import MAX_K, check_topology
 from common.coding.errors import DecodeError, InfeasibleCodeError
+from common.coding.hierarchical import GAUSS_SWITCH
 from common.coding.lagrange import DEFAULT_POINTS
 from common.coding.placement import Placement
-from common.coding.tier import Tier, fr_tier, frozen, lagrange_tier
+from common.coding.tier import Tier, fr_tier, frozen, gauss_tier, lagrange_tier
 
 FLAT_SCHEMES = ("flat-frc", "flat-crc")
 
@@ -42,8 +43,11 @@ class FlatCode:
 
     @property
     def variant(self) -> str:
-        """``fr`` (0/1, flat-frc) or ``lagrange`` (flat-crc), as for hierarchical codes."""
-        return "fr" if self.tier.kind in ("fr", "unit") else self.tier.kind
+        """``fr`` (0/1, flat-frc) or ``lagrange`` (flat-crc, polynomial or Gaussian), as for
+        hierarchical codes."""
+        if self.tier.kind in ("fr", "unit"):
+            return "fr"
+        return "lagrange" if self.tier.kind == "gauss" else self.tier.kind
 
     @property
     def M(self) -> int:
@@ -89,6 +93,8 @@ class FlatCode:
             out["points"] = self.points
         if self.tier.kind == "lagrange":
             out["order"] = self.tier.order
+        if self.tier.kind == "gauss":
+            out["gauss"] = self.tier.seed  # the seed of the Gaussian tier (docs/code-json.md)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -152,8 +158,16 @@ def make_flat(
     K: int | None,
     points: str,
     order: int | None = None,
+    seed: int | None = None,
+    fixed: bool = False,
 ) -> FlatCode:
-    """Build ``flat-frc`` or ``flat-crc`` tolerating any s of the M workers."""
+    """Build ``flat-frc`` or ``flat-crc`` tolerating any s of the M workers.
+
+    ``flat-crc`` uses a Gaussian tier when ``seed`` is given (from a spec), a Lagrange tier
+    when ``fixed`` (a spec with an ``order``) or ``points`` is not the default; otherwise
+    Lagrange unless its estimated worst decode error exceeds ``GAUSS_SWITCH`` and the
+    Gaussian tier's is smaller.
+    """
     m = check_topology(workers_per_edge)
     M = sum(m)
     K = check_flat(scheme, m, s, K)
@@ -168,8 +182,18 @@ def make_flat(
     item_holders = [holders[k // per] for k in range(K)]
     if scheme == "flat-frc":
         tier = fr_tier(M, s, item_holders, label="master")
+    elif seed is not None:
+        tier = gauss_tier(M, s, item_holders, "master", seed)
     else:
         tier = lagrange_tier(M, s, item_holders, points, "master", order)
+        if not fixed and tier.kind == "lagrange" and points == DEFAULT_POINTS:
+            from common.coding.numerics import tier_estimate
+
+            est = tier_estimate(tier)
+            if est > GAUSS_SWITCH:
+                alt = gauss_tier(M, s, item_holders, "master")
+                if tier_estimate(alt) < est:
+                    tier = alt
     flat_parts = [tuple(q * per + r for q in slots[w] for r in range(per)) for w in range(M)]
     placement = []
     coefs = []

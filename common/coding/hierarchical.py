@@ -11,7 +11,7 @@ import numpy as np
 from common.coding.errors import InfeasibleCodeError
 from common.coding.lagrange import DEFAULT_POINTS
 from common.coding.placement import Placement, coverage
-from common.coding.tier import Tier, fr_tier, frozen, ignore_tier, lagrange_tier
+from common.coding.tier import Tier, fr_tier, frozen, gauss_tier, ignore_tier, lagrange_tier
 
 VARIANTS = ("lagrange", "fr", "ignore")
 
@@ -36,7 +36,7 @@ class HierarchicalCode:
     placement: Placement
     worker_coefficients: tuple[tuple[np.ndarray, ...], ...]
     edge_targets: np.ndarray  # (n_edges, K)
-    variant: str  # "fr" (every tier 0/1), "lagrange" (some tier polynomial) or "ignore"
+    variant: str  # "fr" (every tier 0/1), "lagrange" (some tier real-coded) or "ignore"
     edge_tier: Tier = field(repr=False)
     worker_tiers: tuple[Tier, ...] = field(repr=False)
     points: str = DEFAULT_POINTS
@@ -97,6 +97,13 @@ class HierarchicalCode:
                 "edge": self.edge_tier.order,
                 "workers": [t.order for t in self.worker_tiers],
             }
+            tiers = (self.edge_tier, *self.worker_tiers)
+            if any(t.kind == "gauss" for t in tiers):
+                # the Gaussian tiers and their seeds (docs/code-json.md); null: not Gaussian
+                out["gauss"] = {
+                    "edge": self.edge_tier.seed if self.edge_tier.kind == "gauss" else None,
+                    "workers": [t.seed if t.kind == "gauss" else None for t in self.worker_tiers],
+                }
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -119,6 +126,9 @@ class HierarchicalCode:
         }
 
 
+GAUSS_SWITCH = 1e-9  # Lagrange estimate above which tiers are offered Gaussian coefficients
+
+
 def build_hierarchical(
     scheme: str,
     placement: Placement,
@@ -128,12 +138,65 @@ def build_hierarchical(
     variant: str,
     points: str = DEFAULT_POINTS,
     orders: dict[str, Any] | None = None,
+    gauss: dict[str, Any] | None = None,
 ) -> HierarchicalCode:
     """Coefficients for a validated placement (spec §3 step 3 for ``lagrange``).
 
     ``orders`` ({"edge": int, "workers": [int, ...]}, from a spec) fixes the point orderings
-    instead of searching for them.
+    instead of searching for them. ``gauss`` ({"edge": seed | None, "workers": [seed | None,
+    ...]}, from a spec) makes the tiers with a seed random-Gaussian tiers (common/coding/
+    gauss.py), the others Lagrange. With neither (a new code) the choice is automatic: all
+    Lagrange, unless the code's estimated worst decode error exceeds ``GAUSS_SWITCH``; then
+    each polynomial tier whose Gaussian version has the smaller tier estimate becomes
+    Gaussian (kept only if the whole code's estimate improves). A spec with ``orders`` but no
+    ``gauss`` (written before Gaussian tiers existed) rebuilds all-Lagrange, as it was, and
+    so does a non-default ``points`` family (asking for points is asking for Lagrange tiers).
     """
+    if variant != "lagrange" or gauss is not None or orders is not None or points != DEFAULT_POINTS:
+        return _build(scheme, placement, K, s_e, s_w, variant, points, orders, gauss)
+    code = _build(scheme, placement, K, s_e, s_w, variant, points, None, None)
+    if code.variant != "lagrange":
+        return code
+    est = code.decode_error_estimate()
+    if est <= GAUSS_SWITCH:
+        return code
+    from common.coding.numerics import tier_estimate
+
+    seen: dict[tuple, int | None] = {}  # same holder structure -> same choice
+
+    def seed_for(tier: Tier) -> int | None:
+        if tier.kind != "lagrange":
+            return None
+        key = (tier.N, tier.s, tuple(sorted(tier.holders)))
+        if key not in seen:
+            alt = gauss_tier(tier.N, tier.s, tier.holders, tier.label)
+            seen[key] = alt.seed if tier_estimate(alt) < tier_estimate(tier) else None
+        return seen[key]
+
+    edge_seed = seed_for(code.edge_tier)
+    worker_seeds = [seed_for(t) for t in code.worker_tiers]
+    if edge_seed is None and all(x is None for x in worker_seeds):
+        return code
+    choice: dict[str, Any] = {"edge": edge_seed, "workers": worker_seeds}
+    auto_orders = {
+        "edge": code.edge_tier.order,
+        "workers": [t.order for t in code.worker_tiers],
+    }
+    mixed = _build(scheme, placement, K, s_e, s_w, variant, points, auto_orders, choice)
+    return mixed if mixed.decode_error_estimate() < est else code
+
+
+def _build(
+    scheme: str,
+    placement: Placement,
+    K: int,
+    s_e: int,
+    s_w: int,
+    variant: str,
+    points: str,
+    orders: dict[str, Any] | None,
+    gauss: dict[str, Any] | None,
+) -> HierarchicalCode:
     m = tuple(len(edge) for edge in placement)
     n = len(m)
     if s_w >= min(m):
@@ -144,10 +207,13 @@ def build_hierarchical(
     # "ignore" keeps the uncoded placement (one holder per partition) whatever it waits for
     cover_e, cover_w = (0, 0) if variant == "ignore" else (s_e, s_w)
     edge_holders, worker_holders = coverage(placement, K, cover_e, cover_w)
+    edge_seed = None if gauss is None else gauss["edge"]
     if variant == "fr":
         edge_tier = fr_tier(n, s_e, edge_holders, label="master")
     elif variant == "ignore":
         edge_tier = ignore_tier(n, s_e, edge_holders, label="master")
+    elif edge_seed is not None:
+        edge_tier = gauss_tier(n, s_e, edge_holders, "master", edge_seed)
     else:
         edge_tier = lagrange_tier(
             n, s_e, edge_holders, points, "master", None if orders is None else orders["edge"]
@@ -159,10 +225,13 @@ def build_hierarchical(
         items = sorted(worker_holders[i])
         holders = [worker_holders[i][k] for k in items]
         label = f"edge {i}"
+        seed = None if gauss is None else gauss["workers"][i]
         if variant == "fr":
             tier = fr_tier(m[i], s_w, holders, label=label)
         elif variant == "ignore":
             tier = ignore_tier(m[i], s_w, holders, label=label)
+        elif seed is not None:
+            tier = gauss_tier(m[i], s_w, holders, label, seed)
         else:
             key = (m[i], tuple(sorted(holders)))
             order = orders["workers"][i] if orders is not None else chosen.get(key)
@@ -178,7 +247,9 @@ def build_hierarchical(
                 for j, parts in enumerate(edge)
             )
         )
-    if variant == "lagrange" and all(t.kind != "lagrange" for t in (edge_tier, *worker_tiers)):
+    if variant == "lagrange" and all(
+        t.kind not in ("lagrange", "gauss") for t in (edge_tier, *worker_tiers)
+    ):
         variant = "fr"  # the placement made every tier a 0/1 repetition: no numerical error
     return HierarchicalCode(
         scheme=scheme,

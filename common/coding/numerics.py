@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from common.coding.gauss import gauss_batch_weights
 from common.coding.tier import Tier
 
 EPS = float(np.finfo(np.float64).eps)
@@ -96,31 +97,54 @@ def tier_error(
     B, _ = _distinct_columns(tier)
     worst_delta = 0.0
     worst_amp = 0.0
-    for F in straggler_patterns(tier.N, tier.s, exhaustive_limit, samples, points=tier.points):
-        a = tier._compute(F)
-        sub = B[list(F), :]
-        eff = a @ sub
+    patterns = list(
+        straggler_patterns(tier.N, tier.s, exhaustive_limit, samples, points=tier.points)
+    )
+    if tier.kind == "gauss":  # one batched solve instead of thousands of small ones
+        assert tier.gen is not None and tier.target is not None
+        weights = gauss_batch_weights(tier.gen, tier.target, patterns)
+    else:
+        weights = np.array([tier._compute(F) for F in patterns])
+    idx = np.asarray(patterns, dtype=np.int64)
+    absB = np.abs(B)
+    chunk = max(1, 2_000_000 // max(1, idx.shape[1] * B.shape[1]))
+    for lo in range(0, len(patterns), chunk):  # vectorised over patterns, in bounded chunks
+        rows, a = idx[lo : lo + chunk], weights[lo : lo + chunk]
+        eff = np.matmul(a[:, None, :], B[rows])[:, 0, :]
         worst_delta = max(worst_delta, float(np.max(np.abs(eff - 1.0))))
-        mag = np.abs(a)[:, None] * np.abs(sub)
-        if node_error is not None:
-            mag = mag * node_error[list(F)][:, None]
-        worst_amp = max(worst_amp, float(np.max(mag.sum(axis=0))))
+        scale = np.abs(a) if node_error is None else np.abs(a) * node_error[rows]
+        mag = np.matmul(scale[:, None, :], absB[rows])[:, 0, :]
+        worst_amp = max(worst_amp, float(np.max(mag)))
     return worst_delta, worst_amp
+
+
+_TIER_ESTIMATES: dict[tuple, float] = {}
+
+
+def tier_key(tier: Tier) -> tuple:
+    """What determines a tier's coefficients and decoder (tiers with equal keys are equal)."""
+    pts = None if tier.points is None else tier.points.tobytes()
+    holders = tuple(sorted(map(tuple, tier.holders)))
+    return (tier.kind, tier.N, tier.s, pts, tier.beta, tier.seed, holders)
+
+
+def tier_estimate(tier: Tier) -> float:
+    """δ + A·ε of one tier on its own (its worst-case relative decode error, first order);
+    remembered per :func:`tier_key` (the builders compare the same tiers several times)."""
+    key = tier_key(tier)
+    if key not in _TIER_ESTIMATES:
+        if len(_TIER_ESTIMATES) >= 256:
+            _TIER_ESTIMATES.pop(next(iter(_TIER_ESTIMATES)))
+        delta, amp = tier_error(tier)
+        _TIER_ESTIMATES[key] = delta + amp * EPS
+    return _TIER_ESTIMATES[key]
 
 
 def hierarchical_error_estimate(code: object) -> float:
     """δ_e + max_F max_k sum_i |a_i B^e_ik| (ε_i + ε), with ε_i = δ_i + A_i ε per edge."""
     edge_tier: Tier = code.edge_tier  # type: ignore[attr-defined]
     worker_tiers: tuple[Tier, ...] = code.worker_tiers  # type: ignore[attr-defined]
-    memo: dict[tuple, float] = {}
-    per_edge = np.zeros(len(worker_tiers))
-    for i, tier in enumerate(worker_tiers):
-        pts = None if tier.points is None else tier.points.tobytes()
-        key = (tier.kind, tier.N, tier.s, pts, tier.beta, tuple(sorted(map(tuple, tier.holders))))
-        if key not in memo:
-            delta, amp = tier_error(tier)
-            memo[key] = delta + amp * EPS
-        per_edge[i] = memo[key]
+    per_edge = np.array([tier_estimate(tier) for tier in worker_tiers])
     delta_e, amp_e = tier_error(edge_tier, node_error=per_edge + EPS)
     return delta_e + amp_e
 

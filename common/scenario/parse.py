@@ -225,6 +225,8 @@ def _emulation(value: Any, path: str) -> Emulation:
         compute=get_choice(s, "compute", path, COMPUTE_EMULATION, d.compute),
         cpu_quota=get_bool(s, "cpu_quota", path, d.cpu_quota),
         network=get_choice(s, "network", path, NETWORK_EMULATION, d.network),
+        # seconds per message hop; 1 s per hop would already be absurd for loopback
+        message_overhead_s=get_float(s, "message_overhead_s", path, d.message_overhead_s, 0, 1),
     )
 
 

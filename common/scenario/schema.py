@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from common.coding import Tolerances
-from common.perf.system import EdgeProfile, StragglerModel, SystemModel, WorkerProfile
+from common.perf.system import (
+    EdgeProfile,
+    StragglerModel,
+    SystemModel,
+    WorkerProfile,
+    with_message_overhead,
+)
 from common.scenario.profiles import Topology
 
 ON_FAILURE = ("retry", "skip", "stop")
@@ -36,11 +42,14 @@ class Emulation:
     """How the real system imitates the profiles: ``compute`` delay (sleep the modelled time
     minus the real compute), work (burn CPU) or off; ``cpu_quota`` enforces each device's
     ``cpu_fraction`` with cgroups/docker; ``network`` delays in-process, in the kernel (tc), or
-    not at all."""
+    not at all. ``message_overhead_s``: seconds the runtime itself spends per message hop
+    (encode, zmq, decode, scheduling); not emulated (it is real) but a term of the model:
+    :meth:`Scenario.system_model` adds it to every link's latency."""
 
     compute: str = "delay"
     cpu_quota: bool = False
     network: str = "in-process"
+    message_overhead_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -112,10 +121,12 @@ class Scenario:
         return ("master", *edges, *workers)
 
     def system_model(self) -> SystemModel:
-        """What the maths uses: per-worker and per-edge profiles, gradient size, stragglers."""
-        return SystemModel(
+        """What the maths uses: per-worker and per-edge profiles, gradient size, stragglers,
+        and the runtime's per-message overhead (``emulation.message_overhead_s``) on every hop."""
+        system = SystemModel(
             workers=self.topology.workers,
             edges=self.topology.edges,
             gradient_bytes=self.gradient_bytes,
             straggler=self.straggler,
         )
+        return with_message_overhead(system, self.emulation.message_overhead_s)

@@ -99,8 +99,14 @@ def test_invalid_or_infeasible_requests_exit_2_with_the_reason(capsys, argv, mes
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-# one edge of 40 workers tolerating 25: a Lagrange code with a ~6e-3 decode error estimate
-UNSTABLE = ("--edges", "1", "--workers", "40", "--sw", "25")
+# one edge of 40 workers tolerating 25 with Lagrange points asked for (a non-default point
+# family turns the automatic switch to Gaussian tiers off): a large decode error estimate
+UNSTABLE = ("--edges", "1", "--workers", "40", "--sw", "25", "--points", "equi-bitrev")
+
+
+def test_the_same_request_with_default_points_builds_a_stable_gaussian_code(capsys) -> None:  # type: ignore[no-untyped-def]
+    rc, out, err = run_cli(capsys, *UNSTABLE[:-2])
+    assert rc == 0 and "WARNING" not in err, err
 
 
 def test_tolerance_inf_turns_the_check_off_with_a_warning_on_stderr(capsys) -> None:  # type: ignore[no-untyped-def]

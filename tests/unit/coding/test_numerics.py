@@ -138,8 +138,11 @@ def test_adversarial_patterns_are_the_consecutive_windows_with_wrap_around() -> 
 
 
 def test_measurement_can_fail_on_an_unstable_code() -> None:
-    """Negative control: beyond n, m_i <= 12 the same measurement exceeds the target."""
-    code = lagrange_code((32,) * 2, 1, 16)
+    """Negative control: beyond n, m_i <= 12 the same measurement exceeds the target on an
+    all-Lagrange code (a non-default point family keeps the Gaussian switch off)."""
+    code = make_code("hgc", (32,) * 2, 1, 16, points="equi-bitrev", tolerance=None)
+    assert isinstance(code, HierarchicalCode)
+    assert {t.kind for t in code.worker_tiers} == {"lagrange"}
     measured, _ = measured_decode_error(code, samples=200)
     assert measured > TARGET
 

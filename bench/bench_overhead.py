@@ -1,0 +1,95 @@
+"""The runtime's per-iteration overhead against the number of nodes, as a ratio to the model.
+
+Uncoded training of a tiny model (logreg on digits), no stragglers: every worker adds the same
+fixed emulated compute delay and links are not emulated, so the simulator's prediction is
+exactly that delay (deterministic model: the slowest of identical workers, zero-cost links,
+no combine time). Whatever the real cluster of processes takes beyond it is the runtime's own
+overhead (encode, zmq, decode, the event loops, OS scheduling of n + M + 1 processes on this
+machine). Reported per size: measured mean iteration, predicted, their ratio, the overhead
+per iteration and per message hop (four hops on every critical path), and the process count.
+
+Run: ``.venv/bin/python -m bench overhead`` (quick: the two smallest sizes).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import Result
+from common.coding import Tolerances
+from common.perf import expected_time, plan_scheme
+from common.perf.system import EdgeProfile, Link, SystemModel, WorkerProfile
+from hgc.cluster import LocalCluster
+
+SECTION = "overhead"
+DELAY_S = 0.05  # fixed emulated compute per worker and iteration
+SIZES = [(2, 2), (3, 5), (5, 8), (10, 10)]  # (edges, workers per edge): 7, 19, 46, 111 nodes
+HOPS = 4
+
+
+def predicted_s(edges: int, workers: int) -> float:
+    """The simulator's expected iteration time of the same cluster (uncoded, deterministic)."""
+    load = 1.0 / (edges * workers)  # each worker holds one of K = M partitions
+    profile = WorkerProfile(shift_s=DELAY_S / load, rate=math.inf, link=Link())
+    system = SystemModel(
+        workers=tuple(tuple(profile for _ in range(workers)) for _ in range(edges)),
+        edges=tuple(EdgeProfile(uplink=Link()) for _ in range(edges)),
+        gradient_bytes=8 * 650,  # logreg on digits: 65 x 10 float64 parameters
+    )
+    plan = plan_scheme(system, "uncoded", Tolerances(0, 0))
+    return float(expected_time(system, plan))
+
+
+def measure(edges: int, workers: int, iterations: int) -> tuple[float, float]:
+    """(mean iteration seconds after the first, wall seconds of the whole run)."""
+    m = [workers] * edges
+    config = {
+        "code": {"scheme": "uncoded", "workers_per_edge": m},
+        "data_spec": {"kind": "digits"},
+        "model_spec": {"kind": "logreg"},
+        "emulation_spec": {
+            f"worker-{i}-{j}": {"fixed_delay_s": DELAY_S}
+            for i in range(edges)
+            for j in range(workers)
+        },
+        "training": {"iterations": iterations, "learning_rate": 0.5, "deadline_s": 60.0},
+        "seed": 1,
+    }
+    start = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory(prefix="hgc-bench-overhead-") as tmp,
+        LocalCluster(
+            config, workdir=Path(tmp), heartbeat_s=0.5, liveness=20, ready_timeout_s=300.0
+        ) as cluster,
+    ):
+        if cluster.wait(timeout=600) != 0:
+            raise RuntimeError(f"{edges}x{workers}: the run failed: {cluster.log('master')}")
+        records = cluster.records()
+    durations = [r["duration_s"] for r in records if r["ok"]][1:]  # the first warms up
+    return float(np.mean(durations)), time.perf_counter() - start
+
+
+def run(quick: bool) -> list[Result]:
+    out: list[Result] = []
+    sizes = SIZES[:2] if quick else SIZES
+    iterations = 6 if quick else 11
+    for edges, workers in sizes:
+        nodes = 1 + edges + edges * workers
+        measured, wall = measure(edges, workers, iterations)
+        predicted = predicted_s(edges, workers)
+        label = f"{edges}x{workers} ({nodes} processes)"
+        per_iteration = measured - predicted
+        out += [
+            Result(SECTION, f"{label}: measured mean iteration", measured, "s"),
+            Result(SECTION, f"{label}: simulator prediction", predicted, "s"),
+            Result(SECTION, f"{label}: measured / predicted", measured / predicted, "ratio"),
+            Result(SECTION, f"{label}: overhead per iteration", per_iteration * 1e3, "ms"),
+            Result(SECTION, f"{label}: overhead per hop", per_iteration / HOPS * 1e3, "ms"),
+            Result(SECTION, f"{label}: wall time of the run", wall, "s"),
+        ]
+    return out
