@@ -57,6 +57,13 @@ def interruptible() -> None:
     with its summary and clean-up, however the launcher was started."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # SIGTERM / SIGHUP end a run exactly as Ctrl-C does (summary written, a message)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,9 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"hgc {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"hgc {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name = str(exc) if str(exc).startswith("SIG") else "SIGINT"
+        print(f"hgc {args.command}: interrupted ({name}); stopped", file=sys.stderr)
+        return 128 + int(signal.Signals[name])
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from hgc.testbed.netns import sweep_netns
 from hgc.testbed.predict import predict
 from hgc.testbed.progress import Progress
 from hgc.testbed.records import read_records, scheme_stats
-from hgc.testbed.runfolder import RunFolder, SchemeResult, fill_speedups
+from hgc.testbed.runfolder import RunFolder, SchemeResult, fill_speedups, unique_folder
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,19 @@ class RunOutcome:
 
 
 def default_out(scenario: Scenario, now: datetime | None = None) -> Path:
+    """``runs/<scenario>-<UTC stamp>`` under the current directory, absolute (the folder
+    itself is made unique by ``runfolder.unique_folder``)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return Path("runs") / f"{scenario.name}-{stamp}"
+    return (Path("runs") / f"{scenario.name}-{stamp}").absolute()
 
 
 def sweep() -> list[str]:
-    """Remove cgroups and namespaces of launchers no longer alive; one line per item."""
-    lines = [f"removed cgroup {g}" for g in sweep_cgroups(detect_cgroups())]
+    """Kill nodes whose launcher is gone, then remove cgroups and namespaces of launchers no
+    longer alive; one line per item."""
+    from hgc.testbed.guard import kill_orphans
+
+    lines = kill_orphans()
+    lines += [f"removed cgroup {g}" for g in sweep_cgroups(detect_cgroups())]
     lines += [f"removed network namespace {n}" for n in sweep_netns()]
     return lines or ["nothing to clean up"]
 
@@ -88,7 +94,7 @@ def _effective(req: RunRequest) -> Scenario:
 def run_testbed(req: RunRequest) -> RunOutcome:
     scenario = _effective(req)
     progress = Progress(req.stream)
-    folder = RunFolder(req.out or default_out(scenario))
+    folder = RunFolder(req.out or unique_folder(default_out(scenario)))
     folder.write_inputs(req.scenario_path, scenario.seed)
     cleanup = CleanupStack()
     cleanup.install()
