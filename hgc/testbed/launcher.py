@@ -36,6 +36,18 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.05
 INTERRUPTED = "interrupted (Ctrl-C)"
+INTERRUPTED_PREFIX = "interrupted ("
+
+
+def _interrupted(exc: KeyboardInterrupt) -> str:
+    """``interrupted (Ctrl-C)``, or ``interrupted (SIGTERM)`` for a signal turned into one."""
+    name = str(exc)
+    return f"{INTERRUPTED_PREFIX}{name})" if name.startswith("SIG") else INTERRUPTED
+
+
+def _signal_name(error: str) -> str:
+    name = error[len(INTERRUPTED_PREFIX) : -1]
+    return name if name.startswith("SIG") else ""
 SETUP_ALLOWANCE_S = 120.0  # start-up, data loading and the Ready barrier, per scheme
 
 
@@ -112,7 +124,7 @@ def run_testbed(req: RunRequest) -> RunOutcome:
             plan, records, info, error = _run_scheme(
                 scheme, scenario, req, hw, folder, cleanup, progress
             )
-            interrupted = error == INTERRUPTED
+            interrupted = error is not None and error.startswith(INTERRUPTED_PREFIX)
             ports[scheme] = info.get("metrics_ports", {})
             notes[scheme] = info.get("fault_notes", [])
             folder.write_json("metrics_ports.json", ports)
@@ -128,7 +140,7 @@ def run_testbed(req: RunRequest) -> RunOutcome:
                 f"stragglers ignored: {s.edge_stragglers} edge, {s.worker_stragglers} worker"
             )
             if interrupted:  # after this scheme's partial results are written
-                raise KeyboardInterrupt
+                raise KeyboardInterrupt(_signal_name(error))
     finally:
         problems = cleanup.run()
         cleanup.uninstall()
@@ -253,8 +265,8 @@ def _run_scheme(
         info["fault_notes"] = follower.notes
     except ClusterError as exc:
         error = one_line(str(exc))
-    except KeyboardInterrupt:
-        error = INTERRUPTED  # the caller writes what was measured, then re-raises
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (hgc.cli.interruptible)
+        error = _interrupted(exc)  # the caller writes what was measured, then re-raises
     finally:
         cluster.close()
     records = [translate(r, names, scheme) for r in read_records(cluster.record_path)]
