@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 # sub-command -> module under hgc.commands
 COMMANDS: dict[str, str] = {
@@ -31,8 +32,15 @@ class UsageError(Exception):
     """A bad or impossible request from the user: printed without a traceback, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): every CLI error is one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hgc",
         description="Hierarchical gradient coding for straggler-tolerant learning at the edge.",
     )

@@ -70,7 +70,10 @@ def _from_scenario(path: Path, scheme: str) -> dict[str, Any]:
         scenario = load_scenario(path)
     except (OSError, ScenarioError) as exc:
         raise UsageError(f"--scenario {path}: {exc}") from None
-    plan = scenario_plan(scenario, scheme)
+    try:
+        plan = scenario_plan(scenario, scheme)
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"--scheme {scheme}: {exc}") from None
     return master_config(scenario, plan, scenario.training.iterations, "full")
 
 
@@ -85,9 +88,12 @@ def _check_config(config: dict[str, Any], source: str) -> None:
             raise UsageError(
                 f"--config {source}: {key}: must be a JSON object, got {type(config[key]).__name__}"
             )
+    from hgc.testbed.preflight import PreflightError, check_training_types
+
     try:
+        check_training_types(config.get("training") or {})  # names the field and the type
         parse_config(dict(config))
-    except (ConfigError, ValueError, TypeError, AttributeError) as exc:
+    except (ConfigError, PreflightError, ValueError, TypeError, AttributeError) as exc:
         raise UsageError(f"--config {source}: {exc}") from None
 
 
@@ -178,6 +184,12 @@ def run(args: argparse.Namespace) -> int:
     source = None if args.config is None else f"--config {args.config}"
     source = source or (None if args.scenario is None else f"--scenario {args.scenario}")
     _check_learning_specs(config, source)
+    from hgc.testbed.preflight import PreflightError, preflight
+
+    try:  # before building the code: a huge topology is refused with its memory estimate
+        preflight(config, f"{source}: training" if source else "training")
+    except PreflightError as exc:
+        raise UsageError(str(exc)) from None
     try:
         training, _ = parse_config(dict(config))
         code_from_spec(training.code_spec)  # a bad code spec: one line here, not a node crash

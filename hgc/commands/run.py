@@ -101,6 +101,13 @@ def run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenario}: {exc}") from exc
+    from hgc.testbed.preflight import PreflightError, check_memory, check_message_size
+
+    try:  # the model's messages fit the codec's cap; the cluster fits this machine
+        check_message_size(scenario.model_spec, scenario.data_spec)
+        check_memory(scenario.topology.workers_per_edge, scenario.model_spec, scenario.data_spec)
+    except PreflightError as exc:
+        raise UsageError(f"{args.scenario}: {exc}") from None
     try:
         check_metrics_ports(scenario, args.network)
     except PortInUseError as exc:

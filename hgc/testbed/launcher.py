@@ -48,6 +48,8 @@ def _interrupted(exc: KeyboardInterrupt) -> str:
 def _signal_name(error: str) -> str:
     name = error[len(INTERRUPTED_PREFIX) : -1]
     return name if name.startswith("SIG") else ""
+
+
 SETUP_ALLOWANCE_S = 120.0  # start-up, data loading and the Ready barrier, per scheme
 
 

@@ -44,9 +44,7 @@ def scenario(folder: Path, iterations: int) -> Path:
 
 
 def hgc(args: list[str], cwd: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*HGC, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
-    )
+    return subprocess.run([*HGC, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def alive(pids: list[int]) -> list[int]:
