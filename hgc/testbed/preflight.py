@@ -54,10 +54,15 @@ def check_training_types(training: Mapping[str, Any], where: str = "training") -
 
 def gradient_bytes(model_spec: Mapping[str, Any], data_spec: Mapping[str, Any]) -> int:
     """Bytes of one gradient (float64) of the model on the data's shape; nothing allocated."""
-    from common.learning import build_model, dataset_shape
+    from common.learning import LearningSpecError, build_model, dataset_shape
 
-    _, n_features, n_classes = dataset_shape(dict(data_spec))
-    return 8 * build_model(dict(model_spec), n_features, n_classes).n_params
+    try:
+        _, n_features, n_classes = dataset_shape(dict(data_spec))
+        return 8 * build_model(dict(model_spec), n_features, n_classes).n_params
+    except (LearningSpecError, OSError, ValueError) as exc:
+        raise PreflightError(
+            f"data_spec / model_spec: {' '.join(str(exc).split())[:300]}"
+        ) from None
 
 
 def check_message_size(
@@ -85,9 +90,9 @@ def estimate_bytes(
     parameters (parameters, gradient, message buffers) and, at the master, the data set."""
     from common.learning import dataset_shape
 
+    params = gradient_bytes(model_spec, data_spec)  # checks the specs, one line
     n_train, n_features, _ = dataset_shape(dict(data_spec))
     nodes = 1 + len(workers_per_edge) + sum(workers_per_edge)
-    params = gradient_bytes(model_spec, data_spec)
     data = 8 * n_train * (n_features + 1)
     return nodes * (NODE_BASE_BYTES + 4 * params) + 2 * data
 
