@@ -219,6 +219,7 @@ class LocalCluster(_ClusterContext):
         self.ports: dict[str, int] = {}
         self.metrics_ports: dict[str, int] = {}
         self._logs: dict[str, Any] = {}
+        self._commands: dict[str, tuple[str, list[str]]] = {}
         self._closed = False
         _LIVE.add(self)
 
@@ -284,6 +285,7 @@ class LocalCluster(_ClusterContext):
             preexec_fn=guard.parent_death_preexec if _main_thread() else None,
         )
         self.procs[node], self.pids[node] = proc, proc.pid
+        self._commands[node] = (module, args)
         self.on_started(node, proc.pid)
 
     def _announcement(self, node: str) -> dict[str, Any] | None:
@@ -356,6 +358,17 @@ class LocalCluster(_ClusterContext):
         """SIGKILL the node's process group (a crash: no goodbye)."""
         self._signal(node, signal.SIGKILL)
         self.procs[node].wait(10)
+
+    def restart(self, node: str) -> None:
+        """Start a killed (or still running: killed first) node again with its original
+        command line, and wait until it is bound (its new pid in ``pids``)."""
+        if self.procs[node].poll() is None:
+            self.kill(node)
+        module, args = self._commands[node]
+        self._ready_file(node).unlink(missing_ok=True)
+        self._logs.pop(node).close()
+        self._spawn(node, module, args)
+        self._await_bound(node)
 
     def pause(self, node: str) -> None:
         """SIGSTOP: the node stops computing and heartbeating until ``resume``."""
