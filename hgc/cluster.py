@@ -359,16 +359,17 @@ class LocalCluster(_ClusterContext):
         self._signal(node, signal.SIGKILL)
         self.procs[node].wait(10)
 
-    def restart(self, node: str) -> None:
+    def restart(self, node: str, wait: bool = True) -> None:
         """Start a killed (or still running: killed first) node again with its original
-        command line, and wait until it is bound (its new pid in ``pids``)."""
+        command line (its new pid in ``pids``), and by default wait until it is bound."""
         if self.procs[node].poll() is None:
             self.kill(node)
         module, args = self._commands[node]
         self._ready_file(node).unlink(missing_ok=True)
         self._logs.pop(node).close()
         self._spawn(node, module, args)
-        self._await_bound(node)
+        if wait:
+            self._await_bound(node)
 
     def pause(self, node: str) -> None:
         """SIGSTOP: the node stops computing and heartbeating until ``resume``."""

@@ -134,7 +134,7 @@ def _absolute_data_path(config: dict[str, Any], base: Path) -> None:
     (as in a scenario), not against the directory the nodes run in."""
     spec = config.get("data_spec")
     path = spec.get("path") if isinstance(spec, dict) else None
-    if isinstance(path, str) and not Path(path).is_absolute():
+    if isinstance(spec, dict) and isinstance(path, str) and not Path(path).is_absolute():
         config["data_spec"] = {**spec, "path": str(base / path)}
 
 

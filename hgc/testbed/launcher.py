@@ -142,7 +142,7 @@ def run_testbed(req: RunRequest) -> RunOutcome:
                 f"stragglers ignored: {s.edge_stragglers} edge, {s.worker_stragglers} worker"
             )
             if interrupted:  # after this scheme's partial results are written
-                raise KeyboardInterrupt(_signal_name(error))
+                raise KeyboardInterrupt(_signal_name(error or ""))
     finally:
         problems = cleanup.run()
         cleanup.uninstall()

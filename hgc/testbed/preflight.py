@@ -18,7 +18,12 @@ from typing import Any
 # measured: RSS of an idle worker / edge / master process (python + numpy + zmq +
 # prometheus-client) is 50-60 MB on x86_64; 56 MB is the round figure used for estimates
 NODE_BASE_BYTES = 56 << 20
-_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "int": int,
+    "float": (int, float),
+    "str": str,
+    "bool": bool,
+}
 
 
 class PreflightError(ValueError):

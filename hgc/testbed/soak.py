@@ -204,7 +204,7 @@ class Soak:
         for f in list(self.active):
             if force or now >= f.until:
                 if f.kind == "kill-restart-worker":
-                    cluster.restart(f.node)
+                    cluster.restart(f.node, wait=False)  # the run goes on meanwhile
                     self.pid_role[cluster.pids[f.node]] = "worker"
                 else:
                     cluster.resume(f.node)
@@ -255,6 +255,7 @@ class Soak:
             next_fault = self.rng.randint(*self.fault_every)
             next_sample, last = 0, -1
             fds_end: dict[str, list[int]] | None = None
+            tail = min(20, self.iterations // 5)  # fault-free: everyone back for the end
             deadline = time.monotonic() + timeout_s
             while not cluster.done():
                 last = _last_ok(cluster.record_path, last)
@@ -263,10 +264,10 @@ class Soak:
                     next_sample = last + SAMPLE_EVERY
                 self._heal(cluster)
                 # leave the last iterations fault-free so the end is not a restart race
-                if last >= next_fault and last < self.iterations - min(20, self.iterations // 5):
+                if last >= next_fault and last < self.iterations - tail:
                     self._inject(cluster)
                     next_fault = last + self.rng.randint(*self.fault_every)
-                if last >= self.iterations - 5 and fds_end is None:
+                if last >= self.iterations - tail // 2 and fds_end is None:
                     self._heal(cluster, force=True)  # everyone back before the end's count
                     fds_end = self._fds(cluster)
                 if time.monotonic() > deadline:
@@ -277,6 +278,8 @@ class Soak:
                 fds_end = self._fds(cluster)
             records = cluster.records()
             trace = cluster.params_trace()
+        rss = {f"{self.pid_role[p]}:{p}": v for p, v in self.rss.items()}
+        (self.workdir / "rss.json").write_text(json.dumps(rss))
         ok = {int(r["iteration"]) for r in records if r.get("ok")}
         wrong, checked, max_rel = self._check_gradients(trace)
         notes = [] if status == 0 else [f"master exited with status {status}"]
@@ -315,13 +318,12 @@ class Soak:
                 continue
             decoded = (before - ps[k]) * scale
             exact = model.gradient_sum(before, data.X_train, data.y_train)
-            rel = float(np.linalg.norm(decoded - exact) / max(np.linalg.norm(exact), 1e-300))
+            norm = max(float(np.linalg.norm(exact)), 1e-300)
+            rel = float(np.linalg.norm(decoded - exact)) / norm
             max_rel = max(max_rel, rel)
             # the recovered gradient carries the rounding of p[t-1] - p[t] (relative ~1e-16
             # of |p| / |lr g / n|); compare at that precision
-            tol = rtol + 1e-12 * float(np.linalg.norm(before)) * scale / max(
-                np.linalg.norm(exact), 1e-300
-            )
+            tol = rtol + 1e-12 * float(np.linalg.norm(before)) * scale / norm
             if rel > tol:
                 wrong += 1
         return wrong, len(its), max_rel
