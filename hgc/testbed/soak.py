@@ -229,12 +229,16 @@ class Soak:
         return dict(out)
 
     def _slopes(self) -> dict[str, float | None]:
-        warm = max(SAMPLE_EVERY * 3, self.iterations // 10)
+        """Per process, the slope after its own warm-up (start-up, first allocations: a
+        fifth of the run, at least 100 iterations after its first sample), for processes
+        that then lived at least a quarter of the run; the mean per role."""
+        warm = max(100, self.iterations // 5)
         per_role: dict[str, list[float]] = defaultdict(list)
         for pid, samples in self.rss.items():
-            s = slope_kb_per_100([x for x in samples if x[0] >= warm])
-            # a restarted worker that lived for a short stretch says little about a leak
-            if s is not None and samples[-1][0] - max(warm, samples[0][0]) >= self.iterations // 4:
+            start = samples[0][0] + warm
+            kept = [x for x in samples if x[0] >= start]
+            s = slope_kb_per_100(kept)
+            if s is not None and kept[-1][0] - kept[0][0] >= self.iterations // 4:
                 per_role[self.pid_role[pid]].append(s)
         return {r: (float(np.mean(v)) if v else None) for r, v in per_role.items()}
 
@@ -255,7 +259,7 @@ class Soak:
             next_fault = self.rng.randint(*self.fault_every)
             next_sample, last = 0, -1
             fds_end: dict[str, list[int]] | None = None
-            tail = min(20, self.iterations // 5)  # fault-free: everyone back for the end
+            tail = min(60, self.iterations // 5)  # fault-free: everyone back for the end
             deadline = time.monotonic() + timeout_s
             while not cluster.done():
                 last = _last_ok(cluster.record_path, last)
@@ -267,8 +271,9 @@ class Soak:
                 if last >= next_fault and last < self.iterations - tail:
                     self._inject(cluster)
                     next_fault = last + self.rng.randint(*self.fault_every)
-                if last >= self.iterations - tail // 2 and fds_end is None:
+                if last >= self.iterations - tail:
                     self._heal(cluster, force=True)  # everyone back before the end's count
+                if last >= self.iterations - tail // 3 and fds_end is None:
                     fds_end = self._fds(cluster)
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"soak: no end after {timeout_s:.0f} s")
