@@ -273,7 +273,7 @@ class Soak:
                     next_fault = last + self.rng.randint(*self.fault_every)
                 if last >= self.iterations - tail:
                     self._heal(cluster, force=True)  # everyone back before the end's count
-                if last >= self.iterations - tail // 3 and fds_end is None:
+                if last >= self.iterations - tail // 3 and fds_end is None and _all_bound(cluster):
                     fds_end = self._fds(cluster)
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"soak: no end after {timeout_s:.0f} s")
@@ -332,6 +332,11 @@ class Soak:
             if rel > tol:
                 wrong += 1
         return wrong, len(its), max_rel
+
+
+def _all_bound(cluster: Any) -> bool:
+    """Every node (restarted ones included) has announced it is bound: past start-up."""
+    return all((cluster.workdir / "ready" / f"{n}.json").exists() for n in cluster.nodes)
 
 
 def _last_ok(record: Path, last: int) -> int:
