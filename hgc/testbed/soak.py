@@ -259,7 +259,7 @@ class Soak:
             next_fault = self.rng.randint(*self.fault_every)
             next_sample, last = 0, -1
             fds_end: dict[str, list[int]] | None = None
-            tail = min(60, self.iterations // 5)  # fault-free: everyone back for the end
+            tail = min(150, self.iterations // 5)  # fault-free: everyone back for the end
             deadline = time.monotonic() + timeout_s
             while not cluster.done():
                 last = _last_ok(cluster.record_path, last)
@@ -273,7 +273,7 @@ class Soak:
                     next_fault = last + self.rng.randint(*self.fault_every)
                 if last >= self.iterations - tail:
                     self._heal(cluster, force=True)  # everyone back before the end's count
-                if last >= self.iterations - tail // 3 and fds_end is None and _all_bound(cluster):
+                if last >= self.iterations - tail // 5 and fds_end is None and _all_bound(cluster):
                     fds_end = self._fds(cluster)
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"soak: no end after {timeout_s:.0f} s")
