@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 SCENARIO ?= scenarios/heterogeneous.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test lint typecheck unit integration system bench up down wheels image clean provision
+.PHONY: help venv run test lint typecheck unit integration system bench soak up down wheels image clean provision
 
 help:
 	@echo "make run        run the main job on the default scenario ($(SCENARIO))"
 	@echo "make test       lint, type-check and run every test tier"
 	@echo "make bench      benchmarks, as ratios side by side in one run"
+	@echo "make soak       1,000 iterations with random faults: lost, wrong, RSS slope, fds"
 	@echo "make up / down  the containerised testbed (needs Docker)"
 	@echo "make wheels     offline wheelhouse for the image (PLATFORM=linux/arm64 for a Pi cluster)"
 
@@ -51,6 +52,11 @@ system: venv provision
 
 bench: venv
 	$(PY) -m bench
+
+# >= 1,000 iterations on a real local cluster with random worker kills/restarts and pauses
+SOAK_ITERATIONS ?= 1000
+soak: venv
+	$(PY) -m hgc.testbed.soak --iterations $(SOAK_ITERATIONS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs build *.egg-info

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 # sub-command -> module under hgc.commands
 COMMANDS: dict[str, str] = {
@@ -32,8 +33,15 @@ class UsageError(Exception):
     """A bad or impossible request from the user: printed without a traceback, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): every CLI error is one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hgc",
         description="Hierarchical gradient coding for straggler-tolerant learning at the edge.",
     )
@@ -58,6 +66,13 @@ def interruptible() -> None:
     with its summary and clean-up, however the launcher was started."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # SIGTERM / SIGHUP end a run exactly as Ctrl-C does (summary written, a message)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,9 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"hgc {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"hgc {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name = str(exc) if str(exc).startswith("SIG") else "SIGINT"
+        print(f"hgc {args.command}: interrupted ({name}); stopped", file=sys.stderr)
+        return 128 + int(signal.Signals[name])
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry
 from common.coding import InfeasibleCodeError
 from common.coding.bounds import check_topology
 from common.runtime.transport import TransportConfig
+from hgc.testbed import guard
 from hgc.testbed.records import parse_records, read_records
 from services.master.config import parse_config
 
@@ -67,6 +68,10 @@ def node_names(workers_per_edge: tuple[int, ...]) -> list[str]:
     edges = [f"edge-{i}" for i in range(len(workers_per_edge))]
     workers = [f"worker-{i}-{j}" for i, m in enumerate(workers_per_edge) for j in range(m)]
     return ["master", *edges, *workers]
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -190,7 +195,8 @@ class LocalCluster(_ClusterContext):
         self.workers_per_edge = topology(self.config)
         self.nodes = node_names(self.workers_per_edge)
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hgc-cluster-"))
+        # absolute: the nodes run in the repository root, not in the caller's directory
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hgc-cluster-")).absolute()
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
         (self.workdir / "ready").mkdir(exist_ok=True)
@@ -213,6 +219,7 @@ class LocalCluster(_ClusterContext):
         self.ports: dict[str, int] = {}
         self.metrics_ports: dict[str, int] = {}
         self._logs: dict[str, Any] = {}
+        self._commands: dict[str, tuple[str, list[str]]] = {}
         self._closed = False
         _LIVE.add(self)
 
@@ -254,13 +261,14 @@ class LocalCluster(_ClusterContext):
         return self.workdir / "ready" / f"{node}.json"
 
     def _spawn(self, node: str, module: str, args: list[str]) -> None:
-        cmd = [*self.command_prefix(node), self.python, "-m", module, *args]
+        # through the guard: the node dies with this launcher (see hgc.testbed.guard)
+        cmd = [*self.command_prefix(node), self.python, "-m", "hgc.testbed.guard", module, *args]
         cmd += ["--ready-file", str(self._ready_file(node))]
         cmd += ["--metrics-host", self.bind_host(node)]
         cmd += ["--metrics-port", str(self._fixed_metrics.get(node, 0))]
         cmd += ["--heartbeat-s", str(self.heartbeat_s), "--liveness", str(self.liveness)]
         cmd += self.extra_args(node)
-        env = {**os.environ, **self.node_env(node)}
+        env = {**os.environ, **self.node_env(node), guard.ENV: guard.launcher_token()}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         log = open(self.workdir / "logs" / f"{node}.log", "ab")  # noqa: SIM115 (closed in close)
         self._logs[node] = log
@@ -272,8 +280,12 @@ class LocalCluster(_ClusterContext):
             env=env,
             cwd=str(REPO_ROOT),
             start_new_session=True,  # its own process group: kill/pause reach all its threads
+            # the parent-death signal follows the thread that forks: only the main thread's
+            # lifetime is the launcher's
+            preexec_fn=guard.parent_death_preexec if _main_thread() else None,
         )
         self.procs[node], self.pids[node] = proc, proc.pid
+        self._commands[node] = (module, args)
         self.on_started(node, proc.pid)
 
     def _announcement(self, node: str) -> dict[str, Any] | None:
@@ -346,6 +358,18 @@ class LocalCluster(_ClusterContext):
         """SIGKILL the node's process group (a crash: no goodbye)."""
         self._signal(node, signal.SIGKILL)
         self.procs[node].wait(10)
+
+    def restart(self, node: str, wait: bool = True) -> None:
+        """Start a killed (or still running: killed first) node again with its original
+        command line (its new pid in ``pids``), and by default wait until it is bound."""
+        if self.procs[node].poll() is None:
+            self.kill(node)
+        module, args = self._commands[node]
+        self._ready_file(node).unlink(missing_ok=True)
+        self._logs.pop(node).close()
+        self._spawn(node, module, args)
+        if wait:
+            self._await_bound(node)
 
     def pause(self, node: str) -> None:
         """SIGSTOP: the node stops computing and heartbeating until ``resume``."""

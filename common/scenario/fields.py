@@ -15,6 +15,8 @@ class ScenarioError(ValueError):
     """An invalid scenario. ``field`` is the dotted path (``"topology.workers_per_edge[2]"``)."""
 
     def __init__(self, field: str, message: str) -> None:
+        if len(message) > 400:  # never echo a large input back (e.g. an expanded alias bomb)
+            message = message[:397] + "..."
         self.field = field
         self.detail = message
         super().__init__(f"{field}: {message}" if field else message)

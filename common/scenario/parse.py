@@ -32,6 +32,7 @@ from common.scenario.fields import (
     join,
 )
 from common.scenario.profiles import parse_node_name, parse_topology
+from common.scenario.reader import InputError, read_yaml
 from common.scenario.schema import (
     COMPUTE_EMULATION,
     FAULT_ACTIONS,
@@ -77,20 +78,10 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a YAML scenario; relative paths in it resolve against its folder."""
     path = Path(path)
-    if path.is_dir():
-        raise ScenarioError("", f"cannot read scenario {path}: is a directory")
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ScenarioError("", f"cannot read scenario {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(
-            "", f"cannot read scenario {path}: not UTF-8 text ({exc.reason})"
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError("", f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+    try:  # size-capped, regular files only, YAML aliases and nesting bounded
+        data = read_yaml(path, "scenario")
+    except InputError as exc:
+        raise ScenarioError("", str(exc)) from None
     if data is None:
         raise ScenarioError("", f"{path}: the scenario file is empty")
     return parse_scenario(data, base_dir=path.resolve().parent, source=path)

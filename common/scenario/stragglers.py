@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from common.scenario.fields import (
     join,
 )
 from common.scenario.profiles import parse_node_name
+from common.scenario.reader import InputError, read_text
 
 STRAGGLER_KINDS = ("shifted-exponential", "markov", "trace")
 _KEYS = {
@@ -63,11 +65,14 @@ def parse_stragglers(
 def read_trace(file: Path, workers_per_edge: tuple[int, ...], path: str) -> np.ndarray:
     """``trace[t, w]``: seconds of worker w (edge-major) in iteration t; every cell required."""
     offsets = np.concatenate([[0], np.cumsum(workers_per_edge)])
+    try:  # size-capped, regular files only, UTF-8 checked
+        text = read_text(file, "trace")
+    except InputError as exc:
+        raise ScenarioError(path, str(exc)) from None
     try:
-        with file.open(newline="") as fh:
-            rows = list(csv.reader(fh))
-    except OSError as exc:
-        raise ScenarioError(path, f"cannot read trace {file}: {exc.strerror or exc}") from None
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ScenarioError(path, f"{file.name}: not a CSV file: {exc}") from None
     if not rows or [c.strip() for c in rows[0]] != ["iteration", "node", "seconds"]:
         raise ScenarioError(path, f"{file}: first line must be the header iteration,node,seconds")
     cells: dict[tuple[int, int], float] = {}
@@ -93,6 +98,12 @@ def read_trace(file: Path, workers_per_edge: tuple[int, ...], path: str) -> np.n
     if not cells:
         raise ScenarioError(path, f"{file}: no rows")
     T, M = max(t for t, _ in cells) + 1, int(offsets[-1])
+    if max(len(cells), 1_000_000) < T * M:  # before allocating: an iteration of 10**12
+        raise ScenarioError(
+            path,
+            f"{file}: {T * M - len(cells)} missing cells (every worker needs a time in every "
+            f"iteration 0..{T - 1})",
+        )
     trace = np.full((T, M), np.nan)
     for (t, w), seconds in cells.items():
         trace[t, w] = seconds

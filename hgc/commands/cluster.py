@@ -70,7 +70,10 @@ def _from_scenario(path: Path, scheme: str) -> dict[str, Any]:
         scenario = load_scenario(path)
     except (OSError, ScenarioError) as exc:
         raise UsageError(f"--scenario {path}: {exc}") from None
-    plan = scenario_plan(scenario, scheme)
+    try:
+        plan = scenario_plan(scenario, scheme)
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"--scheme {scheme}: {exc}") from None
     return master_config(scenario, plan, scenario.training.iterations, "full")
 
 
@@ -85,9 +88,12 @@ def _check_config(config: dict[str, Any], source: str) -> None:
             raise UsageError(
                 f"--config {source}: {key}: must be a JSON object, got {type(config[key]).__name__}"
             )
+    from hgc.testbed.preflight import PreflightError, check_training_types
+
     try:
+        check_training_types(config.get("training") or {})  # names the field and the type
         parse_config(dict(config))
-    except (ConfigError, ValueError, TypeError, AttributeError) as exc:
+    except (ConfigError, PreflightError, ValueError, TypeError, AttributeError) as exc:
         raise UsageError(f"--config {source}: {exc}") from None
 
 
@@ -105,17 +111,47 @@ def _check_learning_specs(config: dict[str, Any], source: str | None = None) -> 
             raise UsageError(f"{key} ({where}): {exc}") from None
 
 
+def absolute_paths(args: argparse.Namespace) -> None:
+    """Every path flag made absolute before any node starts (the nodes run in the
+    repository root, not in the caller's directory); ``--workdir`` checked writable and
+    ``--timeout`` positive here, one line each."""
+    for key in ("config", "scenario", "workdir"):
+        if getattr(args, key) is not None:
+            setattr(args, key, getattr(args, key).absolute())
+    if not args.timeout > 0:  # also NaN
+        raise UsageError(f"--timeout: must be > 0 seconds, got {args.timeout}")
+    if args.workdir is not None:
+        from hgc.testbed.runfolder import RunFolderError, prepare_folder
+
+        try:
+            prepare_folder(args.workdir, "--workdir")
+        except RunFolderError as exc:
+            raise UsageError(str(exc)) from None
+
+
+def _absolute_data_path(config: dict[str, Any], base: Path) -> None:
+    """A relative ``data_spec.path`` in a run description resolves against its file's folder
+    (as in a scenario), not against the directory the nodes run in."""
+    spec = config.get("data_spec")
+    path = spec.get("path") if isinstance(spec, dict) else None
+    if isinstance(spec, dict) and isinstance(path, str) and not Path(path).is_absolute():
+        config["data_spec"] = {**spec, "path": str(base / path)}
+
+
 def build_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.config is not None:
+        from common.scenario.reader import InputError, read_json
+
         try:
-            config = json.loads(args.config.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--config {args.config}: {exc}") from None
+            config = read_json(args.config, "--config")
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
         if not isinstance(config, dict):
             raise UsageError(
                 f"--config {args.config}: must hold a JSON object (the run description), "
                 f"got {type(config).__name__}"
             )
+        _absolute_data_path(config, args.config.parent)
         _check_config(config, str(args.config))
     elif args.scenario is not None:
         config = _from_scenario(args.scenario, args.scheme)
@@ -143,10 +179,17 @@ def run(args: argparse.Namespace) -> int:
     from hgc.cluster import ClusterError, LocalCluster
     from services.master.config import ConfigError, parse_config
 
+    absolute_paths(args)
     config = build_config(args)
     source = None if args.config is None else f"--config {args.config}"
     source = source or (None if args.scenario is None else f"--scenario {args.scenario}")
     _check_learning_specs(config, source)
+    from hgc.testbed.preflight import PreflightError, preflight
+
+    try:  # before building the code: a huge topology is refused with its memory estimate
+        preflight(config, f"{source}: training" if source else "training")
+    except PreflightError as exc:
+        raise UsageError(str(exc)) from None
     try:
         training, _ = parse_config(dict(config))
         code_from_spec(training.code_spec)  # a bad code spec: one line here, not a node crash

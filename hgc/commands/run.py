@@ -23,8 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--iterations", type=int, help="iterations per scheme (default: scenario)")
     parser.add_argument(
-        "--out", type=Path, help="run folder (default: runs/<scenario>-<UTC timestamp>/)"
+        "--out",
+        type=Path,
+        help="run folder (default: runs/<scenario>-<UTC timestamp>/, made unique); "
+        "refused when not empty unless --force",
     )
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     parser.add_argument(
         "--network",
         choices=("in-process", "kernel", "off"),
@@ -84,30 +88,47 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations is not None and args.iterations < 1:
         raise UsageError(f"--iterations: must be >= 1, got {args.iterations}")
     from common.scenario import ScenarioError, load_scenario
-    from hgc.testbed.launcher import PortInUseError, RunRequest, check_metrics_ports, run_testbed
-    from hgc.testbed.runfolder import RunFolderError, prepare_folder
+    from hgc.testbed.launcher import (
+        PortInUseError,
+        RunRequest,
+        check_metrics_ports,
+        default_out,
+        run_testbed,
+    )
+    from hgc.testbed.runfolder import RunFolderError, claim_folder, release_folder, unique_folder
 
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         raise UsageError(f"{args.scenario}: {exc}") from exc
+    from hgc.testbed.preflight import PreflightError, check_memory, check_message_size
+
+    try:  # the model's messages fit the codec's cap; the cluster fits this machine
+        check_message_size(scenario.model_spec, scenario.data_spec)
+        check_memory(scenario.topology.workers_per_edge, scenario.model_spec, scenario.data_spec)
+    except PreflightError as exc:
+        raise UsageError(f"{args.scenario}: {exc}") from None
     try:
         check_metrics_ports(scenario, args.network)
     except PortInUseError as exc:
         raise UsageError(str(exc)) from None
     schemes = parse_schemes(args.schemes) or scenario.schemes
-    if args.out is not None:  # last check, before any work, so a bad --out loses nothing
-        try:
-            prepare_folder(args.out)
-        except RunFolderError as exc:
-            raise UsageError(f"--out: {exc}") from None
+    # last check, before any work, so a bad --out loses nothing; every path absolute, so
+    # nothing depends on the directory the nodes run in
+    try:
+        if args.out is not None:
+            out = claim_folder(args.out, force=args.force)
+        else:
+            out = claim_folder(unique_folder(default_out(scenario)), label="run folder")
+    except RunFolderError as exc:
+        raise UsageError(str(exc)) from None
 
     request = RunRequest(
-        scenario_path=args.scenario,
+        scenario_path=args.scenario.absolute(),
         scenario=scenario,
         schemes=schemes,
         iterations=args.iterations or scenario.training.iterations,
-        out=args.out,
+        out=out,
         network=args.network,
         cpu_quota=args.cpu_quota,
     )
@@ -115,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         outcome = run_testbed(request)
     except PermissionError as exc:  # e.g. --network kernel without root
         raise UsageError(str(exc)) from exc
-    except RunFolderError as exc:  # the default runs/<scenario>-<stamp>/ not writable
+    except RunFolderError as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        release_folder(out)
     return 0 if outcome.ok else 1

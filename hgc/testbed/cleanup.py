@@ -72,13 +72,15 @@ class CleanupStack:
                 self.problems.extend(f"{what}: {p}" for p in result)
 
     def install(self) -> None:
-        """Run at interpreter exit, and turn SIGTERM/SIGHUP into SystemExit so ``finally``
-        blocks run (the default action would kill the launcher with its children orphaned)."""
+        """Run at interpreter exit, and make SIGTERM/SIGHUP end the run as Ctrl-C does
+        (``KeyboardInterrupt`` naming the signal): ``finally`` blocks run, what was measured
+        is written and the launcher says so (the default action would kill the launcher
+        with its children orphaned)."""
         atexit.register(self.run)
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in (signal.SIGTERM, signal.SIGHUP):
-            self._previous[sig] = signal.signal(sig, _exit_on_signal)
+            self._previous[sig] = signal.signal(sig, interrupt_on_signal)
 
     def uninstall(self) -> None:
         atexit.unregister(self.run)
@@ -103,5 +105,6 @@ def _signals_deferred() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+def interrupt_on_signal(signum: int, frame: FrameType | None) -> None:
+    """A signal handler raising ``KeyboardInterrupt("SIGTERM")`` (the signal's name)."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)

@@ -30,12 +30,26 @@ from hgc.testbed.netns import sweep_netns
 from hgc.testbed.predict import predict
 from hgc.testbed.progress import Progress
 from hgc.testbed.records import read_records, scheme_stats
-from hgc.testbed.runfolder import RunFolder, SchemeResult, fill_speedups
+from hgc.testbed.runfolder import RunFolder, SchemeResult, fill_speedups, unique_folder
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
 INTERRUPTED = "interrupted (Ctrl-C)"
+INTERRUPTED_PREFIX = "interrupted ("
+
+
+def _interrupted(exc: KeyboardInterrupt) -> str:
+    """``interrupted (Ctrl-C)``, or ``interrupted (SIGTERM)`` for a signal turned into one."""
+    name = str(exc)
+    return f"{INTERRUPTED_PREFIX}{name})" if name.startswith("SIG") else INTERRUPTED
+
+
+def _signal_name(error: str) -> str:
+    name = error[len(INTERRUPTED_PREFIX) : -1]
+    return name if name.startswith("SIG") else ""
+
+
 SETUP_ALLOWANCE_S = 120.0  # start-up, data loading and the Ready barrier, per scheme
 
 
@@ -64,13 +78,19 @@ class RunOutcome:
 
 
 def default_out(scenario: Scenario, now: datetime | None = None) -> Path:
+    """``runs/<scenario>-<UTC stamp>`` under the current directory, absolute (the folder
+    itself is made unique by ``runfolder.unique_folder``)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return Path("runs") / f"{scenario.name}-{stamp}"
+    return (Path("runs") / f"{scenario.name}-{stamp}").absolute()
 
 
 def sweep() -> list[str]:
-    """Remove cgroups and namespaces of launchers no longer alive; one line per item."""
-    lines = [f"removed cgroup {g}" for g in sweep_cgroups(detect_cgroups())]
+    """Kill nodes whose launcher is gone, then remove cgroups and namespaces of launchers no
+    longer alive; one line per item."""
+    from hgc.testbed.guard import kill_orphans
+
+    lines = kill_orphans()
+    lines += [f"removed cgroup {g}" for g in sweep_cgroups(detect_cgroups())]
     lines += [f"removed network namespace {n}" for n in sweep_netns()]
     return lines or ["nothing to clean up"]
 
@@ -88,7 +108,7 @@ def _effective(req: RunRequest) -> Scenario:
 def run_testbed(req: RunRequest) -> RunOutcome:
     scenario = _effective(req)
     progress = Progress(req.stream)
-    folder = RunFolder(req.out or default_out(scenario))
+    folder = RunFolder(req.out or unique_folder(default_out(scenario)))
     folder.write_inputs(req.scenario_path, scenario.seed)
     cleanup = CleanupStack()
     cleanup.install()
@@ -106,7 +126,7 @@ def run_testbed(req: RunRequest) -> RunOutcome:
             plan, records, info, error = _run_scheme(
                 scheme, scenario, req, hw, folder, cleanup, progress
             )
-            interrupted = error == INTERRUPTED
+            interrupted = error is not None and error.startswith(INTERRUPTED_PREFIX)
             ports[scheme] = info.get("metrics_ports", {})
             notes[scheme] = info.get("fault_notes", [])
             folder.write_json("metrics_ports.json", ports)
@@ -122,7 +142,7 @@ def run_testbed(req: RunRequest) -> RunOutcome:
                 f"stragglers ignored: {s.edge_stragglers} edge, {s.worker_stragglers} worker"
             )
             if interrupted:  # after this scheme's partial results are written
-                raise KeyboardInterrupt
+                raise KeyboardInterrupt(_signal_name(error or ""))
     finally:
         problems = cleanup.run()
         cleanup.uninstall()
@@ -249,8 +269,8 @@ def _run_scheme(
         info["fault_notes"] = follower.notes
     except ClusterError as exc:
         error = one_line(str(exc))
-    except KeyboardInterrupt:
-        error = INTERRUPTED  # the caller writes what was measured, then re-raises
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (hgc.cli.interruptible)
+        error = _interrupted(exc)  # the caller writes what was measured, then re-raises
     finally:
         cluster.close()
     records = [translate(r, names, scheme) for r in read_records(cluster.record_path)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -182,3 +183,72 @@ class RunFolder:
         }
         self.write_json("summary.json", summary)
         return table
+
+
+LOCK = ".hgc-run.lock"
+
+
+def unique_folder(base: Path, label: str = "run folder") -> Path:
+    """Create and return a new, empty folder named ``base`` (absolute), or ``base-2``,
+    ``base-3``... when that exists: ``mkdir`` is atomic, so two runs started in the same
+    second never share a folder."""
+    base = base.absolute()
+    for k in range(1, 1000):
+        candidate = base if k == 1 else base.with_name(f"{base.name}-{k}")
+        try:
+            candidate.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunFolderError(
+                f"{label} {candidate}: cannot create: {exc.strerror or exc}"
+            ) from None
+        prepare_folder(candidate, label)
+        return candidate
+    raise RunFolderError(f"{label} {base}: 999 folders of that name exist already")
+
+
+def claim_folder(path: Path, force: bool = False, label: str = "--out") -> Path:
+    """Make ``path`` absolute, create it, and claim it for this process with a lock file
+    (created atomically). Refused with a one-line ``RunFolderError`` when another live
+    ``hgc`` holds it, or when it is not empty and ``force`` is false."""
+    from hgc.testbed.guard import launcher_token, token_alive
+
+    path = path.absolute()
+    prepare_folder(path, label)
+    lock = path / LOCK
+    try:
+        holder = lock.read_text().strip()
+    except OSError:
+        holder = ""
+    if holder and token_alive(holder):
+        raise RunFolderError(
+            f"{label} {path}: in use by a running hgc (pid {holder.partition(':')[0]})"
+        )
+    others = sorted(p.name for p in path.iterdir() if p.name != LOCK)
+    if others and not force:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise RunFolderError(
+            f"{label} {path}: not empty ({len(others)} entries: {shown}); "
+            "use --force to write into it, or another folder"
+        )
+    lock.unlink(missing_ok=True)  # stale: its holder is gone
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise RunFolderError(f"{label} {path}: claimed by another hgc just now") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(launcher_token() + "\n")
+    return path
+
+
+def release_folder(path: Path) -> None:
+    """Remove this process's lock from a claimed folder (other holders' locks are kept)."""
+    from hgc.testbed.guard import launcher_token
+
+    lock = path / LOCK
+    try:
+        if lock.read_text().strip() == launcher_token():
+            lock.unlink()
+    except OSError:
+        pass

@@ -48,6 +48,7 @@ class MasterRunner(NodeRunner):
         self.record = record
         self.on_phase = on_phase
         self.trace: list[tuple[int, np.ndarray]] = []
+        self.keep_trace = True  # main() keeps it only for --params-trace: no growth otherwise
         self.training = False
 
     def perform_extra(self, action: Action) -> None:
@@ -56,7 +57,8 @@ class MasterRunner(NodeRunner):
                 self.record.write(json.dumps(action.row) + "\n")
                 self.record.flush()
         elif isinstance(action, ParamsUpdated):
-            self.trace.append((action.iteration, action.params))
+            if self.keep_trace:
+                self.trace.append((action.iteration, action.params))
         else:
             super().perform_extra(action)
 
@@ -197,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 record=record,
                 on_phase=on_phase,
             )
+            runner.keep_trace = bool(args.params_trace)
             info["port"] = port
             return runner, {"port": port, "phase": "bound"}
 
