@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.edge,
             args.master_addr,
             args.bind,
-            config=node.transport_config(args),
+            config=node.transport_config(args, f"edge-{args.edge}"),
             stop=stop,
             registry=registry,
             orphan_timeout_s=args.orphan_timeout_s,

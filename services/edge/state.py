@@ -92,6 +92,7 @@ class EdgeState:
         self.answered = False  # EdgeGradient or IterationFailed sent for ``current``
         self.n_params = 0  # length of the model in flight: every vector must match it
         self.failures_reported = 0  # IterationFailed messages sent (for tests and logs)
+        self.refused: set[int] = set()  # workers whose answer this iteration was refused
 
     # ------------------------------------------------------------ identities
     def accepts_peer(self, peer: str) -> bool:
@@ -236,6 +237,7 @@ class EdgeState:
         self.current, self.t0 = msg.iteration, now
         self.n_params = int(msg.params.shape[0])
         self.arrivals, self.vectors, self.answered = {}, [], False
+        self.refused = set()
         return [SendDown(self.registered[j], msg) for j in range(self.m) if j in self.registered]
 
     def _on_gradient(self, peer: str, msg: WorkerGradient, now: float) -> list[Action]:
@@ -243,12 +245,20 @@ class EdgeState:
             return [Drop("late", f"{peer}: gradient for {msg.iteration}, now {self.current}")]
         if msg.edge != self.edge or self.registered.get(msg.worker) != peer:
             return [Drop("unknown_peer", f"{peer} sent a vector as worker {msg.worker}")]
-        if msg.worker in self.arrivals:
+        if msg.worker in self.arrivals or msg.worker in self.refused:
             return [Drop("late", f"{peer}: second vector for iteration {msg.iteration}")]
         v = msg.vector
         if v.dtype != np.float64 or v.shape != (self.n_params,):
             return [
                 Drop("malformed", f"{peer}: vector {v.dtype}{v.shape}, want ({self.n_params},)")
+            ]
+        if not np.isfinite(v).all():
+            # treated as that worker's missing answer: it never reaches a decode or the master
+            self.refused.add(msg.worker)
+            return [
+                Drop("non_finite", f"{peer}: non-finite vector for iteration {msg.iteration}"),
+                Log(f"{self.node}: dropped a non-finite vector from {peer} (a straggler now)"),
+                *self._check_alive(),
             ]
         arrival = now - self.t0
         self.arrivals[msg.worker] = arrival
@@ -292,16 +302,23 @@ class EdgeState:
         if self.decoder is None or self.answered or self.current == NO_ITERATION:
             return acts
         needed = self.decoder.workers_needed(self.edge)
-        dead = [j for j in range(self.m) if not self._alive(j) and j not in self.arrivals]
+        dead = [
+            j
+            for j in range(self.m)
+            if j not in self.arrivals and (not self._alive(j) or j in self.refused)
+        ]
         live_possible = self.m - len(dead)
         if dead and live_possible < needed:
             self.answered = True
             self.failures_reported += 1
             missing = tuple(j for j in range(self.m) if j not in self.arrivals)
-            names = ", ".join(f"worker-{self.edge}-{j}" for j in dead)
+            names = ", ".join(
+                f"worker-{self.edge}-{j}" + (" (refused answer)" if j in self.refused else "")
+                for j in dead
+            )
             reason = (
                 f"{self.node}: needs {needed} of {self.m} workers, "
-                f"{len(self.arrivals)} answered, not alive: {names}"
+                f"{len(self.arrivals)} answered, not alive or refused: {names}"
             )
             acts += [Log(reason), SendUp(IterationFailed(self.current, self.edge, missing, reason))]
         return acts

@@ -46,6 +46,7 @@ class Attempt:
     worker_arrivals: dict[tuple[int, int], float] = field(default_factory=dict)
     worker_vectors: list[tuple[tuple[int, int], np.ndarray]] = field(default_factory=list)
     failures: dict[int, IterationFailed] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)  # senders whose vector was dropped
 
 
 class Aggregation(Protocol):

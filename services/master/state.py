@@ -53,6 +53,22 @@ from services.master.aggregation import Attempt, aggregation_for
 ON_FAILURE = ("retry", "skip", "stop")
 
 
+def _worker(msg: Message) -> str:
+    return f"worker-{getattr(msg, 'edge', '?')}-{getattr(msg, 'worker', '?')}"
+
+
+def _non_finite_reason(g: np.ndarray, params: np.ndarray) -> str | None:
+    """Why an update must not be applied (None: it may)."""
+    if not np.isfinite(g).all():
+        return "the decoded gradient is not finite (NaN or Inf); update not applied"
+    if not np.isfinite(params).all():
+        return (
+            "the updated parameters are not finite (NaN or Inf: the learning rate diverges?); "
+            "update not applied"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """What the master runs. Times in seconds."""
@@ -210,6 +226,15 @@ class MasterState:
         vector = getattr(msg, "vector", None)
         if vector is not None and (vector.dtype != np.float64 or vector.shape != self.params.shape):
             return [Drop("malformed", f"edge-{edge}: vector {vector.dtype}{vector.shape}")]
+        if vector is not None and not np.isfinite(vector).all():
+            # a missing answer, as a straggler's: it never reaches the decode
+            a.refused.append(f"edge-{edge}" if isinstance(msg, EdgeGradient) else _worker(msg))
+            return [
+                Drop("non_finite", f"{msg.op} from edge-{edge}: non-finite vector"),
+                Log(
+                    f"master: iteration {a.iteration}: dropped a non-finite vector via edge-{edge}"
+                ),
+            ]
         if isinstance(msg, IterationFailed):
             a.failures[edge] = msg
             return [Log(f"master: iteration {a.iteration}: {msg.reason}")]
@@ -233,8 +258,14 @@ class MasterState:
         assert a is not None
         start = self.clock()
         g, detail = self._decode(a)
-        self.params = self.params - (self.config.learning_rate / self.n_train) * g
+        with np.errstate(all="ignore"):  # overflow is what the check below is for
+            params = self.params - (self.config.learning_rate / self.n_train) * g
         decode_s = self.clock() - start
+        bad = _non_finite_reason(g, params)
+        if bad is not None:
+            # never applied: the model keeps its last finite parameters, on_failure decides
+            return self._fail(a, now, f"iteration {a.iteration} (attempt {a.attempt}): {bad}")
+        self.params = params
         t = a.iteration
         acts: list[Action] = [
             ParamsUpdated(t, self.params.copy()),
@@ -286,6 +317,7 @@ class MasterState:
             "loss": loss,
             "accuracy": accuracy,
             "wall_s": now - self.start,
+            "refused": list(a.refused),
             "error": error,
         }
 
@@ -304,8 +336,8 @@ class MasterState:
             f"{self.aggregation.shortfall(a, self.alive)}"
         )
 
-    def _fail(self, a: Attempt, now: float) -> list[Action]:
-        message = self.failure_message(a, now)
+    def _fail(self, a: Attempt, now: float, message: str | None = None) -> list[Action]:
+        message = message or self.failure_message(a, now)
         detail: dict[str, Any] = {
             "edge_arrivals_s": {f"edge-{i}": s for i, s in a.edge_arrivals.items()},
             "edges_used": [],
