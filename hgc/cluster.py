@@ -226,7 +226,8 @@ class LocalCluster(_ClusterContext):
             raise ClusterError(f"external: not a node this cluster could leave out: {unknown}")
         self.key_dirs: dict[str, Path] = {}
         if curve:
-            self.key_dirs = write_keys(self.workdir / "keys", tree_parents(self.workers_per_edge))
+            keys = (self.workdir / "keys").resolve()  # nodes run from the repository root
+            self.key_dirs = write_keys(keys, tree_parents(self.workers_per_edge))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.pids: dict[str, int] = {}
         self.ports: dict[str, int] = {}
