@@ -165,3 +165,31 @@ def test_unknown_keys_and_impostors_are_refused_and_a_restarted_node_rejoins(
     reference = reference_trace(CONFIG)
     rel = np.linalg.norm(trace["params"] - reference, axis=1) / np.linalg.norm(reference, axis=1)
     assert float(rel.max()) < 1e-9
+
+
+def test_compose_stack_gives_each_node_only_its_own_secret() -> None:
+    from common.scenario import load_scenario
+    from hgc.cluster import REPO_ROOT
+    from hgc.compose.generate import StackOptions, build_stack
+
+    scenario = load_scenario(REPO_ROOT / "scenarios" / "homogeneous.yaml")
+    stack = build_stack(scenario, StackOptions())
+    nodes = {n: s for n, s in stack["services"].items() if "hgc.node" in s.get("labels", {})}
+    assert set(stack["secrets"]) == {f"hgc-key-{n}-secret" for n in nodes}
+    for name, svc in nodes.items():
+        assert [s["source"] for s in svc["secrets"]] == [f"hgc-key-{name}-secret"]
+        assert svc["environment"]["HGC_KEYS"] == "/etc/hgc/keys"
+        allow = sorted(
+            c["target"].rsplit("/", 1)[1][: -len(".key")]
+            for c in svc.get("configs", [])
+            if "/allow/" in c["target"]
+        )
+        if name == "master":
+            assert allow == sorted(n for n in nodes if n.startswith("edge-"))
+        elif name.startswith("edge-"):
+            assert allow == sorted(n for n in nodes if n.startswith(f"worker-{name[5:]}-"))
+        else:
+            assert allow == []
+    plain = build_stack(scenario, StackOptions(curve=False))
+    assert "secrets" not in plain
+    assert all("HGC_KEYS" not in s.get("environment", {}) for s in plain["services"].values())
