@@ -414,9 +414,10 @@ class ParentEndpoint(Endpoint):
     def _split_authenticated(self, frames: list[zmq.Frame]) -> tuple[str | None, list[zmq.Frame]]:
         rid = frames[0].bytes
         try:
-            user = frames[-1].get("User-Id") if len(frames) > 1 else None
+            got = frames[-1].get("User-Id") if len(frames) > 1 else None
         except zmq.ZMQError:
-            user = None
+            got = None
+        user = got if isinstance(got, str) else None
         if not user:
             self._refuse("no_identity", frames, "a message without an authenticated identity")
             return None, []
@@ -470,8 +471,8 @@ class ParentEndpoint(Endpoint):
             failed_auth = event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
             reason = "unknown_key" if failed_auth else "handshake"
             self.metrics.auth_rejected(reason)
-            where = event.get("endpoint", b"")
-            where = where.decode() if isinstance(where, bytes) else str(where)
+            raw = event.get("endpoint", b"")
+            where = raw.decode() if isinstance(raw, bytes) else str(raw)
             self._log_refusal(
                 f"{self.name}: CURVE handshake failed on {where} ({reason}; a client without "
                 "a listed key, or a plain one)"

@@ -273,7 +273,7 @@ def key_nodes(plan: Plan) -> dict[str, str | None]:
     return tree_parents([len(w) for w in plan.workers])
 
 
-def key_files(opts: StackOptions, plan: Plan) -> dict[str, dict[str, str]]:
+def key_files(opts: StackOptions, plan: Plan) -> dict[str, dict[str, dict[str, str]]]:
     """Top-level ``secrets`` and the key ``configs`` of the stack (files under keys_dir)."""
     secrets: dict[str, dict[str, str]] = {}
     configs: dict[str, dict[str, str]] = {}
