@@ -64,6 +64,8 @@ class EdgeRunner(NodeRunner):
             m.worker_wait.observe(obs.value)
         elif obs.name == "edge_decode":
             m.decode_duration.observe(obs.value)
+        elif obs.name == "integrity_failure":
+            m.integrity_failure()
         else:
             super().observe(obs)
 

@@ -85,6 +85,8 @@ class MasterRunner(NodeRunner):
             m.edge_arrival(int(obs.labels["edge"]), obs.value)
         elif obs.name == "edge_straggler":
             m.edge_straggler(int(obs.labels["edge"]))
+        elif obs.name == "integrity_failure":
+            m.integrity_failure()
         else:
             super().observe(obs)
 
