@@ -191,10 +191,48 @@ def _verify(quick: bool) -> list[Result]:
     ]
 
 
+def _hgc_run_mean(curve: bool, iterations: int) -> float:
+    """Mean iteration (s) of ``hgc run scenarios/heterogeneous.yaml --schemes hgc``."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="hgc-bench-run-") as tmp:
+        out = Path(tmp) / "run"
+        flag = "--curve" if curve else "--no-curve"
+        cmd = [str(Path(sys.executable).parent / "hgc"), "run"]
+        cmd += [str(root / "scenarios" / "heterogeneous.yaml"), "--schemes", "hgc"]
+        cmd += ["--iterations", str(iterations), "--out", str(out), flag]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=1200)
+        rows = [
+            json.loads(line) for line in (out / "hgc" / "record.jsonl").read_text().splitlines()
+        ]
+    return float(np.mean([r["duration_s"] for r in rows if r["ok"]]))
+
+
+def _hgc_run(quick: bool) -> list[Result]:
+    iterations = 10 if quick else 40
+    rounds = 1 if quick else 3
+    on: list[float] = []
+    off: list[float] = []
+    for r in range(rounds):
+        pair = [(True, on), (False, off)] if r % 2 == 0 else [(False, off), (True, on)]
+        for curve, sink in pair:
+            sink.append(_hgc_run_mean(curve, iterations))
+    ratio = statistics.median(a / b for a, b in zip(on, off, strict=True))
+    section = f"hgc run heterogeneous, hgc, {iterations} iterations"
+    return [
+        Result(section, "mean iteration, CURVE on", statistics.median(on), "s"),
+        Result(section, "mean iteration, CURVE off", statistics.median(off), "s"),
+        Result(section, "CURVE on / off mean iteration", ratio, "ratio", "<= 1.05", ratio <= 1.05),
+    ]
+
+
 def run(quick: bool) -> list[Result]:
     from common.runtime.security import tree_parents, write_keys
 
     with tempfile.TemporaryDirectory(prefix="hgc-bench-keys-") as keys:
         write_keys(keys, tree_parents([1]))
         results = _transport(quick, keys)
-    return results + _verify(quick)
+    return results + _verify(quick) + _hgc_run(quick)
