@@ -193,3 +193,38 @@ def test_compose_stack_gives_each_node_only_its_own_secret() -> None:
     plain = build_stack(scenario, StackOptions(curve=False))
     assert "secrets" not in plain
     assert all("HGC_KEYS" not in s.get("environment", {}) for s in plain["services"].values())
+
+
+def test_a_bad_key_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from hgc.cluster import REPO_ROOT
+
+    (tmp_path / "secret.key").write_text("not a certificate\n")
+    for keys in (tmp_path / "missing", tmp_path):
+        proc = subprocess.run(
+            [sys.executable, "-m", "services.edge", "--edge", "0"]
+            + ["--master-addr", "tcp://127.0.0.1:1", "--keys", str(keys)],
+            capture_output=True,
+            text=True,
+            cwd=str(REPO_ROOT),
+            timeout=60,
+        )
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--keys" in lines[0] and str(keys) in lines[0], lines
+
+
+def test_keys_round_trip_and_reject_bad_keys(tmp_path: Path) -> None:
+    from common.runtime.security import KeyFileError, load_auth, tree_parents, write_keys
+
+    dirs = write_keys(tmp_path, tree_parents([2, 1]))
+    edge = load_auth(dirs["edge-0"])
+    master = load_auth(dirs["master"])
+    assert set(edge.allowed) == {"worker-0-0", "worker-0-1"}
+    assert edge.parent_key == master.public_key and master.parent_key is None
+    assert set(master.allowed) == {"edge-0", "edge-1"}
+    assert (dirs["worker-1-0"] / "secret.key").stat().st_mode & 0o077 == 0
+    with pytest.raises(KeyFileError, match="40-character"):
+        AuthConfig(b"short", master.secret_key)
