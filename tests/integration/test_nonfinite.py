@@ -124,3 +124,27 @@ def test_record_rows_with_non_finite_numbers_become_null_with_a_flag() -> None:
     back = strict_loads(text)
     assert back["loss"] is None and back["times"]["edge-0"] is None
     assert back["non_finite"] == ["loss", "times.edge-0"]
+
+
+def test_edge_state_drops_non_finite_vectors_and_reports_when_too_few_remain() -> None:
+    """The edge's state machine (a fake code: needs 1 of 2 workers): a NaN vector is dropped
+    as non_finite and never decoded; when every live worker's answer was refused, the edge
+    tells the master at once instead of waiting for the deadline."""
+    from common.runtime.messages import EdgeGradient, IterationFailed
+    from services.common.actions import Drop, SendUp
+    from tests.unit.services.test_edge_state import _grad, _running
+
+    e = _running()
+    acts = e.handle(_grad(0, value=float("nan")), 10.5)
+    assert [a.reason for a in acts if isinstance(a, Drop)] == ["non_finite"]
+    assert not any(isinstance(a, SendUp) for a in acts)
+    acts = e.handle(_grad(1, value=2.0), 10.6)
+    (up,) = [a.msg for a in acts if isinstance(a, SendUp)]
+    assert isinstance(up, EdgeGradient) and up.responders == (1,)
+    assert np.isfinite(up.vector).all()
+
+    e = _running()
+    e.handle(_grad(0, value=float("inf")), 10.5)
+    acts = e.handle(_grad(1, value=float("nan")), 10.6)
+    (failed,) = [a.msg for a in acts if isinstance(a, SendUp)]
+    assert isinstance(failed, IterationFailed) and "refused" in failed.reason
