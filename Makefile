@@ -77,6 +77,7 @@ image: wheels
 	docker build --build-arg BASE_IMAGE=$(HGC_BASE_IMAGE) -t $(IMAGE) .
 
 up: wheels
+	test -d compose/default.keys || $(VENV)/bin/hgc keys compose/default.keys --scenario scenarios/homogeneous.yaml
 	docker compose -p hgc -f compose/default.yaml up -d --build
 
 down:

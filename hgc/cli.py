@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "run": "run",
     "compose": "compose",
     "report": "report",
+    "keys": "keys",
 }
 
 EXIT_USAGE = 2

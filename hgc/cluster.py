@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import atexit
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -28,7 +29,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -37,6 +38,7 @@ from prometheus_client import CollectorRegistry
 
 from common.coding import InfeasibleCodeError
 from common.coding.bounds import check_topology
+from common.runtime.security import load_auth, tree_parents, write_keys
 from common.runtime.transport import TransportConfig
 from hgc.testbed import guard
 from hgc.testbed.records import parse_records, read_records
@@ -164,6 +166,13 @@ class LocalCluster(_ClusterContext):
         Fixed ``/metrics`` ports (default 0).
     extra_args : callable ``node -> list[str]``, optional
         Extra flags for the node's command line.
+    curve : bool
+        Authenticate every connection with CurveZMQ (default): per-run keys are generated in
+        ``workdir/keys`` and each node gets only its own folder (``--keys``). False: plain
+        TCP, every node prints a WARNING.
+    external : collection of node names
+        Nodes this cluster does not start (a test plays them, e.g. with
+        ``keys_of(node)``); ``start`` does not wait for them.
 
     Attributes (after ``start``)
     ----------
@@ -190,6 +199,8 @@ class LocalCluster(_ClusterContext):
         ports: Mapping[str, int] | None = None,
         metrics_ports: Mapping[str, int] | None = None,
         extra_args: Callable[[str], list[str]] | None = None,
+        curve: bool = True,
+        external: Collection[str] = (),
     ) -> None:
         self.config = dict(config)
         self.workers_per_edge = topology(self.config)
@@ -214,6 +225,15 @@ class LocalCluster(_ClusterContext):
         self._fixed_ports = dict(ports or {})
         self._fixed_metrics = dict(metrics_ports or {})
         self.extra_args = extra_args or (lambda node: [])
+        self.curve = curve
+        self.external = frozenset(external)
+        unknown = sorted(self.external - set(self.nodes))
+        if unknown or any(not n.startswith("worker-") for n in self.external):
+            raise ClusterError(f"external: not a node this cluster could leave out: {unknown}")
+        self.key_dirs: dict[str, Path] = {}
+        if curve:
+            keys = (self.workdir / "keys").resolve()  # nodes run from the repository root
+            self.key_dirs = write_keys(keys, tree_parents(self.workers_per_edge))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.pids: dict[str, int] = {}
         self.ports: dict[str, int] = {}
@@ -243,9 +263,14 @@ class LocalCluster(_ClusterContext):
                 args = ["--edge", str(i), "--worker", str(j), "--edge-addr", edge_addr]
                 self._spawn(f"worker-{i}-{j}", "services.worker", args)
         for node in self.nodes:
-            self._await_bound(node)
+            if node not in self.external:
+                self._await_bound(node)
         if wait_ready:
             self.wait_ready()
+
+    def keys_of(self, node: str) -> Path:
+        """The key folder of ``node`` (``--keys``); only with ``curve=True``."""
+        return self.key_dirs[node]
 
     def _master_args(self, config_path: Path) -> list[str]:
         args = ["--config", str(config_path), "--bind", self._bind("master")]
@@ -261,6 +286,10 @@ class LocalCluster(_ClusterContext):
         return self.workdir / "ready" / f"{node}.json"
 
     def _spawn(self, node: str, module: str, args: list[str]) -> None:
+        if node in self.external:
+            return
+        if self.curve:
+            args = [*args, "--keys", str(self.key_dirs[node])]
         # through the guard: the node dies with this launcher (see hgc.testbed.guard)
         cmd = [*self.command_prefix(node), self.python, "-m", "hgc.testbed.guard", module, *args]
         cmd += ["--ready-file", str(self._ready_file(node))]
@@ -295,6 +324,9 @@ class LocalCluster(_ClusterContext):
             return None
 
     def _await_bound(self, node: str) -> None:
+        if node in self.external:
+            raise ClusterError(f"{node} is external: its port is the test's to know")
+
         def bound() -> dict[str, Any] | None:
             self._check_alive(node)
             return self._announcement(node)
@@ -447,6 +479,7 @@ class InProcessCluster(_ClusterContext):
         heartbeat_s: float = 0.1,
         liveness: int = 10,  # a 1 s window: a loaded machine must not fake a dead peer
         ready_timeout_s: float = 30.0,
+        curve: bool = True,
     ) -> None:
         from services.edge.service import start_edge
         from services.master.service import start_master
@@ -456,6 +489,11 @@ class InProcessCluster(_ClusterContext):
         self.workers_per_edge = topology(config)
         self.nodes = node_names(self.workers_per_edge)
         self.transport = TransportConfig(heartbeat_interval_s=heartbeat_s, liveness=liveness)
+        # CURVE as LocalCluster: per-cluster keys; each node's transport gets only its own
+        self._keydir = tempfile.mkdtemp(prefix="hgc-keys-") if curve else None
+        self.key_dirs: dict[str, Path] = {}
+        if self._keydir is not None:
+            self.key_dirs = write_keys(self._keydir, tree_parents(self.workers_per_edge))
         self.ready_timeout_s = ready_timeout_s
         self.stops = {node: threading.Event() for node in self.nodes}
         self.registries = {node: CollectorRegistry() for node in self.nodes}
@@ -467,6 +505,12 @@ class InProcessCluster(_ClusterContext):
         self._start_master = start_master
         self._start_edge = start_edge
         self._start_worker = start_worker
+
+    def transport_of(self, node: str) -> TransportConfig:
+        """The node's transport settings: the cluster's, plus its own keys with CURVE."""
+        if not self.key_dirs:
+            return self.transport
+        return dataclasses.replace(self.transport, auth=load_auth(self.key_dirs[node]))
 
     def _thread(self, node: str, fn: Callable[[], int]) -> None:
         def body() -> None:
@@ -483,7 +527,7 @@ class InProcessCluster(_ClusterContext):
         master, port = self._start_master(
             self.training,
             self.seed,
-            transport=self.transport,
+            transport=self.transport_of("master"),
             stop=self.stops["master"],
             registry=self.registries["master"],
             record=self._record,
@@ -498,7 +542,7 @@ class InProcessCluster(_ClusterContext):
             edge, eport = self._start_edge(
                 i,
                 f"tcp://127.0.0.1:{port}",
-                config=self.transport,
+                config=self.transport_of(node),
                 stop=self.stops[node],
                 registry=self.registries[node],
             )
@@ -518,7 +562,7 @@ class InProcessCluster(_ClusterContext):
             i,
             j,
             f"tcp://127.0.0.1:{eport}",
-            config=self.transport,
+            config=self.transport_of(node),
             stop=self.stops[node],
             registry=self.registries[node],
         ).run()
@@ -575,3 +619,5 @@ class InProcessCluster(_ClusterContext):
             stop.set()
         for t in self.threads.values():
             t.join(10)
+        if self._keydir is not None:
+            shutil.rmtree(self._keydir, ignore_errors=True)

@@ -69,6 +69,10 @@ class EdgeSetup(Message):
     data_spec: dict[str, Any]
     model_spec: dict[str, Any]
     emulation_spec: dict[str, Any] = field(default_factory=dict)
+    # verify mode (services.common.integrity): wait up to verify_wait_s after the needed
+    # worker answers for two more, and check them against each other before decoding
+    verify: bool = False
+    verify_wait_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ class EdgeGradient(Message):
     # seconds from model arrival to each worker's answer, indexed by worker; -1.0 for workers
     # that had not answered when the edge sent (the stragglers it ignored)
     worker_arrivals_s: tuple[float, ...] = ()
+    # verify mode: workers whose vector the edge found inconsistent and left out
+    excluded: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import start_http_server
 
 ROLES = ("master", "edge", "worker")
-DROP_REASONS = ("malformed", "oversized", "unknown_op", "version", "late", "unknown_peer", "hwm")
+DROP_REASONS = (
+    "malformed", "oversized", "unknown_op", "version", "late", "unknown_peer", "hwm", "non_finite",
+)  # fmt: skip
+# Why a parent refused a connection or a message (hgc_<role>_auth_rejected_total{reason}):
+# handshake = the CURVE handshake failed (no key, an unknown key, a plain client);
+# impersonation = an authenticated node claimed another node's name; no_identity = a message
+# without the ZAP User-Id a curve socket must carry.
+AUTH_REASONS = ("handshake", "unknown_key", "impersonation", "no_identity")
 MECHANISMS = ("compute_delay", "cpu_quota", "inprocess_link", "tbf", "htb", "netem")
 OUTCOMES = ("ok", "failed", "retried")
 # Seconds: from a loopback millisecond to a minute-long straggler.
@@ -60,18 +67,40 @@ class NodeMetrics:
             registry=registry,
         )
         self.peers_alive = Gauge(f"{p}_peers_alive", "Peers heard from recently", registry=registry)
+        self._auth_rejected = Counter(
+            f"{p}_auth_rejected",
+            "Connections or messages refused by authentication, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self._integrity = Counter(
+            f"{p}_integrity_failures",
+            "Decodes from two responder sets that disagreed (verify mode)",
+            registry=registry,
+        )
         self._emulation_sources: dict[str, set[str]] = {}
         # Pre-create every label so dashboards see explicit zeros, not missing series.
         for reason in DROP_REASONS:
             self._dropped.labels(reason=reason)
         for mechanism in MECHANISMS:
             self._emulation.labels(mechanism=mechanism).set(0)
+        for reason in AUTH_REASONS:
+            self._auth_rejected.labels(reason=reason)
 
     def dropped(self, reason: str, n: int = 1) -> None:
         """Count ``n`` dropped messages; ``reason`` must be one of ``DROP_REASONS``."""
         if reason not in DROP_REASONS:
             raise ValueError(f"drop reason must be one of {DROP_REASONS}, got {reason!r}")
         self._dropped.labels(reason=reason).inc(n)
+
+    def auth_rejected(self, reason: str, n: int = 1) -> None:
+        """Count a refusal; ``reason`` must be one of ``AUTH_REASONS``."""
+        if reason not in AUTH_REASONS:
+            raise ValueError(f"auth reason must be one of {AUTH_REASONS}, got {reason!r}")
+        self._auth_rejected.labels(reason=reason).inc(n)
+
+    def integrity_failure(self, n: int = 1) -> None:
+        self._integrity.inc(n)
 
     def emulation_active(self, mechanism: str, active: bool) -> None:
         if mechanism not in MECHANISMS:

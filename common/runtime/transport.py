@@ -44,11 +44,13 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from common.perf.system import Link
 from common.runtime.codec import DEFAULT_LIMITS, Frame, Limits, ProtocolError, decode, encode
@@ -57,8 +59,15 @@ from common.runtime.memory import tune_allocator
 from common.runtime.messages import NO_ITERATION, Heartbeat, Message
 from common.runtime.metrics import NodeMetrics
 from common.runtime.offload import Offload, TaskDone
+from common.runtime.security import AuthConfig, make_client, make_server, unregister_server
 
 log = logging.getLogger(__name__)
+
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,8 @@ class TransportConfig:
     # received gradients then reuse heap pages instead of being page-faulted in per message
     # (bench_transport, 40 MB: ~0.65 of raw TCP with glibc defaults, ~1.0 tuned).
     tune_allocator: bool = True
+    # CURVE (common.runtime.security): None = plain TCP, anyone who can connect is trusted
+    auth: AuthConfig | None = None
 
     def __post_init__(self) -> None:
         if not self.heartbeat_interval_s > 0:
@@ -225,7 +236,7 @@ class Endpoint(abc.ABC):
             if peer is None:
                 continue  # counted by _split
             msg = self._decode(peer, frames)
-            if msg is None:
+            if msg is None or not self._claim_ok(peer, msg, frames):
                 continue
             if peer not in self._alive:
                 self._alive.add(peer)
@@ -252,6 +263,9 @@ class Endpoint(abc.ABC):
                 log.error("%s: decode of a frame from %r raised %r", self.name, peer, exc)
         return None
 
+    def _claim_ok(self, peer: str, msg: Message, frames: list[zmq.Frame]) -> bool:
+        return True
+
     # ------------------------------------------------------------ timers
     @property
     def pending_delayed(self) -> int:
@@ -269,6 +283,7 @@ class Endpoint(abc.ABC):
         return min(times)
 
     def _tick(self, now: float) -> list[Event]:
+        self._drain_monitor()
         while self._delayed and self._delayed[0][0] <= now:
             _, _, peer, frames = heapq.heappop(self._delayed)
             self._send_frames(peer, frames, emulate=False)
@@ -291,6 +306,9 @@ class Endpoint(abc.ABC):
             self.metrics.peers_alive.set(len(self._alive))
         return events
 
+    def _drain_monitor(self) -> None:  # noqa: B027 - a hook: only a CURVE server monitors
+        return None
+
     def _send_heartbeat(self, peer: str, frames: list[Frame]) -> None:
         # A heartbeat that cannot go out is not a dropped message: the peer's liveness
         # check is exactly what notices it.
@@ -307,7 +325,11 @@ class Endpoint(abc.ABC):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._close_extra()
             self.socket.close()
+
+    def _close_extra(self) -> None:  # noqa: B027 - a hook: only a CURVE server has extras
+        return None
 
 
 class ParentEndpoint(Endpoint):
@@ -332,7 +354,19 @@ class ParentEndpoint(Endpoint):
     ) -> None:
         super().__init__(name, zmq.ROUTER, metrics, config or TransportConfig(), context)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peer -> error, not silence
-        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted child takes its name back
+        self.auth = self.config.auth
+        # With CURVE the sender's name is the ZAP User-Id (the name its key is listed under),
+        # never the routing id it chose: _route maps each name to the routing id of its
+        # newest authenticated connection (a restarted child takes its name back).
+        self._route: dict[str, bytes] = {}
+        self._retired: set[bytes] = set()
+        self._monitor: zmq.Socket | None = None  # type: ignore[type-arg]
+        self._auth_logged = 0
+        if self.auth is None:
+            self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted child takes its name
+        else:
+            make_server(self.socket, name, self.auth)
+            self._monitor = self.socket.get_monitor_socket(_HANDSHAKE_EVENTS)
         self.allowed_peers: frozenset[str] | Callable[[str], bool] | None = (
             allowed_peers
             if allowed_peers is None or callable(allowed_peers)
@@ -341,7 +375,7 @@ class ParentEndpoint(Endpoint):
         try:
             self.socket.bind(bind)
         except zmq.ZMQError as exc:
-            self.socket.close()
+            self.close()
             raise OSError(f"{name}: cannot bind {bind}: {exc}") from exc
         self.address: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.port = int(self.address.rsplit(":", 1)[1]) if self.address.startswith("tcp") else 0
@@ -356,9 +390,18 @@ class ParentEndpoint(Endpoint):
         return {peer: self._send_frames(peer, frames) for peer in peers}
 
     def _raw_send(self, peer: str, frames: list[Frame]) -> None:
-        self.socket.send_multipart([peer.encode(), *frames], zmq.NOBLOCK, copy=False)
+        if self.auth is None:
+            rid = peer.encode()
+        else:
+            route = self._route.get(peer)
+            if route is None:  # never authenticated: nobody to send to
+                raise zmq.ZMQError(zmq.EHOSTUNREACH)
+            rid = route
+        self.socket.send_multipart([rid, *frames], zmq.NOBLOCK, copy=False)
 
     def _split(self, frames: list[zmq.Frame]) -> tuple[str | None, list[zmq.Frame]]:
+        if self.auth is not None:
+            return self._split_authenticated(frames)
         try:
             peer = frames[0].bytes.decode("utf-8")
         except UnicodeDecodeError:
@@ -367,6 +410,81 @@ class ParentEndpoint(Endpoint):
             self.metrics.dropped("unknown_peer")
             return None, []
         return peer, frames[1:]
+
+    def _split_authenticated(self, frames: list[zmq.Frame]) -> tuple[str | None, list[zmq.Frame]]:
+        rid = frames[0].bytes
+        try:
+            got = frames[-1].get("User-Id") if len(frames) > 1 else None
+        except zmq.ZMQError:
+            got = None
+        user = got if isinstance(got, str) else None
+        if not user:
+            self._refuse("no_identity", frames, "a message without an authenticated identity")
+            return None, []
+        if not self._allowed(user):
+            self.metrics.dropped("unknown_peer")
+            return None, []
+        if self._route.get(user) != rid:
+            if rid in self._retired:
+                self.metrics.dropped("late")  # the connection a restart replaced
+                return None, []
+            old = self._route.get(user)
+            if old is not None:
+                self._retired.add(old)
+                log.warning("%s: %s reconnected (new connection, same key)", self.name, user)
+            self._route[user] = rid
+        return user, frames[1:]
+
+    def _claim_ok(self, peer: str, msg: Message, frames: list[zmq.Frame]) -> bool:
+        """With CURVE, a message naming a node (register, ready, heartbeat) must name the
+        node whose key sent it."""
+        claimed = getattr(msg, "node", None)
+        if self.auth is None or claimed is None or claimed == peer:
+            return True
+        self._refuse("impersonation", frames, f"{peer} (by its key) claimed to be {claimed!r}")
+        return False
+
+    def _refuse(self, reason: str, frames: list[zmq.Frame], what: str) -> None:
+        self.metrics.auth_rejected(reason)
+        try:
+            address = frames[-1].get("Peer-Address")
+        except zmq.ZMQError:
+            address = "?"
+        self._log_refusal(f"{self.name}: refused {what} from {address} ({reason})")
+
+    def _log_refusal(self, text: str) -> None:
+        # every refusal is counted; the log gets the first 20, then one in 100 (no flooding)
+        self._auth_logged += 1
+        if self._auth_logged <= 20 or self._auth_logged % 100 == 0:
+            log.warning("%s [refusal %d]", text, self._auth_logged)
+
+    def _drain_monitor(self) -> None:
+        if self._monitor is None:
+            return
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                return
+            failed_auth = event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            reason = "unknown_key" if failed_auth else "handshake"
+            self.metrics.auth_rejected(reason)
+            raw = event.get("endpoint", b"")
+            where = raw.decode() if isinstance(raw, bytes) else str(raw)
+            self._log_refusal(
+                f"{self.name}: CURVE handshake failed on {where} ({reason}; a client without "
+                "a listed key, or a plain one)"
+            )
+
+    def _close_extra(self) -> None:
+        if self._monitor is not None:
+            self._drain_monitor()
+            self.socket.disable_monitor()
+            self._monitor.close(0)
+            self._monitor = None
+        unregister_server(self.socket)
 
     def _allowed(self, peer: str) -> bool:
         allowed = self.allowed_peers
@@ -394,7 +512,13 @@ class ChildEndpoint(Endpoint):
     ) -> None:
         super().__init__(name, zmq.DEALER, metrics, config or TransportConfig(), context)
         self.parent = parent
-        self.socket.setsockopt(zmq.ROUTING_ID, name.encode())
+        if self.config.auth is None:
+            self.socket.setsockopt(zmq.ROUTING_ID, name.encode())
+        else:
+            # the parent names us by our key, not by this id: a unique id per connection
+            # keeps a restarted node's new connection apart from the old one
+            self.socket.setsockopt(zmq.ROUTING_ID, f"{name}/{os.urandom(4).hex()}".encode())
+            make_client(self.socket, self.config.auth)
         self.socket.setsockopt(zmq.RECONNECT_IVL, self.config.reconnect_ms)
         self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, self.config.reconnect_max_ms)
         self.socket.connect(connect)

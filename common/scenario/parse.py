@@ -60,6 +60,7 @@ TOP_LEVEL_KEYS = (
     "emulation",
     "faults",
     "ports",
+    "security",
 )
 
 
@@ -129,7 +130,15 @@ def parse_scenario(
         ports=_ports(root.get("ports", {}), len(wpe) + 1 + sum(wpe), "ports"),
         source=source,
         raw=dict(root),
+        security_curve=_security_curve(root.get("security", {}), "security"),
     )
+
+
+def _security_curve(value: Any, path: str) -> bool:
+    """``security: {curve: true|false}`` (default true: CurveZMQ on every connection)."""
+    section = as_mapping(value, path)
+    check_keys(section, ("curve",), path)
+    return get_bool(section, "curve", path, True)
 
 
 def _learning_specs(root: Mapping[str, Any], base: Path) -> tuple[dict, dict]:

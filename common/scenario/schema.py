@@ -90,6 +90,7 @@ class Scenario:
     ports: Ports
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    security_curve: bool = True  # security.curve: CurveZMQ between all nodes (hgc run/cluster)
 
     @property
     def workers_per_edge(self) -> tuple[int, ...]:

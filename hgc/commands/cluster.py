@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, help="keep logs, record and params here")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after this, s")
     parser.add_argument("--json", action="store_true", help="print records as JSON lines")
+    parser.add_argument(
+        "--no-curve",
+        action="store_true",
+        help="plain TCP, no CurveZMQ authentication (default: per-run keys in the workdir)",
+    )
 
 
 def _from_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -195,12 +200,29 @@ def run(args: argparse.Namespace) -> int:
         code_from_spec(training.code_spec)  # a bad code spec: one line here, not a node crash
     except (ConfigError, ValueError, TypeError, AttributeError) as exc:
         raise UsageError(str(exc)) from None
+    curve = not args.no_curve and _scenario_curve(args)
+    if not curve:
+        print(
+            "WARNING: CURVE is off: any process that reaches the cluster's ports can join, "
+            "read the model and inject gradients",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
-        with LocalCluster(config, workdir=args.workdir) as cluster:
+        with LocalCluster(config, workdir=args.workdir, curve=curve) as cluster:
             return _follow(cluster, args)
     except ClusterError as exc:
         print(f"hgc cluster: {exc}", file=sys.stderr)
         return 1
+
+
+def _scenario_curve(args: argparse.Namespace) -> bool:
+    """The scenario's ``security.curve`` (True without a scenario)."""
+    if args.scenario is None:
+        return True
+    from common.scenario import load_scenario
+
+    return bool(load_scenario(args.scenario).security_curve)
 
 
 def _follow(cluster: Any, args: argparse.Namespace) -> int:

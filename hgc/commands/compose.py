@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import yaml
@@ -35,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, help="override training.iterations")
     parser.add_argument("--image", default="hgc-edge:latest", help="image of the nodes")
     parser.add_argument(
+        "--no-curve",
+        action="store_true",
+        help="plain TCP between the nodes (default: CurveZMQ; keys in <name>.keys/ beside the "
+        "compose file, written unless present; each container gets only its own secret)",
+    )
+    parser.add_argument(
         "--prometheus-config",
         help="scrape config to write (default: prometheus/<name>.yml beside the compose file; "
         "prometheus/prometheus.yml when the file is named default.yaml)",
@@ -47,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         GenerateError,
         StackOptions,
         build_stack,
+        key_nodes,
         master_config,
         plan_stack,
         prometheus_config,
@@ -83,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         master_config_file=f"{stem}.master.json",
         prometheus_config_file=prom_rel.as_posix(),
         iterations=args.iterations,
+        curve=not args.no_curve and scenario.security_curve,
+        keys_dir=f"{stem}.keys",
     )
     try:
         plan = plan_stack(scenario, opts)  # once: build_stack and master_config share it
@@ -100,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
         "# regenerate rather than editing by hand. Run: docker compose -f THIS up -d --build\n"
         "# (docs/containers.md), or docker stack deploy -c THIS NAME for a swarm.\n"
     )
+    if not opts.curve:
+        print("WARNING: CURVE is off: the stack's nodes accept any client", file=sys.stderr)
     try:
+        if opts.curve:
+            _write_keys(out.parent / opts.keys_dir, key_nodes(plan))
         out.write_text(header + yaml.safe_dump(stack, sort_keys=False, width=100))
         (out.parent / opts.master_config_file).write_text(json.dumps(config, indent=2) + "\n")
         prom.parent.mkdir(parents=True, exist_ok=True)
@@ -111,4 +125,16 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # e.g. not writable; the message names the file
         raise UsageError(f"-o {out}: cannot write: {exc}") from None
     print(f"wrote {out}, {out.parent / opts.master_config_file}, {prom}")
+    if opts.curve:
+        print(f"CURVE keys in {out.parent / opts.keys_dir} (keep nodes/*/secret.key private)")
     return 0
+
+
+def _write_keys(directory: Path, parents: dict[str, str | None]) -> None:
+    """Keys for every node of the stack; kept when the folder already has them all (a
+    regenerated stack keeps its keys), written afresh otherwise."""
+    from common.runtime.security import write_keys
+
+    have = all((directory / "nodes" / n / "secret.key").is_file() for n in parents)
+    if not have:
+        write_keys(directory, parents)

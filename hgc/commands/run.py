@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override emulation.cpu_quota (cgroup CPU quota per device profile, needs root)",
     )
     parser.add_argument(
+        "--curve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override the scenario's security.curve (default on: CurveZMQ with per-run keys "
+        "in the run folder)",
+    )
+    parser.add_argument(
         "--cleanup",
         action="store_true",
         help="remove cgroups and network namespaces left by runs that are no longer alive, "
@@ -131,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         out=out,
         network=args.network,
         cpu_quota=args.cpu_quota,
+        curve=args.curve,
     )
     try:
         outcome = run_testbed(request)

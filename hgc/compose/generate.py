@@ -45,6 +45,7 @@ DEFAULT_IMAGE = "hgc-edge:latest"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
 GRAFANA_IMAGE = "grafana/grafana-oss:11.2.0"
 MASTER_CONFIG_PATH = "/etc/hgc/master.json"
+KEYS_PATH = "/etc/hgc/keys"  # HGC_KEYS in the container (the entry point copies it privately)
 
 
 class GenerateError(ValueError):
@@ -66,6 +67,11 @@ class StackOptions:
     prometheus_config_file: str = "prometheus/prometheus.yml"
     build_context: str = ".."
     iterations: int | None = None
+    # CurveZMQ: keys_dir (relative to the compose file) holds ``hgc keys`` output for the
+    # plan's nodes (``key_nodes``); each service gets only its own secret (a compose/swarm
+    # secret) and the public keys it needs (configs). False: plain TCP (a WARNING at start).
+    curve: bool = True
+    keys_dir: str = "keys"
 
 
 def check_options(opts: StackOptions) -> None:
@@ -195,6 +201,7 @@ def node_services(
     )
     master["configs"] = [{"source": "master-config", "target": MASTER_CONFIG_PATH}]
     services["master"] = master
+    names = stack_nodes(plan)
     for p, (i, workers) in enumerate(zip(plan.edges, plan.workers, strict=True)):
         edge = scenario.edge_profile(i)
         services[f"edge-{i}"] = _node_service(
@@ -229,7 +236,54 @@ def node_services(
                 {"hgc.role": "worker", "hgc.edge": str(i), "hgc.worker": str(j)},
                 [f"edge-{i}"],
             )
+    if opts.curve:
+        parents = key_nodes(plan)
+        for cluster_node, scenario_node in names.to_topology.items():
+            children = [c for c, p in parents.items() if p == cluster_node]
+            _mount_keys(services[scenario_node], cluster_node, children)
     return services
+
+
+def _key_name(cluster_node: str, what: str) -> str:
+    return f"hgc-key-{cluster_node}-{what}"
+
+
+def _mount_keys(service: dict[str, Any], cluster_node: str, children: list[str]) -> None:
+    """Only this node's secret (a secret), its parent's and its children's public keys
+    (configs), at ``KEYS_PATH`` in the layout ``common.runtime.security.load_auth`` reads."""
+    service["environment"]["HGC_KEYS"] = KEYS_PATH
+    service["secrets"] = [
+        {"source": _key_name(cluster_node, "secret"), "target": f"{KEYS_PATH}/secret.key"}
+    ]
+    configs = service.setdefault("configs", [])
+    if cluster_node != "master":
+        configs.append(
+            {"source": _key_name(cluster_node, "parent"), "target": f"{KEYS_PATH}/parent.key"}
+        )
+    for child in children:
+        configs.append(
+            {"source": _key_name(child, "public"), "target": f"{KEYS_PATH}/allow/{child}.key"}
+        )
+
+
+def key_nodes(plan: Plan) -> dict[str, str | None]:
+    """The plan's nodes (cluster names: positions in the plan) -> parent, for ``hgc keys``."""
+    from common.runtime.security import tree_parents
+
+    return tree_parents([len(w) for w in plan.workers])
+
+
+def key_files(opts: StackOptions, plan: Plan) -> dict[str, dict[str, dict[str, str]]]:
+    """Top-level ``secrets`` and the key ``configs`` of the stack (files under keys_dir)."""
+    secrets: dict[str, dict[str, str]] = {}
+    configs: dict[str, dict[str, str]] = {}
+    base = f"./{opts.keys_dir}"
+    for node, parent in key_nodes(plan).items():
+        secrets[_key_name(node, "secret")] = {"file": f"{base}/nodes/{node}/secret.key"}
+        configs[_key_name(node, "public")] = {"file": f"{base}/public/{node}.key"}
+        if parent is not None:
+            configs[_key_name(node, "parent")] = {"file": f"{base}/public/{parent}.key"}
+    return {"secrets": secrets, "configs": configs}
 
 
 def monitoring_services(opts: StackOptions) -> dict[str, dict[str, Any]]:
@@ -287,6 +341,7 @@ def monitoring_services(opts: StackOptions) -> dict[str, dict[str, Any]]:
 def build_stack(scenario: Scenario, opts: StackOptions, plan: Plan | None = None) -> dict[str, Any]:
     """The whole compose document (a dict ready for ``yaml.safe_dump``)."""
     plan = plan or plan_stack(scenario, opts)
+    keys = key_files(opts, plan) if opts.curve else {"secrets": {}, "configs": {}}
     # No top-level ``name``: ``docker stack deploy`` rejects it (the project/stack name is
     # given on the command line: ``docker compose -p NAME`` / ``docker stack deploy ... NAME``).
     return {
@@ -299,7 +354,9 @@ def build_stack(scenario: Scenario, opts: StackOptions, plan: Plan | None = None
             "grafana-datasource": {"file": "./grafana/provisioning/datasources/prometheus.yml"},
             "grafana-dashboards": {"file": "./grafana/provisioning/dashboards/hgc.yml"},
             "grafana-dashboard-hgc": {"file": "./grafana/dashboards/hgc.json"},
+            **keys["configs"],
         },
+        **({"secrets": keys["secrets"]} if keys["secrets"] else {}),
     }
 
 

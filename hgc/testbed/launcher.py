@@ -62,6 +62,7 @@ class RunRequest:
     out: Path | None = None
     network: str | None = None  # override of scenario.emulation.network
     cpu_quota: bool | None = None  # override of scenario.emulation.cpu_quota
+    curve: bool | None = None  # override of scenario security.curve (CurveZMQ between nodes)
     stream: TextIO | None = None  # progress and table (default stdout)
 
 
@@ -252,6 +253,7 @@ def _run_scheme(
         on_started=lambda n, pid: hw.on_started(names(n), pid),
         bind_host=lambda n: hw.address(names(n)),
         metrics_ports=_fixed_metrics_ports(scenario, names),
+        curve=_curve(scenario, req, progress),
     )
     cleanup.push(f"cluster ({scheme})", cluster.close)
     error = None
@@ -275,6 +277,19 @@ def _run_scheme(
         cluster.close()
     records = [translate(r, names, scheme) for r in read_records(cluster.record_path)]
     return plan, records, info, error
+
+
+def _curve(scenario: Scenario, req: RunRequest, progress: Progress) -> bool:
+    """CurveZMQ on unless the scenario (``security: {curve: false}``) or ``--no-curve`` says
+    otherwise; off is announced, never silent. With it on, per-run keys are written to
+    ``<run folder>/<scheme>/keys`` and each node gets only its own key folder."""
+    curve = scenario.security_curve if req.curve is None else req.curve
+    if not curve:
+        progress.message(
+            "WARNING: CURVE is off: any process that reaches the nodes' ports can join, "
+            "read the model and inject gradients"
+        )
+    return curve
 
 
 def _fixed_metrics_ports(scenario: Scenario, names: NodeMap) -> dict[str, int]:

@@ -33,9 +33,11 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -168,6 +170,29 @@ def drop_privileges(user: str) -> None:
     os.environ["HOME"] = entry.pw_dir
 
 
+def private_keys(user: str, environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """Copy the node's CURVE key folder (``HGC_KEYS``: a secret and configs mounted as root,
+    mode 0600) into a fresh folder only ``user`` can read, and point ``HGC_KEYS`` there; the
+    service, once unprivileged, could not read the mounted secret itself."""
+    src = environ.get("HGC_KEYS", "").strip()
+    if not src or user == "root" or os.getuid() != 0:
+        return
+    if not os.path.isdir(src):
+        raise EntrypointError(f"HGC_KEYS={src!r}: no such key folder in the container")
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise EntrypointError(f"HGC_RUN_AS={user!r}: no such user in the image") from None
+    dst = tempfile.mkdtemp(prefix="hgc-keys-")
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    for root, dirs, files in os.walk(dst):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+    os.chown(dst, entry.pw_uid, entry.pw_gid)
+    os.chmod(dst, 0o700)
+    environ["HGC_KEYS"] = dst
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = list(sys.argv[1:] if argv is None else argv)
@@ -184,7 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "not root: no kernel shaping; the link goes to the in-process emulation"
                 )
             kernel = []
-        drop_privileges(os.environ.get("HGC_RUN_AS", "hgc").strip() or "hgc")
+        run_as = os.environ.get("HGC_RUN_AS", "hgc").strip() or "hgc"
+        private_keys(run_as)
+        drop_privileges(run_as)
     except EntrypointError as exc:
         print(f"hgc entrypoint: error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 from prometheus_client import CollectorRegistry
 
 from common.runtime.metrics import NodeMetrics, serve_metrics
+from common.runtime.security import KeyFileError, load_auth
 from common.runtime.transport import TransportConfig
 from services.common.runner import NodeRunner
 
@@ -133,6 +134,12 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         help="edges/workers exit (status 3) after their parent is down this long; 0 = never",
     )
+    add_flag(
+        parser,
+        "--keys",
+        help="this node's CURVE key folder (secret.key, parent.key, allow/); "
+        "without it the node runs unauthenticated, with a WARNING",
+    )
 
 
 class StartupError(Exception):
@@ -153,10 +160,25 @@ def serve_node_metrics(registry: CollectorRegistry, args: argparse.Namespace) ->
         ) from None
 
 
-def transport_config(args: argparse.Namespace) -> TransportConfig:
+def transport_config(args: argparse.Namespace, name: str = "node") -> TransportConfig:
+    """Heartbeats and, from ``--keys``, CURVE; a bad key folder is one line and exit 2."""
     if args.heartbeat_s <= 0:
         raise SystemExit(fail(f"--heartbeat-s: must be > 0, got {args.heartbeat_s}"))
-    return TransportConfig(heartbeat_interval_s=args.heartbeat_s, liveness=args.liveness)
+    keys = getattr(args, "keys", None)
+    auth = None
+    if keys:
+        try:
+            auth = load_auth(keys)
+        except KeyFileError as exc:
+            raise SystemExit(fail(f"{name}: --keys (env {env_name('--keys')}): {exc}")) from None
+    else:
+        print(
+            f"WARNING: {name}: CURVE is off (no --keys): any process that reaches this node's "
+            "ports can join, read and inject messages",
+            file=sys.stderr,
+            flush=True,
+        )
+    return TransportConfig(heartbeat_interval_s=args.heartbeat_s, liveness=args.liveness, auth=auth)
 
 
 def announce(path: str | None, info: dict[str, Any]) -> None:

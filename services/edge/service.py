@@ -64,6 +64,8 @@ class EdgeRunner(NodeRunner):
             m.worker_wait.observe(obs.value)
         elif obs.name == "edge_decode":
             m.decode_duration.observe(obs.value)
+        elif obs.name == "integrity_failure":
+            m.integrity_failure()
         else:
             super().observe(obs)
 
@@ -125,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.edge,
             args.master_addr,
             args.bind,
-            config=node.transport_config(args),
+            config=node.transport_config(args, f"edge-{args.edge}"),
             stop=stop,
             registry=registry,
             orphan_timeout_s=args.orphan_timeout_s,

@@ -32,6 +32,7 @@ from common.runtime.messages import (
     WorkerGradient,
     WorkerSetup,
 )
+from services.common import integrity
 from services.common.actions import (
     Action,
     Drop,
@@ -92,6 +93,8 @@ class EdgeState:
         self.answered = False  # EdgeGradient or IterationFailed sent for ``current``
         self.n_params = 0  # length of the model in flight: every vector must match it
         self.failures_reported = 0  # IterationFailed messages sent (for tests and logs)
+        self.refused: set[int] = set()  # workers whose answer this iteration was refused
+        self.needed_at: float | None = None  # when the needed-th vector came (verify mode)
 
     # ------------------------------------------------------------ identities
     def accepts_peer(self, peer: str) -> bool:
@@ -112,7 +115,7 @@ class EdgeState:
         if isinstance(event, Started):
             return [SendUp(Register(NO_ITERATION, "edge", self.node, self.edge, -1))]
         if isinstance(event, Tick):
-            return self._check_alive()
+            return [*self._check_alive(), *self._verify_timeout(now)]
         if isinstance(event, PeerChanged):
             if event.peer == PARENT:
                 return [] if event.alive else [Log(f"{self.node}: master not heard from")]
@@ -236,6 +239,8 @@ class EdgeState:
         self.current, self.t0 = msg.iteration, now
         self.n_params = int(msg.params.shape[0])
         self.arrivals, self.vectors, self.answered = {}, [], False
+        self.refused = set()
+        self.needed_at = None
         return [SendDown(self.registered[j], msg) for j in range(self.m) if j in self.registered]
 
     def _on_gradient(self, peer: str, msg: WorkerGradient, now: float) -> list[Action]:
@@ -243,12 +248,20 @@ class EdgeState:
             return [Drop("late", f"{peer}: gradient for {msg.iteration}, now {self.current}")]
         if msg.edge != self.edge or self.registered.get(msg.worker) != peer:
             return [Drop("unknown_peer", f"{peer} sent a vector as worker {msg.worker}")]
-        if msg.worker in self.arrivals:
+        if msg.worker in self.arrivals or msg.worker in self.refused:
             return [Drop("late", f"{peer}: second vector for iteration {msg.iteration}")]
         v = msg.vector
         if v.dtype != np.float64 or v.shape != (self.n_params,):
             return [
                 Drop("malformed", f"{peer}: vector {v.dtype}{v.shape}, want ({self.n_params},)")
+            ]
+        if not np.isfinite(v).all():
+            # treated as that worker's missing answer: it never reaches a decode or the master
+            self.refused.add(msg.worker)
+            return [
+                Drop("non_finite", f"{peer}: non-finite vector for iteration {msg.iteration}"),
+                Log(f"{self.node}: dropped a non-finite vector from {peer} (a straggler now)"),
+                *self._check_alive(),
             ]
         arrival = now - self.t0
         self.arrivals[msg.worker] = arrival
@@ -260,11 +273,57 @@ class EdgeState:
         if self.answered:
             return acts  # a straggler's vector, after the edge decoded without it
         self.vectors.append((msg.worker, msg.vector))
-        if len(self.vectors) >= self.decoder.workers_needed(self.edge):
+        needed = self.decoder.workers_needed(self.edge)
+        if len(self.vectors) >= needed and self.needed_at is None:
+            self.needed_at = now
+        verify = self.setup is not None and self.setup.verify
+        if len(self.vectors) >= (min(self.m, needed + 2) if verify else needed):
             acts += self._decode(self.decoder, now)
         return acts
 
+    def _verify_timeout(self, now: float) -> list[Action]:
+        """Verify mode: the extra answers did not all come within verify_wait_s; decode (and
+        check) from those that did."""
+        setup = self.setup
+        if setup is None or not setup.verify or self.decoder is None or self.answered:
+            return []
+        if self.needed_at is None or now - self.needed_at < setup.verify_wait_s:
+            return []
+        return self._decode(self.decoder, now)
+
     def _decode(self, decoder: HierarchicalCodeLike, now: float) -> list[Action]:
+        excluded: tuple[int, ...] = ()
+        checks: list[Action] = []
+        if self.setup is not None and self.setup.verify:
+            keys = [j for j, _ in self.vectors]
+            verdict = integrity.check(
+                keys,
+                [z for _, z in self.vectors],
+                decoder.workers_needed(self.edge),
+                lambda ks: np.asarray(decoder.edge_decode_weights(self.edge, ks)),
+            )
+            if verdict.detected:
+                checks.append(Observe("integrity_failure", 1.0, {"edge": str(self.edge)}))
+                if verdict.liar is None:
+                    self.answered = True
+                    self.failures_reported += 1
+                    reason = (
+                        f"{self.node}: integrity check failed: worker vectors disagree "
+                        f"(relative difference {verdict.disagreement:.3g}); the liar cannot be "
+                        f"located from {len(keys)} answers"
+                    )
+                    missing = tuple(range(self.m))
+                    failed = IterationFailed(self.current, self.edge, missing, reason)
+                    return [*checks, Log(reason), SendUp(failed)]
+                excluded = (int(verdict.liar),)
+                checks.append(
+                    Log(
+                        f"{self.node}: iteration {self.current}: worker-{self.edge}-"
+                        f"{verdict.liar} sent an inconsistent vector (relative difference "
+                        f"{verdict.disagreement:.3g}); left out"
+                    )
+                )
+            self.vectors = [self.vectors[i] for i in verdict.use]
         responders = tuple(j for j, _ in self.vectors)
         wait_s = now - self.t0
         start = self.clock()
@@ -274,9 +333,12 @@ class EdgeState:
         decode_s = self.clock() - start
         self.answered, self.vectors = True, []
         arrivals = tuple(self.arrivals.get(j, -1.0) for j in range(self.m))
-        msg = EdgeGradient(self.current, self.edge, y, responders, wait_s, decode_s, arrivals)
+        msg = EdgeGradient(
+            self.current, self.edge, y, responders, wait_s, decode_s, arrivals, excluded
+        )
         edge = str(self.edge)
         acts: list[Action] = [
+            *checks,
             Observe("worker_wait", wait_s, {"edge": edge}),
             Observe("edge_decode", decode_s, {"edge": edge}),
         ]
@@ -292,16 +354,23 @@ class EdgeState:
         if self.decoder is None or self.answered or self.current == NO_ITERATION:
             return acts
         needed = self.decoder.workers_needed(self.edge)
-        dead = [j for j in range(self.m) if not self._alive(j) and j not in self.arrivals]
+        dead = [
+            j
+            for j in range(self.m)
+            if j not in self.arrivals and (not self._alive(j) or j in self.refused)
+        ]
         live_possible = self.m - len(dead)
         if dead and live_possible < needed:
             self.answered = True
             self.failures_reported += 1
             missing = tuple(j for j in range(self.m) if j not in self.arrivals)
-            names = ", ".join(f"worker-{self.edge}-{j}" for j in dead)
+            names = ", ".join(
+                f"worker-{self.edge}-{j}" + (" (refused answer)" if j in self.refused else "")
+                for j in dead
+            )
             reason = (
                 f"{self.node}: needs {needed} of {self.m} workers, "
-                f"{len(self.arrivals)} answered, not alive: {names}"
+                f"{len(self.arrivals)} answered, not alive or refused: {names}"
             )
             acts += [Log(reason), SendUp(IterationFailed(self.current, self.edge, missing, reason))]
         return acts

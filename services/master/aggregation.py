@@ -15,6 +15,7 @@ decodes, and describes what is missing; it never sends anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +47,9 @@ class Attempt:
     worker_arrivals: dict[tuple[int, int], float] = field(default_factory=dict)
     worker_vectors: list[tuple[tuple[int, int], np.ndarray]] = field(default_factory=list)
     failures: dict[int, IterationFailed] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)  # senders whose vector was dropped
+    needed_at: float | None = None  # when the needed-th answer arrived (verify mode)
+    liars: list[str] = field(default_factory=list)  # located by verify mode, excluded
 
 
 class Aggregation(Protocol):
@@ -75,6 +79,23 @@ class Aggregation(Protocol):
 
     def shortfall(self, a: Attempt, alive: set[str]) -> str:
         """What an attempt that failed waited for (``alive``: edges the transport hears)."""
+        ...
+
+    @property
+    def total(self) -> int:
+        """Answers an iteration can get at most."""
+        ...
+
+    def answers(self, a: Attempt) -> tuple[list[Any], list[np.ndarray]]:
+        """(keys, vectors) of the recorded answers, in arrival order (verify mode)."""
+        ...
+
+    def weights(self, keys: Sequence[Any]) -> np.ndarray:
+        """Decode weights of exactly ``needed`` answers."""
+        ...
+
+    def exclude(self, a: Attempt, key: Any) -> str:
+        """Drop a recorded answer (a located liar); its node name."""
         ...
 
 
@@ -141,6 +162,20 @@ class HierarchicalAggregation:
             f"missing workers: {', '.join(workers) or 'unknown (no edge reported)'}"
         )
 
+    @property
+    def total(self) -> int:
+        return self.code.n_edges
+
+    def answers(self, a: Attempt) -> tuple[list[Any], list[np.ndarray]]:
+        return [i for i, _ in a.edge_vectors], [m.vector for _, m in a.edge_vectors]
+
+    def weights(self, keys: Sequence[Any]) -> np.ndarray:
+        return np.asarray(self.code.master_decode_weights(keys))
+
+    def exclude(self, a: Attempt, key: Any) -> str:
+        a.edge_vectors = [(i, m) for i, m in a.edge_vectors if i != key]
+        return f"edge-{key}"
+
 
 class FlatAggregation:
     def __init__(self, code: FlatCodeLike) -> None:
@@ -189,6 +224,20 @@ class FlatAggregation:
             f"needed {self.needed} worker vectors, got {len(a.worker_vectors)}; "
             f"missing workers: {', '.join(missing) or 'none'}"
         )
+
+    @property
+    def total(self) -> int:
+        return len(self.everyone)
+
+    def answers(self, a: Attempt) -> tuple[list[Any], list[np.ndarray]]:
+        return [k for k, _ in a.worker_vectors], [v for _, v in a.worker_vectors]
+
+    def weights(self, keys: Sequence[Any]) -> np.ndarray:
+        return np.asarray(self.code.decode_weights(keys))
+
+    def exclude(self, a: Attempt, key: Any) -> str:
+        a.worker_vectors = [(k, v) for k, v in a.worker_vectors if k != key]
+        return f"worker-{key[0]}-{key[1]}"
 
 
 def aggregation_for(code: ServiceCode) -> Aggregation:

@@ -54,7 +54,7 @@ class MasterRunner(NodeRunner):
     def perform_extra(self, action: Action) -> None:
         if isinstance(action, Record):
             if self.record is not None:
-                self.record.write(json.dumps(action.row) + "\n")
+                self.record.write(json.dumps(strict_row(action.row), allow_nan=False) + "\n")
                 self.record.flush()
         elif isinstance(action, ParamsUpdated):
             if self.keep_trace:
@@ -87,8 +87,34 @@ class MasterRunner(NodeRunner):
             m.edge_arrival(int(obs.labels["edge"]), obs.value)
         elif obs.name == "edge_straggler":
             m.edge_straggler(int(obs.labels["edge"]))
+        elif obs.name == "integrity_failure":
+            m.integrity_failure()
         else:
             super().observe(obs)
+
+
+def _finite_or_none(value: Any, path: str, bad: list[str]) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        bad.append(path)
+        return None
+    if isinstance(value, dict):
+        return {
+            k: _finite_or_none(v, f"{path}.{k}" if path else str(k), bad) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v, f"{path}[{i}]", bad) for i, v in enumerate(value)]
+    return value
+
+
+def strict_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` as strict JSON can hold it: every non-finite float (a NaN loss, an infinite
+    time) becomes null and its field is named in ``non_finite`` (the file never holds a bare
+    ``NaN``, which strict JSON parsers refuse)."""
+    bad: list[str] = []
+    clean = _finite_or_none(row, "", bad)
+    if bad:
+        clean["non_finite"] = bad
+    return dict(clean)
 
 
 def build_state(config: TrainingConfig, seed: int) -> MasterState:
@@ -193,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config,
                 seed,
                 args.bind,
-                transport=node.transport_config(args),
+                transport=node.transport_config(args, "master"),
                 stop=stop,
                 registry=registry,
                 record=record,

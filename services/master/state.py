@@ -33,6 +33,7 @@ from common.runtime.messages import (
     Shutdown,
     WorkerGradient,
 )
+from services.common import integrity
 from services.common.actions import (
     Action,
     Drop,
@@ -53,6 +54,22 @@ from services.master.aggregation import Attempt, aggregation_for
 ON_FAILURE = ("retry", "skip", "stop")
 
 
+def _worker(msg: Message) -> str:
+    return f"worker-{getattr(msg, 'edge', '?')}-{getattr(msg, 'worker', '?')}"
+
+
+def _non_finite_reason(g: np.ndarray, params: np.ndarray) -> str | None:
+    """Why an update must not be applied (None: it may)."""
+    if not np.isfinite(g).all():
+        return "the decoded gradient is not finite (NaN or Inf); update not applied"
+    if not np.isfinite(params).all():
+        return (
+            "the updated parameters are not finite (NaN or Inf: the learning rate diverges?); "
+            "update not applied"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """What the master runs. Times in seconds."""
@@ -68,6 +85,11 @@ class TrainingConfig:
     deadline_s: float = 10.0
     on_failure: str = "stop"
     max_retries: int = 2
+    # verify mode (services.common.integrity; docs/operations.md): after the needed answers,
+    # wait up to verify_wait_s for two more at each tier, and decode only from answers that
+    # agree with each other; a located liar is left out, named and counted
+    verify: bool = False
+    verify_wait_s: float = 1.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -80,6 +102,11 @@ class TrainingConfig:
                 f"on_failure: must be one of {', '.join(ON_FAILURE)}, got {self.on_failure!r}",
             ),
             (self.max_retries >= 0, f"max_retries: must be >= 0, got {self.max_retries}"),
+            (isinstance(self.verify, bool), f"verify: must be true or false, got {self.verify!r}"),
+            (
+                isinstance(self.verify_wait_s, int | float) and 0 <= self.verify_wait_s < 3600,
+                f"verify_wait_s: must be in [0, 3600) s, got {self.verify_wait_s!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -187,7 +214,16 @@ class MasterState:
         emulation = {
             k: v for k, v in c.emulation_spec.items() if k == f"edge-{i}" or k.startswith(prefix)
         }
-        msg = EdgeSetup(NO_ITERATION, i, c.code_spec, c.data_spec, c.model_spec, emulation)
+        msg = EdgeSetup(
+            NO_ITERATION,
+            i,
+            c.code_spec,
+            c.data_spec,
+            c.model_spec,
+            emulation,
+            verify=c.verify,
+            verify_wait_s=float(c.verify_wait_s),
+        )
         return SendDown(self.registered[i], msg)
 
     def _on_ready(self, edge: int, now: float) -> list[Action]:
@@ -210,6 +246,15 @@ class MasterState:
         vector = getattr(msg, "vector", None)
         if vector is not None and (vector.dtype != np.float64 or vector.shape != self.params.shape):
             return [Drop("malformed", f"edge-{edge}: vector {vector.dtype}{vector.shape}")]
+        if vector is not None and not np.isfinite(vector).all():
+            # a missing answer, as a straggler's: it never reaches the decode
+            a.refused.append(f"edge-{edge}" if isinstance(msg, EdgeGradient) else _worker(msg))
+            return [
+                Drop("non_finite", f"{msg.op} from edge-{edge}: non-finite vector"),
+                Log(
+                    f"master: iteration {a.iteration}: dropped a non-finite vector via edge-{edge}"
+                ),
+            ]
         if isinstance(msg, IterationFailed):
             a.failures[edge] = msg
             return [Log(f"master: iteration {a.iteration}: {msg.reason}")]
@@ -218,7 +263,15 @@ class MasterState:
         if acts is None:
             what = "edge vector from" if isinstance(msg, EdgeGradient) else "worker vector via"
             return [Drop("unknown_peer", f"unexpected {what} edge-{edge}")]
-        if self.aggregation.count(a) == self.aggregation.needed:
+        if isinstance(msg, EdgeGradient) and msg.excluded:
+            m = self.code.workers_per_edge[edge] if edge < self.n_edges else 0
+            a.liars += [f"worker-{edge}-{j}" for j in msg.excluded if 0 <= j < m]
+        count, needed = self.aggregation.count(a), self.aggregation.needed
+        if count >= needed and a.needed_at is None:
+            a.needed_at = now
+        if not self.config.verify and count == needed:
+            return [*acts, *self._finish(now)]
+        if self.config.verify and count >= min(self.aggregation.total, needed + 2):
             return [*acts, *self._finish(now)]
         return acts
 
@@ -232,11 +285,23 @@ class MasterState:
         a = self.attempt
         assert a is not None
         start = self.clock()
+        acts_verify: list[Action] = []
+        if self.config.verify:
+            problem, acts_verify = self._verify(a)
+            if problem is not None:
+                return [*acts_verify, *self._fail(a, now, problem)]
         g, detail = self._decode(a)
-        self.params = self.params - (self.config.learning_rate / self.n_train) * g
+        with np.errstate(all="ignore"):  # overflow is what the check below is for
+            params = self.params - (self.config.learning_rate / self.n_train) * g
         decode_s = self.clock() - start
+        bad = _non_finite_reason(g, params)
+        if bad is not None:
+            # never applied: the model keeps its last finite parameters, on_failure decides
+            return self._fail(a, now, f"iteration {a.iteration} (attempt {a.attempt}): {bad}")
+        self.params = params
         t = a.iteration
         acts: list[Action] = [
+            *acts_verify,
             ParamsUpdated(t, self.params.copy()),
             Observe("edge_wait", now - a.t0),
             Observe("master_decode", decode_s),
@@ -286,13 +351,48 @@ class MasterState:
             "loss": loss,
             "accuracy": accuracy,
             "wall_s": now - self.start,
+            "refused": list(a.refused),
+            "liars": list(a.liars),
             "error": error,
         }
+
+    def _verify(self, a: Attempt) -> tuple[str | None, list[Action]]:
+        """Check the answers against each other; leave a located liar out. (why the
+        iteration must fail, or None; the actions to take either way)."""
+        agg = self.aggregation
+        keys, vectors = agg.answers(a)
+        verdict = integrity.check(keys, vectors, agg.needed, agg.weights)
+        if not verdict.detected:
+            return None, []
+        acts: list[Action] = [Observe("integrity_failure", 1.0)]
+        if verdict.liar is None:
+            return (
+                f"iteration {a.iteration} (attempt {a.attempt}): integrity check failed: "
+                f"answers disagree (relative difference {verdict.disagreement:.3g}) and the "
+                f"liar cannot be located from {len(keys)} answers (needs {agg.needed + 2}); "
+                "update not applied"
+            ), acts
+        name = agg.exclude(a, verdict.liar)
+        a.liars.append(name)
+        acts.append(
+            Log(
+                f"master: iteration {a.iteration}: {name} sent an inconsistent vector "
+                f"(relative difference {verdict.disagreement:.3g}); left out of the update"
+            )
+        )
+        return None, acts
 
     # ------------------------------------------------------------ failure and shutdown
     def _on_tick(self, now: float) -> list[Action]:
         a = self.attempt
-        if a is None or now - a.t0 <= self.config.deadline_s:
+        if a is None:
+            return []
+        enough = self.aggregation.count(a) >= self.aggregation.needed
+        # verify mode waited for extra answers as long as it may: decode what is here
+        waited = a.needed_at is not None and now - a.needed_at >= self.config.verify_wait_s
+        if self.config.verify and enough and (waited or now - a.t0 > self.config.deadline_s):
+            return self._finish(now)
+        if now - a.t0 <= self.config.deadline_s:
             return []
         return self._fail(a, now)
 
@@ -304,8 +404,8 @@ class MasterState:
             f"{self.aggregation.shortfall(a, self.alive)}"
         )
 
-    def _fail(self, a: Attempt, now: float) -> list[Action]:
-        message = self.failure_message(a, now)
+    def _fail(self, a: Attempt, now: float, message: str | None = None) -> list[Action]:
+        message = message or self.failure_message(a, now)
         detail: dict[str, Any] = {
             "edge_arrivals_s": {f"edge-{i}": s for i, s in a.edge_arrivals.items()},
             "edges_used": [],

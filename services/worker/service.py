@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.edge,
             args.worker,
             args.edge_addr,
-            config=node.transport_config(args),
+            config=node.transport_config(args, f"worker-{args.edge}-{args.worker}"),
             stop=stop,
             registry=registry,
             orphan_timeout_s=args.orphan_timeout_s,

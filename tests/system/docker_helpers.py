@@ -175,6 +175,11 @@ def scenario_stack(
     opts = StackOptions(scheme=scheme, image=image, iterations=iterations)
     stack = build_stack(scenario, opts)
     config = master_config(scenario, opts)
+    if opts.curve:  # the stack's secrets and key configs point into workdir/<keys_dir>
+        from common.runtime.security import write_keys
+        from hgc.compose.generate import key_nodes, plan_stack
+
+        write_keys(workdir / opts.keys_dir, key_nodes(plan_stack(scenario, opts)))
     if training:
         config["training"].update(training)
     if model_spec:
