@@ -9,13 +9,14 @@ from typing import Any
 
 from common.learning.errors import LearningSpecError
 
-MODEL_KINDS = ("logreg", "mlp")
+MODEL_KINDS = ("logreg", "mlp", "cnn")
 ACTIVATIONS = ("tanh", "relu")
 DATA_KINDS = ("digits", "synthetic", "mnist")
 
 _MODEL_KEYS = {
     "logreg": {"kind", "l2"},
     "mlp": {"kind", "l2", "hidden", "activation"},
+    "cnn": {"kind", "l2", "channels", "filters", "kernel", "pool", "hidden"},
 }
 _DATA_KEYS = {
     "digits": {"kind", "test_fraction", "seed"},
@@ -67,7 +68,10 @@ def validate_model_spec(spec: Any) -> dict[str, Any]:
     """Return the model spec with defaults filled in; raise ``LearningSpecError`` if invalid.
 
     ``{"kind": "logreg", "l2": 0.0}`` or
-    ``{"kind": "mlp", "hidden": 32, "activation": "tanh", "l2": 0.0}``.
+    ``{"kind": "mlp", "hidden": 32, "activation": "tanh", "l2": 0.0}`` or
+    ``{"kind": "cnn", "channels": 1, "filters": 8, "kernel": 5, "pool": 2, "hidden": 0,
+    "l2": 0.0}`` (conv -> ReLU -> max pool -> [dense ReLU of ``hidden`` units if > 0] ->
+    dense; the input is ``channels`` square images, see ``common.learning.cnn``).
     """
     kind = _kind(spec, MODEL_KINDS, "model")
     _check_keys(spec, _MODEL_KEYS[kind], f"model kind {kind!r}")
@@ -80,6 +84,12 @@ def validate_model_spec(spec: Any) -> dict[str, Any]:
                 "activation", f"must be one of {', '.join(ACTIVATIONS)}, got {activation!r}"
             )
         out["activation"] = activation
+    if kind == "cnn":
+        out["channels"] = _int(spec, "channels", 1, 1, 4096)
+        out["filters"] = _int(spec, "filters", 8, 1, 4096)
+        out["kernel"] = _int(spec, "kernel", 5, 1, 64)
+        out["pool"] = _int(spec, "pool", 2, 1, 64)
+        out["hidden"] = _int(spec, "hidden", 0, 0, 100_000)
     return out
 
 
