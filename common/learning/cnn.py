@@ -107,8 +107,8 @@ def forward(
     pre = (cols @ p["Wc"] + p["bc"]).reshape(n, s.conv_side, s.conv_side, f)
     act = np.maximum(pre, 0.0)
     crop = act[:, : hp * q, : hp * q, :]
-    windows = crop.reshape(n, hp, q, hp, q, f).transpose(0, 1, 3, 5, 2, 4).reshape(
-        n, hp, hp, f, q * q
+    windows = (
+        crop.reshape(n, hp, q, hp, q, f).transpose(0, 1, 3, 5, 2, 4).reshape(n, hp, hp, f, q * q)
     )
     arg = windows.argmax(axis=4)
     pooled = np.take_along_axis(windows, arg[..., None], axis=4)[..., 0]  # (n, hp, hp, f)
@@ -144,9 +144,9 @@ def backward(
     np.put_along_axis(d_windows, cache["arg"][..., None], d_flat.reshape(n, hp, hp, f, 1), axis=4)
     d_act = np.zeros((n, co, co, f))
     d_act[:, : hp * q, : hp * q, :] = (
-        d_windows.reshape(n, hp, hp, f, q, q).transpose(0, 1, 4, 2, 5, 3).reshape(
-            n, hp * q, hp * q, f
-        )
+        d_windows.reshape(n, hp, hp, f, q, q)
+        .transpose(0, 1, 4, 2, 5, 3)
+        .reshape(n, hp * q, hp * q, f)
     )
     d_pre = (d_act * (cache["pre"] > 0.0)).reshape(n * co * co, f)
     g["Wc"] = cache["cols"].T @ d_pre

@@ -201,9 +201,7 @@ class CNN(Model):
         kernel: int, pool: int, hidden: int,
     ) -> None:  # fmt: skip
         super().__init__(n_features, n_classes, l2)
-        self.shapes = cnn.CNNShapes(
-            n_features, n_classes, channels, filters, kernel, pool, hidden
-        )
+        self.shapes = cnn.CNNShapes(n_features, n_classes, channels, filters, kernel, pool, hidden)
 
     @property
     def n_params(self) -> int:

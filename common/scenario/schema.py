@@ -29,6 +29,7 @@ class Training:
     deadline_s: float | None = None
     on_failure: str = "retry"
     max_retries: int = 2
+    optimiser: dict[str, Any] | None = None  # momentum / adam at the master (None: SGD)
 
 
 @dataclass(frozen=True)

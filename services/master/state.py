@@ -49,6 +49,7 @@ from services.common.actions import (
     Tick,
 )
 from services.master.aggregation import Attempt, aggregation_for
+from services.master.optimiser import Optimiser, validate_optimiser
 
 ON_FAILURE = ("retry", "skip", "stop")
 
@@ -68,8 +69,10 @@ class TrainingConfig:
     deadline_s: float = 10.0
     on_failure: str = "stop"
     max_retries: int = 2
+    optimiser: dict[str, Any] | None = None  # services.master.optimiser (None: plain SGD)
 
     def __post_init__(self) -> None:
+        validate_optimiser(self.optimiser)
         checks = [
             (self.iterations >= 1, f"iterations: must be >= 1, got {self.iterations}"),
             (self.learning_rate > 0, f"learning_rate: must be > 0, got {self.learning_rate}"),
@@ -130,6 +133,7 @@ class MasterState:
         self.next_iteration = 0
         self.start = 0.0
         self.done = False
+        self.optimiser = Optimiser(config.optimiser, config.learning_rate)
 
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -233,7 +237,7 @@ class MasterState:
         assert a is not None
         start = self.clock()
         g, detail = self._decode(a)
-        self.params = self.params - (self.config.learning_rate / self.n_train) * g
+        self.params = self.optimiser.step(self.params, g, self.n_train)
         decode_s = self.clock() - start
         t = a.iteration
         acts: list[Action] = [
