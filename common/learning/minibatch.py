@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.learning.models import Model
 from common.learning.partition import partition_rows
 
 
@@ -29,3 +30,23 @@ def rows_per_iteration(n_train: int, K: int, batch: int | None) -> int:
     if batch is None:
         return n_train
     return sum(min(batch, len(r)) for r in partition_rows(n_train, K))
+
+
+def minibatch_gradient_sum(
+    model: Model,
+    params: np.ndarray,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    K: int,
+    batch: int | None,
+    seed: int,
+    iteration: int,
+) -> np.ndarray:
+    """The UNCODED gradient one iteration sums: every partition's batch (all rows if ``batch``
+    is None), partition by partition. What a coded run must decode, to rounding."""
+    g = np.zeros(model.n_params, dtype=np.float64)
+    for k, rows in enumerate(partition_rows(len(y_train), K)):
+        if batch is not None:
+            rows = rows[batch_rows(len(rows), batch, seed, iteration, k)]
+        g += model.gradient_sum(params, X_train[rows], y_train[rows])
+    return g

@@ -10,8 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.learning import LearningSpecError, dataset_shape, load_dataset, load_partitions
-from common.learning import load_test_set, partition_rows
+from common.learning import (
+    LearningSpecError,
+    dataset_shape,
+    load_dataset,
+    load_partitions,
+    load_test_set,
+    partition_rows,
+)
 from common.learning.minibatch import batch_rows, rows_per_iteration
 
 
@@ -19,7 +25,7 @@ def test_vendored_mnist_sample_loads_with_no_path() -> None:
     data = load_dataset({"kind": "mnist"})
     assert data.X_train.shape == (4000, 784) and data.X_test.shape == (1000, 784)
     assert dataset_shape({"kind": "mnist"}) == (4000, 784, 10)
-    assert data.X_train.dtype == np.float64 and 0.0 <= data.X_train.min()
+    assert data.X_train.dtype == np.float64 and data.X_train.min() >= 0.0
     assert data.X_train.max() == 1.0
     # the held-out split is stratified: 100 test images of each digit
     np.testing.assert_array_equal(np.bincount(data.y_test), np.full(10, 100))
