@@ -11,7 +11,7 @@ from common.perf.system import EdgeProfile, StragglerModel, SystemModel, WorkerP
 from common.scenario.profiles import Topology
 
 ON_FAILURE = ("retry", "skip", "stop")
-COMPUTE_EMULATION = ("delay", "work", "off")
+COMPUTE_EMULATION = ("delay", "work", "off", "real")
 NETWORK_EMULATION = ("in-process", "kernel", "off")
 FAULT_ACTIONS = ("kill", "slow", "pause")
 
@@ -35,7 +35,9 @@ class Training:
 @dataclass(frozen=True)
 class Emulation:
     """How the real system imitates the profiles: ``compute`` delay (sleep the modelled time
-    minus the real compute), work (burn CPU) or off; ``cpu_quota`` enforces each device's
+    minus the real compute), work (burn CPU), off, or real (no modelled time at all: a worker's
+    time is its real computation under its device's CPU quota, which ``real`` turns on; the
+    straggler model is then only the simulator's prediction); ``cpu_quota`` enforces each device's
     ``cpu_fraction`` with cgroups/docker; ``network`` delays in-process, in the kernel (tc), or
     not at all."""
 

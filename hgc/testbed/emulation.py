@@ -103,10 +103,19 @@ class EmulatedHardware:
     def _setup_compute(self) -> None:
         mode = self.scenario.emulation.compute
         straggler = self.scenario.straggler.kind
+        if mode == "real":
+            detail = (
+                "compute: real: no modelled time; each worker's time is its real computation "
+                f"under its device's CPU quota; the straggler model ({straggler}) is only the "
+                "simulator's prediction"
+            )
+            self._report("compute_delay", False, detail)
+            return
         self._report("compute_delay", mode != "off", f"mode {mode}, straggler model {straggler}")
 
     def _setup_quota(self, cleanup: CleanupStack) -> None:
-        if not self.scenario.emulation.cpu_quota:
+        # compute: real takes its speeds from the quotas, so it always asks for them
+        if not (self.scenario.emulation.cpu_quota or self.scenario.emulation.compute == "real"):
             self._report("cpu_quota", False, "off in the scenario (emulation.cpu_quota)")
             return
         wanted = {n: _fraction(self.scenario, n) for n in self.scenario.node_names()}

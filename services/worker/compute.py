@@ -86,7 +86,7 @@ def coded_gradient(data: WorkerData, params: np.ndarray, iteration: int = 0) -> 
 class Emulation:
     """A worker's compute emulation from its ``emulation_spec`` entry (docs/operations.md).
 
-    Keys (all optional): ``compute`` (delay | work | off, default delay), ``fixed_delay_s``
+    Keys (all optional): ``compute`` (delay | work | off | real, default delay), ``fixed_delay_s``
     (extra seconds every iteration), ``shift_s`` + ``rate`` (+ ``straggler``: kind, p_slow,
     p_recover, slowdown) for the straggler model of ``common.runtime.emulation``, ``load``,
     ``worker_index``, ``seed``; ``link`` (a ``Link`` as JSON, parsed strictly by
@@ -133,7 +133,9 @@ class Emulation:
 
     @property
     def active(self) -> bool:
-        return self.mode != "off" and (self.model is not None or self.fixed_delay_s > 0)
+        if self.mode in ("off", "real"):
+            return False
+        return self.model is not None or self.fixed_delay_s > 0
 
     def extra_s(self, iteration: int, measured_s: float) -> float:
         extra = self.fixed_delay_s
@@ -145,9 +147,14 @@ class Emulation:
 def compute_step(
     data: WorkerData, params: np.ndarray, iteration: int, emulation: Emulation
 ) -> tuple[np.ndarray, float, float]:
-    """The coded vector, total seconds (emulated delay included) and the emulated seconds."""
+    """The coded vector, total seconds (emulated delay included) and the emulated seconds.
+
+    ``compute: real``: the real computation only; nothing modelled is added, slept or burnt
+    (the CPU quota of the worker's device, applied from outside, sets its speed)."""
     started = time.perf_counter()
     z = coded_gradient(data, params, iteration)
     measured = time.perf_counter() - started
+    if emulation.mode == "real":
+        return z, measured, 0.0
     delayed = emulate_compute(emulation.extra_s(iteration, measured), emulation.mode)
     return z, time.perf_counter() - started, delayed
