@@ -36,7 +36,7 @@ class Training:
 class Emulation:
     """How the real system imitates the profiles: ``compute`` delay (sleep the modelled time
     minus the real compute), work (burn CPU), off, or real (no modelled time at all: a worker's
-    time is its real computation under its device's CPU quota, which ``real`` turns on; the
+    time is its real computation under its device's CPU quota (set ``cpu_quota: true``); the
     straggler model is then only the simulator's prediction); ``cpu_quota`` enforces each device's
     ``cpu_fraction`` with cgroups/docker; ``network`` delays in-process, in the kernel (tc), or
     not at all."""

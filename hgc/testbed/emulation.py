@@ -114,8 +114,7 @@ class EmulatedHardware:
         self._report("compute_delay", mode != "off", f"mode {mode}, straggler model {straggler}")
 
     def _setup_quota(self, cleanup: CleanupStack) -> None:
-        # compute: real takes its speeds from the quotas, so it always asks for them
-        if not (self.scenario.emulation.cpu_quota or self.scenario.emulation.compute == "real"):
+        if not self.scenario.emulation.cpu_quota:
             self._report("cpu_quota", False, "off in the scenario (emulation.cpu_quota)")
             return
         wanted = {n: _fraction(self.scenario, n) for n in self.scenario.node_names()}
