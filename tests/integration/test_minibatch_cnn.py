@@ -29,7 +29,8 @@ CONFIG: dict[str, Any] = {
         "iterations": ITERATIONS,
         "learning_rate": 0.05,
         "eval_every": 10,
-        "deadline_s": 30.0,
+        "deadline_s": 60.0,
+        "on_failure": "retry",  # a retry recomputes the same batch at the same params: exact
         "optimiser": {"kind": "momentum", "beta": 0.9},
     },
     "seed": 2,
@@ -55,9 +56,13 @@ def uncoded_minibatch_trace(config: dict[str, Any], K: int) -> np.ndarray:
 def test_coded_minibatch_cnn_equals_uncoded_with_a_worker_and_an_edge_killed(
     tmp_path: Path,
 ) -> None:
-    orphan = ["--orphan-timeout-s", "1"]
+    orphan = ["--orphan-timeout-s", "15"]  # a starved live edge must not orphan its workers
     with LocalCluster(
-        CONFIG, workdir=tmp_path, params_trace=True, extra_args=lambda node: orphan
+        CONFIG,
+        workdir=tmp_path,
+        params_trace=True,
+        extra_args=lambda node: orphan,
+        liveness=20,  # a 5 s window: a live node starved on a loaded machine is not "dead"
     ) as cluster:
         poll_for(lambda: len(cluster.records()) >= 2, 120, what="2 iterations")
         cluster.kill("worker-0-2")
@@ -66,7 +71,8 @@ def test_coded_minibatch_cnn_equals_uncoded_with_a_worker_and_an_edge_killed(
         records = cluster.records()
         trace = cluster.params_trace()
         K = int(records[0]["K"])
-    assert [(r["iteration"], r["ok"]) for r in records] == [(t, True) for t in range(ITERATIONS)]
+    ok = [r["iteration"] for r in records if r["ok"]]
+    assert ok == list(range(ITERATIONS)), records
     assert "edge-1" in records[-1]["edge_stragglers"]
     reference = uncoded_minibatch_trace(CONFIG, K)
     params = trace["params"]
