@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "compose": "compose",
     "report": "report",
     "keys": "keys",
+    "data": "data",
 }
 
 EXIT_USAGE = 2

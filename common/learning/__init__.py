@@ -15,7 +15,7 @@ from common.learning.datasets import (
     load_test_set,
 )
 from common.learning.errors import LearningSpecError
-from common.learning.models import MLP, LogisticRegression, Model, build_model
+from common.learning.models import CNN, MLP, LogisticRegression, Model, build_model
 from common.learning.partition import partition_rows
 from common.learning.spec import (
     ACTIVATIONS,
@@ -27,6 +27,7 @@ from common.learning.spec import (
 
 __all__ = [
     "ACTIVATIONS",
+    "CNN",
     "DATA_KINDS",
     "MLP",
     "MODEL_KINDS",

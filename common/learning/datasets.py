@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from common.learning.cifar import cifar_count, read_cifar_rows
 from common.learning.errors import LearningSpecError
 from common.learning.idx import (
     MNIST_FILES,
@@ -40,6 +41,8 @@ from common.learning.synthetic import synthetic_rows
 
 DIGITS_PATH = Path(__file__).parent / "data" / "digits.csv.gz"
 DIGITS_SHAPE = (1797, 64, 10)  # rows, features, classes of the vendored file
+# the vendored MNIST sample (IDX, gzipped): 4,000 training and 1,000 test images
+MNIST_SAMPLE_DIR = Path(__file__).parent / "data" / "mnist"
 MNIST_CLASSES = 10
 # Largest synthetic matrix we agree to build (float64 elements, ~1.6 GB).
 MAX_SYNTHETIC_ELEMENTS = 200_000_000
@@ -135,8 +138,21 @@ def _mnist_keep(spec: dict[str, Any], n_file: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(spec["seed"]).permutation(n_file)[: spec["max_train"]])
 
 
+def _mnist_path(spec: dict[str, Any]) -> Path:
+    """The user's MNIST path, or the vendored sample when the spec names none."""
+    return MNIST_SAMPLE_DIR if spec.get("path") is None else Path(spec["path"])
+
+
 def _load_mnist(spec: dict[str, Any]) -> Dataset:
-    x_train, y_train, x_test, y_test = load_mnist_arrays(spec["path"])
+    if spec["kind"] == "cifar10":
+        n_train, n_test = (cifar_count(spec["path"], s) for s in ("train", "test"))
+        X_train, y_tr = _mnist_file_rows(spec, "train", np.arange(n_train))
+        X_test, y_te = _mnist_file_rows(spec, "test", np.arange(n_test))
+        keep = _mnist_keep(spec, len(y_tr))
+        if keep is not None:
+            X_train, y_tr = X_train[keep], y_tr[keep]
+        return Dataset(X_train, y_tr, X_test, y_te, MNIST_CLASSES)
+    x_train, y_train, x_test, y_test = load_mnist_arrays(_mnist_path(spec))
     X_train, y_tr = _mnist_rows(x_train, y_train, "train")
     X_test, y_te = _mnist_rows(x_test, y_test, "test")
     keep = _mnist_keep(spec, len(y_tr))
@@ -181,7 +197,11 @@ def dataset_shape(data_spec: dict[str, Any]) -> tuple[int, int, int]:
         _check_synthetic_size(spec)
         n = spec["n_samples"]
         return n - _n_test(n, spec["test_fraction"]), spec["n_features"], spec["n_classes"]
-    path = Path(spec["path"])
+    if spec["kind"] == "cifar10":
+        n = cifar_count(spec["path"], "train")
+        n_train = n if spec["max_train"] is None else min(n, spec["max_train"])
+        return n_train, 3 * 32 * 32, MNIST_CLASSES
+    path = _mnist_path(spec)
     if path.is_dir():
         shape = read_idx_shape(find_idx(path, MNIST_FILES["train"][0]))
     else:
@@ -212,8 +232,11 @@ def _check_partitions(partitions: Sequence[int], K: int) -> list[int]:
 def _mnist_file_rows(
     spec: dict[str, Any], split: str, records: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Records of the train/test images and labels, from IDX files or a ``.npz``."""
-    path = Path(spec["path"])
+    """Records of the train/test images and labels, from IDX files, a ``.npz`` or CIFAR-10."""
+    if spec["kind"] == "cifar10":
+        pixels, labels = read_cifar_rows(spec["path"], split, records)
+        return _mnist_rows(pixels, labels, split)
+    path = _mnist_path(spec)
     if path.is_dir():
         image_stem, label_stem = MNIST_FILES[split]
         images = read_idx_rows(find_idx(path, image_stem), records)
@@ -233,7 +256,9 @@ def _check_npz(path: Path) -> None:
 
 def _mnist_count(spec: dict[str, Any], split: str) -> int:
     """Number of records of the train/test split, from headers only."""
-    path = Path(spec["path"])
+    if spec["kind"] == "cifar10":
+        return cifar_count(spec["path"], split)
+    path = _mnist_path(spec)
     if path.is_dir():
         image_stem, label_stem = MNIST_FILES[split]
         n_images = read_idx_shape(find_idx(path, image_stem))[0]
@@ -278,7 +303,7 @@ def load_partitions(
     if kind == "synthetic":
         ranges = [(int(rows[k][0]), int(rows[k][-1]) + 1) for k in parts]
         pairs = [_synthetic_range(spec, a, b) for a, b in ranges]
-    elif kind == "mnist":
+    elif kind in ("mnist", "cifar10"):
         keep = _mnist_keep(spec, _mnist_count(spec, "train"))
         records = [rows[k] if keep is None else keep[rows[k]] for k in parts]
         pairs = [_mnist_file_rows(spec, "train", r) for r in records]
@@ -301,7 +326,7 @@ def load_test_set(data_spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, in
         _check_synthetic_size(spec)
         X, y = _synthetic_range(spec, _synthetic_n_train(spec), spec["n_samples"])
         return X, y, spec["n_classes"]
-    if kind == "mnist":
+    if kind in ("mnist", "cifar10"):
         X, y = _mnist_file_rows(spec, "test", np.arange(_mnist_count(spec, "test")))
         return X, y, MNIST_CLASSES
     data = load_dataset(spec)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from common.learning import cnn
 from common.learning.errors import LearningSpecError
 from common.learning.spec import validate_model_spec
 
@@ -192,6 +193,63 @@ class MLP(Model):
         )
 
 
+class CNN(Model):
+    """conv -> ReLU -> max pool -> [dense ReLU] -> dense; see ``common.learning.cnn``."""
+
+    def __init__(
+        self, n_features: int, n_classes: int, l2: float, channels: int, filters: int,
+        kernel: int, pool: int, hidden: int,
+    ) -> None:  # fmt: skip
+        super().__init__(n_features, n_classes, l2)
+        self.shapes = cnn.CNNShapes(n_features, n_classes, channels, filters, kernel, pool, hidden)
+
+    @property
+    def n_params(self) -> int:
+        return self.shapes.n_params
+
+    def init_params(self, seed: int) -> np.ndarray:
+        """He-uniform weights (ReLU layers), Glorot-uniform output layer, zero biases."""
+        rng = np.random.default_rng(seed)
+        out = np.zeros(self.n_params, dtype=np.float64)
+        for name, (fan_in, fan_out) in self.shapes.fan.items():
+            if name not in self.shapes.offsets:
+                continue
+            a, b = self.shapes.offsets[name]
+            lim = np.sqrt(6.0 / (fan_in + fan_out)) if name == "W" else np.sqrt(6.0 / fan_in)
+            out[a:b] = rng.uniform(-lim, lim, b - a)
+        return out
+
+    def logits(self, params: np.ndarray, X: np.ndarray) -> np.ndarray:
+        parts = self.shapes.split(params)
+        chunks = [
+            cnn.forward(self.shapes, parts, X[i : i + cnn.CHUNK_ROWS])[0]
+            for i in range(0, X.shape[0], cnn.CHUNK_ROWS)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.n_classes))
+
+    def _weight_norm2(self, params: np.ndarray) -> float:
+        parts = self.shapes.split(params)
+        return float(sum(np.sum(parts[k] * parts[k]) for k in self.shapes.fan if k in parts))
+
+    def gradient_sum(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        self._check(params, X, y)
+        parts = self.shapes.split(params)
+        grad = np.zeros(self.n_params, dtype=np.float64)
+        views = self.shapes.split(grad)
+        for i in range(0, X.shape[0], cnn.CHUNK_ROWS):
+            Xc, yc = X[i : i + cnn.CHUNK_ROWS], y[i : i + cnn.CHUNK_ROWS]
+            logits, cache = cnn.forward(self.shapes, parts, Xc)
+            delta = _softmax(logits)
+            delta[np.arange(len(yc)), yc] -= 1.0
+            for name, g in cnn.backward(self.shapes, parts, cache, delta).items():
+                views[name] += g
+        n = len(y)
+        for name in self.shapes.fan:
+            if name in views:
+                views[name] += n * self.l2 * parts[name]
+        return grad
+
+
 def build_model(model_spec: dict[str, Any], n_features: int, n_classes: int) -> Model:
     """The model of ``model_spec`` (see ``validate_model_spec``) for the given data shape."""
     spec = validate_model_spec(model_spec)
@@ -200,4 +258,9 @@ def build_model(model_spec: dict[str, Any], n_features: int, n_classes: int) -> 
             raise LearningSpecError(name, f"must be an integer, got {value!r}")
     if spec["kind"] == "logreg":
         return LogisticRegression(int(n_features), int(n_classes), spec["l2"])
+    if spec["kind"] == "cnn":
+        return CNN(
+            int(n_features), int(n_classes), spec["l2"], spec["channels"], spec["filters"],
+            spec["kernel"], spec["pool"], spec["hidden"],
+        )  # fmt: skip
     return MLP(int(n_features), int(n_classes), spec["l2"], spec["hidden"], spec["activation"])

@@ -37,7 +37,8 @@ import numpy as np
 
 from common.perf.system import Link, StragglerModel, WorkerProfile
 
-COMPUTE_MODES = ("delay", "work", "off")
+# real: no modelled time; the worker's time is its real computation (under its CPU quota)
+COMPUTE_MODES = ("delay", "work", "off", "real")
 
 
 # What every field of a ``Link`` must satisfy (the ``Link`` dataclass itself checks nothing):
@@ -240,7 +241,7 @@ def emulate_compute(extra_s: float, mode: str = "delay") -> float:
     if extra_s < 0:
         raise ValueError(f"extra_s must be >= 0, got {extra_s}")
     started = time.perf_counter()
-    if mode == "off" or extra_s == 0:
+    if mode in ("off", "real") or extra_s == 0:
         return 0.0
     deadline = started + extra_s
     if mode == "delay":

@@ -152,7 +152,7 @@ def _learning_specs(root: Mapping[str, Any], base: Path) -> tuple[dict, dict]:
         data_spec = validate_data_spec(root.get("data", {"kind": "digits"}))
     except LearningSpecError as exc:
         raise ScenarioError(join("data", exc.field) if exc.field else "data", exc.detail) from None
-    if data_spec["kind"] == "mnist" and not Path(data_spec["path"]).is_absolute():
+    if data_spec.get("path") is not None and not Path(data_spec["path"]).is_absolute():
         data_spec["path"] = str(base / data_spec["path"])
     return model_spec, data_spec
 
@@ -177,7 +177,29 @@ def _training(value: Any, path: str) -> Training:
         deadline_s=get_float(s, "deadline_s", path, None, lo=0.0, lo_open=True),
         on_failure=get_choice(s, "on_failure", path, ON_FAILURE, d.on_failure),
         max_retries=get_int(s, "max_retries", path, d.max_retries, lo=0, hi=1000),
+        optimiser=_optimiser(s.get("optimiser"), path),
     )
+
+
+def _optimiser(value: Any, path: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    kinds = ("sgd", "momentum", "adam")
+    s = as_mapping(value, join(path, "optimiser"))
+    kind = get_choice(s, "kind", join(path, "optimiser"), kinds, None)
+    keys = {
+        "sgd": ("kind",),
+        "momentum": ("kind", "beta"),
+        "adam": ("kind", "beta1", "beta2", "eps"),
+    }
+    check_keys(s, keys[kind], join(path, "optimiser"))
+    out: dict[str, Any] = {"kind": kind}
+    for key in keys[kind][1:]:
+        if key in s:  # betas in [0, 1), eps > 0
+            lo_open = key == "eps"
+            hi = None if lo_open else 1.0 - 1e-12
+            out[key] = get_float(s, key, join(path, "optimiser"), None, 0.0, hi, lo_open)
+    return out
 
 
 def _code(

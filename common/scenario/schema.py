@@ -17,7 +17,7 @@ from common.perf.system import (
 from common.scenario.profiles import Topology
 
 ON_FAILURE = ("retry", "skip", "stop")
-COMPUTE_EMULATION = ("delay", "work", "off")
+COMPUTE_EMULATION = ("delay", "work", "off", "real")
 NETWORK_EMULATION = ("in-process", "kernel", "off")
 FAULT_ACTIONS = ("kill", "slow", "pause")
 
@@ -35,12 +35,15 @@ class Training:
     deadline_s: float | None = None
     on_failure: str = "retry"
     max_retries: int = 2
+    optimiser: dict[str, Any] | None = None  # momentum / adam at the master (None: SGD)
 
 
 @dataclass(frozen=True)
 class Emulation:
     """How the real system imitates the profiles: ``compute`` delay (sleep the modelled time
-    minus the real compute), work (burn CPU) or off; ``cpu_quota`` enforces each device's
+    minus the real compute), work (burn CPU), off, or real (no modelled time at all: a worker's
+    time is its real computation under its device's CPU quota (set ``cpu_quota: true``); the
+    straggler model is then only the simulator's prediction); ``cpu_quota`` enforces each device's
     ``cpu_fraction`` with cgroups/docker; ``network`` delays in-process, in the kernel (tc), or
     not at all. ``message_overhead_s``: seconds the runtime itself spends per message hop
     (encode, zmq, decode, scheduling); not emulated (it is real) but a term of the model:

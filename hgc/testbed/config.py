@@ -143,6 +143,7 @@ def master_config(
             "deadline_s": t.deadline_s if t.deadline_s is not None else 60.0,
             "on_failure": t.on_failure,
             "max_retries": t.max_retries,
+            "optimiser": t.optimiser,
         },
         "seed": scenario.seed,
     }

@@ -103,6 +103,14 @@ class EmulatedHardware:
     def _setup_compute(self) -> None:
         mode = self.scenario.emulation.compute
         straggler = self.scenario.straggler.kind
+        if mode == "real":
+            detail = (
+                "compute: real: no modelled time; each worker's time is its real computation "
+                f"under its device's CPU quota; the straggler model ({straggler}) is only the "
+                "simulator's prediction"
+            )
+            self._report("compute_delay", False, detail)
+            return
         self._report("compute_delay", mode != "off", f"mode {mode}, straggler model {straggler}")
 
     def _setup_quota(self, cleanup: CleanupStack) -> None:

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from common.coding import code_from_spec
 from common.learning import build_model, dataset_shape, load_test_set
+from common.learning.minibatch import rows_per_iteration
 from common.runtime.emulation import link_of_entry, link_seed
 from common.runtime.metrics import MasterMetrics
 from common.runtime.transport import ParentEndpoint, TransportConfig
@@ -128,7 +129,9 @@ def build_state(config: TrainingConfig, seed: int) -> MasterState:
     def evaluate(params: np.ndarray) -> tuple[float, float]:
         return model.loss(params, X_test, y_test), model.accuracy(params, X_test, y_test)
 
-    return MasterState(config, code, model.init_params(seed), n_train, evaluate)
+    # minibatch (data_spec): the step is on the mean over the rows one iteration sums
+    n_rows = rows_per_iteration(n_train, int(code.K), config.data_spec.get("minibatch"))
+    return MasterState(config, code, model.init_params(seed), n_rows, evaluate)
 
 
 def start_master(

@@ -50,6 +50,7 @@ from services.common.actions import (
     Tick,
 )
 from services.master.aggregation import Attempt, aggregation_for
+from services.master.optimiser import Optimiser, validate_optimiser
 
 ON_FAILURE = ("retry", "skip", "stop")
 
@@ -90,8 +91,10 @@ class TrainingConfig:
     # agree with each other; a located liar is left out, named and counted
     verify: bool = False
     verify_wait_s: float = 1.0
+    optimiser: dict[str, Any] | None = None  # services.master.optimiser (None: plain SGD)
 
     def __post_init__(self) -> None:
+        validate_optimiser(self.optimiser)
         checks = [
             (self.iterations >= 1, f"iterations: must be >= 1, got {self.iterations}"),
             (self.learning_rate > 0, f"learning_rate: must be > 0, got {self.learning_rate}"),
@@ -157,6 +160,7 @@ class MasterState:
         self.next_iteration = 0
         self.start = 0.0
         self.done = False
+        self.optimiser = Optimiser(config.optimiser, config.learning_rate)
 
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -291,12 +295,15 @@ class MasterState:
             if problem is not None:
                 return [*acts_verify, *self._fail(a, now, problem)]
         g, detail = self._decode(a)
+        moments = self.optimiser.state()  # restored if the step is not applied
         with np.errstate(all="ignore"):  # overflow is what the check below is for
-            params = self.params - (self.config.learning_rate / self.n_train) * g
+            params = self.optimiser.step(self.params, g, self.n_train)
         decode_s = self.clock() - start
         bad = _non_finite_reason(g, params)
         if bad is not None:
-            # never applied: the model keeps its last finite parameters, on_failure decides
+            # never applied: the model keeps its last finite parameters (and the optimiser its
+            # moments), on_failure decides
+            self.optimiser.restore(moments)
             return self._fail(a, now, f"iteration {a.iteration} (attempt {a.attempt}): {bad}")
         self.params = params
         t = a.iteration

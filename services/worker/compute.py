@@ -10,6 +10,7 @@ import numpy as np
 
 from common.learning import build_model, dataset_shape
 from common.learning import load_partitions as load_partition_rows
+from common.learning.minibatch import batch_rows
 from common.learning.models import Model
 from common.perf.system import StragglerModel, WorkerProfile
 from common.runtime.emulation import (
@@ -28,6 +29,9 @@ class WorkerData:
     coefficients: np.ndarray  # (len(partitions),) float64
     X_parts: list[np.ndarray]
     y_parts: list[np.ndarray]
+    partitions: tuple[int, ...] = ()  # the partition index of each X_parts entry
+    minibatch: int | None = None  # rows per partition per iteration (None: all of them)
+    seed: int = 0  # the data spec's seed: with (iteration, partition) it picks the batch
 
     @property
     def n_rows(self) -> int:
@@ -55,22 +59,34 @@ def load_partitions(
     model = build_model(model_spec, n_features, n_classes)
     X_parts, y_parts = load_partition_rows(data_spec, n_partitions, partitions)
     coeffs = np.array(coefficients, dtype=np.float64)
-    return WorkerData(model, coeffs, X_parts, y_parts)
+    return WorkerData(
+        model, coeffs, X_parts, y_parts, tuple(int(k) for k in partitions),
+        data_spec.get("minibatch"), int(data_spec.get("seed", 0)),
+    )  # fmt: skip
 
 
-def coded_gradient(data: WorkerData, params: np.ndarray) -> np.ndarray:
-    """z = sum_k c_k g_k(params), shape (P,): one vector whatever the number of partitions."""
+def coded_gradient(data: WorkerData, params: np.ndarray, iteration: int = 0) -> np.ndarray:
+    """z = sum_k c_k g_k(params), shape (P,): one vector whatever the number of partitions.
+
+    With ``data.minibatch`` set, g_k is the summed gradient over partition k's batch at
+    ``iteration`` (``common.learning.minibatch.batch_rows``), the same rows on every worker
+    holding k, so the decoded vector is exactly the uncoded minibatch gradient."""
     z = np.zeros(data.model.n_params, dtype=np.float64)
-    for c, X, y in zip(data.coefficients, data.X_parts, data.y_parts, strict=True):
-        if c != 0.0:
-            z += c * data.model.gradient_sum(params, X, y)
+    parts = data.partitions or tuple(range(len(data.X_parts)))
+    for c, k, X, y in zip(data.coefficients, parts, data.X_parts, data.y_parts, strict=True):
+        if c == 0.0:
+            continue
+        if data.minibatch is not None:
+            rows = batch_rows(len(y), data.minibatch, data.seed, iteration, k)
+            X, y = X[rows], y[rows]
+        z += c * data.model.gradient_sum(params, X, y)
     return z
 
 
 class Emulation:
     """A worker's compute emulation from its ``emulation_spec`` entry (docs/operations.md).
 
-    Keys (all optional): ``compute`` (delay | work | off, default delay), ``fixed_delay_s``
+    Keys (all optional): ``compute`` (delay | work | off | real, default delay), ``fixed_delay_s``
     (extra seconds every iteration), ``shift_s`` + ``rate`` (+ ``straggler``: kind, p_slow,
     p_recover, slowdown) for the straggler model of ``common.runtime.emulation``, ``load``,
     ``worker_index``, ``seed``; ``link`` (a ``Link`` as JSON, parsed strictly by
@@ -117,7 +133,9 @@ class Emulation:
 
     @property
     def active(self) -> bool:
-        return self.mode != "off" and (self.model is not None or self.fixed_delay_s > 0)
+        if self.mode in ("off", "real"):
+            return False
+        return self.model is not None or self.fixed_delay_s > 0
 
     def extra_s(self, iteration: int, measured_s: float) -> float:
         extra = self.fixed_delay_s
@@ -129,9 +147,14 @@ class Emulation:
 def compute_step(
     data: WorkerData, params: np.ndarray, iteration: int, emulation: Emulation
 ) -> tuple[np.ndarray, float, float]:
-    """The coded vector, total seconds (emulated delay included) and the emulated seconds."""
+    """The coded vector, total seconds (emulated delay included) and the emulated seconds.
+
+    ``compute: real``: the real computation only; nothing modelled is added, slept or burnt
+    (the CPU quota of the worker's device, applied from outside, sets its speed)."""
     started = time.perf_counter()
-    z = coded_gradient(data, params)
+    z = coded_gradient(data, params, iteration)
     measured = time.perf_counter() - started
+    if emulation.mode == "real":
+        return z, measured, 0.0
     delayed = emulate_compute(emulation.extra_s(iteration, measured), emulation.mode)
     return z, time.perf_counter() - started, delayed

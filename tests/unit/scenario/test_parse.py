@@ -199,7 +199,7 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("schemes", ["hgc", "magic"], "schemes[1]: unknown scheme 'magic'", "allowed: uncoded"),
     ("schemes", ["hgc", "hgc"], "schemes[1]: scheme 'hgc' is listed twice", ""),
     ("schemes", [], "schemes: must list at least one", ""),
-    ("model.kind", "cnn", "model.kind: must be one of logreg, mlp", ""),
+    ("model.kind", "rnn", "model.kind: must be one of logreg, mlp, cnn", ""),
     ("model", {"kind": "mlp", "hidden": -3}, "model.hidden: must be in", ""),
     ("data.kind", "cifar", "data.kind: must be one of digits, synthetic, mnist", ""),
     ("data.test_fraction", 2, "data.test_fraction: must be in", ""),
