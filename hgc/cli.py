@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "cluster": "cluster",
     "run": "run",
     "compose": "compose",
+    "calibrate": "calibrate",
 }
 
 EXIT_USAGE = 2
