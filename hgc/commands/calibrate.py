@@ -21,7 +21,10 @@ MIN_ITERATIONS = 5
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario YAML file")
     parser.add_argument(
-        "--iterations", type=int, default=40, help="probe iterations (uncoded), default 40"
+        "--iterations",
+        type=int,
+        default=40,
+        help="iterations of each probe scheme (uncoded, worker-gc s_w=1), default 40",
     )
     parser.add_argument(
         "--out", type=Path, help="run folder of the probe (default runs/<name>-calibrate-<stamp>)"
@@ -61,13 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if fitted.is_dir() or not fitted.parent.is_dir():
         raise UsageError(f"--fitted: cannot write a file at {fitted}")
     try:
-        records = cal.run_probe(args.scenario, scenario, args.iterations, out)
+        obs = cal.run_probe(args.scenario, scenario, args.iterations, out)
     except RuntimeError as exc:
         print(f"hgc calibrate: {exc}")
         return 1
-    loads, edges = cal.probe_layout(scenario)
     try:
-        result = cal.fit(cal.observations(records, loads, edges), scenario.gradient_bytes)
+        result = cal.fit(obs, scenario.gradient_bytes)
     except ValueError as exc:
         print(f"hgc calibrate: cannot fit: {exc}")
         return 1
