@@ -177,9 +177,9 @@ def _split(
     Each probed load ``l`` gives a censored fit of the raw arrivals, ``(shift_l, rate_l)``;
     the model is ``shift_l = offset + shift_s * l`` and ``1 / rate_l = noise + l / rate``
     (the link round trip and the system's overhead do not grow with the load, the compute
-    does). Two loads with ``MIN_ANSWERS_PER_LOAD`` answers each solve both lines; otherwise (one load, or a
-    worker that straggled in every iteration of the second probe, or lines that do not
-    grow with the load) everything is compute, fitted per unit load at the smallest load
+    does). Two loads with ``MIN_ANSWERS_PER_LOAD`` answers each solve both lines;
+    otherwise (one load, a worker mostly censored at the second load, or lines that do
+    not grow with the load) everything is compute, fitted per unit load at the smallest load
     (the probe where every worker answers), offset 0: exact at that load."""
     levels = sorted(
         v
