@@ -125,3 +125,19 @@ def test_a_worker_without_answers_is_named():
     obs = cal.Observations({"worker-0-0": [(0.1, True, 0.5)] * 3}, {}, [])
     with pytest.raises(ValueError, match="worker-0-0: need at least 2 observed"):
         cal.fit(obs, 100)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["calibrate", "no-such.yaml"], "SCENARIO: no such file"),
+        (["calibrate", "scenarios/homogeneous.yaml", "--iterations", "2"], "--iterations"),
+        (["calibrate", "scenarios"], "is a directory"),
+    ],
+)
+def test_calibrate_command_rejects_bad_requests_before_any_work(argv, message, capsys):
+    from hgc.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
