@@ -169,6 +169,7 @@ class ComputeEmulator:
         load: float,
         worker_index: int = 0,
         seed: int = 0,
+        changes: Sequence[tuple[int, WorkerProfile]] = (),
     ) -> None:
         if not 0 < load <= 1:
             raise ValueError(f"load must be in (0, 1], got {load}")
@@ -186,8 +187,13 @@ class ComputeEmulator:
                 raise ValueError(
                     f"worker_index {worker_index} outside trace columns {trace.shape[1]}"
                 )
+        for _, p in changes:
+            if p.shift_s < 0 or p.rate <= 0:
+                raise ValueError(f"WorkerProfile needs shift_s >= 0 and rate > 0, got {p}")
         self.profile, self.straggler, self.load = profile, straggler, load
         self.worker_index, self.seed = worker_index, seed
+        # (first iteration, profile) in force from then on: a ``set-device`` fault (drift)
+        self.changes = tuple(sorted(changes, key=lambda c: c[0]))
         self._state_iteration = -1
         self._slow = False
 
@@ -203,6 +209,14 @@ class ComputeEmulator:
             self._slow = (u >= m.p_recover) if self._slow else (u < m.p_slow)
         return self._slow
 
+    def profile_at(self, iteration: int) -> WorkerProfile:
+        """The profile in force in ``iteration``: the last change at or before it."""
+        profile = self.profile
+        for first, changed in self.changes:
+            if first <= iteration:
+                profile = changed
+        return profile
+
     def target_s(self, iteration: int) -> float:
         """Model compute time (seconds) of this worker in ``iteration`` (>= 0)."""
         if iteration < 0:
@@ -216,9 +230,10 @@ class ComputeEmulator:
                 / m.trace_load
             )
         rng = np.random.default_rng([self.seed, self.worker_index, iteration, 0])
-        t = self.profile.shift_s * load
-        if math.isfinite(self.profile.rate):
-            t += rng.exponential(load / self.profile.rate)
+        profile = self.profile_at(iteration)
+        t = profile.shift_s * load
+        if math.isfinite(profile.rate):
+            t += rng.exponential(load / profile.rate)
         if m.kind == "markov" and self._slow_at(iteration):
             t *= m.slowdown
         return float(t)

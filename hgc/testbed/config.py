@@ -121,8 +121,27 @@ def emulation_spec(scenario: Scenario, plan: Plan, link_mode: str) -> dict[str, 
                 entry["worker_index"] = 0
             if link_mode != "none":
                 entry["link"] = link_json(prof.link, link_mode == "full")
+            changes = device_changes(scenario, f"worker-{edge}-{worker}")
+            if changes:
+                entry["changes"] = changes
             spec[f"worker-{p}-{q}"] = entry
     return spec
+
+
+def device_changes(scenario: Scenario, node: str) -> list[dict[str, Any]]:
+    """The ``set-device`` faults of a worker as its emulation's profile changes: from
+    ``iteration`` on, the new device's ``shift_s`` and ``rate`` (``compute_scale`` applied).
+    The worker's delay model switches at that iteration exactly (no launcher action)."""
+    topo = scenario.topology
+    out = []
+    for f in scenario.faults:
+        if f.action == "set-device" and f.node == node and f.device is not None:
+            dev = topo.devices[f.device]
+            scale = topo.compute_scale
+            out.append(
+                {"iteration": f.iteration, "shift_s": dev.shift_s * scale, "rate": dev.rate / scale}
+            )
+    return out
 
 
 def master_config(
