@@ -68,7 +68,7 @@ class FaultSchedule:
         if fault.action == "set-link":
             text = (
                 f"fault set-link {fault.node} -> {fault.link} at iteration {fault.iteration}: "
-                "NOT applied (link drift is not emulated yet)"
+                "in the in-process link emulation from that iteration (tc shaping unchanged)"
             )
             return [FaultAction("note", fault.node, text=text)]
         start, stop = ("pause", "resume") if fault.action == "pause" else ("slow", "unslow")

@@ -83,7 +83,7 @@ class Emulation:
 
     KEYS = frozenset(
         {"compute", "fixed_delay_s", "shift_s", "rate", "straggler", "load", "worker_index",
-         "seed", "link", "changes"}
+         "seed", "link", "changes", "link_changes"}
     )  # fmt: skip
 
     def __init__(self, spec: dict[str, Any], where: str = "emulation") -> None:
