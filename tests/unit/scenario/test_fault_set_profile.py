@@ -133,3 +133,21 @@ def test_compute_emulator_profile_at_and_same_draws_elsewhere():
 def test_worker_rejects_bad_changes(changes, message):
     with pytest.raises(ValueError, match=message):
         Emulation({"shift_s": 0.1, "rate": 10.0, "load": 0.5, "changes": changes}, "w")
+
+
+def test_set_link_becomes_a_scheduled_link_for_both_ends():
+    from common.runtime.emulation import LinkEmulator, ScheduledLink, link_of_entry
+
+    sc = scenario({"iteration": 3, "node": "edge-1", "action": "set-link", "link": "bad"})
+    spec = emulation_spec(sc, scenario_plan(sc, "uncoded"), "full")
+    assert "link_changes" not in spec["edge-0"]
+    link = link_of_entry(spec["edge-1"], "e")
+    assert isinstance(link, ScheduledLink)
+    assert link.at(2).latency_s == 0.0005 and link.at(3).latency_s == 0.2
+    emu = LinkEmulator(link, seed=1)
+    assert emu.schedule(0, 10.0, iteration=2) < 10.01
+    assert emu.schedule(0, 20.0, iteration=3) == pytest.approx(20.2)
+    with pytest.raises(ValueError, match=r"e.link_changes\[0\].iteration"):
+        link_of_entry({"link_changes": [{"iteration": -1, "link": {}}]}, "e")
+    with pytest.raises(ValueError, match=r"e.link_changes\[0\].link"):
+        link_of_entry({"link_changes": [{"iteration": 1, "link": {"latency_s": -1}}]}, "e")
