@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "report": "report",
     "keys": "keys",
     "data": "data",
+    "calibrate": "calibrate",
 }
 
 EXIT_USAGE = 2

@@ -27,10 +27,12 @@ the master->edge and edge->master messages of an iteration the same loss draws).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -90,18 +92,55 @@ def link_from_spec(spec: Mapping[str, Any], where: str = "link") -> Link:
     return link
 
 
+@dataclass(frozen=True)
+class ScheduledLink(Link):
+    """A link that changes at iteration boundaries (a scenario's ``set-link`` fault):
+    ``changes[k] = (first iteration, link in force from then on)``, sorted."""
+
+    changes: tuple[tuple[int, Link], ...] = ()
+
+    def at(self, iteration: int) -> Link:
+        link: Link = self
+        for first, changed in self.changes:
+            if first <= iteration:
+                link = changed
+        return link
+
+
 def link_of_entry(entry: Any, where: str) -> Link | None:
     """The ``link`` of one node's ``emulation_spec`` entry (``where`` names the entry), or
     None when it has none; ``ValueError`` (naming ``where.link...``) for a non-map entry or a
-    bad link (see ``link_from_spec``)."""
+    bad link (see ``link_from_spec``). With ``link_changes`` (``[{iteration, link}, ...]``)
+    a ``ScheduledLink``."""
     if not isinstance(entry, Mapping):
         raise ValueError(f"{where}: must be a map, got {type(entry).__name__}")
     raw = entry.get("link")
-    return None if raw is None else link_from_spec(raw, f"{where}.link")
+    base = None if raw is None else link_from_spec(raw, f"{where}.link")
+    changes = entry.get("link_changes")
+    if changes is None:
+        return base
+    if not isinstance(changes, list):
+        raise ValueError(f"{where}.link_changes: must be a list, got {type(changes).__name__}")
+    parsed = []
+    for k, c in enumerate(changes):
+        at = f"{where}.link_changes[{k}]"
+        if not isinstance(c, Mapping) or set(c) != {"iteration", "link"}:
+            raise ValueError(f"{at}: must be a map of iteration and link")
+        it = c["iteration"]
+        if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+            raise ValueError(f"{at}.iteration: must be an integer >= 0, got {it!r}")
+        parsed.append((it, link_from_spec(c["link"], f"{at}.link")))
+    start = base or Link()
+    fields = {f.name: getattr(start, f.name) for f in dataclasses.fields(Link)}
+    return ScheduledLink(**fields, changes=tuple(sorted(parsed, key=lambda c: c[0])))
 
 
 def link_is_trivial(link: Link) -> bool:
-    """True when the link adds no delay at all (then no emulation is needed)."""
+    """True when the link adds no delay at all (then no emulation is needed), now or after
+    any of its scheduled changes."""
+    if isinstance(link, ScheduledLink) and link.changes:
+        plain = Link(link.latency_s, link.jitter_s, link.bandwidth_bytes_per_s, link.loss)
+        return link_is_trivial(plain) and all(link_is_trivial(c) for _, c in link.changes)
     return (
         link.latency_s == 0
         and link.jitter_s == 0
@@ -122,16 +161,19 @@ class LinkEmulator:
 
     def __init__(self, link: Link, seed: int | Sequence[int] = 0) -> None:
         _validate_link(link)
+        for _, changed in getattr(link, "changes", ()):
+            _validate_link(changed)
         self.link = link
         self._rng = np.random.default_rng(seed)
         self._tx_free_at = -math.inf  # when the link finishes transmitting what it has
         self._last_release = -math.inf
 
-    def schedule(self, nbytes: int, now: float) -> float:
-        """Time (same clock as ``now``, seconds) at which a message of ``nbytes`` arrives."""
+    def schedule(self, nbytes: int, now: float, iteration: int = -1) -> float:
+        """Time (same clock as ``now``, seconds) at which a message of ``nbytes`` arrives;
+        ``iteration``: the message's, for a ``ScheduledLink`` (-1: outside training)."""
         if nbytes < 0:
             raise ValueError(f"nbytes must be >= 0, got {nbytes}")
-        link = self.link
+        link = self.link.at(iteration) if isinstance(self.link, ScheduledLink) else self.link
         start = max(now, self._tx_free_at)
         self._tx_free_at = start + nbytes / link.bandwidth_bytes_per_s
         delay = link.latency_s
@@ -170,6 +212,7 @@ class ComputeEmulator:
         load: float,
         worker_index: int = 0,
         seed: int = 0,
+        changes: Sequence[tuple[int, WorkerProfile]] = (),
     ) -> None:
         if not 0 < load <= 1:
             raise ValueError(f"load must be in (0, 1], got {load}")
@@ -187,8 +230,13 @@ class ComputeEmulator:
                 raise ValueError(
                     f"worker_index {worker_index} outside trace columns {trace.shape[1]}"
                 )
+        for _, p in changes:
+            if p.shift_s < 0 or p.rate <= 0:
+                raise ValueError(f"WorkerProfile needs shift_s >= 0 and rate > 0, got {p}")
         self.profile, self.straggler, self.load = profile, straggler, load
         self.worker_index, self.seed = worker_index, seed
+        # (first iteration, profile) in force from then on: a ``set-device`` fault (drift)
+        self.changes = tuple(sorted(changes, key=lambda c: c[0]))
         self._state_iteration = -1
         self._slow = False
 
@@ -204,6 +252,14 @@ class ComputeEmulator:
             self._slow = (u >= m.p_recover) if self._slow else (u < m.p_slow)
         return self._slow
 
+    def profile_at(self, iteration: int) -> WorkerProfile:
+        """The profile in force in ``iteration``: the last change at or before it."""
+        profile = self.profile
+        for first, changed in self.changes:
+            if first <= iteration:
+                profile = changed
+        return profile
+
     def target_s(self, iteration: int) -> float:
         """Model compute time (seconds) of this worker in ``iteration`` (>= 0)."""
         if iteration < 0:
@@ -217,9 +273,10 @@ class ComputeEmulator:
                 / m.trace_load
             )
         rng = np.random.default_rng([self.seed, self.worker_index, iteration, 0])
-        t = self.profile.shift_s * load
-        if math.isfinite(self.profile.rate):
-            t += rng.exponential(load / self.profile.rate)
+        profile = self.profile_at(iteration)
+        t = profile.shift_s * load
+        if math.isfinite(profile.rate):
+            t += rng.exponential(load / profile.rate)
         if m.kind == "markov" and self._slow_at(iteration):
             t *= m.slowdown
         return float(t)

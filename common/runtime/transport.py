@@ -201,13 +201,15 @@ class Endpoint(abc.ABC):
         source = f"{type(self).__name__}:{self.name}"  # an edge has two endpoints
         self.metrics.emulation_source("inprocess_link", source, bool(self._links))
 
-    def _send_frames(self, peer: str, frames: list[Frame], emulate: bool = True) -> bool:
+    def _send_frames(
+        self, peer: str, frames: list[Frame], emulate: bool = True, iteration: int = -1
+    ) -> bool:
         if self._closed:
             raise RuntimeError(f"endpoint {self.name} is closed")
         link = self._links.get(peer) if emulate else None
         if link is not None:
             nbytes = sum(memoryview(f).nbytes for f in frames)
-            release = link.schedule(nbytes, time.monotonic())
+            release = link.schedule(nbytes, time.monotonic(), iteration)
             heapq.heappush(self._delayed, (release, next(self._seq), peer, frames))
             return True
         try:
@@ -382,12 +384,12 @@ class ParentEndpoint(Endpoint):
 
     def send(self, peer: str, msg: Message) -> bool:
         """Queue ``msg`` for child ``peer``; False (and counted) if it cannot be queued."""
-        return self._send_frames(peer, encode(msg))
+        return self._send_frames(peer, encode(msg), iteration=msg.iteration)
 
     def send_many(self, peers: list[str] | tuple[str, ...], msg: Message) -> dict[str, bool]:
         """Send one message to several children, encoding it once."""
         frames = encode(msg)
-        return {peer: self._send_frames(peer, frames) for peer in peers}
+        return {peer: self._send_frames(peer, frames, iteration=msg.iteration) for peer in peers}
 
     def _raw_send(self, peer: str, frames: list[Frame]) -> None:
         if self.auth is None:
@@ -524,7 +526,7 @@ class ChildEndpoint(Endpoint):
         self.socket.connect(connect)
 
     def send(self, msg: Message) -> bool:
-        return self._send_frames(self.parent, encode(msg))
+        return self._send_frames(self.parent, encode(msg), iteration=msg.iteration)
 
     def _raw_send(self, peer: str, frames: list[Frame]) -> None:
         self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)

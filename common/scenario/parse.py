@@ -31,7 +31,7 @@ from common.scenario.fields import (
     get_str,
     join,
 )
-from common.scenario.profiles import parse_node_name, parse_topology
+from common.scenario.profiles import Topology, parse_node_name, parse_topology
 from common.scenario.reader import InputError, read_yaml
 from common.scenario.schema import (
     COMPUTE_EMULATION,
@@ -126,7 +126,7 @@ def parse_scenario(
         code=_code(root.get("code", {}), wpe, n_train, schemes, "code"),
         schemes=schemes,
         emulation=_emulation(root.get("emulation", {}), "emulation"),
-        faults=_faults(root.get("faults", []), wpe, training.iterations, "faults"),
+        faults=_faults(root.get("faults", []), wpe, training.iterations, "faults", topology),
         ports=_ports(root.get("ports", {}), len(wpe) + 1 + sum(wpe), "ports"),
         source=source,
         raw=dict(root),
@@ -252,7 +252,9 @@ def _emulation(value: Any, path: str) -> Emulation:
     )
 
 
-def _faults(value: Any, wpe: tuple[int, ...], iterations: int, path: str) -> tuple[Fault, ...]:
+def _faults(
+    value: Any, wpe: tuple[int, ...], iterations: int, path: str, topology: Topology | None = None
+) -> tuple[Fault, ...]:
     if not isinstance(value, list):
         raise ScenarioError(path, f"must be a list of faults, got {type(value).__name__}")
     faults = []
@@ -261,9 +263,15 @@ def _faults(value: Any, wpe: tuple[int, ...], iterations: int, path: str) -> tup
         s = as_mapping(item, field)
         check_keys(s, Fault.__dataclass_fields__, field)
         node = get_str(s, "node", field)
-        parse_node_name(node, wpe, join(field, "node"))
+        where = parse_node_name(node, wpe, join(field, "node"))
         action = get_choice(s, "action", field, FAULT_ACTIONS)
         iteration = get_int(s, "iteration", field, lo=0, hi=iterations - 1)
+        if action in ("set-device", "set-link"):
+            faults.append(_set_profile(s, field, node, where, action, iteration, topology))
+            continue
+        for key in ("device", "link"):
+            if key in s:
+                raise ScenarioError(join(field, key), f"only for action set-{key}, not {action}")
         if action == "kill":
             for key in ("factor", "duration_s"):
                 if key in s:
@@ -278,6 +286,33 @@ def _faults(value: Any, wpe: tuple[int, ...], iterations: int, path: str) -> tup
         duration = get_float(s, "duration_s", field, None, lo=0.0, lo_open=True)
         faults.append(Fault(iteration, node, action, factor, duration))
     return tuple(faults)
+
+
+def _set_profile(
+    s: Mapping[str, Any],
+    field: str,
+    node: str,
+    where: tuple[int, ...],
+    action: str,
+    iteration: int,
+    topology: Topology | None,
+) -> Fault:
+    """``set-device`` (a worker: ``device``) or ``set-link`` (``link``: a worker's link or an
+    edge's uplink), a named profile of the topology, permanent from ``iteration`` on."""
+    key = action.removeprefix("set-")
+    for other in ("factor", "duration_s", "device" if key == "link" else "link"):
+        if other in s:
+            raise ScenarioError(join(field, other), f"not allowed for action {action}")
+    if key == "device" and len(where) != 2:
+        raise ScenarioError(join(field, "node"), f"set-device applies to a worker, not {node}")
+    name = get_str(s, key, field)
+    table = {} if topology is None else (topology.devices if key == "device" else topology.links)
+    if name not in table:
+        raise ScenarioError(
+            join(field, key), f"unknown {key} {name!r}; defined: {', '.join(sorted(table))}"
+        )
+    return Fault(iteration, node, action, device=name if key == "device" else None,
+                 link=name if key == "link" else None)  # fmt: skip
 
 
 def _ports(value: Any, n_nodes: int, path: str) -> Ports:

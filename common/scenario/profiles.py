@@ -136,6 +136,7 @@ class Topology:
     edges: tuple[EdgeProfile, ...]
     devices: dict[str, DeviceProfile]
     links: dict[str, Link]
+    compute_scale: float = 1.0
 
 
 def _pick(table: dict, name: Any, path: str, what: str) -> Any:
@@ -212,4 +213,4 @@ def parse_topology(value: Any, path: str = "topology") -> Topology:
         edge({**e_default, **per_node.get((i,), {})}, field_of((i,), "edges"))
         for i in range(len(wpe))
     )
-    return Topology(wpe, workers, edges, devices, links)
+    return Topology(wpe, workers, edges, devices, links, scale)

@@ -19,7 +19,7 @@ from common.scenario.profiles import Topology
 ON_FAILURE = ("retry", "skip", "stop")
 COMPUTE_EMULATION = ("delay", "work", "off", "real")
 NETWORK_EMULATION = ("in-process", "kernel", "off")
-FAULT_ACTIONS = ("kill", "slow", "pause")
+FAULT_ACTIONS = ("kill", "slow", "pause", "set-device", "set-link")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class Fault:
     action: str
     factor: float = 1.0
     duration_s: float | None = None
+    device: str | None = None  # set-device: a worker's device profile from ``iteration`` on
+    link: str | None = None  # set-link: a worker's link / an edge's uplink from then on
 
 
 @dataclass(frozen=True)

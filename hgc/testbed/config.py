@@ -94,6 +94,7 @@ def emulation_spec(scenario: Scenario, plan: Plan, link_mode: str) -> dict[str, 
         if link_mode != "none":
             uplink = scenario.edge_profile(edge).uplink
             spec[f"edge-{p}"] = {"link": link_json(uplink, link_mode == "full")}
+            spec[f"edge-{p}"].update(link_changes(scenario, f"edge-{edge}", link_mode))
         for q, worker in enumerate(workers):
             prof = scenario.worker_profile(edge, worker)
             entry: dict[str, Any] = {
@@ -121,8 +122,41 @@ def emulation_spec(scenario: Scenario, plan: Plan, link_mode: str) -> dict[str, 
                 entry["worker_index"] = 0
             if link_mode != "none":
                 entry["link"] = link_json(prof.link, link_mode == "full")
+                entry.update(link_changes(scenario, f"worker-{edge}-{worker}", link_mode))
+            changes = device_changes(scenario, f"worker-{edge}-{worker}")
+            if changes:
+                entry["changes"] = changes
             spec[f"worker-{p}-{q}"] = entry
     return spec
+
+
+def device_changes(scenario: Scenario, node: str) -> list[dict[str, Any]]:
+    """The ``set-device`` faults of a worker as its emulation's profile changes: from
+    ``iteration`` on, the new device's ``shift_s`` and ``rate`` (``compute_scale`` applied).
+    The worker's delay model switches at that iteration exactly (no launcher action)."""
+    topo = scenario.topology
+    out = []
+    for f in scenario.faults:
+        if f.action == "set-device" and f.node == node and f.device is not None:
+            dev = topo.devices[f.device]
+            scale = topo.compute_scale
+            out.append(
+                {"iteration": f.iteration, "shift_s": dev.shift_s * scale, "rate": dev.rate / scale}
+            )
+    return out
+
+
+def link_changes(scenario: Scenario, node: str, link_mode: str) -> dict[str, Any]:
+    """``{"link_changes": [{iteration, link}, ...]}`` for a node's ``set-link`` faults (its
+    link, or an edge's uplink) in the in-process emulation, or ``{}``. Both ends of the link
+    read the same entry, and every message of iteration t uses the link in force at t."""
+    links = scenario.topology.links
+    out = [
+        {"iteration": f.iteration, "link": link_json(links[f.link], link_mode == "full")}
+        for f in scenario.faults
+        if f.action == "set-link" and f.node == node and f.link is not None
+    ]
+    return {"link_changes": out} if out else {}
 
 
 def master_config(

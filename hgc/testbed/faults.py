@@ -59,6 +59,18 @@ class FaultSchedule:
             return [FaultAction("note", fault.node, text=text)]
         if fault.action == "kill":
             return [FaultAction("kill", fault.node)]
+        if fault.action == "set-device":
+            text = (
+                f"fault set-device {fault.node} -> {fault.device} at iteration {fault.iteration}: "
+                "in the node's delay model from that iteration (CPU quota unchanged)"
+            )
+            return [FaultAction("note", fault.node, text=text)]
+        if fault.action == "set-link":
+            text = (
+                f"fault set-link {fault.node} -> {fault.link} at iteration {fault.iteration}: "
+                "in the in-process link emulation from that iteration (tc shaping unchanged)"
+            )
+            return [FaultAction("note", fault.node, text=text)]
         start, stop = ("pause", "resume") if fault.action == "pause" else ("slow", "unslow")
         if fault.duration_s is not None:
             self.undo.append((now + fault.duration_s, FaultAction(stop, fault.node, fault.factor)))

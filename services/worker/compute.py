@@ -99,7 +99,7 @@ class Emulation:
 
     KEYS = frozenset(
         {"compute", "fixed_delay_s", "shift_s", "rate", "straggler", "load", "worker_index",
-         "seed", "link"}
+         "seed", "link", "changes", "link_changes"}
     )  # fmt: skip
 
     def __init__(self, spec: dict[str, Any], where: str = "emulation") -> None:
@@ -129,6 +129,7 @@ class Emulation:
                 float(spec.get("load", 1.0)),
                 int(spec.get("worker_index", 0)),
                 int(spec.get("seed", 0)),
+                _changes(spec.get("changes", []), f"{where}.changes"),
             )
 
     @property
@@ -142,6 +143,27 @@ class Emulation:
         if self.model is not None:
             extra += self.model.extra_delay_s(iteration, measured_s)
         return extra
+
+
+def _changes(value: Any, where: str) -> list[tuple[int, WorkerProfile]]:
+    """``[{iteration, shift_s, rate}, ...]``: the device profile from that iteration on
+    (a scenario's ``set-device`` fault)."""
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: must be a list, got {type(value).__name__}")
+    out = []
+    for k, c in enumerate(value):
+        if not isinstance(c, dict) or set(c) != {"iteration", "shift_s", "rate"}:
+            raise ValueError(f"{where}[{k}]: must be a map of iteration, shift_s, rate")
+        it, shift, rate = c["iteration"], c["shift_s"], c["rate"]
+        if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+            raise ValueError(f"{where}[{k}].iteration: must be an integer >= 0, got {it!r}")
+        for key, v in (("shift_s", shift), ("rate", rate)):
+            if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
+                raise ValueError(f"{where}[{k}].{key}: must be a number, got {v!r}")
+        if shift < 0 or rate <= 0:
+            raise ValueError(f"{where}[{k}]: needs shift_s >= 0 and rate > 0")
+        out.append((it, WorkerProfile(float(shift), float(rate))))
+    return out
 
 
 def compute_step(
