@@ -40,6 +40,7 @@ from common.perf.system import SystemModel
 SEARCH_GRID = 192
 REFINE_GRID = 1024  # the winners are re-evaluated on this grid
 REFINE_TOP = 4
+REFINE_MARGIN = 0.03  # only winners within 3 % of the best are re-evaluated finely
 MAX_EXHAUSTIVE = 200_000  # selections x tolerance pairs
 SWAP_MAX_WORKERS = 8  # swap moves (m^2 per edge) only on edges this small
 POLISH_BUDGET = 96  # subset moves evaluated per polish step (a 32x32 system stays fast)
@@ -194,12 +195,14 @@ def _refine(
 ) -> OptimizeResult:
     if not found:
         raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")
-    ranked = sorted(found.values(), key=lambda c: c.mean_s)[:REFINE_TOP]
-    fine = [Candidate(c.plan, evaluate(system, c.plan, REFINE_GRID)) for c in ranked]
+    ranked = sorted(found.values(), key=lambda c: c.mean_s)
+    close = [c for c in ranked[:REFINE_TOP] if c.mean_s <= ranked[0].mean_s * (1 + REFINE_MARGIN)]
+    fine = [Candidate(c.plan, evaluate(system, c.plan, REFINE_GRID)) for c in close]
     fine.sort(key=lambda c: c.mean_s)
     refined = {(c.plan.s_e, c.plan.s_w): c for c in fine}
     by_pair = tuple(refined.get(k, c) for k, c in sorted(found.items()))
-    return OptimizeResult(fine[0], tuple(fine[1:]), evals, method, by_pair)
+    rest = [c for c in ranked[len(close) : REFINE_TOP]]  # cannot win: search-grid values
+    return OptimizeResult(fine[0], tuple(fine[1:] + rest), evals, method, by_pair)
 
 
 class _Scorer:
@@ -257,9 +260,11 @@ def _local_search(
 Subset = tuple[tuple[int, ...], ...]  # per topology edge: selected rank positions, ascending
 
 
-def _subset_means(scorer: _Scorer, subsets: list[Subset], s_e: int, s_w: int) -> np.ndarray:
+def _subset_means(
+    scorer: _Scorer, subsets: list[Subset], s_e: int | Sequence[int], s_w: int
+) -> np.ndarray:
     """E[T] (s) of arbitrary worker subsets, shape ``(C,)`` (hetero or equal loads, as the
-    scorer says).
+    scorer says); ``s_e`` one for all or one per subset.
 
     The same computation as :meth:`SelectionEvaluator.means`, but a worker takes part by
     membership (a boolean mask ``(C, n, m)``) instead of by being among the fastest
@@ -271,16 +276,17 @@ def _subset_means(scorer: _Scorer, subsets: list[Subset], s_e: int, s_w: int) ->
     valid = np.zeros((c, ev.n, ev.m), dtype=bool)
     loads = np.zeros((c, ev.n, ev.m))
     k_total = [default_k(sum(len(p) for p in sub)) for sub in subsets]
+    s_es = [s_e] * c if isinstance(s_e, int) else list(s_e)
     for i, sub in enumerate(subsets):
         on = [e for e, pos in enumerate(sub) if pos]
         if not scorer.hetero:  # equal loads (s_e+1)(s_w+1)/M over the selected workers
-            share = (s_e + 1) * (s_w + 1) / sum(len(sub[e]) for e in on)
+            share = (s_es[i] + 1) * (s_w + 1) / sum(len(sub[e]) for e in on)
             for e in on:
                 valid[i, e, list(sub[e])] = True
                 loads[i, e, list(sub[e])] = share
             continue
         speeds = [[scorer.speeds[e][q] for q in sub[e]] for e in on]
-        _, d = hetero_counts(speeds, s_e, s_w, k_total[i])
+        _, d = hetero_counts(speeds, s_es[i], s_w, k_total[i])
         for e, row in zip(on, d, strict=True):
             valid[i, e, list(sub[e])] = True
             loads[i, e, list(sub[e])] = np.array(row) / k_total[i]
@@ -291,7 +297,7 @@ def _subset_means(scorer: _Scorer, subsets: list[Subset], s_e: int, s_w: int) ->
     off_w = np.broadcast_to(ev.off_w[None], off_v.shape)
     lo, hi = support(shift, scale, ev.link_v, valid, off_v, edge_on, ev.pi, ev.slowdown)
     t = np.linspace(lo, hi, ev.grid, axis=1)
-    misses = s_e + (~edge_on).sum(axis=1)
+    misses = np.array(s_es) + (~edge_on).sum(axis=1)
     cdf = hierarchical_cdf(
         t, shift, scale, ev.link_v, ev.link_w, valid, off_v, off_w, edge_on,
         s_w, misses, ev.pi, ev.slowdown, ev.dtype,
@@ -520,17 +526,46 @@ class _PairResult:
     screen: float
 
 
-def _screen(
+def _screen_subset(
     system: SystemModel, scorer: _Scorer, s_e: int, s_w: int
-) -> tuple[float, Counts, list[list[int]]] | None:
-    """Exact E[T] of the pair's all-nodes selection (trimmed to feasibility), with the
-    fastest-first worker order at the pair's nominal load."""
+) -> tuple[Subset, Counts, list[list[int]]] | None:
+    """The pair's all-nodes selection (trimmed to feasibility), with the fastest-first worker
+    order at the pair's nominal load."""
     rank = _rank(_worker_keys(system, (s_e + 1) * (s_w + 1) / system.n_workers))
     full = _trim(list(system.workers_per_edge), s_e, s_w)
     if full is None or not scorer.feasible(full, s_e, s_w):
         return None
-    sub = tuple(tuple(sorted(rank[e][:k])) for e, k in enumerate(full))
+    return tuple(tuple(sorted(rank[e][:k])) for e, k in enumerate(full)), full, rank
+
+
+def _screen(
+    system: SystemModel, scorer: _Scorer, s_e: int, s_w: int
+) -> tuple[float, Counts, list[list[int]]] | None:
+    """Exact E[T] of the pair's all-nodes selection (see :func:`_screen_subset`)."""
+    got = _screen_subset(system, scorer, s_e, s_w)
+    if got is None:
+        return None
+    sub, full, rank = got
     return float(_subset_means(scorer, [sub], s_e, s_w)[0]), full, rank
+
+
+def _screen_all(
+    system: SystemModel, scorer: _Scorer
+) -> dict[tuple[int, int], tuple[float, Counts, list[list[int]]]]:
+    """:func:`_screen` of every pair, one batch per s_w (small systems)."""
+    out = {}
+    for s_w in range(max(system.workers_per_edge)):
+        got = {
+            s_e: x
+            for s_e in range(system.n_edges)
+            if (x := _screen_subset(system, scorer, s_e, s_w)) is not None
+        }
+        if not got:
+            continue
+        values = _subset_means(scorer, [x[0] for x in got.values()], list(got), s_w)
+        for (s_e, (_, full, rank)), v in zip(got.items(), values.tolist(), strict=True):
+            out[(s_e, s_w)] = (v, full, rank)
+    return out
 
 
 def _search_one_pair(
@@ -552,15 +587,14 @@ def _search_one_pair(
     else:
         starts = _descent_starts(system, options, rank, full, s_e, s_w)
         found = search.descend_pair(arrays, options, s_e, s_w, starts, ref, ref_load, grid, top)
-    subs = list(dict.fromkeys(_as_subset(o) for _, o in found))
     full_sub = tuple(tuple(sorted(rank[e][:k])) for e, k in enumerate(full))
     subs = [
         x
-        for x in dict.fromkeys([*subs, full_sub])
-        if scorer.feasible(tuple(len(p) for p in x), s_e, s_w)
+        for x in dict.fromkeys(_as_subset(o) for _, o in found)
+        if x != full_sub and scorer.feasible(tuple(len(p) for p in x), s_e, s_w)
     ]
-    values = _subset_means(scorer, subs, s_e, s_w)
-    return sorted(zip(values.tolist(), subs, strict=True))
+    values = _subset_means(scorer, subs, s_e, s_w).tolist() if subs else []
+    return sorted([*zip(values, subs, strict=True), (ref, full_sub)])
 
 
 def _descent_starts(
@@ -601,7 +635,7 @@ def greedy_jncss(
     patience: int = 3,
     full_scan_pairs: int = 64,
     refine_pairs: int = 4,
-    top: int = 4,
+    top: int = 2,
     polish: bool = True,
     search_grid: int = 0,
     **_legacy: object,
@@ -623,13 +657,15 @@ def greedy_jncss(
     small = n_pairs <= full_scan_pairs
     if small:
         patience = n_pairs
-    sgrid = search_grid or (1024 if small else 256)
+    sgrid = search_grid or 256
     arrays = search.SystemArrays.of(system)
     eq = _exact_scorer(system, False, grid)
     scorer = _exact_scorer(system, True, grid) if hetero else eq
     screens: dict[tuple[int, int], tuple[float, Counts, list[list[int]]]] = {}
     over_s_e = _Patience(patience)
-    for s_e in range(system.n_edges):
+    if small:
+        screens = _screen_all(system, eq)
+    for s_e in range(system.n_edges if small else 0, system.n_edges):
         over_s_w = _Patience(patience)
         for s_w in range(max(system.workers_per_edge)):
             if _lower_bound(system, s_e, s_w) >= over_s_e.best:

@@ -32,12 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.coding import is_feasible
-from common.perf.batch import EDGE_ATOMS, compute_cdf, delay_cdf, prob_at_most_misses
+from common.perf.batch import compute_cdf, delay_cdf, prob_at_most_misses
 from common.perf.model import Atoms, add_atoms, compress, link_atoms, slow_probability
 from common.perf.system import SystemModel
 
 SUBSET_MAX = 6  # edges up to this many workers offer every subset, larger ones prefixes
 SEARCH_ATOMS = 8  # worker round-trip link delay atoms in the search (mean-preserving)
+SEARCH_EDGE_ATOMS = 6  # edge download + upload delay atoms in the search (mean-preserving)
 ENUM_MAX = 60_000  # combinations enumerated per pair before switching to descent
 SPAN = 4.0  # the grid reaches SPAN x the reference mean's excess over its start
 
@@ -89,7 +90,7 @@ class SystemArrays:
         offs = []
         for edge in system.edges:
             one = link_atoms(edge.uplink, b)
-            offs.append(compress(add_atoms(one, one), EDGE_ATOMS))
+            offs.append(compress(add_atoms(one, one), SEARCH_EDGE_ATOMS))
         ae = max(x.values.size for x in offs)
         ov, ow = np.zeros((n, ae)), np.zeros((n, ae))
         for e, x in enumerate(offs):
@@ -168,9 +169,10 @@ class EdgeTable:
                 k = mask.sum(axis=1)
                 w = arrays.off_w[e]
                 live = np.flatnonzero(w > 0)
-                d = arrays.off_v[e, live][None, :] + (
-                    arrays.combine[e] * np.maximum(k - s_w, 0)
-                )[:, None]  # (O, atoms)
+                d = (
+                    arrays.off_v[e, live][None, :]
+                    + (arrays.combine[e] * np.maximum(k - s_w, 0))[:, None]
+                )  # (O, atoms)
                 rows = np.repeat(os_cdf, live.size, axis=0)
                 shifted = delay_cdf(rows, d.ravel(), np.broadcast_to(h, (d.size,)))
                 fin = (shifted.reshape(len(body), live.size, -1) * w[live][None, :, None]).sum(1)
