@@ -692,7 +692,13 @@ def greedy_jncss(
             screens[pair] = got
         cands = _search_one_pair(system, arrays, eq, *pair, screens[pair], sgrid, top)
         if hetero:
-            subs = [sub for _, sub in cands]
+            # speed-proportional loads make slow workers cheap to keep: every candidate's
+            # selected edges are also tried with all their workers
+            full = [
+                tuple(tuple(range(m)) if p else () for p, m in zip(sub, system.workers_per_edge))
+                for _, sub in cands
+            ]
+            subs = list(dict.fromkeys([sub for _, sub in cands] + full))
             values = _subset_means(scorer, subs, *pair)
             cands = sorted(zip(values.tolist(), subs, strict=True))
         results[pair] = cands

@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 INSTANCES = {
     "a": (0.0816893087466811, 0.06754288509169726, (0, 0)),
     "b": (0.06995150113252495, 0.06136675377563412, (0, 0)),
-    "c": (0.0739, 0.06753, (0, 0)),
+    "c": (0.0738974604820524, 0.06753248509169726, (0, 0)),
 }
 
 
@@ -45,3 +45,25 @@ def test_batched_exhaustive_equals_the_plan_by_plan_reference():
         fast = exhaustive_jncss(sys_)
         slow = exhaustive_jncss(sys_, batched=False)
         assert fast.best.mean_s == pytest.approx(slow.best.mean_s, rel=2e-3)
+
+
+def test_optimize_explains_left_out_workers_and_tolerances(capsys):
+    import json
+
+    from hgc.cli import main
+
+    path = str(FIXTURES / "jncss_issue15_a.yaml")
+    assert main(["optimize", path]) == 0
+    out = capsys.readouterr().out
+    assert "edge-1: left out entirely" in out  # the cellular edge
+    assert "edge-0: leaves out worker-0-0" in out  # its Pi 3
+    assert "<- chosen" in out
+    assert main(["optimize", path, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)["explain"]
+    assert doc["edges"][1] == {"edge": 1, "selected": False, "kept": [], "left_out": [0, 1, 2, 3]}
+    assert doc["edges"][0]["left_out"] == [0] and doc["edges"][2]["left_out"] == [0]
+    rows = {(r["s_e"], r["s_w"]): r for r in doc["tolerances"]}
+    assert (
+        rows[(0, 0)]["chosen"] and rows[(0, 0)]["expected_time_s"] < rows[(0, 1)]["expected_time_s"]
+    )
+    assert sum(r["chosen"] for r in doc["tolerances"]) == 1
