@@ -142,6 +142,35 @@ def edge_options(
     return out
 
 
+def _nested(body: list[Option]) -> bool:
+    """Options that grow by one worker each: fastest-first prefixes."""
+    return all(
+        len(b) == len(a) + 1 and set(a) <= set(b) for a, b in zip(body, body[1:], strict=False)
+    )
+
+
+def _prefix_cdfs(arr: np.ndarray, body: list[Option], s_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """P[at most s_w of the prefix's workers missing] for every prefix in one pass over the
+    workers (Poisson-binomial DP capped at s_w + 1 misses): ``(len(body), G)`` and sizes."""
+    order = list(body[0]) + [
+        next(iter(set(b) - set(a))) for a, b in zip(body, body[1:], strict=False)
+    ]
+    g = arr.shape[1]
+    q = np.zeros((s_w + 2, g))
+    q[0] = 1.0
+    out = np.zeros((len(body), g))
+    for j, w in enumerate(order):
+        p = arr[w]
+        u = 1.0 - p
+        new = q * p
+        new[1:] += q[:-1] * u
+        new[-1] += q[-1] * u  # the cap state absorbs further misses
+        q = new
+        if j + 1 >= s_w + 1:
+            out[j + 1 - (s_w + 1)] = q[: s_w + 1].sum(axis=0)
+    return np.clip(out, 0.0, 1.0), np.array([len(b) for b in body])
+
+
 class EdgeTable:
     """Finish-time CDFs of every option of every edge at one load, on one grid ``t`` (s)."""
 
@@ -160,7 +189,9 @@ class EdgeTable:
         for e, opts in enumerate(options):
             g = np.ones((len(opts), t.size))
             body = opts[1:]
-            if body:
+            if body and len(body[0]) == s_w + 1 and _nested(body):
+                os_cdf, k = _prefix_cdfs(arr[e], body, s_w)
+            elif body:
                 mask = np.zeros((len(body), arrays.m), dtype=bool)
                 for i, o in enumerate(body):
                     mask[i, list(o)] = True
