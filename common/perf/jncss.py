@@ -695,7 +695,10 @@ def greedy_jncss(
             # speed-proportional loads make slow workers cheap to keep: every candidate's
             # selected edges are also tried with all their workers
             full = [
-                tuple(tuple(range(m)) if p else () for p, m in zip(sub, system.workers_per_edge))
+                tuple(
+                    tuple(range(m)) if p else ()
+                    for p, m in zip(sub, system.workers_per_edge, strict=True)
+                )
                 for _, sub in cands
             ]
             subs = list(dict.fromkeys([sub for _, sub in cands] + full))

@@ -80,23 +80,23 @@ class SystemArrays:
                     cache[w.link] = compress(add_atoms(one, one), SEARCH_ATOMS)
                 out.append(cache[w.link])
             atoms.append(out + [out[-1]] * (m - len(out)))
-        a = max(x.values.size for row in atoms for x in row)
+        a = max(at.values.size for ats in atoms for at in ats)
         lv, lw = np.zeros((n, m, a)), np.zeros((n, m, a))
-        for e, row in enumerate(atoms):
-            for j, x in enumerate(row):
-                lv[e, j, : x.values.size] = x.values
-                lv[e, j, x.values.size :] = x.values[-1]
-                lw[e, j, : x.values.size] = x.weights
+        for e, ats in enumerate(atoms):
+            for j, at in enumerate(ats):
+                lv[e, j, : at.values.size] = at.values
+                lv[e, j, at.values.size :] = at.values[-1]
+                lw[e, j, : at.values.size] = at.weights
         offs = []
         for edge in system.edges:
             one = link_atoms(edge.uplink, b)
             offs.append(compress(add_atoms(one, one), SEARCH_EDGE_ATOMS))
-        ae = max(x.values.size for x in offs)
+        ae = max(at.values.size for at in offs)
         ov, ow = np.zeros((n, ae)), np.zeros((n, ae))
-        for e, x in enumerate(offs):
-            ov[e, : x.values.size] = x.values
-            ov[e, x.values.size :] = x.values[-1]
-            ow[e, : x.values.size] = x.weights
+        for e, at in enumerate(offs):
+            ov[e, : at.values.size] = at.values
+            ov[e, at.values.size :] = at.values[-1]
+            ow[e, : at.values.size] = at.weights
         pi = slow_probability(system.straggler)
         return cls(
             n, m, list(system.workers_per_edge), shift, inv, lv, lw, ov, ow,
@@ -224,7 +224,7 @@ class EdgeTable:
                     kept.extend(idx)
                     continue
                 r = rows[idx]
-                ge = (r[:, None, :] >= r[None, :, :] - 1e-7).all(axis=2)  # ge[a, b]: a >= b
+                ge: np.ndarray = np.asarray((r[:, None, :] >= r[None, :, :] - 1e-7).all(axis=2))
                 for x, i in enumerate(idx):
                     dominated = any(
                         ge[y, x] and (not ge[x, y] or y < x) for y in range(len(idx)) if y != x
