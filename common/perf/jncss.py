@@ -38,6 +38,7 @@ from common.perf.plan import InfeasiblePlanError, Plan, make_plan
 from common.perf.system import SystemModel
 
 SEARCH_GRID = 192
+SCREEN_GRID = 64  # large systems rank tolerance pairs on this grid
 REFINE_GRID = 1024  # the winners are re-evaluated on this grid
 REFINE_TOP = 4
 REFINE_MARGIN = 0.03  # only winners within 3 % of the best are re-evaluated finely
@@ -661,6 +662,7 @@ def greedy_jncss(
     arrays = search.SystemArrays.of(system)
     eq = _exact_scorer(system, False, grid)
     scorer = _exact_scorer(system, True, grid) if hetero else eq
+    coarse = eq if small else _exact_scorer(system, False, SCREEN_GRID)  # pair ranking only
     screens: dict[tuple[int, int], tuple[float, Counts, list[list[int]]]] = {}
     over_s_e = _Patience(patience)
     if small:
@@ -670,7 +672,7 @@ def greedy_jncss(
         for s_w in range(max(system.workers_per_edge)):
             if _lower_bound(system, s_e, s_w) >= over_s_e.best:
                 break
-            got = _screen(system, eq, s_e, s_w)
+            got = _screen(system, coarse, s_e, s_w)
             if got is None:
                 continue
             screens[(s_e, s_w)] = got
@@ -723,7 +725,7 @@ def greedy_jncss(
             break
         for p in near:
             run(p)
-    evals = scorer.evals + eq.evals
+    evals = scorer.evals + eq.evals + (0 if coarse is eq else coarse.evals)
     found: dict[tuple[int, int], Candidate] = {}
     build = _builder(system, hetero)
     top_value = min(r[0][0] for r in results.values())

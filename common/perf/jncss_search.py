@@ -40,6 +40,8 @@ SUBSET_MAX = 6  # edges up to this many workers offer every subset, larger ones 
 SEARCH_ATOMS = 8  # worker round-trip link delay atoms in the search (mean-preserving)
 SEARCH_EDGE_ATOMS = 6  # edge download + upload delay atoms in the search (mean-preserving)
 ENUM_MAX = 60_000  # combinations enumerated per pair before switching to descent
+LADDER_RANGE = 4  # the descent considers totals M down to M_all / 4 ...
+LADDER_STEPS = 2  # ... with tables at 2 loads per octave
 SPAN = 4.0  # the grid reaches SPAN x the reference mean's excess over its start
 
 Option = tuple[int, ...]  # topology worker indices of one edge, ascending; () = edge out
@@ -189,7 +191,7 @@ class EdgeTable:
         for e, opts in enumerate(options):
             g = np.ones((len(opts), t.size))
             body = opts[1:]
-            if body and len(body[0]) == s_w + 1 and _nested(body):
+            if body and arrays.sizes[e] > SUBSET_MAX:  # nested fastest-first prefixes
                 os_cdf, k = _prefix_cdfs(arr[e], body, s_w)
             elif body:
                 mask = np.zeros((len(body), arrays.m), dtype=bool)
@@ -309,8 +311,8 @@ class _Loads:
 
     def __init__(self, arrays, options, s_e, s_w, ref_mean, ref_load, grid, m_lo, m_hi):
         c = (s_e + 1) * (s_w + 1)
-        lo, hi = c / m_hi, c / max(m_lo, 1)
-        steps = max(2, int(np.ceil(np.log2(hi / lo) * 4)) + 1) if hi > lo else 1
+        lo, hi = c / m_hi, c / max(m_lo, m_hi // LADDER_RANGE, 1)
+        steps = max(2, int(np.ceil(np.log2(hi / lo) * LADDER_STEPS)) + 1) if hi > lo else 1
         self.loads = np.geomspace(lo, hi, steps) if steps > 1 else np.array([lo])
         self.c, self.s_e = c, s_e
         t = make_grid(arrays, float(self.loads[-1]), ref_mean, ref_load, grid)
