@@ -41,6 +41,7 @@ SEARCH_GRID = 192
 SCREEN_GRID = 64  # large systems rank tolerance pairs on this grid
 REFINE_GRID = 1024  # the winners are re-evaluated on this grid
 REFINE_TOP = 4
+BIG_REFINE = 256  # above this many workers the fine re-evaluation is batched (float32)
 REFINE_MARGIN = 0.03  # only winners within 3 % of the best are re-evaluated finely
 MAX_EXHAUSTIVE = 200_000  # selections x tolerance pairs
 SWAP_MAX_WORKERS = 8  # swap moves (m^2 per edge) only on edges this small
@@ -198,7 +199,18 @@ def _refine(
         raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")
     ranked = sorted(found.values(), key=lambda c: c.mean_s)
     close = [c for c in ranked[:REFINE_TOP] if c.mean_s <= ranked[0].mean_s * (1 + REFINE_MARGIN)]
-    fine = [Candidate(c.plan, evaluate(system, c.plan, REFINE_GRID)) for c in close]
+    if system.n_workers <= BIG_REFINE:
+        fine = [Candidate(c.plan, evaluate(system, c.plan, REFINE_GRID)) for c in close]
+    else:  # the same exact CDF, batched in float32: far cheaper on thousands of workers
+        scorer = _exact_scorer(system, close[0].plan.scheme == "hgc-hetero", REFINE_GRID)
+        fine = []
+        for c in close:
+            sub = tuple(
+                tuple(c.plan.workers[c.plan.edges.index(e)]) if e in c.plan.edges else ()
+                for e in range(system.n_edges)
+            )
+            value = float(_subset_means(scorer, [sub], c.plan.s_e, c.plan.s_w)[0])
+            fine.append(Candidate(c.plan, value))
     fine.sort(key=lambda c: c.mean_s)
     refined = {(c.plan.s_e, c.plan.s_w): c for c in fine}
     by_pair = tuple(refined.get(k, c) for k, c in sorted(found.items()))
@@ -710,7 +722,7 @@ def greedy_jncss(
 
     for pair in todo:
         run(pair)
-    for _ in range(4):  # joint moves: tolerances next to the best pair
+    for _ in range(4 if small else 2):  # joint moves: tolerances next to the best pair
         best = min(results, key=lambda p: results[p][0][0])
         s_e, s_w = best
         near = [(s_e + a, s_w + b) for a in (-1, 0, 1) for b in (-1, 0, 1)]
