@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.coding import is_feasible
+from common.perf import jncss_search as search
 from common.perf.batch import SelectionEvaluator, hierarchical_cdf, support
 from common.perf.exact import exact_distribution
 from common.perf.hetero import default_k, hetero_counts, make_hetero_plan, worker_speed
@@ -37,8 +38,11 @@ from common.perf.plan import InfeasiblePlanError, Plan, make_plan
 from common.perf.system import SystemModel
 
 SEARCH_GRID = 192
+SCREEN_GRID = 64  # large systems rank tolerance pairs on this grid
 REFINE_GRID = 1024  # the winners are re-evaluated on this grid
 REFINE_TOP = 4
+BIG_REFINE = 256  # above this many workers the fine re-evaluation is batched (float32)
+REFINE_MARGIN = 0.03  # only winners within 3 % of the best are re-evaluated finely
 MAX_EXHAUSTIVE = 200_000  # selections x tolerance pairs
 SWAP_MAX_WORKERS = 8  # swap moves (m^2 per edge) only on edges this small
 POLISH_BUDGET = 96  # subset moves evaluated per polish step (a 32x32 system stays fast)
@@ -60,6 +64,7 @@ class OptimizeResult:
     alternatives: tuple[Candidate, ...]  # best plan of other (s_e, s_w), ascending E[T]
     evaluations: int
     method: str  # "greedy" | "exhaustive"
+    by_pair: tuple[Candidate, ...] = ()  # the best plan of every scored (s_e, s_w)
 
 
 def evaluate(system: SystemModel, plan: Plan, grid: int = SEARCH_GRID) -> float:
@@ -192,10 +197,25 @@ def _refine(
 ) -> OptimizeResult:
     if not found:
         raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")
-    ranked = sorted(found.values(), key=lambda c: c.mean_s)[:REFINE_TOP]
-    fine = [Candidate(c.plan, evaluate(system, c.plan, REFINE_GRID)) for c in ranked]
+    ranked = sorted(found.values(), key=lambda c: c.mean_s)
+    close = [c for c in ranked[:REFINE_TOP] if c.mean_s <= ranked[0].mean_s * (1 + REFINE_MARGIN)]
+    if system.n_workers <= BIG_REFINE:
+        fine = [Candidate(c.plan, evaluate(system, c.plan, REFINE_GRID)) for c in close]
+    else:  # the same exact CDF, batched in float32: far cheaper on thousands of workers
+        scorer = _exact_scorer(system, close[0].plan.scheme == "hgc-hetero", REFINE_GRID)
+        fine = []
+        for c in close:
+            sub = tuple(
+                tuple(c.plan.workers[c.plan.edges.index(e)]) if e in c.plan.edges else ()
+                for e in range(system.n_edges)
+            )
+            value = float(_subset_means(scorer, [sub], c.plan.s_e, c.plan.s_w)[0])
+            fine.append(Candidate(c.plan, value))
     fine.sort(key=lambda c: c.mean_s)
-    return OptimizeResult(fine[0], tuple(fine[1:]), evals, method)
+    refined = {(c.plan.s_e, c.plan.s_w): c for c in fine}
+    by_pair = tuple(refined.get(k, c) for k, c in sorted(found.items()))
+    rest = [c for c in ranked[len(close) : REFINE_TOP]]  # cannot win: search-grid values
+    return OptimizeResult(fine[0], tuple(fine[1:] + rest), evals, method, by_pair)
 
 
 class _Scorer:
@@ -253,8 +273,11 @@ def _local_search(
 Subset = tuple[tuple[int, ...], ...]  # per topology edge: selected rank positions, ascending
 
 
-def _subset_means(scorer: _Scorer, subsets: list[Subset], s_e: int, s_w: int) -> np.ndarray:
-    """Hetero E[T] (s) of arbitrary worker subsets, shape ``(C,)``.
+def _subset_means(
+    scorer: _Scorer, subsets: list[Subset], s_e: int | Sequence[int], s_w: int
+) -> np.ndarray:
+    """E[T] (s) of arbitrary worker subsets, shape ``(C,)`` (hetero or equal loads, as the
+    scorer says); ``s_e`` one for all or one per subset.
 
     The same computation as :meth:`SelectionEvaluator.means`, but a worker takes part by
     membership (a boolean mask ``(C, n, m)``) instead of by being among the fastest
@@ -266,10 +289,17 @@ def _subset_means(scorer: _Scorer, subsets: list[Subset], s_e: int, s_w: int) ->
     valid = np.zeros((c, ev.n, ev.m), dtype=bool)
     loads = np.zeros((c, ev.n, ev.m))
     k_total = [default_k(sum(len(p) for p in sub)) for sub in subsets]
+    s_es = [s_e] * c if isinstance(s_e, int) else list(s_e)
     for i, sub in enumerate(subsets):
         on = [e for e, pos in enumerate(sub) if pos]
+        if not scorer.hetero:  # equal loads (s_e+1)(s_w+1)/M over the selected workers
+            share = (s_es[i] + 1) * (s_w + 1) / sum(len(sub[e]) for e in on)
+            for e in on:
+                valid[i, e, list(sub[e])] = True
+                loads[i, e, list(sub[e])] = share
+            continue
         speeds = [[scorer.speeds[e][q] for q in sub[e]] for e in on]
-        _, d = hetero_counts(speeds, s_e, s_w, k_total[i])
+        _, d = hetero_counts(speeds, s_es[i], s_w, k_total[i])
         for e, row in zip(on, d, strict=True):
             valid[i, e, list(sub[e])] = True
             loads[i, e, list(sub[e])] = np.array(row) / k_total[i]
@@ -280,7 +310,7 @@ def _subset_means(scorer: _Scorer, subsets: list[Subset], s_e: int, s_w: int) ->
     off_w = np.broadcast_to(ev.off_w[None], off_v.shape)
     lo, hi = support(shift, scale, ev.link_v, valid, off_v, edge_on, ev.pi, ev.slowdown)
     t = np.linspace(lo, hi, ev.grid, axis=1)
-    misses = s_e + (~edge_on).sum(axis=1)
+    misses = np.array(s_es) + (~edge_on).sum(axis=1)
     cdf = hierarchical_cdf(
         t, shift, scale, ev.link_v, ev.link_w, valid, off_v, off_w, edge_on,
         s_w, misses, ev.pi, ev.slowdown, ev.dtype,
@@ -342,7 +372,7 @@ def _combine_best(sub: Subset, nbs: list[Subset], values: np.ndarray) -> list[Su
 
 
 def _polish_subsets(
-    scorer: _Scorer, moves: _Moves, start: Counts, value: float, s_e: int, s_w: int
+    scorer: _Scorer, moves: _Moves, start: Counts | Subset, value: float, s_e: int, s_w: int
 ) -> tuple[Subset, float]:
     """Best-improvement local search over worker subsets from the prefix optimum ``start``.
 
@@ -351,7 +381,10 @@ def _polish_subsets(
     edges that most likely matter. At a single-move optimum, pairs of the best single moves
     are tried before giving up.
     """
-    sub: Subset = tuple(tuple(range(k)) for k in start)
+    sub: Subset = tuple(
+        tuple(range(k)) if isinstance(k, int) else tuple(k)
+        for k in start  # type: ignore[union-attr]
+    )
     cur, seen = value, {sub}
     m = [len(r) for r in moves.rank]
 
@@ -482,64 +515,261 @@ class _Patience:
         return self.stale >= self.limit
 
 
+def _pairs(system: SystemModel) -> list[tuple[int, int]]:
+    return [
+        (s_e, s_w) for s_e in range(system.n_edges) for s_w in range(max(system.workers_per_edge))
+    ]
+
+
+def _exact_scorer(system: SystemModel, hetero: bool, grid: int) -> _Scorer:
+    """A scorer whose rank is the topology order: subsets are topology worker indices."""
+    return _Scorer(system, [list(range(m)) for m in system.workers_per_edge], hetero, grid)
+
+
+def _as_subset(options: tuple[tuple[int, ...], ...]) -> Subset:
+    return tuple(tuple(o) for o in options)
+
+
+@dataclass
+class _PairResult:
+    s_e: int
+    s_w: int
+    value: float
+    subset: Subset  # per topology edge: selected topology worker indices
+    screen: float
+
+
+def _screen_subset(
+    system: SystemModel, scorer: _Scorer, s_e: int, s_w: int
+) -> tuple[Subset, Counts, list[list[int]]] | None:
+    """The pair's all-nodes selection (trimmed to feasibility), with the fastest-first worker
+    order at the pair's nominal load."""
+    rank = _rank(_worker_keys(system, (s_e + 1) * (s_w + 1) / system.n_workers))
+    full = _trim(list(system.workers_per_edge), s_e, s_w)
+    if full is None or not scorer.feasible(full, s_e, s_w):
+        return None
+    return tuple(tuple(sorted(rank[e][:k])) for e, k in enumerate(full)), full, rank
+
+
+def _screen(
+    system: SystemModel, scorer: _Scorer, s_e: int, s_w: int
+) -> tuple[float, Counts, list[list[int]]] | None:
+    """Exact E[T] of the pair's all-nodes selection (see :func:`_screen_subset`)."""
+    got = _screen_subset(system, scorer, s_e, s_w)
+    if got is None:
+        return None
+    sub, full, rank = got
+    return float(_subset_means(scorer, [sub], s_e, s_w)[0]), full, rank
+
+
+def _screen_all(
+    system: SystemModel, scorer: _Scorer
+) -> dict[tuple[int, int], tuple[float, Counts, list[list[int]]]]:
+    """:func:`_screen` of every pair, one batch per s_w (small systems)."""
+    out = {}
+    for s_w in range(max(system.workers_per_edge)):
+        got = {
+            s_e: x
+            for s_e in range(system.n_edges)
+            if (x := _screen_subset(system, scorer, s_e, s_w)) is not None
+        }
+        if not got:
+            continue
+        values = _subset_means(scorer, [x[0] for x in got.values()], list(got), s_w)
+        for (s_e, (_, full, rank)), v in zip(got.items(), values.tolist(), strict=True):
+            out[(s_e, s_w)] = (v, full, rank)
+    return out
+
+
+def _search_one_pair(
+    system: SystemModel,
+    arrays: search.SystemArrays,
+    scorer: _Scorer,
+    s_e: int,
+    s_w: int,
+    screened: tuple[float, Counts, list[list[int]]],
+    grid: int,
+    top: int,
+) -> list[tuple[float, Subset]]:
+    """Candidate selections of one pair from the frontier engine, exactly re-scored."""
+    ref, full, rank = screened
+    ref_load = (s_e + 1) * (s_w + 1) / sum(full)
+    options = search.edge_options(system.workers_per_edge, rank, s_w)
+    if search.combinations_count(options) <= search.ENUM_MAX:
+        found = search.enumerate_pair(arrays, options, s_e, s_w, ref, ref_load, grid, top)
+    else:
+        starts = _descent_starts(system, options, rank, full, s_e, s_w)
+        found = search.descend_pair(arrays, options, s_e, s_w, starts, ref, ref_load, grid, top)
+    full_sub = tuple(tuple(sorted(rank[e][:k])) for e, k in enumerate(full))
+    subs = [
+        x
+        for x in dict.fromkeys(_as_subset(o) for _, o in found)
+        if x != full_sub and scorer.feasible(tuple(len(p) for p in x), s_e, s_w)
+    ]
+    values = _subset_means(scorer, subs, s_e, s_w).tolist() if subs else []
+    return sorted([*zip(values, subs, strict=True), (ref, full_sub)])
+
+
+def _descent_starts(
+    system: SystemModel,
+    options: list[list[tuple[int, ...]]],
+    rank: list[list[int]],
+    full: Counts,
+    s_e: int,
+    s_w: int,
+) -> list[tuple[int, ...]]:
+    """Option indices of the descent's starts: all nodes, and the fastest edges only."""
+    index = [{o: i for i, o in enumerate(opts)} for opts in options]
+    keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / sum(full))
+    m = list(system.workers_per_edge)
+    up = [2 * e.uplink.mean_transfer_s(float(system.gradient_bytes)) for e in system.edges]
+    finish = [keys[e][rank[e][max(m[e] - s_w, 1) - 1]] + up[e] for e in range(len(m))]
+    order = sorted((e for e in range(len(m)) if full[e]), key=lambda e: finish[e])
+    counts: list[Counts] = [full]
+    for k in _prefix_sizes(s_e + 1, len(order), 4):
+        keep = set(order[:k])
+        c = _trim([m[e] if e in keep else 0 for e in range(len(m))], s_e, s_w)
+        if c is not None:
+            counts.append(c)
+    out = []
+    for c in dict.fromkeys(counts):
+        try:
+            out.append(tuple(index[e][tuple(sorted(rank[e][:k]))] for e, k in enumerate(c)))
+        except KeyError:
+            continue
+    return out
+
+
 def greedy_jncss(
     system: SystemModel,
     *,
     hetero: bool = False,
     grid: int = SEARCH_GRID,
-    width: int = 3,
     patience: int = 3,
     full_scan_pairs: int = 64,
-    refine_pairs: int = 3,
-    n_starts: int = 2,
+    refine_pairs: int = 4,
+    top: int = 2,
     polish: bool = True,
+    search_grid: int = 0,
+    **_legacy: object,
 ) -> OptimizeResult:
-    """Greedy JNCSS; see the module docstring.
+    """JNCSS by per-edge frontiers (module docstring and ``common.perf.jncss_search``).
 
-    Phase 1 screens tolerances s_e = 0, 1, ... and inside each s_w = 0, 1, ... by their best
-    cheap starting selection; unless there are at most ``full_scan_pairs`` pairs (then all
-    are screened), a scan stops after ``patience`` consecutive values that do not
-    improve on its best, or when a lower bound says the pair cannot win. Phase 2 runs the
-    local search (``width`` moves of each kind per step) from the ``n_starts`` best starts of
-    the ``refine_pairs`` best pairs. With ``hetero``, phase 3 polishes the searched pairs
-    within ``POLISH_MARGIN`` of the best by the subset local search (unless ``polish`` is
-    False: fastest-first prefixes only, the cheaper search of earlier versions).
+    1. Screen tolerance pairs by the exact E[T] of their all-nodes selection: every pair on
+       systems with at most ``full_scan_pairs`` of them, else scans over s_e and s_w that stop
+       after ``patience`` non-improving values or when a lower bound says the pair cannot win.
+    2. For every screened pair (small systems) or the ``refine_pairs`` best (large), search
+       node selections jointly over edges with the frontier engine (enumeration of the
+       non-dominated per-edge options, or coordinate descent) and re-score its ``top`` best
+       exactly; then the pairs next to the best (s_e +- 1, s_w +- 1) are searched too, so
+       nodes and tolerances change together.
+    3. hetero: the same candidates are re-scored with speed-proportional loads, and the best
+       pairs polished by the subset local search.
     """
-    pairs: list[_Pair] = []
-    if system.n_edges * max(system.workers_per_edge) <= full_scan_pairs:
-        patience = system.n_edges * max(system.workers_per_edge)
+    n_pairs = system.n_edges * max(system.workers_per_edge)
+    small = n_pairs <= full_scan_pairs
+    if small:
+        patience = n_pairs
+    sgrid = search_grid or 256
+    arrays = search.SystemArrays.of(system)
+    eq = _exact_scorer(system, False, grid)
+    scorer = _exact_scorer(system, True, grid) if hetero else eq
+    coarse = eq if small else _exact_scorer(system, False, SCREEN_GRID)  # pair ranking only
+    screens: dict[tuple[int, int], tuple[float, Counts, list[list[int]]]] = {}
     over_s_e = _Patience(patience)
-    for s_e in range(system.n_edges):
+    if small:
+        screens = _screen_all(system, eq)
+    for s_e in range(system.n_edges if small else 0, system.n_edges):
         over_s_w = _Patience(patience)
         for s_w in range(max(system.workers_per_edge)):
             if _lower_bound(system, s_e, s_w) >= over_s_e.best:
                 break
-            pair = _screen_pair(system, s_e, s_w, grid, width, hetero)
-            if pair is None:
+            got = _screen(system, coarse, s_e, s_w)
+            if got is None:
                 continue
-            pairs.append(pair)
-            if over_s_w.exhausted(pair.screen):
+            screens[(s_e, s_w)] = got
+            if over_s_w.exhausted(got[0]):
                 break
         if over_s_e.exhausted(over_s_w.best):
             break
-    build = _builder(system, hetero)
+    ordered = sorted(screens, key=lambda p: screens[p][0])
+    todo = ordered if small else ordered[:refine_pairs]
+    results: dict[tuple[int, int], list[tuple[float, Subset]]] = {}
+
+    def run(pair: tuple[int, int]) -> None:
+        if pair in results:
+            return
+        if pair not in screens:
+            got = _screen(system, eq, *pair)
+            if got is None:
+                return
+            screens[pair] = got
+        cands = _search_one_pair(system, arrays, eq, *pair, screens[pair], sgrid, top)
+        if hetero:
+            # speed-proportional loads make slow workers cheap to keep: every candidate's
+            # selected edges are also tried with all their workers
+            full = [
+                tuple(
+                    tuple(range(m)) if p else ()
+                    for p, m in zip(sub, system.workers_per_edge, strict=True)
+                )
+                for _, sub in cands
+            ]
+            subs = list(dict.fromkeys([sub for _, sub in cands] + full))
+            values = _subset_means(scorer, subs, *pair)
+            cands = sorted(zip(values.tolist(), subs, strict=True))
+        results[pair] = cands
+
+    for pair in todo:
+        run(pair)
+    for _ in range(4 if small else 2):  # joint moves: tolerances next to the best pair
+        best = min(results, key=lambda p: results[p][0][0])
+        s_e, s_w = best
+        near = [(s_e + a, s_w + b) for a in (-1, 0, 1) for b in (-1, 0, 1)]
+        near = [
+            p
+            for p in near
+            if p not in results
+            and 0 <= p[0] < system.n_edges
+            and 0 <= p[1] < max(system.workers_per_edge)
+        ]
+        if not near:
+            break
+        for p in near:
+            run(p)
+    evals = scorer.evals + eq.evals + (0 if coarse is eq else coarse.evals)
     found: dict[tuple[int, int], Candidate] = {}
-    ordered = sorted(pairs, key=lambda p: p.screen)
-    searched = [(p, _search_pair(p, n_starts)) for p in ordered[:refine_pairs]]
-    top = min((r[0] for _, r in searched), default=np.inf)
-    for pair, res in searched:
-        # the subset polish is costly on big systems: only for pairs that can still win
-        polish_it = polish and hetero and res[0] <= top * (1 + POLISH_MARGIN)
-        cand = _finish_pair(pair, build, res, polish_it)
-        if cand is not None:
-            found[(pair.s_e, pair.s_w)] = cand
-    for pair in ordered[refine_pairs:]:
-        # not searched: report its best start so alternatives stay informative
-        plan = build(_selection(pair.starts[0][1], pair.moves.rank), pair.s_e, pair.s_w)
+    build = _builder(system, hetero)
+    top_value = min(r[0][0] for r in results.values())
+    for (s_e, s_w), cands in results.items():
+        value, sub = cands[0]
+        if hetero and polish and value <= top_value * (1 + POLISH_MARGIN):
+            rank = [list(range(m)) for m in system.workers_per_edge]
+            keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / system.n_workers)
+            moves = _Moves(system, keys, s_w, 3)
+            moves.rank = rank
+            sub, value = _polish_subsets(scorer, moves, sub, value, s_e, s_w)
+        edges = tuple(e for e, p in enumerate(sub) if p)
+        plan = build((edges, tuple(sub[e] for e in edges)), s_e, s_w)
         if plan is not None:
-            found[(pair.s_e, pair.s_w)] = Candidate(plan, pair.screen)
-    evals = sum(p.scorer.evals for p in pairs)
+            found[(s_e, s_w)] = Candidate(plan, value)
+    for pair, (value, full, rank) in screens.items():
+        if pair in found:
+            continue
+        sel = _selection(full, rank)
+        plan = build((sel[0], tuple(tuple(sorted(w)) for w in sel[1])), *pair)
+        if plan is not None:
+            found[pair] = Candidate(plan, value)
     return _refine(system, found, evals, "greedy")
+
+
+def tolerance_table(result: OptimizeResult) -> list[dict[str, float | int]]:
+    """The best plan's E[T] at each (s_e, s_w) the search scored, ascending (s_e, s_w)."""
+    rows = [result.best, *result.alternatives]
+    return sorted(
+        ({"s_e": c.plan.s_e, "s_w": c.plan.s_w, "expected_time_s": c.mean_s} for c in rows),
+        key=lambda r: (r["s_e"], r["s_w"]),
+    )
 
 
 def best_fixed_tolerances(
@@ -580,9 +810,15 @@ def _subsets(items: Sequence[int], min_size: int) -> list[tuple[int, ...]]:
 
 
 def exhaustive_jncss(
-    system: SystemModel, *, hetero: bool = False, grid: int = SEARCH_GRID
+    system: SystemModel, *, hetero: bool = False, grid: int = SEARCH_GRID, batched: bool = True
 ) -> OptimizeResult:
-    """Every selection and every (s_e, s_w); refuses instances with too many to enumerate."""
+    """Every selection and every (s_e, s_w); refuses instances with too many to enumerate.
+
+    ``batched`` scores the selections of a pair in vectorised batches (the same exact CDF
+    as :func:`evaluate`, per-candidate grids, float32); ``batched=False`` scores plan by plan
+    with :func:`evaluate` (the original reference, far slower). Either way the best plans of
+    the best pairs are re-scored on the fine grid.
+    """
     count = 1
     for m in system.workers_per_edge:
         count *= 2**m
@@ -591,6 +827,35 @@ def exhaustive_jncss(
         raise ValueError(
             f"exhaustive_jncss: about {count} evaluations (> {MAX_EXHAUSTIVE}); use greedy_jncss"
         )
+    if not batched:
+        return _exhaustive_one_by_one(system, hetero, grid)
+    build = _builder(system, hetero)
+    scorer = _exact_scorer(system, hetero, grid)
+    n = system.n_edges
+    worker_sets = [[(), *_subsets(range(m), 1)] for m in system.workers_per_edge]
+    selections = [sub for sub in itertools.product(*worker_sets) if any(sub)]
+    found: dict[tuple[int, int], Candidate] = {}
+    for s_e, s_w in _pairs(system):
+        subs = [x for x in selections if scorer.feasible(tuple(len(p) for p in x), s_e, s_w)]
+        if not hetero:
+            subs = [x for x in subs if sum(1 for p in x if p) >= s_e + 1]
+        best: tuple[float, Subset] | None = None
+        for lo in range(0, len(subs), 2048):
+            chunk = subs[lo : lo + 2048]
+            values = _subset_means(scorer, chunk, s_e, s_w)
+            k = int(np.argmin(values))
+            if best is None or values[k] < best[0]:
+                best = (float(values[k]), chunk[k])
+        if best is None:
+            continue
+        edges = tuple(e for e in range(n) if best[1][e])
+        plan = build((edges, tuple(best[1][e] for e in edges)), s_e, s_w)
+        if plan is not None:
+            found[(s_e, s_w)] = Candidate(plan, best[0])
+    return _refine(system, found, scorer.evals, "exhaustive")
+
+
+def _exhaustive_one_by_one(system: SystemModel, hetero: bool, grid: int) -> OptimizeResult:
     build = _builder(system, hetero)
     found: dict[tuple[int, int], Candidate] = {}
     evals = 0

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from common.perf.fit import optimisation_model
+from common.perf.jncss import greedy_jncss
+from common.perf.jncss_explain import explain, explain_lines
 from common.perf.plan import InfeasiblePlanError
 from common.perf.simulator import optimizer_report
 from hgc.cli import UsageError
@@ -23,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     scenario, system, _ = load_scenario_model(args.scenario)
     try:
         report = optimizer_report(system)
+        # the search is deterministic: the same choice as the report's, with its per-pair table
+        report["explain"] = explain(system, greedy_jncss(optimisation_model(system)))
     except InfeasiblePlanError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
@@ -49,4 +54,5 @@ def run(args: argparse.Namespace) -> int:
     print("runner-up alternatives:")
     for alt in report["alternatives"]:
         print(f"  {alt['expected_time_s']:.4f} s  {alt['plan']}")
+    print("\n".join(explain_lines(report["explain"])))
     return 0

@@ -37,9 +37,11 @@ def test_hetero_greedy_matches_exhaustive_where_prefixes_did_not(seed, draw):
     assert hetero_gap(nth_small_system(seed, draw)) <= 1e-3
 
 
-@pytest.mark.parametrize(("seed", "draw"), REGRESSIONS)
+@pytest.mark.parametrize(("seed", "draw"), REGRESSIONS[:2])
 def test_without_the_polish_the_gap_is_back_negative_control(seed, draw):
-    # polish=False is the prefix-only search of the old code
+    # polish=False: the frontier search's candidates re-scored with hetero loads, no subset
+    # moves under hetero loads. (5, 36) is solved without the polish since the frontier
+    # search (issue 15) offers every subset of small edges.
     assert hetero_gap(nth_small_system(seed, draw), polish=False) > 0.005
 
 
