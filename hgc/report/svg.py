@@ -28,19 +28,18 @@ def colour(i: int) -> str:
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick values covering [lo, hi] (1, 2, 5 x 10^k steps)."""
+    """Round tick values covering [lo, hi] (1, 2, 5 x 10^k steps); at most ~2 * count ticks,
+    and one tick for a range below float resolution (where stepping would not advance)."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return [lo] if math.isfinite(lo) else [0.0]
     raw = (hi - lo) / max(count, 1)
+    if raw <= 1e-12 * max(abs(lo), abs(hi)):
+        return [lo]
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
     first = math.ceil(lo / step) * step
-    ticks = []
-    v = first
-    while v <= hi + step * 1e-9:
-        ticks.append(round(v, 12))
-        v += step
-    return ticks
+    n = int(math.floor((hi - first) / step + 1e-9)) + 1  # ticks by index: no accumulation
+    return [round(first + i * step, 12) for i in range(max(n, 1))]
 
 
 def fmt(v: float) -> str:
@@ -56,7 +55,7 @@ def _extent(values: Sequence[float]) -> tuple[float, float]:
     if not finite:
         return 0.0, 1.0
     lo, hi = min(finite), max(finite)
-    if hi == lo:
+    if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):  # one value, up to rounding: pad around it
         pad = abs(hi) * 0.1 or 1.0
         return lo - pad, hi + pad
     return lo, hi

@@ -154,6 +154,18 @@ def test_cli_writes_the_page(tmp_path: Path) -> None:
     assert out.read_text().startswith("<!DOCTYPE html>")
 
 
+def test_ticks_end_on_ranges_below_float_resolution() -> None:
+    # seen in a run: a constant accuracy, its min and max one ulp apart (used to loop forever)
+    assert nice_ticks(0.8789256262333043, 0.8789256262333045) == [0.8789256262333043]
+    assert nice_ticks(1e300, 1.0000000000001e300)
+    from hgc.report.svg import Series, line_chart
+
+    flat = line_chart(
+        "f", "t", [Series("s", [0, 1], [0.8789256262333043, 0.8789256262333045])], "x", "y"
+    )
+    assert 'id="f"' in flat
+
+
 @pytest.mark.parametrize(("lo", "hi"), [(0, 1), (0.013, 0.41), (3, 3000), (-2, 7)])
 def test_ticks_cover_the_range_in_round_steps(lo: float, hi: float) -> None:
     ticks = nice_ticks(lo, hi)
