@@ -28,6 +28,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 NO_ITERATION = -1
+# A node that registered but has no set-up after this many seconds registers again: a set-up
+# lost on the way (a connection replaced during start-up, a send that found no route) is sent
+# again by the parent (it answers every Register once its own set-up is known), so the Ready
+# barrier cannot stall on one lost message.
+SETUP_RETRY_S = 2.0
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from common.coding import combine
 from common.coding.protocol import HierarchicalCodeLike, ServiceCode, is_hierarchical_code
 from common.runtime.messages import (
     NO_ITERATION,
+    SETUP_RETRY_S,
     EdgeGradient,
     EdgeSetup,
     IterationFailed,
@@ -83,6 +84,7 @@ class EdgeState:
         self.registered: dict[int, str] = {}  # worker index -> identity
         self.alive: set[str] = set()  # workers the transport hears from
         self.setups_sent = False
+        self.registered_at: float | None = None  # when Register was last sent to the master
         self.ready: set[int] = set()
         self.ready_sent = False
         # the iteration in flight
@@ -113,9 +115,16 @@ class EdgeState:
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, Started):
-            return [SendUp(Register(NO_ITERATION, "edge", self.node, self.edge, -1))]
+            return self._register(now)
         if isinstance(event, Tick):
-            return [*self._check_alive(), *self._verify_timeout(now)]
+            acts = [*self._check_alive(), *self._verify_timeout(now)]
+            if (
+                self.setup is None
+                and self.registered_at is not None
+                and now - self.registered_at >= SETUP_RETRY_S
+            ):
+                acts += self._register(now)  # our set-up never came: ask again
+            return acts
         if isinstance(event, PeerChanged):
             if event.peer == PARENT:
                 return [] if event.alive else [Log(f"{self.node}: master not heard from")]
@@ -131,6 +140,10 @@ class EdgeState:
             self.alive.add(event.peer)
             return self._from_worker(event.peer, event.msg, now)
         raise TypeError(f"edge: unknown event {event!r}")
+
+    def _register(self, now: float) -> list[Action]:
+        self.registered_at = now
+        return [SendUp(Register(NO_ITERATION, "edge", self.node, self.edge, -1))]
 
     def _from_master(self, msg: Message, now: float) -> list[Action]:
         if isinstance(msg, EdgeSetup):
@@ -166,8 +179,10 @@ class EdgeState:
             return [Drop("unknown_peer", f"register from {peer!r} as {msg.node!r}")]
         if self.code is not None and not 0 <= msg.worker < self.m:
             return [Drop("unknown_peer", f"{peer}: this edge has {self.m} workers")]
+        again = self.registered.get(msg.worker) == peer and not self.setups_sent
         self.registered[msg.worker] = peer
-        acts: list[Action] = [Log(f"{self.node}: {peer} registered")]
+        # a worker waiting for its set-up registers again every SETUP_RETRY_S: log it once
+        acts: list[Action] = [] if again else [Log(f"{self.node}: {peer} registered")]
         if self.setups_sent:
             # a worker restarted or re-registered: send it its set-up again
             acts += self._setup_for(msg.worker)
@@ -177,6 +192,9 @@ class EdgeState:
     def _on_setup(self, msg: EdgeSetup) -> list[Action]:
         if msg.edge != self.edge:
             return [Drop("unknown_peer", f"set-up for edge {msg.edge} sent to {self.node}")]
+        if self.setup is not None and repr(msg) == repr(self.setup):
+            # the same set-up again (answer to a re-register that crossed the first): in use
+            return [Drop("late", "a repeated set-up")]
         try:
             code = self.build_code(msg.code_spec)
         except ValueError as exc:

@@ -203,8 +203,10 @@ class MasterState:
             return [Drop("unknown_peer", f"register {msg.role} {msg.edge} from {peer!r}")]
         if peer != f"edge-{msg.edge}" or msg.node != peer:
             return [Drop("unknown_peer", f"register as {msg.node!r} from identity {peer!r}")]
+        again = self.registered.get(msg.edge) == peer and not self.setup_sent
         self.registered[msg.edge] = peer
-        acts: list[Action] = [Log(f"master: {peer} registered")]
+        # an edge waiting for its set-up registers again every SETUP_RETRY_S: log it once
+        acts: list[Action] = [] if again else [Log(f"master: {peer} registered")]
         if self.setup_sent:
             return [*acts, self._setup_for(msg.edge)]
         if len(self.registered) == self.n_edges:

@@ -8,10 +8,13 @@ it computes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from common.runtime.messages import (
     NO_ITERATION,
+    SETUP_RETRY_S,
     Message,
     ModelUpdate,
     Ready,
@@ -58,12 +61,21 @@ class WorkerState:
         self.ready = False
         self.latest = NO_ITERATION  # newest iteration asked for
         self.n_params = 0
+        self.setup_key: tuple[Any, ...] | None = None  # the set-up in use (None: none yet)
+        self.registered_at: float | None = None  # when Register was last sent
 
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, Started):
-            return [SendUp(Register(NO_ITERATION, "worker", self.node, self.edge, self.worker))]
+            return self._register(now)
         if isinstance(event, Tick | PeerChanged):
-            return []  # heartbeats and liveness are the transport's job
+            # heartbeats and liveness are the transport's job; a set-up that never came is ours
+            if (
+                self.setup_key is None
+                and self.registered_at is not None
+                and now - self.registered_at >= SETUP_RETRY_S
+            ):
+                return self._register(now)
+            return []
         if isinstance(event, DataLoaded):
             self.ready, self.n_params = True, event.n_params
             return [
@@ -77,6 +89,10 @@ class WorkerState:
         if isinstance(event, Received):
             return self._on_message(event.msg)
         raise TypeError(f"worker: unknown event {event!r}")
+
+    def _register(self, now: float) -> list[Action]:
+        self.registered_at = now
+        return [SendUp(Register(NO_ITERATION, "worker", self.node, self.edge, self.worker))]
 
     def _on_message(self, msg: Message) -> list[Action]:
         if isinstance(msg, WorkerSetup):
@@ -105,6 +121,17 @@ class WorkerState:
                     f"for {len(msg.partitions)} partitions",
                 )
             ]
+        key = (
+            tuple(msg.partitions),
+            np.asarray(msg.coefficients).tobytes(),
+            msg.n_partitions,
+            repr(msg.data_spec),
+            repr(msg.model_spec),
+        )
+        if key == self.setup_key:
+            # the same set-up again (answer to a re-register that crossed the first): in use
+            return [Drop("late", "a repeated set-up")]
+        self.setup_key = key
         # validated by the runner (``Emulation``), which fails the worker naming the field
         emulation = msg.emulation_spec.get(self.node, {})
         return [

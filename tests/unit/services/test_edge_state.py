@@ -20,6 +20,7 @@ from common.runtime.messages import (
 from services.common.actions import (
     Drop,
     Exit,
+    Log,
     PeerChanged,
     Received,
     SendDown,
@@ -183,3 +184,26 @@ def test_vector_of_the_wrong_shape_or_dtype_is_dropped_as_malformed() -> None:
         assert isinstance(drop, Drop) and drop.reason == "malformed"
     # negative control: the right shape is accepted and decoded
     assert any(isinstance(a, SendUp) for a in e.handle(_grad(0), 10.2))
+
+
+def test_an_edge_without_its_setup_registers_again_and_answers_re_registers() -> None:
+    from common.runtime.messages import SETUP_RETRY_S
+
+    e = _edge()  # Started at 0.0
+    assert not any(isinstance(a, SendUp) for a in e.handle(Tick(), SETUP_RETRY_S / 2))
+    again = [a for a in e.handle(Tick(), SETUP_RETRY_S + 0.01) if isinstance(a, SendUp)]
+    assert len(again) == 1 and isinstance(again[0].msg, Register)
+    # a worker registering twice before the set-up is logged once
+    first = _register(e, 0)
+    assert [a for a in _register(e, 0) if isinstance(a, Log)] == []
+    assert any(isinstance(a, Log) for a in first)
+    _register(e, 1)
+    acts = e.handle(Received("master", _setup_msg()), 3.0)
+    assert [a.to for a in acts if isinstance(a, SendDown)] == ["worker-1-0", "worker-1-1"]
+    assert not any(isinstance(a, SendUp) for a in e.handle(Tick(), 60.0))  # set up: quiet
+    # a repeated set-up from the master is dropped, not rebuilt and re-sent
+    (dup,) = e.handle(Received("master", _setup_msg()), 60.1)
+    assert isinstance(dup, Drop) and dup.reason == "late"
+    # a worker whose set-up was lost registers again: it gets its set-up again
+    resent = [a for a in _register(e, 1, 61.0) if isinstance(a, SendDown)]
+    assert [a.to for a in resent] == ["worker-1-1"] and isinstance(resent[0].msg, WorkerSetup)

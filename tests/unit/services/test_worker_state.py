@@ -110,3 +110,28 @@ def test_model_of_the_wrong_length_is_dropped_as_malformed() -> None:
     assert isinstance(drop, Drop) and drop.reason == "malformed"
     (comp,) = w.handle(Received("edge-0", ModelUpdate(0, np.zeros(4))), 1.0)
     assert isinstance(comp, Compute)
+
+
+def test_a_worker_without_its_setup_registers_again_until_it_comes() -> None:
+    # a set-up lost on the way (e.g. a connection replaced during start-up) must not stall the
+    # Ready barrier: the worker asks again every SETUP_RETRY_S until a set-up arrives
+    from common.runtime.messages import SETUP_RETRY_S
+
+    w = WorkerState(0, 1)
+    w.handle(Started(), 0.0)
+    assert w.handle(Tick(), SETUP_RETRY_S / 2) == []
+    (again,) = w.handle(Tick(), SETUP_RETRY_S + 0.01)
+    assert isinstance(again, SendUp) and isinstance(again.msg, Register)
+    assert w.handle(Tick(), SETUP_RETRY_S + 0.02) == []  # not every tick: once per period
+    (load,) = w.handle(Received("edge-0", _setup()), 5.0)
+    assert isinstance(load, LoadData)
+    assert w.handle(Tick(), 50.0) == []  # set up: no more registers
+    # the answer to a register that crossed the first set-up: dropped, data not loaded twice
+    (dup,) = w.handle(Received("edge-0", _setup()), 50.1)
+    assert isinstance(dup, Drop) and dup.reason == "late"
+    # a different set-up (a restarted edge, a new code) is taken
+    other = WorkerSetup(
+        -1, 0, 1, (2, 3), np.array([1.0, 1.0]), 4, {"kind": "digits"}, {"kind": "logreg"}, {}
+    )
+    (load2,) = w.handle(Received("edge-0", other), 50.2)
+    assert isinstance(load2, LoadData) and load2.partitions == (2, 3)
