@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,6 +46,10 @@ class Offload:
         self._done: deque[TaskDone] = deque()  # deque append/popleft are thread-safe
         self._pending = 0
         self._closed = False
+        # close() and a task finishing after it must not race: once the pipe's fds are closed
+        # their numbers are reused (by the next node's sockets, in one process), and a late
+        # wake-up byte written there would corrupt whatever now owns the number
+        self._fd_lock = threading.Lock()
 
     @property
     def pending(self) -> int:
@@ -66,9 +71,11 @@ class Offload:
             return
         error = future.exception()
         self._done.append(TaskDone(key, None if error else future.result(), error))
-        # OSError: closed while the task ran, nobody is listening any more
-        with contextlib.suppress(OSError):
-            os.write(self._write_fd, b"x")
+        with self._fd_lock:
+            if self._closed:  # closed while the task ran: nobody listens, the fd is not ours
+                return
+            with contextlib.suppress(OSError):  # the pipe is full: the loop wakes anyway
+                os.write(self._write_fd, b"x")
 
     def drain(self) -> list[TaskDone]:
         """Completed tasks since the last call (non-blocking)."""
@@ -84,9 +91,11 @@ class Offload:
         return out
 
     def close(self, wait: bool = True) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._fd_lock:
+            if self._closed:
+                return
+            self._closed = True
         self._pool.shutdown(wait=wait, cancel_futures=True)
-        os.close(self._write_fd)
-        os.close(self._read_fd)
+        with self._fd_lock:  # no task writes after this: _finished sees _closed under the lock
+            os.close(self._write_fd)
+            os.close(self._read_fd)

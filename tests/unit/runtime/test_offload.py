@@ -50,3 +50,35 @@ def test_tasks_run_in_submission_order_one_at_a_time() -> None:
 def test_bad_pool_size() -> None:
     with pytest.raises(ValueError, match="max_workers"):
         Offload(0)
+
+
+def test_a_task_finishing_after_close_writes_nothing_into_a_reused_fd() -> None:
+    # close(wait=False) while a task runs, then a new pipe takes the freed fd numbers (as the
+    # next in-process node's sockets did): the late task must not write its wake-up byte
+    # there (it corrupted a worker of the next cluster and stalled its Ready barrier)
+    import os
+    import threading
+    import time
+
+    release = threading.Event()
+    offload = Offload()
+    offload.submit("slow", release.wait, 30)
+    time.sleep(0.05)  # the task is running
+    old = {offload.fileno(), offload._write_fd}
+    offload.close(wait=False)
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    try:
+        assert old & {r, w, r2, w2}, "the freed fd numbers were not reused"
+        release.set()
+        time.sleep(0.3)  # the task finishes and runs its done-callback
+        for fd in (r, r2):
+            os.set_blocking(fd, False)
+            try:
+                data = os.read(fd, 10)
+            except BlockingIOError:
+                data = b""
+            assert data == b"", f"a late wake-up byte landed in reused fd {fd}"
+    finally:
+        for fd in (r, w, r2, w2):
+            os.close(fd)
