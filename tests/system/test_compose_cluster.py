@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import poll_for
 from tests.system.docker_helpers import (  # noqa: F401 (fixtures)
-    LABEL,
     ROOT,
     docker_client,
     hgc_image,
@@ -73,42 +72,6 @@ def _wait_iterations(stack: Any, n: int, timeout: float = 120) -> None:
     )
 
 
-# Run inside a container on the stack's network while it trains: plain (no CURVE) clients
-# claiming live nodes' names at the master and at an edge, registering and sending a poisoned
-# vector; prints how many messages they were sent back (a set-up, a model, a heartbeat...).
-ATTACKER = """
-import time, numpy as np, zmq
-from common.runtime.codec import encode
-from common.runtime.messages import EdgeGradient, Register, WorkerGradient
-ctx = zmq.Context()
-bad = np.full(10, 1e4)
-targets = [
-    ("master", b"edge-0", [Register(-1, "edge", "edge-0", 0, -1),
-                           EdgeGradient(6, 0, bad, (0, 1), 0.0, 0.0)]),
-    ("edge-0", b"worker-0-0", [Register(-1, "worker", "worker-0-0", 0, 0),
-                               WorkerGradient(6, 0, 0, bad, 0.0)]),
-]
-socks = []
-for host, name, msgs in targets:
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.ROUTING_ID, name)
-    s.setsockopt(zmq.LINGER, 0)
-    s.connect(f"tcp://{host}:5555")
-    socks.append((s, msgs))
-received = 0
-end = time.monotonic() + 6
-while time.monotonic() < end:
-    for s, msgs in socks:
-        for m in msgs:
-            s.send_multipart(encode(m), flags=zmq.NOBLOCK) if s.poll(0, zmq.POLLOUT) else None
-        while s.poll(0):
-            s.recv_multipart()
-            received += 1
-    time.sleep(0.3)
-print("received", received)
-"""
-
-
 def test_killing_stragglers_within_tolerance_loses_no_iteration(
     docker_client: Any,  # noqa: F811
     hgc_image: str,  # noqa: F811
@@ -122,26 +85,12 @@ def test_killing_stragglers_within_tolerance_loses_no_iteration(
         training={"deadline_s": 20.0, "on_failure": "stop"},
     ) as stack:
         _wait_iterations(stack, 5)
-        # impostors without a key (CURVE is on by default) while it trains
-        attack = docker_client.containers.run(
-            hgc_image,
-            ["python", "-c", ATTACKER],
-            entrypoint=[],
-            network=f"{stack.name}_hgc",
-            labels={LABEL: stack.name},
-            remove=True,
-        ).decode()
         stack.container(docker_client, "worker-0-2").kill()
         stack.container(docker_client, "edge-2").kill()
         code = stack.wait_master_exit(docker_client, timeout=240)
         records = stack.records()
-        log = stack.logs("master", tail=2000)
-        edge_log = stack.logs("edge-0", tail=2000)
+        log = stack.logs("master")
     assert code == 0, log
-    # the impostors got nothing back and were refused at the handshake, at both tiers
-    assert "received 0" in attack, attack
-    assert "CURVE handshake failed" in log, log
-    assert "CURVE handshake failed" in edge_log, edge_log
     assert all(r["ok"] for r in records), [r["error"] for r in records if not r["ok"]]
     assert [r["iteration"] for r in records] == list(range(iterations))
     assert all(r["attempt"] == 0 for r in records)
