@@ -78,6 +78,9 @@ class EdgeSetup(Message):
     # worker answers for two more, and check them against each other before decoding
     verify: bool = False
     verify_wait_s: float = 0.0
+    # plan position -> scenario name of this edge and its workers (services.master.naming):
+    # what the edge labels its metrics and logs with; empty = positions are the names
+    names: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class WorkerSetup(Message):
     data_spec: dict[str, Any]
     model_spec: dict[str, Any]
     emulation_spec: dict[str, Any] = field(default_factory=dict)
+    name: str = ""  # the worker's scenario name ("" = its position is its name)
 
 
 @dataclass(frozen=True)

@@ -164,16 +164,27 @@ class MasterMetrics(NodeMetrics):
         )
         self.iteration = Gauge("hgc_master_iteration", "Current iteration", registry=r)
         self._code = Info("hgc_master_code", "The code in use", registry=r)
+        self._selected = Gauge(
+            "hgc_master_node_selected",
+            "1 if the plan uses this scenario node, 0 if it leaves it out",
+            ["node"],
+            registry=r,
+        )
+
+    def node_selected(self, node: str, selected: bool) -> None:
+        """``node``: a scenario name (``edge-<i>``, ``worker-<i>-<j>``, ``master``)."""
+        self._selected.labels(node=node).set(1 if selected else 0)
 
     def iteration_done(self, outcome: str) -> None:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
         self._iterations.labels(outcome=outcome).inc()
 
-    def edge_arrival(self, edge: int, seconds: float) -> None:
+    def edge_arrival(self, edge: int | str, seconds: float) -> None:
+        """``edge``: the label, the scenario index of the edge (``"2"`` for ``edge-2``)."""
         self._edge_arrival.labels(edge=str(edge)).observe(seconds)
 
-    def edge_straggler(self, edge: int) -> None:
+    def edge_straggler(self, edge: int | str) -> None:
         self._edge_stragglers.labels(edge=str(edge)).inc()
 
     def set_code(self, info: Mapping[str, object]) -> None:
@@ -185,14 +196,15 @@ class EdgeMetrics(NodeMetrics):
     def __init__(self, registry: CollectorRegistry, edge: int) -> None:
         super().__init__("edge", registry)
         r, e = registry, str(edge)
-        self.edge = edge
-        self.worker_wait = Histogram(
+        self.edge: int | str = edge
+        self._worker_wait = Histogram(
             "hgc_edge_worker_wait_seconds",
             "Model received -> (m_i - s_w)-th worker answer",
             ["edge"],
             buckets=LATENCY_BUCKETS,
             registry=r,
-        ).labels(edge=e)
+        )
+        self.worker_wait = self._worker_wait.labels(edge=e)
         self._worker_arrival = Histogram(
             "hgc_edge_worker_arrival_seconds",
             "Model received -> this worker's answer",
@@ -206,18 +218,32 @@ class EdgeMetrics(NodeMetrics):
             ["edge", "worker"],
             registry=r,
         )
-        self.decode_duration = Histogram(
+        self._decode = Histogram(
             "hgc_edge_decode_duration_seconds",
             "Edge decode time",
             ["edge"],
             buckets=LATENCY_BUCKETS,
             registry=r,
-        ).labels(edge=e)
+        )
+        self.decode_duration = self._decode.labels(edge=e)
 
-    def worker_arrival(self, worker: int, seconds: float) -> None:
+    def rename(self, edge: int | str) -> None:
+        """Label this edge's series with ``edge`` (its scenario index, learnt at set-up)
+        instead of its position; the position's empty series are removed."""
+        if str(edge) == str(self.edge):
+            return
+        old, new = str(self.edge), str(edge)
+        for metric in (self._worker_wait, self._decode):
+            metric.remove(old)
+        self.worker_wait = self._worker_wait.labels(edge=new)
+        self.decode_duration = self._decode.labels(edge=new)
+        self.edge = edge
+
+    def worker_arrival(self, worker: int | str, seconds: float) -> None:
+        """``worker``: the label, the worker's scenario index within its edge."""
         self._worker_arrival.labels(edge=str(self.edge), worker=str(worker)).observe(seconds)
 
-    def worker_straggler(self, worker: int) -> None:
+    def worker_straggler(self, worker: int | str) -> None:
         self._worker_stragglers.labels(edge=str(self.edge), worker=str(worker)).inc()
 
 
@@ -225,20 +251,35 @@ class WorkerMetrics(NodeMetrics):
     def __init__(self, registry: CollectorRegistry, edge: int, worker: int) -> None:
         super().__init__("worker", registry)
         labels = {"edge": str(edge), "worker": str(worker)}
-        self.compute_duration = Histogram(
+        self._labels = labels
+        self._compute = Histogram(
             "hgc_worker_compute_duration_seconds",
             "Compute time per iteration, emulated delay included",
             ["edge", "worker"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
-        ).labels(**labels)
-        self.emulated_delay = Histogram(
+        )
+        self._delay = Histogram(
             "hgc_worker_emulated_delay_seconds",
             "Delay added to follow the straggler model",
             ["edge", "worker"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
-        ).labels(**labels)
+        )
+        self.compute_duration = self._compute.labels(**labels)
+        self.emulated_delay = self._delay.labels(**labels)
+
+    def rename(self, edge: int | str, worker: int | str) -> None:
+        """Label this worker's series with its scenario indices (learnt at set-up) instead
+        of its position; the position's empty series are removed."""
+        labels = {"edge": str(edge), "worker": str(worker)}
+        if labels == self._labels:
+            return
+        for metric in (self._compute, self._delay):
+            metric.remove(self._labels["edge"], self._labels["worker"])
+        self._labels = labels
+        self.compute_duration = self._compute.labels(**labels)
+        self.emulated_delay = self._delay.labels(**labels)
 
 
 class MetricsServer:

@@ -180,4 +180,15 @@ def master_config(
             "optimiser": t.optimiser,
         },
         "seed": scenario.seed,
+        # true names (services.master.naming): records, logs and metric labels use them
+        **node_names(scenario, plan),
     }
+
+
+def node_names(scenario: Scenario, plan: Plan) -> dict[str, Any]:
+    """``{"names": position -> scenario name, "left_out": [scenario nodes not in the plan]}``
+    for the master's configuration: the one mapping every node labels by."""
+    table = {k: v for k, v in NodeMap.of(plan).to_topology.items() if k != "master"}
+    used = set(table.values())
+    left_out = [n for n in scenario.node_names() if n != "master" and n not in used]
+    return {"names": table, "left_out": left_out}

@@ -193,12 +193,15 @@ def _result(
 
 
 def translate(record: dict[str, Any], names: NodeMap, scheme: str) -> dict[str, Any]:
-    """A master record with selection positions replaced by topology node names, labelled
+    """A master record with selection positions replaced by topology node names (records of
+    a master given the names, ``"names": "scenario"``, already have them), labelled
     with the scheme the user asked for (the master knows only the code's, e.g. ``hgc`` for
     ``hgc-jncss``; that one is kept as ``code_scheme``)."""
     out = dict(record)
     out["code_scheme"] = record.get("scheme")
     out["scheme"] = scheme
+    if record.get("names") == "scenario":  # the master already named nodes by the scenario
+        return out
     for key in ("edges_used", "edge_stragglers"):
         out[key] = [names.edge(e) for e in record.get(key) or []]
     out["edge_arrivals_s"] = {

@@ -7,9 +7,12 @@ One record per iteration attempt, as the master writes it (one JSON object per l
      "worker_arrivals_s": {"<edge>-<worker>": s}, "worker_stragglers": ["<edge>-<worker>", ..],
      "decode_s", "loss", "accuracy", "wall_s", "error"}
 
-Times are seconds. ``worker_arrivals_s`` are measured at each edge from the moment it got the
-model; the worker tier's time of an iteration is the latest arrival among the workers that
-were used (not listed as stragglers), over the edges that were used.
+A master given the scenario's names (``hgc run``, ``hgc compose``) names every node by them
+and marks each record ``"names": "scenario"``; its first line is then a run header
+``{"kind": "header", "selected": [...], "left_out": [...], ...}`` (``read_header``), which
+``read_records`` skips. Times are seconds. ``worker_arrivals_s`` are measured at each edge
+from the moment it got the model; the worker tier's time of an iteration is the latest
+arrival among the workers that were used (not listed as stragglers), over the edges used.
 """
 
 from __future__ import annotations
@@ -54,9 +57,9 @@ def parse_records(data: bytes | str, source: str) -> list[dict[str, Any]]:
     records = [
         parse_record(line, f"{source}:{number}")
         for number, line in enumerate(lines, 1)
-        if line.strip()
+        if line.strip() and not _is_header(line)
     ]
-    if unterminated.strip():
+    if unterminated.strip() and not _is_header(unterminated):
         where = f"{source}:{len(lines) + 1}"
         try:
             value = json.loads(unterminated)
@@ -65,6 +68,32 @@ def parse_records(data: bytes | str, source: str) -> list[dict[str, Any]]:
         check_record(value, where)  # a whole value: it must be a valid record
         records.append(value)
     return records
+
+
+HEADER_PREFIX = b'{"kind": "header"'
+
+
+def _is_header(line: bytes) -> bool:
+    """The master's run header (``services.master.naming.NodeNames.header``), not a record."""
+    return line.lstrip().startswith(HEADER_PREFIX)
+
+
+def read_header(path: Path) -> dict[str, Any] | None:
+    """The run header of a record file: which scenario nodes the run used (``selected``)
+    and left out (``left_out``), ``positions`` (plan position -> scenario name); None for
+    a record without one (older runs, hand-written master configs)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    for line in data.split(b"\n"):
+        if _is_header(line):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
 
 
 def parse_record(raw: bytes | str, where: str) -> dict[str, Any]:

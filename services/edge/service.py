@@ -18,7 +18,7 @@ from common.runtime.emulation import link_of_entry, link_seed
 from common.runtime.messages import EdgeSetup
 from common.runtime.metrics import EdgeMetrics
 from common.runtime.transport import ChildEndpoint, ParentEndpoint, TransportConfig
-from services.common import node
+from services.common import names, node
 from services.common.actions import Event, Observe, Received
 from services.common.runner import NodeRunner
 from services.edge.state import EdgeState
@@ -29,11 +29,35 @@ class EdgeRunner(NodeRunner):
         super().__init__(state.node, state, metrics, **kw)
         self.emetrics = metrics
         self.estate = state
+        self.names: dict[str, str] = {}  # position -> scenario name (set-up), for logs
+        self.worker_labels: dict[int, str] = {}  # position j -> scenario worker index
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, Received) and isinstance(event.msg, EdgeSetup):
             self._set_links(event.msg)
+            self._set_names(event.msg)
         super()._dispatch(event)
+
+    def _set_names(self, setup: EdgeSetup) -> None:
+        """Label metrics and logs by scenario names (the set-up's ``names``, see
+        ``services.master.naming``); a name that does not parse keeps its position."""
+        table = names.valid_table(setup.names)
+        own = names.edge_index(table.get(self.name))
+        if own is None:
+            return
+        self.names = table
+        self.emetrics.rename(own)
+        prefix = f"worker-{self.estate.edge}-"
+        for pos, name in table.items():
+            idx = names.worker_indices(name)
+            if pos.startswith(prefix) and idx is not None and idx[0] == own:
+                self.worker_labels[int(pos[len(prefix) :])] = str(idx[1])
+
+    def _log(self, text: str) -> None:
+        super()._log(names.rename_text(text, self.names))
+
+    def _worker_label(self, j: str) -> str:
+        return self.worker_labels.get(int(j), j)
 
     def _set_links(self, setup: EdgeSetup) -> None:
         """In-process link emulation: the edge's uplink entry delays what it sends to the
@@ -57,9 +81,9 @@ class EdgeRunner(NodeRunner):
     def observe(self, obs: Observe) -> None:
         m = self.emetrics
         if obs.name == "worker_arrival":
-            m.worker_arrival(int(obs.labels["worker"]), obs.value)
+            m.worker_arrival(self._worker_label(obs.labels["worker"]), obs.value)
         elif obs.name == "worker_straggler":
-            m.worker_straggler(int(obs.labels["worker"]))
+            m.worker_straggler(self._worker_label(obs.labels["worker"]))
         elif obs.name == "worker_wait":
             m.worker_wait.observe(obs.value)
         elif obs.name == "edge_decode":

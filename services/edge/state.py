@@ -237,6 +237,7 @@ class EdgeState:
             self.setup.data_spec,
             self.setup.model_spec,
             emulation,
+            name=str(self.setup.names.get(node, "")),  # its scenario name (naming)
         )
         return [SendDown(node, msg)]
 

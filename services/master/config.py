@@ -11,8 +11,13 @@ Schema (docs/operations.md)::
       "training": {"iterations": 10, "learning_rate": 0.5, "eval_every": 1,
                    "target_loss": null, "deadline_s": 10, "on_failure": "stop",
                    "max_retries": 2},
-      "seed": 0
+      "seed": 0,
+      "names": {"edge-0": "edge-1", ...},   # optional: plan position -> scenario name
+      "left_out": ["edge-0", ...]            # optional: scenario nodes the plan does not use
     }
+
+``names``/``left_out``: see ``services.master.naming`` (records, logs and metric labels then
+use the scenario's names).
 """
 
 from __future__ import annotations
@@ -23,15 +28,21 @@ from pathlib import Path
 from typing import Any
 
 from common.coding import make_code
+from services.master.naming import check_names
 from services.master.state import TrainingConfig
 
-TOP_KEYS = {"code", "code_spec", "data_spec", "model_spec", "emulation_spec", "training", "seed"}
+TOP_KEYS = {
+    "code", "code_spec", "data_spec", "model_spec", "emulation_spec", "training", "seed",
+    "names", "left_out",
+}  # fmt: skip
 CODE_KEYS = {"scheme", "workers_per_edge", "s_e", "s_w", "s", "K"}
 TRAINING_KEYS = {f.name for f in fields(TrainingConfig)} - {
     "code_spec",
     "data_spec",
     "model_spec",
     "emulation_spec",
+    "names",
+    "left_out",
 }
 
 
@@ -83,8 +94,15 @@ def parse_config(
     if not isinstance(emulation, dict):
         raise ConfigError("config.emulation_spec: must be an object keyed by node name")
     try:
+        sizes = [int(m) for m in code_spec.get("workers_per_edge", [])]
+        names, left_out = check_names(raw.get("names", {}), raw.get("left_out", []), sizes)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(str(exc)) from exc
+    try:
         config = TrainingConfig(
             code_spec=code_spec,
+            names=names,
+            left_out=left_out,
             data_spec=raw["data_spec"],
             model_spec=raw["model_spec"],
             emulation_spec=emulation,

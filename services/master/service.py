@@ -28,6 +28,8 @@ from services.common import node
 from services.common.actions import Action, Event, Observe, ParamsUpdated, Record
 from services.common.runner import NodeRunner
 from services.master.config import ConfigError, load_config
+from services.master.naming import NodeNames
+from services.master.progress import iteration_line
 from services.master.state import MasterState, TrainingConfig
 
 
@@ -48,20 +50,26 @@ class MasterRunner(NodeRunner):
         self.mmetrics = metrics
         self.record = record
         self.on_phase = on_phase
+        self.names = NodeNames(state.config.names, state.config.left_out)
         self.trace: list[tuple[int, np.ndarray]] = []
         self.keep_trace = True  # main() keeps it only for --params-trace: no growth otherwise
         self.training = False
 
     def perform_extra(self, action: Action) -> None:
         if isinstance(action, Record):
+            row = strict_row(self.names.row(action.row))
             if self.record is not None:
-                self.record.write(json.dumps(strict_row(action.row), allow_nan=False) + "\n")
+                self.record.write(json.dumps(row, allow_nan=False) + "\n")
                 self.record.flush()
+            self._log(iteration_line(row))
         elif isinstance(action, ParamsUpdated):
             if self.keep_trace:
                 self.trace.append((action.iteration, action.params))
         else:
             super().perform_extra(action)
+
+    def _log(self, text: str) -> None:
+        super()._log(self.names.text(text))  # positions -> scenario names
 
     def _dispatch(self, event: Event) -> None:
         super()._dispatch(event)
@@ -85,9 +93,9 @@ class MasterRunner(NodeRunner):
         elif obs.name == "iterations":
             m.iteration_done(obs.labels["outcome"])
         elif obs.name == "edge_arrival":
-            m.edge_arrival(int(obs.labels["edge"]), obs.value)
+            m.edge_arrival(self.names.edge_label(int(obs.labels["edge"])), obs.value)
         elif obs.name == "edge_straggler":
-            m.edge_straggler(int(obs.labels["edge"]))
+            m.edge_straggler(self.names.edge_label(int(obs.labels["edge"])))
         elif obs.name == "integrity_failure":
             m.integrity_failure()
         else:
@@ -168,7 +176,23 @@ def start_master(
         link = link_of_entry(config.emulation_spec.get(edge, {}), f"emulation_spec[{edge!r}]")
         down.set_link(edge, link, seed=link_seed("master", edge))  # own draws per direction
     runner = MasterRunner(state, metrics, down=down, stop=stop, record=record, on_phase=on_phase)
+    mark_selection(runner.names, metrics, code.workers_per_edge)
+    if record is not None and runner.names.scenario:
+        record.write(json.dumps(runner.names.header(code.scheme)) + "\n")
+        record.flush()
     return runner, down.port
+
+
+def mark_selection(names: NodeNames, metrics: MasterMetrics, workers_per_edge: Any) -> None:
+    """``hgc_master_node_selected{node}``: 1 for every node the plan uses (by scenario
+    name), 0 for every scenario node it leaves out."""
+    metrics.node_selected("master", True)
+    for i, m in enumerate(workers_per_edge):
+        metrics.node_selected(names.name(f"edge-{i}"), True)
+        for j in range(int(m)):
+            metrics.node_selected(names.name(f"worker-{i}-{j}"), True)
+    for left_out in names.left_out:
+        metrics.node_selected(left_out, False)
 
 
 def save_outputs(runner: MasterRunner, save_params: str | None, params_trace: str | None) -> None:

@@ -50,6 +50,7 @@ from services.common.actions import (
     Tick,
 )
 from services.master.aggregation import Attempt, aggregation_for
+from services.master.naming import NodeNames
 from services.master.optimiser import Optimiser, validate_optimiser
 
 ON_FAILURE = ("retry", "skip", "stop")
@@ -92,6 +93,9 @@ class TrainingConfig:
     verify: bool = False
     verify_wait_s: float = 1.0
     optimiser: dict[str, Any] | None = None  # services.master.optimiser (None: plain SGD)
+    # true names (services.master.naming): plan position -> scenario name; nodes left out
+    names: dict[str, str] = field(default_factory=dict)
+    left_out: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_optimiser(self.optimiser)
@@ -229,6 +233,7 @@ class MasterState:
             emulation,
             verify=c.verify,
             verify_wait_s=float(c.verify_wait_s),
+            names=NodeNames(c.names).edge_table(i),
         )
         return SendDown(self.registered[i], msg)
 

@@ -10,10 +10,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from common.runtime.emulation import link_seed
+from common.runtime.messages import WorkerSetup
 from common.runtime.metrics import WorkerMetrics
 from common.runtime.offload import Offload, TaskDone
 from common.runtime.transport import ChildEndpoint, TransportConfig
-from services.common import node
+from services.common import names, node
 from services.common.actions import (
     Action,
     Compute,
@@ -23,6 +24,7 @@ from services.common.actions import (
     GradientDone,
     LoadData,
     Observe,
+    Received,
 )
 from services.common.runner import NodeRunner
 from services.worker.compute import Emulation, WorkerData, compute_step, load_partitions
@@ -38,6 +40,22 @@ class WorkerRunner(NodeRunner):
         self.wmetrics = metrics
         self.data: WorkerData | None = None
         self.emulation = Emulation({})
+        self.names: dict[str, str] = {}  # own position -> scenario name (set-up), for logs
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Received) and isinstance(event.msg, WorkerSetup):
+            self._set_name(event.msg)
+        super()._dispatch(event)
+
+    def _set_name(self, setup: WorkerSetup) -> None:
+        """Label metrics and logs by the scenario name the set-up gives (naming)."""
+        idx = names.worker_indices(setup.name)
+        if idx is not None and names.worker_indices(self.name) is not None:
+            self.wmetrics.rename(*idx)
+            self.names = {self.name: setup.name}
+
+    def _log(self, text: str) -> None:
+        super()._log(names.rename_text(text, self.names))
 
     def perform_extra(self, action: Action) -> None:
         assert self.offload is not None
