@@ -53,7 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="remove cgroups and network namespaces left by runs that are no longer alive, "
         "then exit",
     )
-    parser.add_argument("--verbose", "-v", action="store_true", help="log debug lines")
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="log debug lines, and one progress line per iteration even on a terminal "
+        "(default there: one updating line per scheme)",
+    )
 
 
 def parse_schemes(text: str | None) -> tuple[str, ...] | None:
@@ -139,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         network=args.network,
         cpu_quota=args.cpu_quota,
         curve=args.curve,
+        verbose=args.verbose,
     )
     try:
         outcome = run_testbed(request)

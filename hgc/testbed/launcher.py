@@ -64,6 +64,7 @@ class RunRequest:
     cpu_quota: bool | None = None  # override of scenario.emulation.cpu_quota
     curve: bool | None = None  # override of scenario security.curve (CurveZMQ between nodes)
     stream: TextIO | None = None  # progress and table (default stdout)
+    verbose: bool = False  # one progress line per iteration even on a terminal
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _effective(req: RunRequest) -> Scenario:
 
 def run_testbed(req: RunRequest) -> RunOutcome:
     scenario = _effective(req)
-    progress = Progress(req.stream)
+    progress = Progress(req.stream, verbose=req.verbose)
     folder = RunFolder(req.out or unique_folder(default_out(scenario)))
     folder.write_inputs(req.scenario_path, scenario.seed)
     cleanup = CleanupStack()
