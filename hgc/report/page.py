@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from hgc.report.svg import Series, grouped_bars, heat_map, line_chart
-from hgc.testbed.records import RecordError, edge_name, read_records, wall_clock, worker_name
+from hgc.testbed.records import (
+    RecordError,
+    edge_name,
+    read_header,
+    read_records,
+    wall_clock,
+    worker_name,
+)
 
 REPORT_NAME = "report.html"
 
@@ -33,6 +40,8 @@ class SchemeRun:
     summary: dict[str, Any]
     # record node name (position in the plan's selection) -> scenario node name
     names: dict[str, str] = field(default_factory=dict)
+    # scenario nodes the plan used (empty: unknown, e.g. an old fixed-scheme run)
+    selected: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> list[dict[str, Any]]:
@@ -57,6 +66,18 @@ def node_names(plan: dict[str, Any], records: list[dict[str, Any]]) -> dict[str,
         for q, worker in enumerate(members if isinstance(members, list) else []):
             names[f"worker-{p}-{q}"] = f"worker-{edge}-{worker}"
     return names
+
+
+def scheme_run(
+    name: str, records: list[dict[str, Any]], info: dict[str, Any], header: dict[str, Any] | None
+) -> SchemeRun:
+    """A scheme's records with their names: a record with a run header (the master named
+    every node by the scenario and listed the nodes used) needs no translation; an older
+    one is translated from the plan in the summary."""
+    if header is not None and isinstance(header.get("selected"), list):
+        return SchemeRun(name, records, info, {}, {str(n) for n in header["selected"]})
+    names = node_names(info.get("plan") or {}, records)
+    return SchemeRun(name, records, info, names, set(names.values()) - {"master"})
 
 
 def topology(folder: Path) -> tuple[list[str], list[str]]:
@@ -95,7 +116,7 @@ def load_run(folder: Path) -> list[SchemeRun]:
             records = read_records(path) if path.is_file() else []
         except RecordError as exc:
             raise ReportError(str(exc)) from None
-        runs.append(SchemeRun(name, records, info, node_names(info.get("plan") or {}, records)))
+        runs.append(scheme_run(name, records, info, read_header(path)))
     if not runs:
         raise ReportError(f"{summary_path}: no scheme was run")
     from common.coding import SCHEME_NAMES
@@ -182,7 +203,7 @@ def heat_map_figure(run: SchemeRun, index: int, edges: list[str], workers: list[
     """One row per scenario node: its arrival time per iteration, stragglers in red, nodes
     the plan left out in grey (they never appear as used)."""
     iterations = [r for r in run.records if r.get("ok")]
-    used = set(run.names.values()) if run.names else set()
+    used = run.selected
     rows_seen: set[str] = set()
     for r in iterations:
         rows_seen |= {run.true(edge_name(e)) for e in r.get("edge_arrivals_s") or {}}

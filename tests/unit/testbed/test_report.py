@@ -173,3 +173,31 @@ def test_ticks_cover_the_range_in_round_steps(lo: float, hi: float) -> None:
     assert ticks[0] >= lo and ticks[-1] <= hi * (1 + 1e-9) + 1e-12
     steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:], strict=False)}
     assert len(steps) == 1
+
+
+def test_a_record_with_a_run_header_is_read_by_its_true_names(tmp_path: Path) -> None:
+    """What the master writes when given the names (services.master.naming): a header
+    naming the nodes used and left out, then records already in scenario names."""
+    folder = write_folder(tmp_path)
+    header = {
+        "kind": "header",
+        "names": "scenario",
+        "scheme": "hgc",
+        "positions": {"edge-0": "edge-1", "worker-0-0": "worker-1-2", "worker-0-1": "worker-1-0"},
+        "selected": ["edge-1", "worker-1-2", "worker-1-0"],
+        "left_out": ["edge-0", "worker-0-0", "worker-0-1", "worker-0-2", "worker-1-1"],
+    }
+    recs = [
+        {**record("hgc", i, {"worker-1-2": 0.03}, ["worker-1-0"], ["edge-1"]), "names": "scenario"}
+        for i in range(4)
+    ]
+    lines = [json.dumps(header)] + [json.dumps(r) for r in recs]
+    (folder / "hgc-jncss" / "record.jsonl").write_text("\n".join(lines) + "\n")
+    page = render(folder)
+    heat = re.search(r'<svg id="fig-heatmap-1".*?</svg>', page, flags=re.S)
+    assert heat is not None
+    cells = heat.group(0)
+    assert "worker-1-0, iteration 0: straggler (ignored)" in cells
+    assert "worker-0-1, iteration 0: left out by the plan" in cells
+    assert "worker-1-2, iteration 0: arrived at" in cells
+    assert "edge-0 (left out)" in cells and "edge-1 (left out)" not in cells
