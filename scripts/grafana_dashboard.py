@@ -88,6 +88,15 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
         "Iterations in which the node's answer was not used.",
     ),
     (
+        "Nodes the plan uses (1) and leaves out (0)",
+        "table",
+        "short",
+        [("max by (node) (hgc_master_node_selected)", "{{node}}")],
+        "Every scenario node by its scenario name: 1 if the scheme's plan uses it, 0 if it "
+        "leaves it out (hgc-jncss, hgc-hetero select nodes). Straggler panels name nodes by "
+        "scenario indices too.",
+    ),
+    (
         "Straggler rate per node",
         "timeseries",
         "percentunit",

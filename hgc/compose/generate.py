@@ -378,6 +378,9 @@ def prometheus_config(
         jobs.append(
             {
                 "job_name": f"hgc-{role}",
+                # the master's hgc_master_node_selected{node} names scenario nodes: its own
+                # label wins over the target's node="master" (no exported_node rename)
+                **({"honor_labels": True} if role == "master" else {}),
                 "static_configs": [
                     {"targets": [f"{n}:{METRICS_PORT}"], "labels": {"node": n, "role": role}}
                     for n in nodes_of_role
