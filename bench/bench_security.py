@@ -193,9 +193,10 @@ def _verify(quick: bool) -> list[Result]:
 
 def _hgc_run_mean(curve: bool, iterations: int) -> float:
     """Mean iteration (s) of ``hgc run scenarios/heterogeneous.yaml --schemes hgc``."""
-    import json
     import subprocess
     import sys
+
+    from hgc.testbed.records import read_records
 
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="hgc-bench-run-") as tmp:
@@ -205,9 +206,7 @@ def _hgc_run_mean(curve: bool, iterations: int) -> float:
         cmd += [str(root / "scenarios" / "heterogeneous.yaml"), "--schemes", "hgc"]
         cmd += ["--iterations", str(iterations), "--out", str(out), flag]
         subprocess.run(cmd, check=True, capture_output=True, timeout=1200)
-        rows = [
-            json.loads(line) for line in (out / "hgc" / "record.jsonl").read_text().splitlines()
-        ]
+        rows = read_records(out / "hgc" / "record.jsonl")  # skips the run header
     return float(np.mean([r["duration_s"] for r in rows if r["ok"]]))
 
 
