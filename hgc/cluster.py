@@ -173,6 +173,9 @@ class LocalCluster(_ClusterContext):
     external : collection of node names
         Nodes this cluster does not start (a test plays them, e.g. with
         ``keys_of(node)``); ``start`` does not wait for them.
+    log_names : mapping node -> str, optional
+        The name of a node's log file (``logs/<name>.log``; default the node's own): the
+        launcher names them by the scenario (``hgc.testbed.config.NodeMap``).
 
     Attributes (after ``start``)
     ----------
@@ -201,8 +204,11 @@ class LocalCluster(_ClusterContext):
         extra_args: Callable[[str], list[str]] | None = None,
         curve: bool = True,
         external: Collection[str] = (),
+        log_names: Mapping[str, str] | None = None,
     ) -> None:
         self.config = dict(config)
+        # node -> name of its log file (default the node): the launcher's scenario names
+        self.log_names = dict(log_names or {})
         self.workers_per_edge = topology(self.config)
         self.nodes = node_names(self.workers_per_edge)
         self._own_workdir = workdir is None
@@ -299,7 +305,7 @@ class LocalCluster(_ClusterContext):
         cmd += self.extra_args(node)
         env = {**os.environ, **self.node_env(node), guard.ENV: guard.launcher_token()}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        log = open(self.workdir / "logs" / f"{node}.log", "ab")  # noqa: SIM115 (closed in close)
+        log = open(self._log_path(node), "ab")  # noqa: SIM115 (closed in close)
         self._logs[node] = log
         proc = subprocess.Popen(
             cmd,
@@ -423,8 +429,11 @@ class LocalCluster(_ClusterContext):
         with np.load(self.params_trace_path) as f:
             return {"iterations": f["iterations"], "params": f["params"]}
 
+    def _log_path(self, node: str) -> Path:
+        return self.workdir / "logs" / f"{self.log_names.get(node, node)}.log"
+
     def log(self, node: str, lines: int = 40) -> str:
-        path = self.workdir / "logs" / f"{node}.log"
+        path = self._log_path(node)
         try:
             text = path.read_text(errors="replace")
         except OSError:

@@ -258,6 +258,7 @@ def _run_scheme(
         bind_host=lambda n: hw.address(names(n)),
         metrics_ports=_fixed_metrics_ports(scenario, names),
         curve=_curve(scenario, req, progress),
+        log_names=names.to_topology,  # logs/<scenario name>.log
     )
     cleanup.push(f"cluster ({scheme})", cluster.close)
     error = None
