@@ -39,7 +39,7 @@ provision:
 	@if [ "$$CI" = "true" ] || [ "$$HGC_PROVISION" = "1" ]; then bash scripts/provision.sh; fi
 
 test: venv lint typecheck provision
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
