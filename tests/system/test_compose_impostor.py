@@ -8,9 +8,9 @@ gradient descent.
 
 Load-proof by construction: the attacker container is started (detached) right after the stack
 and waits, imports done, for a ``go`` file; the test drops it only once the master has recorded
-iterations, and the attacker stops only when each impostor has been refused three times (its own socket
-monitor), not after a fixed time. "While training" is then checked on
-the record: fewer iterations than the run's are recorded after the attackers' report.
+iterations, and the attacker stops only when each impostor has been refused three times (its
+own socket monitor), not after a fixed time. "While training" is then checked on the record:
+fewer iterations than the run's are recorded after the attackers' report.
 """
 
 from __future__ import annotations
@@ -246,9 +246,8 @@ def test_keyless_and_unlisted_impostors_get_nothing_while_training_stays_exact(
         log = stack.logs("master")
         remote = np.load(stack.workdir / "out" / "params.npy")
         config = stack.config
-    print(
-        f"attack: {result['stats']}; parents: {after}; iterations done at go {at_go}, after the attack {done_after_attack}"
-    )
+    print(f"attack: {result['stats']}; parents: {after}")
+    print(f"iterations recorded at go: {at_go}, after the attackers' report: {done_after_attack}")
     assert done_after_attack < ITERATIONS, (done_after_attack, attack_log)
     for label, st in result["stats"].items():
         assert st["received"] == 0, (label, st)  # no set-up, model, heartbeat: nothing
