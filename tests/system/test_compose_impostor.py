@@ -225,12 +225,12 @@ def test_keyless_and_unlisted_impostors_get_nothing_while_training_stays_exact(
 
             # The parents counted the refused handshakes: keyless ("handshake") and an
             # unlisted key ("unknown_key", the ZAP denial), at both tiers.
-            def refused_at_both() -> dict[str, dict[str, float]] | None:
+            def refused_at_both() -> dict[str, dict[str, float]]:
                 a = {n: auth_rejected(ip, n.split("-")[0]) for n, ip in ips.items()}
                 return (
                     a
                     if all(c["handshake"] > 0 and c["unknown_key"] > 0 for c in a.values())
-                    else None
+                    else {}
                 )
 
             after = poll_for(
