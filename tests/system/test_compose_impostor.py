@@ -220,7 +220,10 @@ def test_keyless_and_unlisted_impostors_get_nothing_while_training_stays_exact(
             at_go = _ok(stack)
             (att / "go").write_text("")
             result_file = att / "result.json"
-            poll_for(result_file.exists, timeout=180, interval=0.2, what="the attackers' report")
+            try:
+                poll_for(result_file.exists, timeout=180, interval=0.2, what="the report")
+            except TimeoutError:
+                raise AssertionError(f"no attackers' report:\n{attacker.logs().decode()}") from None
             result = json.loads(result_file.read_text())
 
             # The parents counted the refused handshakes: keyless ("handshake") and an
