@@ -15,96 +15,25 @@ from __future__ import annotations
 import multiprocessing as mp
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench import Result
+from bench.bench_transport import _measure_transport
 
 MB = 1_000_000
 WARMUP = 2
 
 
-def _config(keys: str | None, node: str) -> Any:
-    import dataclasses
-
-    from common.runtime.security import load_auth
-    from common.runtime.transport import TransportConfig
-
-    config = TransportConfig(heartbeat_interval_s=5.0, linger_ms=1000)
-    if keys is None:
-        return config
-    return dataclasses.replace(config, auth=load_auth(Path(keys) / "nodes" / node))
-
-
-def _sender(address: str, size: int, keys: str | None) -> None:
-    from prometheus_client import CollectorRegistry
-
-    from common.runtime.messages import ModelUpdate, Register, Shutdown, WorkerGradient
-    from common.runtime.metrics import WorkerMetrics
-    from common.runtime.transport import ChildEndpoint, Received
-
-    child = ChildEndpoint(
-        "worker-0-0",
-        WorkerMetrics(CollectorRegistry(), 0, 0),
-        address,
-        parent="edge-0",
-        config=_config(keys, "worker-0-0"),
-    )
-    vector = np.random.default_rng(0).standard_normal(size // 8)
-    child.send(Register(-1, "worker", "worker-0-0", 0, 0))
-    while True:
-        for event in child.poll(1.0):
-            if isinstance(event, Received) and isinstance(event.message, Shutdown):
-                child.close()
-                return
-            if isinstance(event, Received) and isinstance(event.message, ModelUpdate):
-                for k in range(event.message.iteration):  # the request: how many to send
-                    assert child.send(WorkerGradient(k, 0, 0, vector, 0.0))
-
-
 def _receiver(queue: Any, n: int, size: int, keys: str | None) -> None:
-    from prometheus_client import CollectorRegistry
-
-    from common.runtime.messages import ModelUpdate, Register, Shutdown, WorkerGradient
-    from common.runtime.metrics import EdgeMetrics
-    from common.runtime.transport import Loop, ParentEndpoint, Received
-
-    parent = ParentEndpoint(
-        "edge-0", EdgeMetrics(CollectorRegistry(), 0), config=_config(keys, "edge-0")
+    # bench_transport's loop, with this bench's settings: the allocator tuned on both sides,
+    # CURVE keys or none, 2 warm-up messages
+    rate, _ = _measure_transport(
+        n, size, True, keys=keys, sender_tune=True, warmup=WARMUP, timeout_s=300.0
     )
-    proc = mp.get_context("spawn").Process(
-        target=_sender, args=(parent.address, size, keys), daemon=True
-    )
-    proc.start()
-    loop = Loop(parent)
-    deadline = time.monotonic() + 300
-    while not any(
-        isinstance(e, Received) and isinstance(e.message, Register) for e in loop.poll(1.0)
-    ):
-        if time.monotonic() > deadline:
-            raise TimeoutError("sender did not register")
-
-    def batch(k: int) -> None:
-        parent.send("worker-0-0", ModelUpdate(k, np.zeros(1)))
-        got = 0
-        while got < k:
-            for e in loop.poll(1.0):
-                if isinstance(e, Received) and isinstance(e.message, WorkerGradient):
-                    got += 1
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{got}/{k} messages received")
-
-    batch(WARMUP)
-    started = time.perf_counter()
-    batch(n)
-    elapsed = time.perf_counter() - started
-    parent.send("worker-0-0", Shutdown(-1, "bench done"))
-    proc.join(30)
-    parent.close()
-    queue.put(n * size / elapsed)
+    queue.put(rate)
 
 
 def _rate(n: int, size: int, keys: str | None) -> float:

@@ -35,6 +35,7 @@ import statistics
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,10 +46,12 @@ MB = 1_000_000
 WARMUP = 3  # untimed messages before every timed batch
 
 
-def _timed(batch: Callable[[int], None], n: int, size: int) -> tuple[float, float]:
-    """Receive ``WARMUP`` messages untimed, then ``n`` timed: (bytes per second, minor page
+def _timed(
+    batch: Callable[[int], None], n: int, size: int, warmup: int = WARMUP
+) -> tuple[float, float]:
+    """Receive ``warmup`` messages untimed, then ``n`` timed: (bytes per second, minor page
     faults per timed message in this process)."""
-    batch(WARMUP)
+    batch(warmup)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     started = time.perf_counter()
     batch(n)
@@ -57,7 +60,21 @@ def _timed(batch: Callable[[int], None], n: int, size: int) -> tuple[float, floa
     return n * size / elapsed, faults / n
 
 
-def _transport_sender(address: str, size: int) -> None:
+def _transport_config(tune: bool, keys: str | None, node: str) -> Any:
+    """The endpoints' config; ``keys``: an ``hgc keys`` folder (CURVE on), None: plain."""
+    import dataclasses
+
+    from common.runtime.transport import TransportConfig
+
+    config = TransportConfig(heartbeat_interval_s=5.0, linger_ms=1000, tune_allocator=tune)
+    if keys is None:
+        return config
+    from common.runtime.security import load_auth
+
+    return dataclasses.replace(config, auth=load_auth(Path(keys) / "nodes" / node))
+
+
+def _transport_sender(address: str, size: int, tune: bool = False, keys: str | None = None) -> None:
     from prometheus_client import CollectorRegistry
 
     from common.runtime.messages import (
@@ -68,15 +85,14 @@ def _transport_sender(address: str, size: int) -> None:
         WorkerGradient,
     )
     from common.runtime.metrics import WorkerMetrics
-    from common.runtime.transport import ChildEndpoint, Received, TransportConfig
+    from common.runtime.transport import ChildEndpoint, Received
 
-    config = TransportConfig(heartbeat_interval_s=5.0, linger_ms=1000, tune_allocator=False)
     child = ChildEndpoint(
         "worker-0-0",
         WorkerMetrics(CollectorRegistry(), 0, 0),
         address,
         parent="edge-0",
-        config=config,
+        config=_transport_config(tune, keys, "worker-0-0"),
     )
     vector = np.random.default_rng(0).standard_normal(size // 8)
     child.send(Register(NO_ITERATION, "worker", "worker-0-0", 0, 0))
@@ -91,21 +107,32 @@ def _transport_sender(address: str, size: int) -> None:
                     assert child.send(WorkerGradient(k, 0, 0, vector, 0.0))
 
 
-def _measure_transport(n: int, size: int, tune: bool) -> tuple[float, float]:
+def _measure_transport(
+    n: int,
+    size: int,
+    tune: bool,
+    *,
+    keys: str | None = None,
+    sender_tune: bool = False,
+    warmup: int = WARMUP,
+    timeout_s: float = 120.0,
+) -> tuple[float, float]:
+    """Our endpoints, a spawned sender process -> this process: ``_timed``'s figures. Also
+    the CURVE-on/off comparison of bench_security (``keys``)."""
     from prometheus_client import CollectorRegistry
 
     from common.runtime.messages import ModelUpdate, Register, Shutdown, WorkerGradient
     from common.runtime.metrics import EdgeMetrics
-    from common.runtime.transport import Loop, ParentEndpoint, Received, TransportConfig
+    from common.runtime.transport import Loop, ParentEndpoint, Received
 
-    config = TransportConfig(heartbeat_interval_s=5.0, linger_ms=1000, tune_allocator=tune)
+    config = _transport_config(tune, keys, "edge-0")
     parent = ParentEndpoint("edge-0", EdgeMetrics(CollectorRegistry(), 0), config=config)
     proc = mp.get_context("spawn").Process(
-        target=_transport_sender, args=(parent.address, size), daemon=True
+        target=_transport_sender, args=(parent.address, size, sender_tune, keys), daemon=True
     )
     proc.start()
     loop = Loop(parent)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout_s
     while not any(
         isinstance(e, Received) and isinstance(e.message, Register) for e in loop.poll(1.0)
     ):
@@ -123,7 +150,7 @@ def _measure_transport(n: int, size: int, tune: bool) -> tuple[float, float]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"transport: {got}/{k} messages received")
 
-    measured = _timed(batch, n, size)
+    measured = _timed(batch, n, size, warmup)
     parent.send("worker-0-0", Shutdown(-1, "bench done"))
     proc.join(30)
     parent.close()

@@ -55,17 +55,22 @@ def _await(sock: zmq.Socket, op: str, timeout_s: float = 300.0) -> object:
     raise TimeoutError(f"no {op} from the worker in {timeout_s} s")
 
 
-def measure(data_spec: dict[str, Any], iterations: int = 5) -> dict[str, float]:
-    model_spec = {"kind": "logreg"}
-    code = make_code("hgc", [3, 3, 3], 1, 1)
+def worker_peaks(
+    code: Any,
+    data_spec: dict[str, Any],
+    model_spec: dict[str, Any],
+    iterations: int = 5,
+    *,
+    reset_after_setup: bool = True,
+) -> dict[str, int]:
+    """Run a real worker process as worker (0, 0) of ``code``, playing its edge with a raw
+    ROUTER: set-up, ``iterations`` model updates, shut-down. Bytes of its RSS after start-up
+    (``baseline``), its peak after set-up (``setup_peak``) and after training
+    (``train_peak``; with ``reset_after_setup`` the peak of training alone, else of the whole
+    life)."""
     parts = tuple(code.placement[0][0])
-    n_train, d, c = dataset_shape(data_spec)
-    rows = partition_rows(n_train, code.K)
-    own_rows = sum(len(rows[k]) for k in parts)
+    _, d, c = dataset_shape(data_spec)
     model = build_model(model_spec, d, c)
-    grad_bytes = model.n_params * 8
-    own_bytes = own_rows * (d * 8 + 8)  # float64 features + int64 label
-
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     edge = ctx.socket(zmq.ROUTER)
     edge.setsockopt(zmq.LINGER, 0)
@@ -82,7 +87,8 @@ def measure(data_spec: dict[str, Any], iterations: int = 5) -> dict[str, float]:
         edge.send_multipart([ident, *encode(setup)])
         _await(edge, "ready")
         setup_peak = _kib(proc.pid, "VmHWM")
-        Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # reset the peak
+        if reset_after_setup:
+            Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # reset the peak
         params = model.init_params(0)
         for t in range(iterations):
             edge.send_multipart([ident, *encode(ModelUpdate(t, params))])
@@ -95,12 +101,27 @@ def measure(data_spec: dict[str, Any], iterations: int = 5) -> dict[str, float]:
             proc.kill()
             proc.wait()
         edge.close()
+    return {"baseline": baseline, "setup_peak": setup_peak, "train_peak": train_peak}
+
+
+def measure(data_spec: dict[str, Any], iterations: int = 5) -> dict[str, float]:
+    model_spec = {"kind": "logreg"}
+    code = make_code("hgc", [3, 3, 3], 1, 1)
+    parts = tuple(code.placement[0][0])
+    n_train, d, c = dataset_shape(data_spec)
+    rows = partition_rows(n_train, code.K)
+    own_rows = sum(len(rows[k]) for k in parts)
+    model = build_model(model_spec, d, c)
+    grad_bytes = model.n_params * 8
+    own_bytes = own_rows * (d * 8 + 8)  # float64 features + int64 label
+    peaks = worker_peaks(code, data_spec, model_spec, iterations)
+    baseline = peaks["baseline"]
     budget = own_bytes + 3 * grad_bytes
     return {
         "budget_mb": budget / 1e6,
         "baseline_mb": baseline / 1e6,
-        "setup_ratio": (setup_peak - baseline) / budget,
-        "train_ratio": (train_peak - baseline) / budget,
+        "setup_ratio": (peaks["setup_peak"] - baseline) / budget,
+        "train_ratio": (peaks["train_peak"] - baseline) / budget,
         "full_data_mb": n_train * (d * 8 + 8) / 1e6,
     }
 

@@ -310,3 +310,34 @@ def sweep_leftovers(client: Any) -> None:
     for n in client.networks.list(filters={"label": LABEL}):
         with contextlib.suppress(Exception):
             n.remove()
+
+
+def run_on_network(
+    client: Any,
+    stack: Stack,
+    image: str,
+    command: list[str],
+    *,
+    volumes: dict[str, dict[str, str]] | None = None,
+    environment: dict[str, str] | None = None,
+) -> Any:
+    """Start, detached, an extra container of ``image`` running ``command`` (not the entry
+    point) on the stack's network, labelled for the sweep: e.g. an attacker. The caller
+    removes it (before ``Stack.down``, which cannot remove a network still in use)."""
+    return client.containers.run(
+        image,
+        command,
+        entrypoint=[],
+        network=f"{stack.name}_hgc",
+        labels={LABEL: stack.name},
+        volumes=volumes or {},
+        environment=environment or {},
+        detach=True,
+    )
+
+
+def container_ip(container: Any) -> str:
+    """The address of a running container on its (first) network: the host reaches it
+    directly, no port published."""
+    container.reload()
+    return str(next(iter(container.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"])
