@@ -381,6 +381,22 @@ class _Loads:
         return i0, i1, w
 
 
+def _at_most_two(f: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """P[at most s of the rows of ``f`` (k, G) miss] and P[at most s - 1 miss] (0 if s = 0),
+    in one Poisson-binomial pass."""
+    q = np.zeros((s + 2, f.shape[1]))
+    q[0] = 1.0
+    for p in f:
+        u = 1.0 - p
+        new = q * p
+        new[1:] += q[:-1] * u
+        new[-1] += q[-1] * u  # the cap state absorbs further misses
+        q = new
+    cum = np.cumsum(q[: s + 1], axis=0)
+    at_most = np.clip(cum[s], 0.0, 1.0)
+    return at_most, (np.clip(cum[s - 1], 0.0, 1.0) if s > 0 else np.zeros_like(at_most))
+
+
 def descend_pair(
     arrays: SystemArrays,
     options: list[list[Option]],
@@ -440,14 +456,7 @@ def descend_pair(
                 for which, wt in ((i0, 1 - w), (i1, w)):
                     for ti in np.unique(which).tolist():
                         if ti not in loo:
-                            others = np.delete(rows[ti], e, axis=0)[None]
-                            at_most = prob_at_most_misses(others, s_e)[0]
-                            fewer = (
-                                prob_at_most_misses(others, s_e - 1)[0]
-                                if s_e > 0
-                                else np.zeros_like(at_most)
-                            )
-                            loo[ti] = (at_most, fewer)
+                            loo[ti] = _at_most_two(np.delete(rows[ti], e, axis=0), s_e)
                         at_most, fewer = loo[ti]
                         sel = which == ti
                         r = lad.tables[ti].rows[e][idx[sel]]
