@@ -204,7 +204,7 @@ def _unique_arrivals(
         ],
         axis=-1,
     )[valid]  # (V, 5)
-    out = np.ones((r, m, g), dtype=dtype)
+    out: np.ndarray = np.ones((r, m, g), dtype=dtype)
     if keys.shape[0] == 0:
         return out
     if keys.shape[0] <= SMALL_UNIQUE:
