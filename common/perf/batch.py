@@ -15,6 +15,7 @@ from common.perf.model import Atoms, add_atoms, compress, link_atoms, link_key, 
 from common.perf.system import SystemModel
 
 TAIL_SCALES = 40.0  # grid reaches shift + 40 exponential means: tail mass e^-40
+SMALL_UNIQUE = 48  # up to this many workers, arrival CDFs are computed without sharing
 EDGE_ATOMS = 16  # a random edge offset is compressed to this many atoms in the search
 
 
@@ -118,22 +119,10 @@ def hierarchical_cdf(
     u0 = ov[:, 0]
     cand_of_row = np.repeat(np.arange(c), n)[on]
     g = t.shape[1]
-    base = (t[cand_of_row] - u0[:, None]).astype(dtype)[:, None, :]
-    lv, lw = link_v[edge_of_row].astype(dtype), link_w[edge_of_row].astype(dtype)
-    arrived: np.ndarray | None = None
-    for a in range(link_v.shape[-1]):
-        x = base - lv[:, :, a, None]
-        f = compute_cdf(x, sh, inv_scale)
-        if pi > 0:
-            f = (1 - pi) * f + pi * compute_cdf(x / dtype(slowdown), sh, inv_scale)
-        if link_v.shape[-1] == 1:
-            arrived = f
-        elif arrived is None:
-            arrived = lw[:, :, a, None] * f
-        else:
-            arrived += lw[:, :, a, None] * f
-    assert arrived is not None
-    arrived[~valid.reshape(c * n, m)[on]] = 1.0
+    arrived = _unique_arrivals(
+        t, cand_of_row, u0, sh[..., 0], inv_scale[..., 0], link_v, link_w, edge_of_row,
+        valid.reshape(c * n, m)[on], pi, slowdown, dtype,
+    )  # fmt: skip
     os_cdf = prob_at_most_misses(arrived, s_w)
     if ov.shape[-1] > 1:
         h = (t[:, 1] - t[:, 0])[cand_of_row]
@@ -145,6 +134,101 @@ def hierarchical_cdf(
     edge_cdf[on] = os_cdf
     cdf = prob_at_most_misses(edge_cdf.reshape(c, n, g), edge_misses)
     return np.maximum.accumulate(cdf, axis=1)
+
+
+def _link_ids(link_v: np.ndarray, link_w: np.ndarray) -> np.ndarray:
+    """(n, m) integer identity of every worker's link atoms (equal atoms, equal id)."""
+    hit = _LINK_IDS.get(id(link_v))
+    if hit is not None and hit[0] is link_v and hit[1] is link_w:
+        return hit[2]
+    n, m, a = link_v.shape
+    flat = np.concatenate([link_v.reshape(n * m, a), link_w.reshape(n * m, a)], axis=1)
+    ids = unique_rows(flat)[1].reshape(n, m)
+    if len(_LINK_IDS) > 8:
+        _LINK_IDS.clear()
+    _LINK_IDS[id(link_v)] = (link_v, link_w, ids)  # the evaluator's arrays, asked again and again
+    return ids
+
+
+_LINK_IDS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def unique_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a 2-D array: (index of each distinct row's first occurrence, index
+    of every row's distinct row). One lexicographic sort (faster than ``np.unique(axis=0)``)."""
+    v = x.shape[0]
+    if v == 0:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    order = np.lexsort(x.T[::-1])
+    xs = x[order]
+    new = np.ones(v, dtype=bool)
+    new[1:] = (xs[1:] != xs[:-1]).any(axis=1)
+    inverse = np.empty(v, dtype=int)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
+
+
+def _unique_arrivals(
+    t: np.ndarray,
+    cand_of_row: np.ndarray,
+    u0: np.ndarray,
+    sh: np.ndarray,
+    inv_scale: np.ndarray,
+    link_v: np.ndarray,
+    link_w: np.ndarray,
+    edge_of_row: np.ndarray,
+    valid: np.ndarray,
+    pi: float,
+    slowdown: float,
+    dtype: type,
+) -> np.ndarray:
+    """Arrival CDFs ``(R, m, G)`` of the workers of R edge rows (padding: 1).
+
+    Workers of one candidate that share their edge's start ``u0``, their compute parameters
+    and their link atoms have the same CDF: each distinct one is computed once (a cluster of
+    a few device profiles has a few distinct workers, not thousands), then gathered.
+    """
+    r, m = sh.shape
+    g = t.shape[1]
+    if int(valid.sum()) <= SMALL_UNIQUE:  # too few workers for sharing to pay
+        ids = np.arange(r * m).reshape(r, m)
+    else:
+        ids = _link_ids(link_v, link_w)[edge_of_row]  # (R, m)
+    keys = np.stack(
+        [
+            np.broadcast_to(cand_of_row[:, None], (r, m)).astype(float),
+            np.broadcast_to(u0[:, None], (r, m)),
+            sh.astype(float),
+            inv_scale.astype(float),
+            ids.astype(float),
+        ],
+        axis=-1,
+    )[valid]  # (V, 5)
+    out: np.ndarray = np.ones((r, m, g), dtype=dtype)
+    if keys.shape[0] == 0:
+        return out
+    if keys.shape[0] <= SMALL_UNIQUE:
+        first = inverse = np.arange(keys.shape[0])
+    else:
+        first, inverse = unique_rows(keys)
+    uniq = keys[first]
+    rows, cols = np.nonzero(valid)
+    ur, uc = rows[first], cols[first]
+    cand = uniq[:, 0].astype(int)
+    base = (t[cand] - uniq[:, 1:2]).astype(dtype)  # (U, G)
+    shu = uniq[:, 2:3].astype(dtype)
+    invu = uniq[:, 3:4].astype(dtype)
+    lv = link_v[edge_of_row[ur], uc].astype(dtype)  # (U, A)
+    lw = link_w[edge_of_row[ur], uc].astype(dtype)
+    arrived = np.zeros((uniq.shape[0], g), dtype=dtype)
+    for a in range(link_v.shape[-1]):
+        x = base - lv[:, a, None]
+        f = compute_cdf(x, shu, invu)
+        if pi > 0:
+            f = (1 - pi) * f + pi * compute_cdf(x / dtype(slowdown), shu, invu)
+        arrived += lw[:, a, None] * f
+    out[valid] = arrived[inverse.ravel()]
+    return out
 
 
 def support(

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.coding import is_feasible
-from common.perf.batch import compute_cdf, delay_cdf, prob_at_most_misses
+from common.perf.batch import compute_cdf, delay_cdf, prob_at_most_misses, unique_rows
 from common.perf.model import Atoms, add_atoms, compress, link_atoms, slow_probability
 from common.perf.system import SystemModel
 
@@ -63,6 +63,7 @@ class SystemArrays:
     combine: np.ndarray  # (n,) combine seconds per received vector
     pi: float
     slowdown: float
+    _kinds: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def of(cls, system: SystemModel) -> SystemArrays:
@@ -113,18 +114,40 @@ class SystemArrays:
         return float(max(first[valid].min(), 0.0))
 
     def arrivals(self, load: float, t: np.ndarray) -> np.ndarray:
-        """P[worker (e, j) has delivered by t[g]] ignoring its edge's offset: (n, m, G)."""
-        sh = (self.shift_s * load)[..., None]
-        sc = self.inv_rate * load
-        inv = np.where(sc > 0, 1.0 / np.where(sc > 0, sc, 1.0), 1e30)[..., None]
-        out = np.zeros((self.n, self.m, t.size))
-        for a in range(self.link_v.shape[-1]):
-            x = t[None, None, :] - self.link_v[:, :, a, None]
+        """P[worker (e, j) has delivered by t[g]] ignoring its edge's offset: (n, m, G).
+        Workers with equal parameters (the same device profile and link) share one row."""
+        kinds, inverse = self.kinds()
+        sh = (kinds[:, 0] * load)[:, None]
+        sc = kinds[:, 1] * load
+        inv = np.where(sc > 0, 1.0 / np.where(sc > 0, sc, 1.0), 1e30)[:, None]
+        a_n = self.link_v.shape[-1]
+        lv, lw = kinds[:, 2 : 2 + a_n], kinds[:, 2 + a_n :]
+        out = np.zeros((kinds.shape[0], t.size))
+        for a in range(a_n):
+            x = t[None, :] - lv[:, a, None]
             f = compute_cdf(x, sh, inv)
             if self.pi > 0:
                 f = (1 - self.pi) * f + self.pi * compute_cdf(x / self.slowdown, sh, inv)
-            out += self.link_w[:, :, a, None] * f
-        return out
+            out += lw[:, a, None] * f
+        return out[inverse].reshape(self.n, self.m, t.size)
+
+    def kinds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct workers (shift, 1/rate, link atoms, link weights) and each worker's
+        index among them (flat, topology order)."""
+        if self._kinds is None:
+            a_n = self.link_v.shape[-1]
+            flat = np.concatenate(
+                [
+                    self.shift_s.reshape(-1, 1),
+                    self.inv_rate.reshape(-1, 1),
+                    self.link_v.reshape(-1, a_n),
+                    self.link_w.reshape(-1, a_n),
+                ],
+                axis=1,
+            )
+            first, inverse = unique_rows(flat)
+            self._kinds = (flat[first], inverse)
+        return self._kinds
 
 
 def edge_options(
@@ -151,26 +174,44 @@ def _nested(body: list[Option]) -> bool:
     )
 
 
-def _prefix_cdfs(arr: np.ndarray, body: list[Option], s_w: int) -> tuple[np.ndarray, np.ndarray]:
-    """P[at most s_w of the prefix's workers missing] for every prefix in one pass over the
-    workers (Poisson-binomial DP capped at s_w + 1 misses): ``(len(body), G)`` and sizes."""
-    order = list(body[0]) + [
-        next(iter(set(b) - set(a))) for a, b in zip(body, body[1:], strict=False)
-    ]
-    g = arr.shape[1]
-    q = np.zeros((s_w + 2, g))
+def _prefix_cdfs_all(
+    arr: np.ndarray, bodies: dict[int, list[Option]], s_w: int
+) -> dict[int, np.ndarray]:
+    """P[at most s_w of the prefix's workers missing] for every prefix of every edge in
+    ``bodies`` (nested options, growing by one worker each), in one pass over worker
+    positions for all those edges at once (Poisson-binomial DP capped at s_w + 1 misses):
+    per edge ``(len(body), G)``."""
+    if not bodies:
+        return {}
+    edges = list(bodies)
+    length = max(len(bodies[e][-1]) for e in edges)
+    g = arr.shape[-1]
+    order = np.zeros((len(edges), length), dtype=int)
+    real = np.zeros((len(edges), length), dtype=bool)
+    for i, e in enumerate(edges):
+        body = bodies[e]
+        seq = list(body[0]) + [
+            next(iter(set(b) - set(a))) for a, b in zip(body, body[1:], strict=False)
+        ]
+        order[i, : len(seq)], real[i, : len(seq)] = seq, True
+    p_all = arr[np.array(edges)[:, None], order]  # (E, L, G)
+    p_all[~real] = 1.0
+    q = np.zeros((s_w + 2, len(edges), g))
     q[0] = 1.0
-    out = np.zeros((len(body), g))
-    for j, w in enumerate(order):
-        p = arr[w]
+    steps = np.zeros((len(edges), length, g))
+    for j in range(length):
+        p = p_all[:, j]
         u = 1.0 - p
         new = q * p
         new[1:] += q[:-1] * u
         new[-1] += q[-1] * u  # the cap state absorbs further misses
         q = new
-        if j + 1 >= s_w + 1:
-            out[j + 1 - (s_w + 1)] = q[: s_w + 1].sum(axis=0)
-    return np.clip(out, 0.0, 1.0), np.array([len(b) for b in body])
+        steps[:, j] = q[: s_w + 1].sum(axis=0)
+    out = {}
+    for i, e in enumerate(edges):
+        first = len(bodies[e][0])
+        out[e] = np.clip(steps[i, first - 1 : first - 1 + len(bodies[e])], 0.0, 1.0)
+    return out
 
 
 class EdgeTable:
@@ -188,28 +229,37 @@ class EdgeTable:
         h = np.array([t[1] - t[0]])
         arr = arrays.arrivals(load, t)  # (n, m, G)
         self.rows: list[np.ndarray] = []
+        prefix = {
+            e: opts[1:]
+            for e, opts in enumerate(options)
+            if len(opts) > 1 and arrays.sizes[e] > SUBSET_MAX
+        }
+        prefix_cdfs = _prefix_cdfs_all(arr, prefix, s_w)
         for e, opts in enumerate(options):
             g = np.ones((len(opts), t.size))
             body = opts[1:]
-            if body and arrays.sizes[e] > SUBSET_MAX:  # nested fastest-first prefixes
-                os_cdf, k = _prefix_cdfs(arr[e], body, s_w)
-            elif body:
+            if not body:
+                self.rows.append(g)
+                continue
+            if e in prefix_cdfs:  # nested fastest-first prefixes
+                os_cdf = prefix_cdfs[e]
+                k = np.array([len(b) for b in body])
+            else:
                 mask = np.zeros((len(body), arrays.m), dtype=bool)
                 for i, o in enumerate(body):
                     mask[i, list(o)] = True
                 a = np.where(mask[:, :, None], arr[e][None], 1.0)
                 os_cdf = prob_at_most_misses(a, s_w)
                 k = mask.sum(axis=1)
-                w = arrays.off_w[e]
-                live = np.flatnonzero(w > 0)
-                d = (
-                    arrays.off_v[e, live][None, :]
-                    + (arrays.combine[e] * np.maximum(k - s_w, 0))[:, None]
-                )  # (O, atoms)
-                rows = np.repeat(os_cdf, live.size, axis=0)
-                shifted = delay_cdf(rows, d.ravel(), np.broadcast_to(h, (d.size,)))
-                fin = (shifted.reshape(len(body), live.size, -1) * w[live][None, :, None]).sum(1)
-                g[1:] = fin
+            w = arrays.off_w[e]
+            live = np.flatnonzero(w > 0)
+            d = (
+                arrays.off_v[e, live][None, :]
+                + (arrays.combine[e] * np.maximum(k - s_w, 0))[:, None]
+            )  # (O, atoms)
+            rows = np.repeat(os_cdf, live.size, axis=0)
+            shifted = delay_cdf(rows, d.ravel(), np.broadcast_to(h, (d.size,)))
+            g[1:] = (shifted.reshape(len(body), live.size, -1) * w[live][None, :, None]).sum(1)
             self.rows.append(g)
 
     def prune(self, options: list[list[Option]]) -> list[list[int]]:
@@ -331,6 +381,22 @@ class _Loads:
         return i0, i1, w
 
 
+def _at_most_two(f: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """P[at most s of the rows of ``f`` (k, G) miss] and P[at most s - 1 miss] (0 if s = 0),
+    in one Poisson-binomial pass."""
+    q = np.zeros((s + 2, f.shape[1]))
+    q[0] = 1.0
+    for p in f:
+        u = 1.0 - p
+        new = q * p
+        new[1:] += q[:-1] * u
+        new[-1] += q[-1] * u  # the cap state absorbs further misses
+        q = new
+    cum = np.cumsum(q[: s + 1], axis=0)
+    at_most = np.clip(cum[s], 0.0, 1.0)
+    return at_most, (np.clip(cum[s - 1], 0.0, 1.0) if s > 0 else np.zeros_like(at_most))
+
+
 def descend_pair(
     arrays: SystemArrays,
     options: list[list[Option]],
@@ -341,19 +407,23 @@ def descend_pair(
     ref_load: float,
     grid: int,
     top: int,
-    max_steps: int = 200,
+    max_sweeps: int = 50,
 ) -> list[tuple[float, tuple[Option, ...]]]:
-    """Coordinate descent over per-edge options from each start (option indices): a step
-    scores every option of every edge at once and takes the best improving one."""
+    """Coordinate descent over per-edge options from each start (option indices), in
+    Gauss-Seidel sweeps: edge after edge, every option of that edge is scored at once (the
+    master CDF with that edge's row replaced: ``F_e * P[<= s_e others miss] + (1 - F_e) *
+    P[<= s_e - 1 others miss]``) and the best is taken if it improves. It stops when a whole
+    sweep changes nothing: no single edge's option can improve the selection."""
     n = arrays.n
     sizes = [np.array([len(o) for o in opts]) for opts in options]
     m_hi = sum(arrays.sizes)
     m_lo = max(s_e + 1, 1) * (s_w + 1)
     lad = _Loads(arrays, options, s_e, s_w, ref_mean, ref_load, grid, m_lo, m_hi)
     t = lad.t
+    span = t[-1] - t[0]
     results: dict[tuple[int, ...], float] = {}
 
-    def value_of(state: tuple[int, ...]) -> float:
+    def value_of(state: list[int]) -> float:
         total = np.array([sum(len(options[e][state[e]]) for e in range(n))])
         i0, i1, w = lad.bracket(total)
         vals = []
@@ -363,56 +433,44 @@ def descend_pair(
         return (1 - float(w[0])) * vals[0] + float(w[0]) * vals[1]
 
     for start in starts:
-        state = tuple(start)
+        state = list(start)
         cur = value_of(state)
-        for _ in range(max_steps):
-            cur_sizes = np.array([len(options[e][state[e]]) for e in range(n)])
-            total = cur_sizes.sum()
-            best: tuple[float, int, int] | None = None
-            per_table = []
-            for tab in lad.tables:
-                f = np.stack([tab.rows[e][state[e]] for e in range(n)])  # (n, G)
-                loo = np.broadcast_to(f, (n, n, t.size)).copy()
-                loo[np.arange(n), np.arange(n)] = 1.0
-                at_most = prob_at_most_misses(loo, s_e)
-                fewer = prob_at_most_misses(loo, s_e - 1) if s_e > 0 else np.zeros_like(at_most)
-                per_table.append((at_most, fewer))
+        rows = [np.stack([tab.rows[e][state[e]] for e in range(n)]) for tab in lad.tables]
+        for _ in range(max_sweeps):
+            moved = False
             for e in range(n):
+                cur_sizes = np.array([len(options[x][state[x]]) for x in range(n)])
+                total = int(cur_sizes.sum())
                 new_total = total - cur_sizes[e] + sizes[e]
-                ok = np.array(
-                    [
-                        i != state[e]
-                        and feasible([*cur_sizes[:e], sizes[e][i], *cur_sizes[e + 1 :]], s_e, s_w)
-                        for i in range(len(options[e]))
-                    ]
-                )
+                other = np.delete(cur_sizes, e)
+                n_on = int((other > 0).sum()) + (sizes[e] > 0)
+                biggest = np.maximum(other.max(initial=0), sizes[e])
+                ok = (n_on >= s_e + 1) & ((s_e + 1) * biggest <= new_total) & (new_total > 0)
+                ok[state[e]] = False
                 if not ok.any():
                     continue
                 idx = np.flatnonzero(ok)
                 i0, i1, w = lad.bracket(new_total[idx])
                 vals = np.zeros(idx.size)
+                loo: dict[int, tuple[np.ndarray, np.ndarray]] = {}
                 for which, wt in ((i0, 1 - w), (i1, w)):
-                    for ti in np.unique(which):
+                    for ti in np.unique(which).tolist():
+                        if ti not in loo:
+                            loo[ti] = _at_most_two(np.delete(rows[ti], e, axis=0), s_e)
+                        at_most, fewer = loo[ti]
                         sel = which == ti
-                        rows = lad.tables[ti].rows[e][idx[sel]]
-                        at_most, fewer = per_table[ti]
-                        cdf = rows * at_most[e][None] + (1 - rows) * fewer[e][None]
+                        r = lad.tables[ti].rows[e][idx[sel]]
+                        cdf = r * at_most[None] + (1 - r) * fewer[None]
                         cdf = np.maximum.accumulate(cdf, axis=1)
-                        v = (
-                            t[0]
-                            + np.trapezoid(1.0 - cdf, t, axis=1)
-                            + (1.0 - cdf[:, -1]) * (t[-1] - t[0])
-                        )
+                        v = t[0] + np.trapezoid(1.0 - cdf, t, axis=1) + (1.0 - cdf[:, -1]) * span
                         vals[sel] += wt[sel] * v
                 k = int(np.argmin(vals))
-                if best is None or vals[k] < best[0]:
-                    best = (float(vals[k]), e, int(idx[k]))
-            if best is None or best[0] >= cur * (1 - 1e-9):
+                if vals[k] < cur * (1 - 1e-9):
+                    cur, state[e], moved = float(vals[k]), int(idx[k]), True
+                    for ti, tab in enumerate(lad.tables):
+                        rows[ti][e] = tab.rows[e][state[e]]
+            if not moved:
                 break
-            cur = best[0]
-            s = list(state)
-            s[best[1]] = best[2]
-            state = tuple(s)
-        results[state] = cur
+        results[tuple(state)] = cur
     ranked = sorted(results.items(), key=lambda x: x[1])[:top]
     return [(v, tuple(options[e][s[e]] for e in range(n))) for s, v in ranked]
