@@ -149,9 +149,10 @@ def build_hierarchical(
     gauss.py), the others Lagrange. With neither (a new code) the choice is automatic: all
     Lagrange, unless the code's estimated worst decode error exceeds ``GAUSS_SWITCH``; then
     each polynomial tier whose Gaussian version has the smaller tier estimate becomes
-    Gaussian (kept only if the whole code's estimate improves; :func:`gauss_choice`). A spec with ``orders`` but no
-    ``gauss`` (written before Gaussian tiers existed) rebuilds all-Lagrange, as it was, and
-    so does a non-default ``points`` family (asking for points is asking for Lagrange tiers).
+    Gaussian (kept only if the whole code's estimate improves; :func:`gauss_choice`). A spec
+    with ``orders`` but no ``gauss`` (written before Gaussian tiers existed) rebuilds
+    all-Lagrange, as it was, and so does a non-default ``points`` family (asking for points
+    is asking for Lagrange tiers).
     """
     if variant != "lagrange" or gauss is not None or orders is not None or points != DEFAULT_POINTS:
         return _build(scheme, placement, K, s_e, s_w, variant, points, orders, gauss)
@@ -182,6 +183,7 @@ def gauss_choice(
     edge_tier: Tier,
     worker_tiers: Sequence[Tier],
     estimate: Callable[[Tier, Sequence[Tier]], float],
+    alternative: Callable[[Tier], Tier] | None = None,
 ) -> dict[str, Any] | None:
     """The automatic Lagrange/Gaussian choice for a new code (see :func:`build_hierarchical`).
 
@@ -190,7 +192,8 @@ def gauss_choice(
     [seed | None, ...]}. A tier becomes Gaussian when its Gaussian version's estimate is
     smaller by at least a quarter decade (the rule of the seed and ordering searches: tiny
     tiers whose two estimates are both at rounding level stay Lagrange, on every platform).
-    Also used by the full grid check (common/coding/grid.py) to know what make_code builds.
+    Also used by the full grid check (common/coding/grid.py) to know what make_code builds;
+    ``alternative(tier)`` (default: ``gauss_tier`` with its seed search) lets it reuse tiers.
     """
     est = estimate(edge_tier, worker_tiers)
     if est <= GAUSS_SWITCH:
@@ -204,7 +207,11 @@ def gauss_choice(
             return None
         key = (tier.N, tier.s, tuple(sorted(tier.holders)))
         if key not in seen:
-            alt = gauss_tier(tier.N, tier.s, tier.holders, tier.label)
+            alt = (
+                gauss_tier(tier.N, tier.s, tier.holders, tier.label)
+                if alternative is None
+                else alternative(tier)
+            )
             better = _quarter_decade(tier_estimate(alt)) < _quarter_decade(tier_estimate(tier))
             seen[key] = alt if better else None
         return seen[key]

@@ -60,28 +60,40 @@ def pattern_array(
     Remembered per arguments: every tier of one size is scored on the same patterns (the seed
     and ordering searches score up to 12 tiers each), and drawing them is Python-level work.
     """
-    pts = None if points is None else np.asarray(points, dtype=np.float64).tobytes()
-    return _pattern_array(N, s, exhaustive_limit, samples, seed, pts)
+    base = _base_patterns(N, s, exhaustive_limit, samples, seed)
+    if points is None or math.comb(N, s) <= exhaustive_limit:
+        return base
+    # the windows of consecutive points (not cached: every ordering has its own)
+    order = np.argsort(points)
+    gone = np.array([order[start : start + s] for start in range(N - s + 1)], dtype=np.int64)
+    out = np.unique(np.concatenate([base, _complement(N, gone)]), axis=0)
+    out.flags.writeable = False
+    return out
 
 
-@functools.lru_cache(maxsize=512)
-def _pattern_array(
-    N: int, s: int, exhaustive_limit: int, samples: int, seed: int, pts: bytes | None
-) -> np.ndarray:
-    if math.comb(N, s) <= exhaustive_limit:
-        rows = []
-        for out in itertools.combinations(range(N), s):
-            gone = set(out)
-            rows.append(tuple(j for j in range(N) if j not in gone))
+def _complement(N: int, gone: np.ndarray) -> np.ndarray:
+    """Sorted responder rows (count, N - s) of the straggler rows ``gone`` (count, s)."""
+    keep = np.ones((len(gone), N), dtype=bool)
+    keep[np.arange(len(gone))[:, None], gone] = False
+    return np.nonzero(keep)[1].reshape(len(gone), N - gone.shape[1])
+
+
+@functools.lru_cache(maxsize=1024)
+def _base_patterns(N: int, s: int, exhaustive_limit: int, samples: int, seed: int) -> np.ndarray:
+    """Every pattern (in the order of ``itertools.combinations`` of the stragglers), or the
+    cyclic windows of node indices and ``samples`` random ones, sorted, without repeats."""
+    if s == 0:
+        out = np.arange(N, dtype=np.int64)[None, :]
+    elif math.comb(N, s) <= exhaustive_limit:
+        gone = np.array(list(itertools.combinations(range(N), s)), dtype=np.int64)
+        out = _complement(N, gone)
     else:
-        points = None if pts is None else np.frombuffer(pts, dtype=np.float64)
-        seen = set(adversarial_patterns(N, s, points))
+        cyclic = (np.arange(N)[:, None] + np.arange(s)[None, :]) % N
         rng = np.random.default_rng(seed)
-        for _ in range(samples):
-            gone = set(rng.choice(N, size=s, replace=False).tolist())
-            seen.add(tuple(j for j in range(N) if j not in gone))
-        rows = sorted(seen)
-    out = np.array(rows, dtype=np.int64).reshape(len(rows), N - s)
+        drawn = np.array([rng.choice(N, size=s, replace=False) for _ in range(samples)])
+        drawn = drawn.reshape(samples, s).astype(np.int64)
+        out = np.unique(_complement(N, np.concatenate([cyclic, drawn])), axis=0)
+    out = np.ascontiguousarray(out, dtype=np.int64)
     out.flags.writeable = False
     return out
 
