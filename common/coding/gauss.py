@@ -110,7 +110,9 @@ def gauss_decode_weights(G: np.ndarray, u: np.ndarray, rows: Sequence[int]) -> n
     return np.linalg.lstsq(sub.T, u, rcond=None)[0]
 
 
-def gauss_batch_weights(G: np.ndarray, u: np.ndarray, sets: Sequence[Sequence[int]]) -> np.ndarray:
+def gauss_batch_weights(
+    G: np.ndarray, u: np.ndarray, sets: Sequence[Sequence[int]] | np.ndarray
+) -> np.ndarray:
     """(len(sets), N - s) weights of many responder sets of exactly N - s rows at once (one
     batched LU solve; the error estimate runs thousands). Same result as
     :func:`gauss_decode_weights` row by row."""
