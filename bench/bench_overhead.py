@@ -74,8 +74,45 @@ def measure(edges: int, workers: int, iterations: int) -> tuple[float, float]:
     return float(np.mean(durations)), time.perf_counter() - start
 
 
+def codec_cpu(repeats: int) -> list[Result]:
+    """CPU time (process time, so independent of the machine's load) to encode and to decode
+    each message of one iteration's critical path: model_update (master -> edge -> worker),
+    worker_gradient (worker -> edge), edge_gradient (edge -> master), logreg-on-digits sized."""
+    from common.runtime import codec
+    from common.runtime.messages import EdgeGradient, ModelUpdate, WorkerGradient
+
+    v = np.random.default_rng(0).standard_normal(650)
+    msgs = [
+        ModelUpdate(iteration=3, params=v),
+        WorkerGradient(iteration=3, edge=1, worker=2, vector=v, compute_s=0.05),
+        EdgeGradient(
+            iteration=3,
+            edge=1,
+            vector=v,
+            responders=tuple(range(10)),
+            wait_s=0.1,
+            decode_s=0.001,
+            worker_arrivals_s=(0.05,) * 10,
+        ),
+    ]
+    out = []
+    for msg in msgs:
+        frames = [bytes(f) for f in codec.encode(msg)]
+        start = time.process_time()
+        for _ in range(repeats):
+            codec.encode(msg)
+        enc = (time.process_time() - start) / repeats
+        start = time.process_time()
+        for _ in range(repeats):
+            codec.decode(frames)
+        dec = (time.process_time() - start) / repeats
+        out.append(Result(SECTION, f"codec {msg.op}: encode CPU per message", enc * 1e6, "us"))
+        out.append(Result(SECTION, f"codec {msg.op}: decode CPU per message", dec * 1e6, "us"))
+    return out
+
+
 def run(quick: bool) -> list[Result]:
-    out: list[Result] = []
+    out: list[Result] = codec_cpu(2_000 if quick else 20_000)
     sizes = SIZES[:2] if quick else SIZES
     iterations = 6 if quick else 11
     for edges, workers in sizes:

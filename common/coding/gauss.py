@@ -43,30 +43,55 @@ def gauss_encoding_matrix(
 ) -> np.ndarray:
     """(N, n_items) encoding matrix, zero outside each item's holders (see module docstring).
 
-    Items with the same holder set share one column (computed once).
+    Items with the same holder set share one column (computed once); the holder sets of
+    exactly s + 1 nodes (a square system) are solved together in one batched LU.
     """
     N, r = G.shape
-    B = np.zeros((N, len(holders)))
+    keys = [tuple(sorted(int(x) for x in T)) for T in holders]
+    distinct = list(dict.fromkeys(keys))
     columns: dict[tuple[int, ...], np.ndarray] = {}
-    for k, T in enumerate(holders):
-        key = tuple(sorted(int(x) for x in T))
-        if key not in columns:
-            held = set(key)
-            non = [j for j in range(N) if j not in held]
-            if len(non) > r - 1:
-                raise ValueError(
-                    f"holders: item {k} has {len(key)} holders; a tier of {N} nodes "
-                    f"tolerating {N - r} stragglers needs at least {N - r + 1}"
-                )
-            system = np.vstack([G[non], u[None, :]])
-            rhs = np.zeros(len(non) + 1)
-            rhs[-1] = 1.0
-            c = np.linalg.lstsq(system, rhs, rcond=None)[0]
-            col = G @ c
-            col[non] = 0.0  # exactly zero off the support (G[non] c is zero up to rounding)
-            columns[key] = col
+    square: list[tuple[int, ...]] = []  # |non-holders| = r - 1: one batched solve for all
+    for k, key in enumerate(keys):
+        if N - len(key) > r - 1:
+            raise ValueError(
+                f"holders: item {k} has {len(key)} holders; a tier of {N} nodes "
+                f"tolerating {N - r} stragglers needs at least {N - r + 1}"
+            )
+    for key in distinct:
+        if N - len(key) == r - 1:
+            square.append(key)
+        else:  # more holders than needed: the minimum-norm c of the under-determined system
+            columns[key] = _column(G, u, key, None)
+    if square:
+        nons = np.array([[j for j in range(N) if j not in set(key)] for key in square])
+        systems = np.concatenate([G[nons], np.broadcast_to(u, (len(square), 1, r))], axis=1)
+        rhs = np.zeros((len(square), r, 1))
+        rhs[:, -1, 0] = 1.0
+        try:
+            cs = np.linalg.solve(systems, rhs)[..., 0]
+        except np.linalg.LinAlgError:
+            cs = None
+        for t, key in enumerate(square):
+            columns[key] = _column(G, u, key, None if cs is None else cs[t])
+    B = np.zeros((N, len(holders)))
+    for k, key in enumerate(keys):
         B[:, k] = columns[key]
     return B
+
+
+def _column(G: np.ndarray, u: np.ndarray, key: tuple[int, ...], c: np.ndarray | None) -> np.ndarray:
+    """G c, zeroed exactly off the holders ``key``; c by least squares when not given."""
+    N = G.shape[0]
+    held = set(key)
+    non = [j for j in range(N) if j not in held]
+    if c is None:
+        system = np.vstack([G[non], u[None, :]])
+        rhs = np.zeros(len(non) + 1)
+        rhs[-1] = 1.0
+        c = np.linalg.lstsq(system, rhs, rcond=None)[0]
+    col = G @ c
+    col[non] = 0.0  # exactly zero off the support (G[non] c is zero up to rounding)
+    return col
 
 
 def gauss_decode_weights(G: np.ndarray, u: np.ndarray, rows: Sequence[int]) -> np.ndarray:
@@ -85,7 +110,9 @@ def gauss_decode_weights(G: np.ndarray, u: np.ndarray, rows: Sequence[int]) -> n
     return np.linalg.lstsq(sub.T, u, rcond=None)[0]
 
 
-def gauss_batch_weights(G: np.ndarray, u: np.ndarray, sets: Sequence[Sequence[int]]) -> np.ndarray:
+def gauss_batch_weights(
+    G: np.ndarray, u: np.ndarray, sets: Sequence[Sequence[int]] | np.ndarray
+) -> np.ndarray:
     """(len(sets), N - s) weights of many responder sets of exactly N - s rows at once (one
     batched LU solve; the error estimate runs thousands). Same result as
     :func:`gauss_decode_weights` row by row."""

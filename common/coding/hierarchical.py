@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,42 +149,89 @@ def build_hierarchical(
     gauss.py), the others Lagrange. With neither (a new code) the choice is automatic: all
     Lagrange, unless the code's estimated worst decode error exceeds ``GAUSS_SWITCH``; then
     each polynomial tier whose Gaussian version has the smaller tier estimate becomes
-    Gaussian (kept only if the whole code's estimate improves). A spec with ``orders`` but no
-    ``gauss`` (written before Gaussian tiers existed) rebuilds all-Lagrange, as it was, and
-    so does a non-default ``points`` family (asking for points is asking for Lagrange tiers).
+    Gaussian (kept only if the whole code's estimate improves; :func:`gauss_choice`). A spec
+    with ``orders`` but no ``gauss`` (written before Gaussian tiers existed) rebuilds
+    all-Lagrange, as it was, and so does a non-default ``points`` family (asking for points
+    is asking for Lagrange tiers).
     """
     if variant != "lagrange" or gauss is not None or orders is not None or points != DEFAULT_POINTS:
         return _build(scheme, placement, K, s_e, s_w, variant, points, orders, gauss)
     code = _build(scheme, placement, K, s_e, s_w, variant, points, None, None)
     if code.variant != "lagrange":
         return code
-    est = code.decode_error_estimate()
-    if est <= GAUSS_SWITCH:
+    choice = gauss_choice(code.edge_tier, code.worker_tiers, _code_estimate)
+    if choice is None:
         return code
-    from common.coding.numerics import tier_estimate
-
-    seen: dict[tuple, int | None] = {}  # same holder structure -> same choice
-
-    def seed_for(tier: Tier) -> int | None:
-        if tier.kind != "lagrange":
-            return None
-        key = (tier.N, tier.s, tuple(sorted(tier.holders)))
-        if key not in seen:
-            alt = gauss_tier(tier.N, tier.s, tier.holders, tier.label)
-            seen[key] = alt.seed if tier_estimate(alt) < tier_estimate(tier) else None
-        return seen[key]
-
-    edge_seed = seed_for(code.edge_tier)
-    worker_seeds = [seed_for(t) for t in code.worker_tiers]
-    if edge_seed is None and all(x is None for x in worker_seeds):
-        return code
-    choice: dict[str, Any] = {"edge": edge_seed, "workers": worker_seeds}
     auto_orders = {
         "edge": code.edge_tier.order,
         "workers": [t.order for t in code.worker_tiers],
     }
-    mixed = _build(scheme, placement, K, s_e, s_w, variant, points, auto_orders, choice)
-    return mixed if mixed.decode_error_estimate() < est else code
+    return _build(scheme, placement, K, s_e, s_w, variant, points, auto_orders, choice)
+
+
+def _code_estimate(edge_tier: Tier, worker_tiers: Sequence[Tier]) -> float:
+    from types import SimpleNamespace
+
+    from common.coding.numerics import hierarchical_error_estimate
+
+    return hierarchical_error_estimate(
+        SimpleNamespace(edge_tier=edge_tier, worker_tiers=tuple(worker_tiers))
+    )
+
+
+def gauss_choice(
+    edge_tier: Tier,
+    worker_tiers: Sequence[Tier],
+    estimate: Callable[[Tier, Sequence[Tier]], float],
+    alternative: Callable[[Tier], Tier] | None = None,
+) -> dict[str, Any] | None:
+    """The automatic Lagrange/Gaussian choice for a new code (see :func:`build_hierarchical`).
+
+    ``estimate(edge_tier, worker_tiers)`` is the whole code's error estimate. Returns None to
+    keep every tier Lagrange, else the ``gauss`` spec field {"edge": seed | None, "workers":
+    [seed | None, ...]}. A tier becomes Gaussian when its Gaussian version's estimate is
+    smaller by at least a quarter decade (the rule of the seed and ordering searches: tiny
+    tiers whose two estimates are both at rounding level stay Lagrange, on every platform).
+    Also used by the full grid check (common/coding/grid.py) to know what make_code builds;
+    ``alternative(tier)`` (default: ``gauss_tier`` with its seed search) lets it reuse tiers.
+    """
+    est = estimate(edge_tier, worker_tiers)
+    if est <= GAUSS_SWITCH:
+        return None
+    from common.coding.numerics import tier_estimate
+
+    seen: dict[tuple, Tier | None] = {}  # same holder structure -> same choice
+
+    def alt_for(tier: Tier) -> Tier | None:
+        if tier.kind != "lagrange":
+            return None
+        key = (tier.N, tier.s, tuple(sorted(tier.holders)))
+        if key not in seen:
+            alt = (
+                gauss_tier(tier.N, tier.s, tier.holders, tier.label)
+                if alternative is None
+                else alternative(tier)
+            )
+            better = _quarter_decade(tier_estimate(alt)) < _quarter_decade(tier_estimate(tier))
+            seen[key] = alt if better else None
+        return seen[key]
+
+    edge_alt = alt_for(edge_tier)
+    worker_alts = [alt_for(t) for t in worker_tiers]
+    if edge_alt is None and all(x is None for x in worker_alts):
+        return None
+    mixed_edge = edge_tier if edge_alt is None else edge_alt
+    mixed_workers = [t if x is None else x for t, x in zip(worker_tiers, worker_alts, strict=True)]
+    if not estimate(mixed_edge, mixed_workers) < est:
+        return None
+    return {
+        "edge": None if edge_alt is None else edge_alt.seed,
+        "workers": [None if x is None else x.seed for x in worker_alts],
+    }
+
+
+def _quarter_decade(x: float) -> int:
+    return math.floor(4 * math.log10(max(x, 1e-300)))
 
 
 def _build(

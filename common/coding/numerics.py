@@ -15,6 +15,7 @@ seeded random sample plus the adversarial consecutive (cyclic) windows.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterator
@@ -42,17 +43,59 @@ def straggler_patterns(
     The adversarial straggler sets are the cyclic windows of s consecutive node indices and,
     when ``points`` is given, the windows of s consecutive points in increasing order.
     """
-    if math.comb(N, s) <= exhaustive_limit:
-        for out in itertools.combinations(range(N), s):
-            gone = set(out)
-            yield tuple(j for j in range(N) if j not in gone)
-        return
-    seen = set(adversarial_patterns(N, s, points))
-    rng = np.random.default_rng(seed)
-    for _ in range(samples):
-        gone = set(rng.choice(N, size=s, replace=False).tolist())
-        seen.add(tuple(j for j in range(N) if j not in gone))
-    yield from sorted(seen)
+    for row in pattern_array(N, s, exhaustive_limit, samples, seed, points).tolist():
+        yield tuple(row)
+
+
+def pattern_array(
+    N: int,
+    s: int,
+    exhaustive_limit: int = EXHAUSTIVE_LIMIT,
+    samples: int = SAMPLES,
+    seed: int = 0,
+    points: np.ndarray | None = None,
+) -> np.ndarray:
+    """The patterns of :func:`straggler_patterns` as a read-only (count, N - s) int64 array.
+
+    Remembered per arguments: every tier of one size is scored on the same patterns (the seed
+    and ordering searches score up to 12 tiers each), and drawing them is Python-level work.
+    """
+    base = _base_patterns(N, s, exhaustive_limit, samples, seed)
+    if points is None or math.comb(N, s) <= exhaustive_limit:
+        return base
+    # the windows of consecutive points (not cached: every ordering has its own)
+    order = np.argsort(points)
+    gone = np.array([order[start : start + s] for start in range(N - s + 1)], dtype=np.int64)
+    out = np.unique(np.concatenate([base, _complement(N, gone)]), axis=0)
+    out.flags.writeable = False
+    return out
+
+
+def _complement(N: int, gone: np.ndarray) -> np.ndarray:
+    """Sorted responder rows (count, N - s) of the straggler rows ``gone`` (count, s)."""
+    keep = np.ones((len(gone), N), dtype=bool)
+    keep[np.arange(len(gone))[:, None], gone] = False
+    return np.nonzero(keep)[1].reshape(len(gone), N - gone.shape[1])
+
+
+@functools.lru_cache(maxsize=1024)
+def _base_patterns(N: int, s: int, exhaustive_limit: int, samples: int, seed: int) -> np.ndarray:
+    """Every pattern (in the order of ``itertools.combinations`` of the stragglers), or the
+    cyclic windows of node indices and ``samples`` random ones, sorted, without repeats."""
+    if s == 0:
+        out = np.arange(N, dtype=np.int64)[None, :]
+    elif math.comb(N, s) <= exhaustive_limit:
+        gone = np.array(list(itertools.combinations(range(N), s)), dtype=np.int64)
+        out = _complement(N, gone)
+    else:
+        cyclic = (np.arange(N)[:, None] + np.arange(s)[None, :]) % N
+        rng = np.random.default_rng(seed)
+        drawn = np.array([rng.choice(N, size=s, replace=False) for _ in range(samples)])
+        drawn = drawn.reshape(samples, s).astype(np.int64)
+        out = np.unique(_complement(N, np.concatenate([cyclic, drawn])), axis=0)
+    out = np.ascontiguousarray(out, dtype=np.int64)
+    out.flags.writeable = False
+    return out
 
 
 def adversarial_patterns(N: int, s: int, points: np.ndarray | None = None) -> list[tuple[int, ...]]:
@@ -87,38 +130,72 @@ def tier_error(
     node_error: np.ndarray | None = None,
     exhaustive_limit: int = EXHAUSTIVE_LIMIT,
     samples: int = SAMPLES,
+    seed: int = 0,
 ) -> tuple[float, float]:
     """Worst (δ, A) of one tier over its straggler patterns; see the module docstring.
 
     If ``node_error`` (shape (N,)) is given, A is weighted by it: max_k sum_j |a_j B_jk| ε_j.
+    ``seed`` draws the random patterns (the builder scores with 0; a verification draws others).
     """
     if tier.N == 0 or tier.B.shape[1] == 0:
         return 0.0, 0.0
+    idx = pattern_array(tier.N, tier.s, exhaustive_limit, samples, seed, tier.points)
+    return tier_error_on(tier, idx, node_error)
+
+
+def tier_error_on(
+    tier: Tier, idx: np.ndarray, node_error: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Worst (δ, A) of one tier over the responder sets ``idx`` (shape (count, N - s)).
+
+    The weights of all sets come from one batched computation and are scattered into a
+    (count, N) matrix W (zero off each set), so δ and A are two matrix products with the
+    distinct columns of B, W B and |W| |B|, instead of a gather of B's rows per set.
+    """
     B, _ = _distinct_columns(tier)
+    absB = np.abs(B) if node_error is None else np.abs(B) * node_error[:, None]
     worst_delta = 0.0
     worst_amp = 0.0
-    patterns = list(
-        straggler_patterns(tier.N, tier.s, exhaustive_limit, samples, points=tier.points)
-    )
-    if tier.kind == "gauss":  # one batched solve instead of thousands of small ones
-        assert tier.gen is not None and tier.target is not None
-        weights = gauss_batch_weights(tier.gen, tier.target, patterns)
-    else:
-        weights = np.array([tier._compute(F) for F in patterns])
-    idx = np.asarray(patterns, dtype=np.int64)
-    absB = np.abs(B)
-    chunk = max(1, 2_000_000 // max(1, idx.shape[1] * B.shape[1]))
-    for lo in range(0, len(patterns), chunk):  # vectorised over patterns, in bounded chunks
-        rows, a = idx[lo : lo + chunk], weights[lo : lo + chunk]
-        eff = np.matmul(a[:, None, :], B[rows])[:, 0, :]
-        worst_delta = max(worst_delta, float(np.max(np.abs(eff - 1.0))))
-        scale = np.abs(a) if node_error is None else np.abs(a) * node_error[rows]
-        mag = np.matmul(scale[:, None, :], absB[rows])[:, 0, :]
-        worst_amp = max(worst_amp, float(np.max(mag)))
+    chunk = max(1, 4_000_000 // max(1, tier.N * max(idx.shape[1], B.shape[1])))
+    rows_of = np.arange(min(chunk, len(idx)))[:, None]
+    for lo in range(0, len(idx), chunk):  # bounded memory for many sets of large tiers
+        sets = idx[lo : lo + chunk]
+        W = np.zeros((len(sets), tier.N))
+        W[rows_of[: len(sets)], sets] = batch_weights(tier, sets)
+        worst_delta = max(worst_delta, float(np.max(np.abs(W @ B - 1.0))))
+        worst_amp = max(worst_amp, float(np.max(np.abs(W) @ absB)))
     return worst_delta, worst_amp
 
 
+def batch_weights(tier: Tier, sets: np.ndarray) -> np.ndarray:
+    """(count, N - s) decode weights of sorted responder sets (each row as ``Tier._compute``)."""
+    if tier.kind == "gauss":  # one batched LU solve instead of thousands of small ones
+        assert tier.gen is not None and tier.target is not None
+        return gauss_batch_weights(tier.gen, tier.target, sets)
+    if tier.kind == "lagrange":
+        assert tier.points is not None
+        return batch_lagrange_weights(tier.points[sets], tier.beta)
+    return np.array([tier._compute(tuple(F)) for F in sets.tolist()])
+
+
+def batch_lagrange_weights(points: np.ndarray, beta: float) -> np.ndarray:
+    """Row-wise :func:`common.coding.lagrange.decode_weights` of ``points`` (count, r), the
+    same operations on a stack (the barycentric form, normalised in log magnitude)."""
+    count, r = points.shape
+    if r == 1:
+        return np.ones((count, 1))
+    diff = points[:, :, None] - points[:, None, :]
+    eye = np.eye(r, dtype=bool)
+    diff[:, eye] = 1.0
+    log_w = -np.log(np.abs(diff)).sum(axis=2)
+    sgn_w = np.prod(np.sign(diff), axis=2)
+    w = sgn_w * np.exp(log_w - log_w.max(axis=1, keepdims=True))
+    t = w / (beta - points)
+    return t / t.sum(axis=1, keepdims=True)
+
+
 _TIER_ESTIMATES: dict[tuple, float] = {}
+_TIER_ESTIMATES_MAX = 8192  # small floats; the full grid (bench_coding) scores ~4,000 tiers
 
 
 def tier_key(tier: Tier) -> tuple:
@@ -133,7 +210,7 @@ def tier_estimate(tier: Tier) -> float:
     remembered per :func:`tier_key` (the builders compare the same tiers several times)."""
     key = tier_key(tier)
     if key not in _TIER_ESTIMATES:
-        if len(_TIER_ESTIMATES) >= 256:
+        if len(_TIER_ESTIMATES) >= _TIER_ESTIMATES_MAX:
             _TIER_ESTIMATES.pop(next(iter(_TIER_ESTIMATES)))
         delta, amp = tier_error(tier)
         _TIER_ESTIMATES[key] = delta + amp * EPS

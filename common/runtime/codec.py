@@ -98,19 +98,33 @@ def _field_types(cls: type[Message]) -> dict[str, Any]:
 
 
 def _array_fields(cls: type[Message]) -> frozenset[str]:
-    return frozenset(n for n, t in _field_types(cls).items() if t is np.ndarray)
+    """Names of the ndarray fields (cached per class: this runs for every message)."""
+    if cls not in _ARRAYS:
+        _ARRAYS[cls] = frozenset(n for n, t in _field_types(cls).items() if t is np.ndarray)
+    return _ARRAYS[cls]
 
 
-def _required(cls: type[Message]) -> set[str]:
-    return {
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    }
+def _required(cls: type[Message]) -> frozenset[str]:
+    """Names of the fields without a default (cached per class)."""
+    if cls not in _REQUIRED:
+        _REQUIRED[cls] = frozenset(
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+    return _REQUIRED[cls]
+
+
+_ARRAYS: dict[type, frozenset[str]] = {}
+_REQUIRED: dict[type, frozenset[str]] = {}
 
 
 def _convert(value: Any, hint: Any, where: str) -> Any:
     """Check ``value`` (as msgpack decoded it) against ``hint``; return the typed value."""
+    if hint is int and type(value) is int:  # the common cases first (every message)
+        return value
+    if hint is float and type(value) is float:
+        return value
     origin = typing.get_origin(hint)
     if hint is Any:
         return value
@@ -141,6 +155,9 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         args = typing.get_args(hint)
         if isinstance(value, list | tuple):
             if len(args) == 2 and args[1] is Ellipsis:
+                elem = args[0]
+                if (elem is float or elem is int) and all(type(v) is elem for v in value):
+                    return tuple(value)  # fast path; anything else is checked one by one
                 return tuple(_convert(v, args[0], f"{where}[{k}]") for k, v in enumerate(value))
             if len(args) == len(value):
                 return tuple(
