@@ -134,7 +134,8 @@ def test_make_up_offline_trains_and_prometheus_has_the_final_values(
     project = f"{PROJECT_PREFIX}-{uuid.uuid4().hex[:8]}"
     runs = outside / "runs"
     make = [
-        "make", "-C", str(ROOT), f"PY={sys.executable}",
+        # -o: never (re)build the virtual environment from inside a test
+        "make", "-C", str(ROOT), "-o", ".venv/.stamp", f"PY={sys.executable}",
         f"STACK={outside / 'stack.yaml'}", f"STACK_NAME={project}",
     ]  # fmt: skip
     env = {**os.environ, "HGC_PROMETHEUS_PORT": str(free_port())}
