@@ -51,3 +51,9 @@ def test_linger_is_bounded_and_zero_returns_at_once() -> None:
         assert server.linger(0.2) is False  # nobody scrapes: gives up after the bound
     finally:
         server.close()
+
+
+def test_the_health_check_identifies_itself_as_the_server_expects() -> None:
+    from services.common import health
+
+    assert health.HEALTH_USER_AGENT == HEALTH_USER_AGENT
