@@ -73,12 +73,28 @@ export HGC_BASE_IMAGE
 wheels: venv
 	PYTHON=$(PY) bash scripts/wheels.sh $(PLATFORM) $(WHEELHOUSE)
 
-image: wheels
-	docker build --build-arg BASE_IMAGE=$(HGC_BASE_IMAGE) -t $(IMAGE) .
+# One image for every node of a stack (scripts/stack.sh): `make up` builds it once, brings the
+# stack up (official Prometheus + Grafana with a registry; without one a locally built
+# Prometheus and no Grafana, said in one line), follows the master and writes the run folder
+# (runs/$(STACK_NAME)/: record, summary, report). STACK_SCENARIO=FILE generates STACK first
+# (hgc compose FILE -o STACK $(STACK_ARGS)); BUILD=0 uses IMAGE as it is; WAIT=0 returns at
+# once; HGC_OFFLINE=1|0 skips the registry probe.
+STACK          ?= compose/default.yaml
+STACK_NAME     ?= hgc
+STACK_SCENARIO ?=
+STACK_ARGS     ?=
+RUNS_DIR       ?= runs/$(STACK_NAME)
+BUILD          ?= 1
+WAIT           ?= 1
+STACK_ENV = IMAGE=$(IMAGE) STACK=$(STACK) STACK_NAME=$(STACK_NAME) STACK_SCENARIO=$(STACK_SCENARIO) \
+            STACK_ARGS="$(STACK_ARGS)" RUNS_DIR=$(RUNS_DIR) BUILD=$(BUILD) WAIT=$(WAIT) \
+            PYTHON=$(PY) WHEELHOUSE=$(WHEELHOUSE) PLATFORM=$(PLATFORM)
 
-up: wheels
-	test -d compose/default.keys || $(VENV)/bin/hgc keys compose/default.keys --scenario scenarios/homogeneous.yaml
-	docker compose -p hgc -f compose/default.yaml up -d --build
+image: venv
+	$(STACK_ENV) bash scripts/stack.sh image
+
+up: venv
+	$(STACK_ENV) bash scripts/stack.sh up
 
 down:
-	docker compose -p hgc -f compose/default.yaml down --remove-orphans
+	$(STACK_ENV) bash scripts/stack.sh down

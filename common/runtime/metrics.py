@@ -16,11 +16,16 @@ mechanisms active, peers alive); ``common.runtime.transport`` updates those itse
 
 from __future__ import annotations
 
+import math
+import socket
 import threading
+import time
 from collections.abc import Mapping
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.exposition import start_http_server
+from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 
 ROLES = ("master", "edge", "worker")
 DROP_REASONS = (
@@ -282,17 +287,76 @@ class WorkerMetrics(NodeMetrics):
         self.emulated_delay = self._delay.labels(**labels)
 
 
-class MetricsServer:
-    """A running ``/metrics`` HTTP endpoint; ``close()`` stops it and frees the port."""
+# The image's health check identifies itself so it never counts as a scrape (``linger``).
+HEALTH_USER_AGENT = "hgc-health"
 
-    def __init__(self, server: object, thread: threading.Thread, port: int) -> None:
+
+class _ScrapeHandler(WSGIRequestHandler):
+    """Serves one request quietly, then tells the server when it began (the response has
+    been written and flushed by then)."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib name)
+        pass
+
+    def handle(self) -> None:
+        began = time.monotonic()
+        super().handle()
+        agent = self.headers.get("User-Agent", "") if getattr(self, "headers", None) else ""
+        if self.command == "GET" and not agent.startswith(HEALTH_USER_AGENT):
+            self.server.scraped(began)  # type: ignore[attr-defined]
+
+
+class _ScrapeServer(ThreadingWSGIServer):
+    """``ThreadingWSGIServer`` that remembers when the latest completed scrape began."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        self.last_scrape_began = -math.inf
+        self.scrape_count = 0
+        self.changed = threading.Condition()
+        super().__init__(*args, **kw)
+
+    def scraped(self, began: float) -> None:
+        with self.changed:
+            self.scrape_count += 1
+            self.last_scrape_began = max(self.last_scrape_began, began)
+            self.changed.notify_all()
+
+
+class MetricsServer:
+    """A running ``/metrics`` HTTP endpoint; ``close()`` stops it and frees the port.
+
+    ``linger(timeout_s)`` keeps it up until one more scrape has read the final values, so a
+    node that ends before the scraper's next tick still reports its last state."""
+
+    def __init__(self, server: _ScrapeServer, thread: threading.Thread, port: int) -> None:
         self._server = server
         self._thread = thread
         self.port = port
 
+    @property
+    def scrapes(self) -> int:
+        """Completed scrapes so far (the health check's requests are not counted)."""
+        return self._server.scrape_count
+
+    def linger(self, timeout_s: float) -> bool:
+        """Wait until a scrape that *began* after this call has been answered in full, at most
+        ``timeout_s`` seconds (0: return at once). True if such a scrape was served."""
+        if timeout_s <= 0:
+            return False
+        mark = time.monotonic()
+        deadline = mark + timeout_s
+        server = self._server
+        with server.changed:
+            while server.last_scrape_began < mark:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                server.changed.wait(left)
+        return True
+
     def close(self) -> None:
-        self._server.shutdown()  # type: ignore[attr-defined]
-        self._server.server_close()  # type: ignore[attr-defined]
+        self._server.shutdown()
+        self._server.server_close()
         self._thread.join(timeout=5)
 
     def __enter__(self) -> MetricsServer:
@@ -307,10 +371,22 @@ def serve_metrics(
 ) -> tuple[MetricsServer, int]:
     """Serve ``registry`` at ``http://host:port/metrics``; ``port=0`` picks a free port.
 
-    Returns the server (``close()`` it) and the port actually bound.
+    Returns the server (``close()`` it) and the port actually bound. (prometheus_client's
+    ``start_http_server`` with a handler that counts scrapes, for ``MetricsServer.linger``.)
     """
     if not 0 <= port <= 65535:
         raise ValueError(f"metrics port must be in 0..65535, got {port}")
-    server, thread = start_http_server(port, addr=host, registry=registry)
-    bound = int(server.server_port)
-    return MetricsServer(server, thread, bound), bound
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, sockaddr = infos[0]
+
+    class Server(_ScrapeServer):
+        address_family = family
+
+    httpd = make_server(
+        str(sockaddr[0]), port, make_wsgi_app(registry), Server, handler_class=_ScrapeHandler
+    )
+    assert isinstance(httpd, _ScrapeServer)
+    thread = threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    bound = int(httpd.server_port)
+    return MetricsServer(httpd, thread, bound), bound

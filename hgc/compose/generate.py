@@ -17,6 +17,12 @@ code on the same nodes in both. One service per node the plan uses (``master``,
 
 Plus a Prometheus service (scrapes every node every 2 s; recording rules) and Grafana with
 the provisioned datasource and dashboards.
+
+One image per stack: only the master's service has a ``build:`` section (``image_build``);
+every node service references the same ``image:``, which compose builds once. A stack for a
+machine without a registry (``StackOptions.offline``) uses the locally built Prometheus image
+(``scripts/prometheus-image.sh``) and has no Grafana (its image cannot be had there).
+The master writes its record into the host folder ``runs_dir`` (bind mount at ``/out``).
 """
 
 from __future__ import annotations
@@ -43,8 +49,21 @@ LINK_MODE_OF_NETWORK = {"kernel": "no-rate", "in-process": "full", "off": "none"
 NETWORK_MODES = tuple(LINK_MODE_OF_NETWORK)
 DEFAULT_IMAGE = "hgc-edge:latest"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
+LOCAL_PROMETHEUS_IMAGE = "hgc-prometheus:local"  # scripts/prometheus-image.sh (no registry)
 GRAFANA_IMAGE = "grafana/grafana-oss:11.2.0"
+OUT_PATH = "/out"  # the master's bind-mounted run folder
+# A node keeps /metrics up after training until scraped once more, at most this long: three
+# scrape intervals of the stack's Prometheus (2 s) and a margin.
+DEFAULT_METRICS_LINGER_S = 10.0
 MASTER_CONFIG_PATH = "/etc/hgc/master.json"
+# Monitoring files a stack needs beside its compose file (paths relative to it; the
+# originals live in the project's compose/ folder).
+RULES_FILE = "prometheus/rules.yml"
+GRAFANA_FILES = {
+    "grafana-datasource": "grafana/provisioning/datasources/prometheus.yml",
+    "grafana-dashboards": "grafana/provisioning/dashboards/hgc.yml",
+    "grafana-dashboard-hgc": "grafana/dashboards/hgc.json",
+}
 KEYS_PATH = "/etc/hgc/keys"  # HGC_KEYS in the container (the entry point copies it privately)
 
 
@@ -58,15 +77,24 @@ class StackOptions:
     ``hgc-jncss``/``hgc-hetero``, gets services only for the nodes it selects);
     ``network``: kernel = tc in the container (rate by tbf/htb, delay/jitter/loss by netem
     where the kernel has it, else in-process), in-process = all at the transport, off = none;
-    ``master_config_file``, ``prometheus_config_file``: paths relative to the compose file."""
+    ``master_config_file``, ``prometheus_config_file``: paths relative to the compose file;
+    ``build_context``: the project's root (holds the Dockerfile), relative to the compose file
+    or absolute; None: no ``build:``, the stack runs a prebuilt ``image``;
+    ``offline``: no registry (local Prometheus image, no Grafana);
+    ``runs_dir``: host folder of the master's record (relative to the compose file or absolute;
+    ``HGC_RUNS_DIR`` overrides it at ``up`` time);
+    ``metrics_linger_s``: each node's ``--metrics-linger-s``."""
 
     scheme: str = "hgc"
     network: str = "kernel"
     image: str = DEFAULT_IMAGE
     master_config_file: str = "master.json"
     prometheus_config_file: str = "prometheus/prometheus.yml"
-    build_context: str = ".."
+    build_context: str | None = ".."
     iterations: int | None = None
+    offline: bool = False
+    runs_dir: str = "../runs/default"
+    metrics_linger_s: float = DEFAULT_METRICS_LINGER_S
     # CurveZMQ: keys_dir (relative to the compose file) holds ``hgc keys`` output for the
     # plan's nodes (``key_nodes``); each service gets only its own secret (a compose/swarm
     # secret) and the public keys it needs (configs). False: plain TCP (a WARNING at start).
@@ -80,6 +108,8 @@ def check_options(opts: StackOptions) -> None:
         raise GenerateError(f"--network {opts.network!r}: must be one of {NETWORK_MODES}")
     if opts.iterations is not None and opts.iterations < 1:
         raise GenerateError(f"--iterations {opts.iterations}: must be >= 1")
+    if not 0 <= opts.metrics_linger_s < math.inf:
+        raise GenerateError(f"--metrics-linger-s {opts.metrics_linger_s}: must be finite and >= 0")
 
 
 def plan_stack(scenario: Scenario, opts: StackOptions) -> Plan:
@@ -152,14 +182,11 @@ def _node_service(
         }
     service: dict[str, Any] = {
         "image": f"${{HGC_IMAGE:-{opts.image}}}",
-        "build": {
-            "context": opts.build_context,
-            "args": {"BASE_IMAGE": "${HGC_BASE_IMAGE:-python:3.11-slim-bookworm}"},
-        },
         "hostname": node,
         "environment": {
             "HGC_METRICS_HOST": "0.0.0.0",
             "HGC_METRICS_PORT": str(METRICS_PORT),
+            "HGC_METRICS_LINGER_S": f"{opts.metrics_linger_s:g}",
             **env,
         },
         "cap_add": ["NET_ADMIN"],
@@ -200,6 +227,9 @@ def node_services(
         [],
     )
     master["configs"] = [{"source": "master-config", "target": MASTER_CONFIG_PATH}]
+    master.update(image_build(opts))
+    master["volumes"], record_env = run_output(opts)
+    master["environment"].update(record_env)
     services["master"] = master
     names = stack_nodes(plan)
     for p, (i, workers) in enumerate(zip(plan.edges, plan.workers, strict=True)):
@@ -242,6 +272,27 @@ def node_services(
             children = [c for c, p in parents.items() if p == cluster_node]
             _mount_keys(services[scenario_node], cluster_node, children)
     return services
+
+
+def image_build(opts: StackOptions) -> dict[str, Any]:
+    """The ``build:`` section, on the master's service only: compose builds the image once
+    and every node service runs it by its ``image:`` name. Empty for a prebuilt image."""
+    if opts.build_context is None:
+        return {}
+    return {
+        "build": {
+            "context": opts.build_context,
+            "args": {"BASE_IMAGE": "${HGC_BASE_IMAGE:-python:3.11-slim-bookworm}"},
+        }
+    }
+
+
+def run_output(opts: StackOptions) -> tuple[list[str], dict[str, str]]:
+    """The master's record goes to the host: ``runs_dir`` (``HGC_RUNS_DIR`` at ``up`` time)
+    bind-mounted at ``/out``, one folder per scheme as ``hgc run`` writes them (the entry
+    point creates it, owned by the unprivileged user)."""
+    volumes = [f"${{HGC_RUNS_DIR:-{opts.runs_dir}}}:{OUT_PATH}"]
+    return volumes, {"HGC_RECORD": f"{OUT_PATH}/{opts.scheme}/record.jsonl"}
 
 
 def _key_name(cluster_node: str, what: str) -> str:
@@ -287,12 +338,12 @@ def key_files(opts: StackOptions, plan: Plan) -> dict[str, dict[str, dict[str, s
 
 
 def monitoring_services(opts: StackOptions) -> dict[str, dict[str, Any]]:
-    """Prometheus (the official image for users; ``HGC_PROMETHEUS_IMAGE`` where no registry
-    is reachable, see ``scripts/prometheus-image.sh``) and Grafana."""
+    """Prometheus (the official image; offline the local one, ``scripts/prometheus-image.sh``;
+    ``HGC_PROMETHEUS_IMAGE`` overrides either) and Grafana (online only)."""
     on_master = {"placement": {"constraints": ["node.labels.hgc.master==true"]}}
-    return {
+    services = {
         "prometheus": {
-            "image": f"${{HGC_PROMETHEUS_IMAGE:-{PROMETHEUS_IMAGE}}}",
+            "image": f"${{HGC_PROMETHEUS_IMAGE:-{prometheus_image(opts)}}}",
             "command": [
                 "--config.file=/etc/prometheus/prometheus.yml",
                 "--storage.tsdb.path=/prometheus",
@@ -303,7 +354,7 @@ def monitoring_services(opts: StackOptions) -> dict[str, dict[str, Any]]:
                 {"source": "prometheus-config", "target": "/etc/prometheus/prometheus.yml"},
                 {"source": "prometheus-rules", "target": "/etc/prometheus/rules.yml"},
             ],
-            "ports": [f"{PROMETHEUS_PORT}:{PROMETHEUS_PORT}"],
+            "ports": [f"${{HGC_PROMETHEUS_PORT:-{PROMETHEUS_PORT}}}:{PROMETHEUS_PORT}"],
             "networks": ["hgc"],
             "labels": {"hgc.role": "monitoring"},
             "deploy": on_master,
@@ -329,13 +380,32 @@ def monitoring_services(opts: StackOptions) -> dict[str, dict[str, Any]]:
                     "target": "/var/lib/grafana/dashboards/hgc.json",
                 },
             ],
-            "ports": [f"{GRAFANA_PORT}:{GRAFANA_PORT}"],
+            "ports": [f"${{HGC_GRAFANA_PORT:-{GRAFANA_PORT}}}:{GRAFANA_PORT}"],
             "depends_on": ["prometheus"],
             "networks": ["hgc"],
             "labels": {"hgc.role": "monitoring"},
             "deploy": on_master,
         },
     }
+    if opts.offline:
+        del services["grafana"]
+    return services
+
+
+def prometheus_image(opts: StackOptions) -> str:
+    return LOCAL_PROMETHEUS_IMAGE if opts.offline else PROMETHEUS_IMAGE
+
+
+def monitoring_configs(opts: StackOptions) -> dict[str, dict[str, str]]:
+    """The monitoring files, relative to the compose file (``hgc compose`` writes them
+    beside it): scrape config and rules; Grafana's provisioning when it is in the stack."""
+    configs = {
+        "prometheus-config": {"file": f"./{opts.prometheus_config_file}"},
+        "prometheus-rules": {"file": f"./{RULES_FILE}"},
+    }
+    if not opts.offline:
+        configs.update({name: {"file": f"./{path}"} for name, path in GRAFANA_FILES.items()})
+    return configs
 
 
 def build_stack(scenario: Scenario, opts: StackOptions, plan: Plan | None = None) -> dict[str, Any]:
@@ -349,11 +419,7 @@ def build_stack(scenario: Scenario, opts: StackOptions, plan: Plan | None = None
         "networks": {"hgc": {}},
         "configs": {
             "master-config": {"file": f"./{opts.master_config_file}"},
-            "prometheus-config": {"file": f"./{opts.prometheus_config_file}"},
-            "prometheus-rules": {"file": "./prometheus/rules.yml"},
-            "grafana-datasource": {"file": "./grafana/provisioning/datasources/prometheus.yml"},
-            "grafana-dashboards": {"file": "./grafana/provisioning/dashboards/hgc.yml"},
-            "grafana-dashboard-hgc": {"file": "./grafana/dashboards/hgc.json"},
+            **monitoring_configs(opts),
             **keys["configs"],
         },
         **({"secrets": keys["secrets"]} if keys["secrets"] else {}),

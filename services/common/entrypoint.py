@@ -193,6 +193,21 @@ def private_keys(user: str, environ: dict[str, str] | os._Environ[str] = os.envi
     environ["HGC_KEYS"] = dst
 
 
+def record_folder(user: str, environ: Mapping[str, str] = os.environ) -> None:
+    """Create the folder of ``HGC_RECORD`` (inside a compose stack's bind-mounted run folder)
+    writable by ``user``, who writes the record, and by the host's user, who owns the run
+    folder and must be able to remove it (hence world-writable, not chowned)."""
+    record = environ.get("HGC_RECORD", "").strip()
+    if not record or user == "root" or os.getuid() != 0:
+        return
+    folder = os.path.dirname(os.path.abspath(record))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        os.chmod(folder, 0o777)
+    except OSError as exc:
+        raise EntrypointError(f"HGC_RECORD={record!r}: cannot prepare {folder}: {exc}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = list(sys.argv[1:] if argv is None else argv)
@@ -211,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             kernel = []
         run_as = os.environ.get("HGC_RUN_AS", "hgc").strip() or "hgc"
         private_keys(run_as)
+        record_folder(run_as)
         drop_privileges(run_as)
     except EntrypointError as exc:
         print(f"hgc entrypoint: error: {exc}", file=sys.stderr)

@@ -78,6 +78,17 @@ def zmq_address(text: str, *, bind: bool = False) -> str:
     return text
 
 
+def seconds(text: str) -> float:
+    """A finite duration >= 0, in seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be finite and >= 0, got {text!r}")
+    return value
+
+
 def bind_address(text: str) -> str:
     """A ``zmq_address`` to bind: port 0 (any free port) and host ``*`` allowed."""
     return zmq_address(text, bind=True)
@@ -123,6 +134,14 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--metrics-host", default="127.0.0.1", help="address for /metrics")
     add_flag(
         parser, "--metrics-port", type=port_number, default=0, help="/metrics port; 0 = any free"
+    )
+    add_flag(
+        parser,
+        "--metrics-linger-s",
+        type=seconds,
+        default=0.0,
+        help="after training, keep /metrics up until scraped once more, at most this long "
+        "(so the scraper sees the final values); 0 = exit at once",
     )
     add_flag(parser, "--ready-file", help="write {node, pid, port, metrics_port} here (JSON)")
     add_flag(parser, "--heartbeat-s", type=float, default=0.5, help="heartbeat interval, s")
@@ -251,6 +270,8 @@ def run_node(
        bound ``port``).
     4. ``announce`` the merged info (``HGC_READY`` line, ``--ready-file``).
     5. ``runner.run()``, then ``finish(runner)`` if given; the status is ``run()``'s.
+    6. Unless stopped by a signal, keep ``/metrics`` up until one more scrape has read the
+       final values, at most ``--metrics-linger-s`` (``MetricsServer.linger``).
 
     An ``OSError`` or ``ValueError`` in steps 3-5 is one line ``<name>: ...`` and status 2
     (the launcher shows a failed node's last line). The metrics server is closed on every path.
@@ -268,6 +289,15 @@ def run_node(
         status = runner.run()
         if finish is not None:
             finish(runner)
+        linger_s = getattr(args, "metrics_linger_s", 0.0) or 0.0
+        if linger_s > 0 and not stop.is_set():
+            scraped = server.linger(linger_s)
+            if not scraped:
+                print(
+                    f"{name}: no scrape of /metrics within --metrics-linger-s {linger_s:g}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         return status
     except (OSError, ValueError) as exc:
         return fail(f"{name}: {exc}")

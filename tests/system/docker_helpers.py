@@ -10,10 +10,12 @@ Fixtures are imported by the test modules (``from tests.system.docker_helpers im
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,10 @@ TEST_IMAGE = os.environ.get("HGC_TEST_IMAGE", f"hgc-edge:test-{uuid.uuid4().hex[
 PROMETHEUS_IMAGE = os.environ.get("HGC_PROMETHEUS_IMAGE", "hgc-prometheus:local")
 PROJECT_PREFIX = "hgct"  # every compose project and swarm stack the tests create
 LABEL = "hgc.test"  # on every container/network the tests create (value: the project name)
+# On every image a session builds: "<host>:<pid>" of the session, so a later session can
+# remove the images of one that was killed before its clean-up ran (and only those).
+OWNER_LABEL = "hgc.test.owner"
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def unavailable(what: str) -> None:
@@ -93,10 +99,63 @@ def base_image(client: Any) -> str:
         return "python:3.11-slim-bookworm"
 
 
-@pytest.fixture(scope="session")
-def hgc_image(docker_client: Any) -> Iterator[str]:
-    """The project image, built once per session from the working tree's wheelhouse, and
-    removed at the end of the session (the layer cache keeps the next build quick)."""
+# The session's image, built at most once: every test module imports the fixture, and pytest
+# makes one fixture per importing module, so the build is cached here, not by pytest.
+_SESSION_IMAGE: list[str] = []
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's session sharing this engine: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_images(client: Any) -> list[str]:
+    """Remove the images of test sessions on this host whose process is gone (killed before
+    their clean-up ran); returns their tags. Never touches an image without the label."""
+    removed = []
+    for image in client.images.list(filters={"label": OWNER_LABEL}):
+        owner = (image.labels or {}).get(OWNER_LABEL, "")
+        if owner == OWNER or _owner_alive(owner):
+            continue
+        with contextlib.suppress(Exception):
+            client.images.remove(image.id, force=True)
+            removed.extend(image.tags or [image.id])
+    return removed
+
+
+def _remove_session_image(tag: str) -> None:
+    """At interpreter exit (also after a failed or interrupted session): this session's
+    image, and this project's untagged build-stage images the classic builder left. The CLI,
+    not the SDK: its client may already be torn down at exit."""
+    if "HGC_TEST_IMAGE" not in os.environ:
+        proc = subprocess.run(
+            ["docker", "image", "rm", "--force", tag], capture_output=True, text=True, timeout=120
+        )
+        if proc.returncode != 0 and "No such image" not in proc.stderr:
+            print(f"docker_helpers: could not remove {tag}: {proc.stderr.strip()}", file=sys.stderr)
+    subprocess.run(
+        ["docker", "image", "prune", "--force", "--filter", "dangling=true",
+         "--filter", "label=org.hgc-edge.image"],
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+def build_session_image(client: Any) -> str:
+    """The project image from the working tree's wheelhouse, tagged ``TEST_IMAGE`` and
+    labelled with this session as its owner."""
+    if "HGC_TEST_IMAGE" in os.environ:
+        with contextlib.suppress(Exception):
+            client.images.get(TEST_IMAGE)
+            return TEST_IMAGE
+    sweep_images(client)
     wheelhouse = Path(tempfile.mkdtemp(prefix="hgct-wheels-"))
     try:
         env = {**os.environ, "PYTHON": sys.executable}
@@ -107,13 +166,16 @@ def hgc_image(docker_client: Any) -> Iterator[str]:
         try:
             shutil.copy(ROOT / "Dockerfile", ctx / "Dockerfile")
             shutil.copytree(wheelhouse, ctx / "wheelhouse")
+            atexit.register(_remove_session_image, TEST_IMAGE)
             run(
                 [
                     "docker",
                     "build",
                     "--quiet",
                     "--build-arg",
-                    f"BASE_IMAGE={base_image(docker_client)}",
+                    f"BASE_IMAGE={base_image(client)}",
+                    "--label",
+                    f"{OWNER_LABEL}={OWNER}",
                     "-t",
                     TEST_IMAGE,
                     str(ctx),
@@ -124,14 +186,16 @@ def hgc_image(docker_client: Any) -> Iterator[str]:
             shutil.rmtree(ctx, ignore_errors=True)
     finally:
         shutil.rmtree(wheelhouse, ignore_errors=True)
-    yield TEST_IMAGE
-    if "HGC_TEST_IMAGE" not in os.environ:
-        with contextlib.suppress(Exception):
-            docker_client.images.remove(TEST_IMAGE, force=True)
-    # The classic builder keeps untagged build-stage images: drop this project's dangling ones
-    # so a machine reused across CI runs does not fill its disk.
-    with contextlib.suppress(Exception):
-        docker_client.images.prune(filters={"dangling": True, "label": "org.hgc-edge.image"})
+    return TEST_IMAGE
+
+
+@pytest.fixture(scope="session")
+def hgc_image(docker_client: Any) -> str:
+    """The project image, built once per session and removed when the session's process
+    exits (the layer cache keeps the next build quick)."""
+    if not _SESSION_IMAGE:
+        _SESSION_IMAGE.append(build_session_image(docker_client))
+    return _SESSION_IMAGE[0]
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +229,7 @@ def scenario_stack(
     shape: dict[str, dict[str, str]] | None = None,
     cpus: dict[str, str] | None = None,
     node_env: dict[str, str] | None = None,
+    linger_s: float = 0.0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Generate (compose dict, master config) into ``workdir`` with the generator's own
     functions; the master records every iteration to ``workdir/out/record.jsonl``."""
@@ -212,6 +277,8 @@ def scenario_stack(
         svc.pop("ports", None)  # tests reach containers by address; no host ports to collide
     for svc in stack["services"].values():
         if "hgc.node" in svc.get("labels", {}):
+            # No end-of-run linger unless asked: most tests start no Prometheus.
+            svc["environment"]["HGC_METRICS_LINGER_S"] = f"{linger_s:g}"
             svc["environment"].update(node_env or {})
     for node, env in (shape or {}).items():
         stack["services"][node]["environment"].update(env)
