@@ -27,6 +27,7 @@ from common.runtime.transport import ParentEndpoint, TransportConfig
 from services.common import node
 from services.common.actions import Action, Event, Observe, ParamsUpdated, Record
 from services.common.runner import NodeRunner
+from services.master.checkpoint import DEFAULT_EVERY, Checkpointer, run_id
 from services.master.config import ConfigError, load_config
 from services.master.state import MasterState, TrainingConfig
 
@@ -51,6 +52,7 @@ class MasterRunner(NodeRunner):
         self.trace: list[tuple[int, np.ndarray]] = []
         self.keep_trace = True  # main() keeps it only for --params-trace: no growth otherwise
         self.training = False
+        self.checkpointer: Checkpointer | None = None  # --checkpoint (services.master.checkpoint)
 
     def perform_extra(self, action: Action) -> None:
         if isinstance(action, Record):
@@ -65,6 +67,8 @@ class MasterRunner(NodeRunner):
 
     def _dispatch(self, event: Event) -> None:
         super()._dispatch(event)
+        if self.checkpointer is not None:
+            self.checkpointer.after_event(self.mstate, self.record)
         if not self.training and self.mstate.attempt is not None:
             self.training = True
             if self.on_phase is not None:
@@ -192,6 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_flag(p, "--iterations", type=int, help="override training.iterations")
     node.add_flag(p, "--deadline-s", type=float, help="override training.deadline_s")
     node.add_flag(p, "--on-failure", help="override training.on_failure (retry|skip|stop)")
+    node.add_flag(
+        p,
+        "--checkpoint",
+        help="checkpoint file (.npz): resumed from if present, rewritten atomically",
+    )
+    node.add_flag(
+        p,
+        "--checkpoint-every",
+        type=int,
+        default=DEFAULT_EVERY,
+        help="write the checkpoint every this many completed iterations",
+    )
     node.add_common_flags(p)
     return p
 
@@ -213,8 +229,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         def start(
             stop: threading.Event, info: dict[str, Any]
         ) -> tuple[MasterRunner, dict[str, Any]]:
-            record = files.enter_context(open(args.record, "a")) if args.record else None  # noqa: SIM115
-
             def on_phase(phase: str) -> None:  # "bound" (below), then "training"
                 node.announce(args.ready_file, {**info, "phase": phase})
 
@@ -225,9 +239,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 transport=node.transport_config(args, "master"),
                 stop=stop,
                 registry=registry,
-                record=record,
                 on_phase=on_phase,
             )
+            resumed = None
+            if args.checkpoint:
+                if args.checkpoint_every < 1:
+                    raise ValueError(
+                        f"--checkpoint-every: must be >= 1, got {args.checkpoint_every}"
+                    )
+                ckpt = Checkpointer(args.checkpoint, args.checkpoint_every, run_id(config, seed))
+                resumed = ckpt.resume(runner.mstate, args.record)  # truncates the record
+                runner.checkpointer = ckpt
+            # after a resume's truncation: the rows of recomputed iterations are written once
+            record = files.enter_context(open(args.record, "a")) if args.record else None  # noqa: SIM115
+            runner.record = record
+            if runner.checkpointer is not None:
+                runner.checkpointer.save_now(runner.mstate, record)  # the new epoch, at once
+            if resumed:
+                print(resumed, flush=True)
             runner.keep_trace = bool(args.params_trace)
             info["port"] = port
             return runner, {"port": port, "phase": "bound"}
