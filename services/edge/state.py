@@ -217,7 +217,9 @@ class EdgeState:
         ) == repr(self.setup):
             # a restarted master (new run epoch), same run: keep the code, the workers and
             # their data; pass its Ready barrier again if this subtree is ready
-            self.setup, self.epoch = msg, msg.epoch
+            # the old epoch's iteration in flight is abandoned: its answers are dropped
+            self.setup, self.epoch, self.current = msg, msg.epoch, NO_ITERATION
+            self.answered, self.vectors = True, []
             acts: list[Action] = [Log(f"{self.node}: master restarted (run epoch {msg.epoch})")]
             if self.ready_sent:
                 acts.append(SendUp(Ready(NO_ITERATION, self.node, self.edge, -1)))
