@@ -51,6 +51,9 @@ class Checkpoint:
     optimiser: tuple[int, np.ndarray | None, np.ndarray | None]
     record_bytes: int
     run_id: str
+    # the parameter trace, only when the master keeps one (--params-trace): a resumed run's
+    # trace is then complete (iterations, params)
+    trace: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def run_id(config: TrainingConfig, seed: int) -> str:
@@ -87,6 +90,8 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
         arrays["optimiser_m"] = np.asarray(m, dtype=np.float64)
     if v is not None:
         arrays["optimiser_v"] = np.asarray(v, dtype=np.float64)
+    if ckpt.trace is not None:
+        arrays["trace_iterations"], arrays["trace_params"] = ckpt.trace
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
@@ -114,6 +119,9 @@ def load(path: str | Path) -> Checkpoint | None:
             params = np.array(f["params"], dtype=np.float64)
             m = np.array(f["optimiser_m"]) if "optimiser_m" in f.files else None
             v = np.array(f["optimiser_v"]) if "optimiser_v" in f.files else None
+            trace = None
+            if "trace_iterations" in f.files:
+                trace = (np.array(f["trace_iterations"]), np.array(f["trace_params"]))
         if meta.get("format") != FORMAT:
             raise CheckpointError(f"--checkpoint {path}: format {meta.get('format')!r}")
         return Checkpoint(
@@ -123,6 +131,7 @@ def load(path: str | Path) -> Checkpoint | None:
             optimiser=(int(meta["optimiser_t"]), m, v),
             record_bytes=int(meta["record_bytes"]),
             run_id=str(meta["run_id"]),
+            trace=trace,
         )
     except CheckpointError:
         raise
@@ -142,9 +151,14 @@ class Checkpointer:
         self.saved_at = -1  # next_iteration of the last checkpoint written
         self.writes = 0
 
-    def resume(self, state: MasterState, record_path: str | None) -> str | None:
-        """Restore ``state`` (new epoch) and truncate the record; a log line, or None when
-        there was nothing to resume."""
+    def resume(
+        self,
+        state: MasterState,
+        record_path: str | None,
+        trace: list[tuple[int, np.ndarray]] | None = None,
+    ) -> str | None:
+        """Restore ``state`` (new epoch), ``trace`` (if kept) and truncate the record; a log
+        line, or None when there was nothing to resume."""
         ckpt = load(self.path)
         if ckpt is None:
             return None
@@ -162,6 +176,9 @@ class Checkpointer:
         state.optimiser.restore(ckpt.optimiser)
         state.next_iteration = ckpt.next_iteration
         state.epoch = ckpt.epoch + 1
+        if trace is not None and ckpt.trace is not None:
+            its, ps = ckpt.trace
+            trace[:] = [(int(t), p) for t, p in zip(its, ps, strict=True)]
         if record_path and os.path.exists(record_path):
             with open(record_path, "r+b") as f:
                 f.truncate(min(ckpt.record_bytes, os.fstat(f.fileno()).st_size))
@@ -170,23 +187,45 @@ class Checkpointer:
             f"(run epoch {state.epoch})"
         )
 
-    def save_now(self, state: MasterState, record: IO[str] | None) -> None:
+    def save_now(
+        self,
+        state: MasterState,
+        record: IO[str] | None,
+        trace: list[tuple[int, np.ndarray]] | None = None,
+    ) -> None:
         record_bytes = record.tell() if record is not None else 0
         t, m, v = state.optimiser.state()
+        kept = None
+        if trace is not None:
+            its = np.array([i for i, _ in trace], dtype=np.int64)
+            size = state.params.shape[0]
+            ps = np.stack([p for _, p in trace]) if trace else np.zeros((0, size))
+            kept = (its, ps)
         save(
             self.path,
             Checkpoint(
-                state.epoch, state.next_iteration, state.params, (t, m, v), record_bytes, self.run
+                state.epoch,
+                state.next_iteration,
+                state.params,
+                (t, m, v),
+                record_bytes,
+                self.run,
+                kept,
             ),
         )
         self.saved_at = state.next_iteration
         self.writes += 1
 
-    def after_event(self, state: MasterState, record: IO[str] | None) -> None:
+    def after_event(
+        self,
+        state: MasterState,
+        record: IO[str] | None,
+        trace: list[tuple[int, np.ndarray]] | None = None,
+    ) -> None:
         """Called after every event: a checkpoint each ``every`` completed iterations."""
         t = state.next_iteration
         if t != self.saved_at and t % self.every == 0 and not state.done:
-            self.save_now(state, record)
+            self.save_now(state, record, trace)
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "every": self.every, "writes": self.writes}

@@ -68,7 +68,8 @@ class MasterRunner(NodeRunner):
     def _dispatch(self, event: Event) -> None:
         super()._dispatch(event)
         if self.checkpointer is not None:
-            self.checkpointer.after_event(self.mstate, self.record)
+            trace = self.trace if self.keep_trace else None
+            self.checkpointer.after_event(self.mstate, self.record, trace)
         if not self.training and self.mstate.attempt is not None:
             self.training = True
             if self.on_phase is not None:
@@ -248,13 +249,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"--checkpoint-every: must be >= 1, got {args.checkpoint_every}"
                     )
                 ckpt = Checkpointer(args.checkpoint, args.checkpoint_every, run_id(config, seed))
-                resumed = ckpt.resume(runner.mstate, args.record)  # truncates the record
+                # truncates the record; restores the trace if one is kept
+                trace = runner.trace if args.params_trace else None
+                resumed = ckpt.resume(runner.mstate, args.record, trace)
                 runner.checkpointer = ckpt
             # after a resume's truncation: the rows of recomputed iterations are written once
             record = files.enter_context(open(args.record, "a")) if args.record else None  # noqa: SIM115
             runner.record = record
             if runner.checkpointer is not None:
-                runner.checkpointer.save_now(runner.mstate, record)  # the new epoch, at once
+                # the new epoch, at once
+                kept = runner.trace if args.params_trace else None
+                runner.checkpointer.save_now(runner.mstate, record, kept)
             if resumed:
                 print(resumed, flush=True)
             runner.keep_trace = bool(args.params_trace)
