@@ -222,6 +222,8 @@ class Soak:
         for node, pid in cluster.pids.items():
             if any(f.node == node for f in self.active):
                 continue
+            if not (cluster.workdir / "ready" / f"{node}.json").exists():
+                continue  # a restarted node still starting (imports): not its steady state
             kb = rss_kb(pid)
             if kb is not None:
                 self.pid_role[pid] = role(node)
