@@ -200,3 +200,19 @@ def test_a_restarted_master_asks_unregistered_edges_back() -> None:
     m.handle(PeerChanged("edge-0", True), 0.1)
     asks = _sent(m.handle(Tick(), 0.2), Rejoin)
     assert len(asks) == 1
+
+
+@pytest.mark.parametrize("reader", ["idx", "npz"])
+def test_data_files_that_are_devices_or_over_the_cap_are_refused(
+    reader: str, tmp_path: Path
+) -> None:
+    from common.learning import idx, npz
+    from common.learning.errors import LearningSpecError
+
+    read = (lambda p: idx.read_idx(p)) if reader == "idx" else (lambda p: npz.npz_shape(p, "X"))
+    with pytest.raises(LearningSpecError, match="not a regular file"):
+        read(Path("/dev/zero"))
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * 64)
+    with pytest.raises(LearningSpecError, match="more than the cap of 16 bytes"):
+        idx.check_data_file(big, "path", max_bytes=16)
