@@ -161,6 +161,9 @@ class Soak:
             restart_after_s,
         )
         self.active: list[Fault] = []
+        # master restarts at a third and two thirds of the run (each once nothing else is
+        # down: the run waits for its master, and the edges then pass its Ready barrier)
+        self.master_at = [iterations // 3, 2 * iterations // 3]
         self.faults: Counter[str] = Counter()
         self.rss: dict[int, list[tuple[int, int]]] = defaultdict(list)  # pid -> samples
         self.pid_role: dict[int, str] = {}
@@ -181,8 +184,6 @@ class Soak:
         out: list[tuple[str, str]] = []
         if self.master_down():
             return out  # the run waits for its master: nothing else meanwhile
-        if not self.active:
-            out += [("restart-master", "master")] * 3  # rarer otherwise: weighted up
         if not self._down_edges():
             edges = [n for n in cluster.nodes if n.startswith("edge-")]
             out += [("pause-edge", n) for n in edges] + [("restart-edge", n) for n in edges]
@@ -191,6 +192,14 @@ class Soak:
             if n.startswith("worker-") and n.split("-")[1] not in busy_edges:
                 out += [("kill-restart-worker", n), ("pause-worker", n)]
         return out
+
+    def _inject_master(self, cluster: Any, last: int) -> None:
+        if self.master_at and last >= self.master_at[0] and not self.active:
+            self.master_at.pop(0)
+            cluster.kill("master")
+            until = time.monotonic() + self.rng.uniform(*self.restart_after_s)
+            self.active.append(Fault("restart-master", "master", until))
+            self.faults["restart-master"] += 1
 
     def _inject(self, cluster: Any) -> None:
         options = self._candidates(cluster)
@@ -277,6 +286,8 @@ class Soak:
                     next_sample = last + SAMPLE_EVERY
                 self._heal(cluster)
                 # leave the last iterations fault-free so the end is not a restart race
+                if last < self.iterations - tail:
+                    self._inject_master(cluster, last)
                 if last >= next_fault and last < self.iterations - tail:
                     self._inject(cluster)
                     next_fault = last + self.rng.randint(*self.fault_every)
