@@ -2,7 +2,8 @@
 middle of a run, start it again with the same name, key and address; the run finishes, its
 final parameters equal uncoded gradient descent (rel 1e-9) and the record holds every
 iteration exactly once. And a dead master, not restarted, takes its whole tree down within the
-configured grace."""
+configured grace. (The master's restart, through ``hgc run``'s ``restart`` fault, is in
+test_restart_faults.py.)"""
 
 from __future__ import annotations
 
@@ -68,29 +69,6 @@ def test_a_restarted_edge_gets_its_workers_back(tmp_path: Path) -> None:
         assert {n: cluster.pids[n] for n in workers} == workers
         assert "asks to register again" in cluster.log("worker-0-0", 400)
         check_exact(cluster, cfg)
-
-
-def test_a_restarted_master_resumes_from_its_checkpoint(tmp_path: Path) -> None:
-    cfg = config(20)
-    with LocalCluster(
-        cfg, workdir=tmp_path, heartbeat_s=0.2, liveness=5, checkpoint_every=3
-    ) as cluster:
-        wait_for_iteration(cluster, 7)
-        cluster.kill("master")
-        before = [r["iteration"] for r in cluster.records() if r["ok"]]
-        cluster.restart("master")
-        assert cluster.wait(timeout=120) == 0, cluster.log("master")
-        log = cluster.log("master", 400)
-        assert "resuming from checkpoint" in log and "run epoch 1" in log, log
-        # the edges and workers are the processes of the first master: they re-registered
-        records = check_exact(cluster, cfg)
-        resumed_at = int(log.split("at iteration ")[1].split()[0])
-        assert 0 < resumed_at <= before[-1] + 1
-        assert resumed_at % 3 == 0
-        # the rows after the checkpoint were recomputed once (not lost, not doubled)
-        assert len([r for r in records if r["ok"]]) == 20
-        for node, status in cluster.exit_codes().items():
-            assert status == 0, (node, cluster.log(node))
 
 
 def test_without_its_master_the_tree_exits_within_the_grace(tmp_path: Path) -> None:
