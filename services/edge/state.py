@@ -105,6 +105,7 @@ class EdgeState:
         # and Rejoin requests to workers heard from but not registered (this edge restarted)
         self.epoch = NO_EPOCH
         self.rejoiner = Rejoiner(self.node)
+        self.master_rejoin = False  # the master asked us to register again (it restarted)
 
     # ------------------------------------------------------------ identities
     def accepts_peer(self, peer: str) -> bool:
@@ -165,6 +166,7 @@ class EdgeState:
             return self._on_model(msg, now)
         if isinstance(msg, Rejoin):
             # the master restarted: register again; its set-up answer says its run epoch
+            self.master_rejoin = True
             return [Log(f"{self.node}: the master asks to register again"), *self._register(now)]
         if isinstance(msg, Shutdown):
             downs: list[Action] = [SendDown(w, msg) for w in self.registered.values()]
@@ -209,7 +211,7 @@ class EdgeState:
     def _on_setup(self, msg: EdgeSetup) -> list[Action]:
         if msg.edge != self.edge:
             return [Drop("unknown_peer", f"set-up for edge {msg.edge} sent to {self.node}")]
-        if self.setup is not None and repr(msg) == repr(self.setup):
+        if self.setup is not None and repr(msg) == repr(self.setup) and not self.master_rejoin:
             # the same set-up again (answer to a re-register that crossed the first): in use
             return [Drop("late", "a repeated set-up")]
         if self.setup is not None and repr(
@@ -219,6 +221,7 @@ class EdgeState:
             # their data; pass its Ready barrier again if this subtree is ready
             # the old epoch's iteration in flight is abandoned: its answers are dropped
             self.setup, self.epoch, self.current = msg, msg.epoch, NO_ITERATION
+            self.master_rejoin = False
             self.answered, self.vectors = True, []
             acts: list[Action] = [Log(f"{self.node}: master restarted (run epoch {msg.epoch})")]
             if self.ready_sent:

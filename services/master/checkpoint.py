@@ -9,8 +9,9 @@ completed iterations and once at start-up. It holds:
 - ``next_iteration``: the iteration to run next. The minibatch of an iteration is a pure
   function of ``(seed, iteration, partition)`` (``common.learning.minibatch``): there is no
   RNG position to save;
-- ``epoch``: the run epoch of the master that wrote it. A master that resumes runs epoch + 1
-  and writes that at once, so every start, checkpoint or not yet, has a new epoch;
+- ``epoch``: the run epoch of the master that wrote it. A master starts with its start time in
+  seconds as its epoch; one that resumes runs ``max(epoch + 1, that)`` and writes it at once,
+  so every start, checkpoint or not yet, has a later epoch;
 - ``record_bytes``: the length of the record file when the checkpoint was taken. A resumed
   master truncates the record there: the iterations after the checkpoint are recomputed and
   recorded once, never twice;
@@ -175,7 +176,7 @@ class Checkpointer:
         state.params = ckpt.params
         state.optimiser.restore(ckpt.optimiser)
         state.next_iteration = ckpt.next_iteration
-        state.epoch = ckpt.epoch + 1
+        state.epoch = max(ckpt.epoch + 1, state.epoch)  # later than any epoch it ran
         if trace is not None and ckpt.trace is not None:
             its, ps = ckpt.trace
             trace[:] = [(int(t), p) for t, p in zip(its, ps, strict=True)]

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -243,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 on_phase=on_phase,
             )
             resumed = None
+            # a new run epoch at every start (seconds since 1970: larger than the last one
+            # after a restart); a resumed master takes its checkpoint's epoch + 1 instead
+            runner.mstate.epoch = int(time.time())
             if args.checkpoint:
                 if args.checkpoint_every < 1:
                     raise ValueError(

@@ -216,3 +216,20 @@ def test_data_files_that_are_devices_or_over_the_cap_are_refused(
     big.write_bytes(b"\0" * 64)
     with pytest.raises(LearningSpecError, match="more than the cap of 16 bytes"):
         idx.check_data_file(big, "path", max_bytes=16)
+
+
+def test_after_a_rejoin_an_identical_setup_is_answered_with_ready() -> None:
+    """A master restarted without a checkpoint may send the very same set-up: the edge must
+    still pass its barrier (and drop it as a repeat without the master's Rejoin)."""
+    e = EdgeState(1, lambda spec: FakeHierCode())
+    e.handle(Started(), 0.0)
+    for j in (0, 1):
+        n = f"worker-1-{j}"
+        e.handle(Received(n, Register(-1, "worker", n, 1, j)), 0.0)
+    setup = EdgeSetup(-1, 1, {"scheme": "f"}, {"kind": "d"}, {})
+    e.handle(Received("master", setup), 0.0)
+    for j in (0, 1):
+        e.handle(Received(f"worker-1-{j}", Ready(-1, f"worker-1-{j}", 1, j)), 0.5)
+    assert isinstance(e.handle(Received("master", setup), 0.6)[0], Drop)
+    e.handle(Received("master", Rejoin(-1, "master restarted")), 1.0)
+    assert _sent(e.handle(Received("master", setup), 1.1), Ready)
