@@ -205,6 +205,7 @@ class LocalCluster(_ClusterContext):
         curve: bool = True,
         external: Collection[str] = (),
         log_names: Mapping[str, str] | None = None,
+        checkpoint_every: int = 10,
     ) -> None:
         self.config = dict(config)
         # node -> name of its log file (default the node): the launcher's scenario names
@@ -220,6 +221,9 @@ class LocalCluster(_ClusterContext):
         self.record_path = self.workdir / "record.jsonl"
         self.params_path = self.workdir / "params.npy"
         self.params_trace_path = self.workdir / "params_trace.npz" if params_trace else None
+        # the master's checkpoint: a restarted master resumes from it (services.master.checkpoint)
+        self.checkpoint_path = self.workdir / "checkpoint.npz"
+        self.checkpoint_every = checkpoint_every
         self.heartbeat_s, self.liveness = heartbeat_s, liveness
         self.ready_timeout_s = ready_timeout_s
         self.python = python
@@ -254,6 +258,7 @@ class LocalCluster(_ClusterContext):
         """Start master, then edges, then workers (each once its parent's port is known)."""
         config_path = self.workdir / "run.json"
         config_path.write_text(json.dumps(self.config, indent=1))
+        self.checkpoint_path.unlink(missing_ok=True)  # a new run; only restart() resumes
         self._spawn("master", "services.master", self._master_args(config_path))
         self._await_bound("master")
         master_addr = f"tcp://{self.connect_host('master')}:{self.ports['master']}"
@@ -283,6 +288,8 @@ class LocalCluster(_ClusterContext):
         args += ["--record", str(self.record_path), "--save-params", str(self.params_path)]
         if self.params_trace_path is not None:
             args += ["--params-trace", str(self.params_trace_path)]
+        args += ["--checkpoint", str(self.checkpoint_path)]
+        args += ["--checkpoint-every", str(self.checkpoint_every)]
         return args
 
     def _bind(self, node: str) -> str:
@@ -403,6 +410,14 @@ class LocalCluster(_ClusterContext):
         if self.procs[node].poll() is None:
             self.kill(node)
         module, args = self._commands[node]
+        if node in self.ports and "--bind" in args:
+            # a parent comes back where its children reconnect: the port it had (a restarted
+            # master resumes from its checkpoint; a restarted edge asks its workers back)
+            at = args.index("--bind") + 1
+            args = [*args[:at], f"tcp://{self.bind_host(node)}:{self.ports[node]}", *args[at + 1 :]]
+        if self.curve and "--keys" in args:  # _spawn adds it again
+            k = args.index("--keys")
+            args = args[:k] + args[k + 2 :]
         self._ready_file(node).unlink(missing_ok=True)
         self._logs.pop(node).close()
         self._spawn(node, module, args)

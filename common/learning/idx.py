@@ -13,6 +13,7 @@ O(rows kept + one chunk), not O(file).
 from __future__ import annotations
 
 import gzip
+import stat
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -37,11 +38,38 @@ MNIST_FILES = {
 }
 
 
-def _read_bytes(path: Path) -> bytes:
+# A data file read whole (IDX) larger than this, on disk or decompressed, is refused: a
+# device, a FIFO or a gzip bomb must not exhaust memory (MNIST's largest file is 47 MB).
+MAX_DATA_BYTES = 4 * 1024**3
+
+
+def check_data_file(path: Path, field: str = "", max_bytes: int = MAX_DATA_BYTES) -> None:
+    """A regular file no larger than ``max_bytes``, or a one-line error naming ``field``."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise LearningSpecError(field, f"{path}: no such file") from None
+    except OSError as exc:
+        raise LearningSpecError(field, f"{path}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise LearningSpecError(field, f"{path}: not a regular file (a device, FIFO or folder)")
+    if st.st_size > max_bytes:
+        raise LearningSpecError(
+            field, f"{path}: {st.st_size} bytes, more than the cap of {max_bytes} bytes"
+        )
+
+
+def _read_bytes(path: Path, max_bytes: int = MAX_DATA_BYTES) -> bytes:
+    check_data_file(path, "", max_bytes)
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as fh:
-                return fh.read()
+                raw = fh.read(max_bytes + 1)
+            if len(raw) > max_bytes:
+                raise LearningSpecError(
+                    "", f"{path}: decompresses to more than the cap of {max_bytes} bytes"
+                )
+            return raw
         return path.read_bytes()
     except FileNotFoundError:
         raise LearningSpecError("", f"{path}: no such file") from None
@@ -79,6 +107,7 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def _open(path: Path) -> BinaryIO:
+    check_data_file(path)
     try:
         if path.suffix == ".gz":
             return gzip.open(path, "rb")  # type: ignore[return-value]

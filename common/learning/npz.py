@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from common.learning.errors import LearningSpecError
-from common.learning.idx import check_indices, stream_rows
+from common.learning.idx import check_data_file, check_indices, stream_rows
 
 
 def _member(archive: zipfile.ZipFile, path: Path, key: str) -> str:
@@ -45,6 +45,7 @@ def _header(fh: BinaryIO, path: Path, key: str) -> tuple[tuple[int, ...], bool, 
 
 
 def _open_archive(path: Path) -> zipfile.ZipFile:
+    check_data_file(path, "path")
     try:
         return zipfile.ZipFile(path)
     except FileNotFoundError:

@@ -18,6 +18,7 @@ Flow of one training run::
     edge --WorkerGradient(t)--> master                      (flat schemes: edges only relay)
     master --Shutdown--> edges --Shutdown--> workers
     anyone --Heartbeat--> parent / child                    (liveness)
+    parent --Rejoin--> child it does not know                (after the parent restarted)
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ NO_ITERATION = -1
 # again by the parent (it answers every Register once its own set-up is known), so the Ready
 # barrier cannot stall on one lost message.
 SETUP_RETRY_S = 2.0
+# Run epoch (issue 11): a master that resumes from its checkpoint starts a new epoch (one more
+# than the checkpoint's). EdgeSetup and ModelUpdate carry it down, the answers carry it back
+# up: a node orders models by (epoch, iteration), so the resumed master's iteration numbers,
+# lower than those it already saw, are new, and answers of an old epoch are dropped as late.
+# 0 for a master without a checkpoint (it cannot be resumed).
+NO_EPOCH = 0
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,16 @@ class Register(Message):
     node: str
     edge: int
     worker: int  # -1 for an edge
+
+
+@dataclass(frozen=True)
+class Rejoin(Message):
+    """Parent -> child it hears from but does not know (the parent restarted and lost its
+    registrations): register again. The child keeps its set-up and data; the parent's
+    set-up answer tells it whether anything changed (a new epoch)."""
+
+    op: ClassVar[str] = "rejoin"
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,7 @@ class EdgeSetup(Message):
     # plan position -> scenario name of this edge and its workers (services.master.naming):
     # what the edge labels its metrics and logs with; empty = positions are the names
     names: dict[str, Any] = field(default_factory=dict)
+    epoch: int = NO_EPOCH  # the master's run epoch (NO_EPOCH above)
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,7 @@ class ModelUpdate(Message):
 
     op: ClassVar[str] = "model_update"
     params: np.ndarray
+    epoch: int = NO_EPOCH
 
 
 @dataclass(frozen=True)
@@ -126,6 +145,7 @@ class WorkerGradient(Message):
     worker: int
     vector: np.ndarray
     compute_s: float  # wall-clock seconds the worker spent, emulated delay included
+    epoch: int = NO_EPOCH  # of the model it answers
 
 
 @dataclass(frozen=True)
@@ -143,6 +163,7 @@ class EdgeGradient(Message):
     worker_arrivals_s: tuple[float, ...] = ()
     # verify mode: workers whose vector the edge found inconsistent and left out
     excluded: tuple[int, ...] = ()
+    epoch: int = NO_EPOCH
 
 
 @dataclass(frozen=True)
@@ -153,6 +174,7 @@ class IterationFailed(Message):
     edge: int
     missing_workers: tuple[int, ...]
     reason: str
+    epoch: int = NO_EPOCH
 
 
 @dataclass(frozen=True)
@@ -172,5 +194,6 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     EdgeGradient,
     IterationFailed,
     Shutdown,
+    Rejoin,
 )
 MESSAGE_TYPES: dict[str, type[Message]] = {m.op: m for m in ALL_MESSAGES}

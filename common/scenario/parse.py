@@ -263,8 +263,11 @@ def _faults(
         s = as_mapping(item, field)
         check_keys(s, Fault.__dataclass_fields__, field)
         node = get_str(s, "node", field)
-        where = parse_node_name(node, wpe, join(field, "node"))
         action = get_choice(s, "action", field, FAULT_ACTIONS)
+        if node == "master" and action != "restart":
+            raise ScenarioError(join(field, "node"), f"the master can only restart, not {action}")
+        # restart: the master too (it resumes from its checkpoint)
+        where = () if node == "master" else parse_node_name(node, wpe, join(field, "node"))
         iteration = get_int(s, "iteration", field, lo=0, hi=iterations - 1)
         if action in ("set-device", "set-link"):
             faults.append(_set_profile(s, field, node, where, action, iteration, topology))

@@ -19,7 +19,7 @@ from common.scenario.profiles import Topology
 ON_FAILURE = ("retry", "skip", "stop")
 COMPUTE_EMULATION = ("delay", "work", "off", "real")
 NETWORK_EMULATION = ("in-process", "kernel", "off")
-FAULT_ACTIONS = ("kill", "slow", "pause", "set-device", "set-link")
+FAULT_ACTIONS = ("kill", "slow", "pause", "set-device", "set-link", "restart")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from common.scenario import Fault
 
 @dataclass(frozen=True)
 class FaultAction:
-    """``kind``: kill, pause, resume, slow, unslow or note; ``node`` is the topology name."""
+    """``kind``: kill, start (after a restart's kill), pause, resume, slow, unslow or note;
+    ``node`` is the topology name."""
 
     kind: str
     node: str
@@ -59,6 +60,11 @@ class FaultSchedule:
             return [FaultAction("note", fault.node, text=text)]
         if fault.action == "kill":
             return [FaultAction("kill", fault.node)]
+        if fault.action == "restart":
+            # kill -9, then the same node (name, key, address) again after duration_s (0: at
+            # once); a master resumes from its checkpoint, an edge asks its workers back
+            self.undo.append((now + (fault.duration_s or 0.0), FaultAction("start", fault.node)))
+            return [FaultAction("kill", fault.node, text="restart")]
         if fault.action == "set-device":
             text = (
                 f"fault set-device {fault.node} -> {fault.device} at iteration {fault.iteration}: "

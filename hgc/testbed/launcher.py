@@ -270,7 +270,7 @@ def _run_scheme(
         }
         info["pids"] = {names(n): pid for n, pid in cluster.pids.items()}
         folder.write_json(f"{scheme}/nodes.json", info)
-        faults = FaultSchedule(scenario.faults, set(names.to_topology.values()))
+        faults = FaultSchedule(scenario.faults, {*names.to_topology.values(), "master"})
         follower = _Follower(cluster, scheme, names, hw, cleanup, progress, faults)
         error = follower.follow(req.iterations, _scheme_budget_s(scenario, req.iterations))
         info["fault_notes"] = follower.notes
@@ -361,15 +361,19 @@ class _Follower:
         self.cluster, self.scheme, self.names, self.hw = cluster, scheme, names, hw
         self.cleanup, self.progress, self.faults = cleanup, progress, faults
         self.position = {topo: pos for pos, topo in names.to_topology.items()}
+        self.position["master"] = "master"
         self.notes: list[str] = []
+        self.restarting: set[str] = set()  # killed by a restart fault, not started again yet
 
     def follow(self, iterations: int, budget_s: float) -> str | None:
         """The error that ended the scheme, or None."""
         seen = 0
         deadline = time.monotonic() + budget_s
         while True:
-            finished = self.cluster.done()
+            # a master killed by a restart fault is not the end of the run
+            finished = self.cluster.done() and "master" not in self.restarting
             records = read_records(self.cluster.record_path)
+            seen = min(seen, len(records))  # a resumed master truncates to its checkpoint
             for r in records[seen:]:
                 self.progress.iteration(translate(r, self.names, self.scheme), iterations)
             seen = len(records)
@@ -396,6 +400,12 @@ class _Follower:
         elif action.kind == "kill":
             self.cluster.kill(pos)
             text = f"fault: killed {node}"
+            if action.text == "restart":
+                self.restarting.add(pos)
+        elif action.kind == "start":
+            self.cluster.restart(pos, wait=False)
+            self.restarting.discard(pos)
+            text = f"fault: restarted {node}"
         elif action.kind == "pause":
             self.cluster.pause(pos)
             text = f"fault: paused {node}"

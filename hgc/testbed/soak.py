@@ -4,7 +4,9 @@ and for leaks.
 A hierarchical code tolerating one edge and one worker per edge (``s_e = s_w = 1``) trains
 for ``--iterations`` on real processes (``hgc.cluster.LocalCluster``) while faults are
 injected at random, always within that tolerance: worker kills followed by a restart of the
-same node, worker pauses (SIGSTOP/SIGCONT) and edge pauses. At the end it prints
+same node, worker pauses (SIGSTOP/SIGCONT), edge pauses, edge kills followed by a restart (the
+edge asks its workers back) and master kills followed by a restart (it resumes from its
+checkpoint; the iterations after the checkpoint are recomputed). At the end it prints
 
 - faults injected (by kind), iterations lost (requested minus iterations that succeeded);
 - wrong gradients: each iteration's decoded gradient, recovered from consecutive parameter
@@ -13,9 +15,6 @@ same node, worker pauses (SIGSTOP/SIGCONT) and edge pauses. At the end it prints
 - RSS slope per role (KB per 100 iterations, least squares over the samples after a
   warm-up, per process, then the mean over the role's processes that lived long enough);
 - open file descriptors per role at the start and at the end.
-
-Edge and master restarts are not injected: the services' registration protocol does not
-let a restarted edge or master rejoin yet (issue 11, part 1).
 
 Exit status 0 when nothing was lost, no gradient was wrong and no role's RSS grew by more
 than ``--max-slope-kb`` KB per 100 iterations; 1 otherwise.
@@ -92,7 +91,7 @@ def slope_kb_per_100(samples: list[tuple[int, int]]) -> float | None:
 
 @dataclass
 class Fault:
-    kind: str  # kill-restart-worker | pause-worker | pause-edge
+    kind: str  # kill-restart-worker | pause-worker | pause-edge | restart-edge | restart-master
     node: str
     until: float  # monotonic time of the restart / resume
 
@@ -162,35 +161,52 @@ class Soak:
             restart_after_s,
         )
         self.active: list[Fault] = []
+        # master restarts at a third and two thirds of the run (each once nothing else is
+        # down: the run waits for its master, and the edges then pass its Ready barrier)
+        self.master_at = [iterations // 3, 2 * iterations // 3]
         self.faults: Counter[str] = Counter()
         self.rss: dict[int, list[tuple[int, int]]] = defaultdict(list)  # pid -> samples
         self.pid_role: dict[int, str] = {}
 
     # -------------------------------------------------------------- faults
     def _down_edges(self) -> set[str]:
-        return {f.node for f in self.active if f.kind == "pause-edge"}
+        return {f.node for f in self.active if f.kind in ("pause-edge", "restart-edge")}
 
     def _down_workers(self) -> set[str]:
-        return {f.node for f in self.active if f.kind != "pause-edge"}
+        return {f.node for f in self.active if f.node.startswith("worker-")}
+
+    def master_down(self) -> bool:
+        return any(f.kind == "restart-master" for f in self.active)
 
     def _candidates(self, cluster: Any) -> list[tuple[str, str]]:
         """(kind, node) faults that keep the run within tolerance: at most one edge and at
         most one worker per edge down at any time."""
         out: list[tuple[str, str]] = []
+        if self.master_down():
+            return out  # the run waits for its master: nothing else meanwhile
         if not self._down_edges():
-            out += [("pause-edge", n) for n in cluster.nodes if n.startswith("edge-")]
+            edges = [n for n in cluster.nodes if n.startswith("edge-")]
+            out += [("pause-edge", n) for n in edges] + [("restart-edge", n) for n in edges]
         busy_edges = {w.split("-")[1] for w in self._down_workers()}
         for n in cluster.nodes:
             if n.startswith("worker-") and n.split("-")[1] not in busy_edges:
                 out += [("kill-restart-worker", n), ("pause-worker", n)]
         return out
 
+    def _inject_master(self, cluster: Any, last: int) -> None:
+        if self.master_at and last >= self.master_at[0] and not self.active:
+            self.master_at.pop(0)
+            cluster.kill("master")
+            until = time.monotonic() + self.rng.uniform(*self.restart_after_s)
+            self.active.append(Fault("restart-master", "master", until))
+            self.faults["restart-master"] += 1
+
     def _inject(self, cluster: Any) -> None:
         options = self._candidates(cluster)
         if not options:
             return
         kind, node = self.rng.choice(options)
-        if kind == "kill-restart-worker":
+        if kind in ("kill-restart-worker", "restart-edge", "restart-master"):
             cluster.kill(node)
             until = time.monotonic() + self.rng.uniform(*self.restart_after_s)
         else:
@@ -203,9 +219,9 @@ class Soak:
         now = time.monotonic()
         for f in list(self.active):
             if force or now >= f.until:
-                if f.kind == "kill-restart-worker":
+                if f.kind in ("kill-restart-worker", "restart-edge", "restart-master"):
                     cluster.restart(f.node, wait=False)  # the run goes on meanwhile
-                    self.pid_role[cluster.pids[f.node]] = "worker"
+                    self.pid_role[cluster.pids[f.node]] = role(f.node)
                 else:
                     cluster.resume(f.node)
                 self.active.remove(f)
@@ -215,6 +231,8 @@ class Soak:
         for node, pid in cluster.pids.items():
             if any(f.node == node for f in self.active):
                 continue
+            if not (cluster.workdir / "ready" / f"{node}.json").exists():
+                continue  # a restarted node still starting (imports): not its steady state
             kb = rss_kb(pid)
             if kb is not None:
                 self.pid_role[pid] = role(node)
@@ -261,13 +279,15 @@ class Soak:
             fds_end: dict[str, list[int]] | None = None
             tail = min(150, self.iterations // 5)  # fault-free: everyone back for the end
             deadline = time.monotonic() + timeout_s
-            while not cluster.done():
+            while not cluster.done() or self.master_down():
                 last = _last_ok(cluster.record_path, last)
                 if last >= next_sample:
                     self._sample(cluster, last)
                     next_sample = last + SAMPLE_EVERY
                 self._heal(cluster)
                 # leave the last iterations fault-free so the end is not a restart race
+                if last < self.iterations - tail:
+                    self._inject_master(cluster, last)
                 if last >= next_fault and last < self.iterations - tail:
                     self._inject(cluster)
                     next_fault = last + self.rng.randint(*self.fault_every)

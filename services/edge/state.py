@@ -11,6 +11,7 @@ decode, the edge tells the master with :class:`IterationFailed` naming the missi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 from common.coding import combine
 from common.coding.protocol import HierarchicalCodeLike, ServiceCode, is_hierarchical_code
 from common.runtime.messages import (
+    NO_EPOCH,
     NO_ITERATION,
     SETUP_RETRY_S,
     EdgeGradient,
@@ -29,6 +31,7 @@ from common.runtime.messages import (
     ModelUpdate,
     Ready,
     Register,
+    Rejoin,
     Shutdown,
     WorkerGradient,
     WorkerSetup,
@@ -48,6 +51,7 @@ from services.common.actions import (
     Started,
     Tick,
 )
+from services.common.lifecycle import Rejoiner, model_key
 
 PARENT = "master"
 
@@ -97,6 +101,11 @@ class EdgeState:
         self.failures_reported = 0  # IterationFailed messages sent (for tests and logs)
         self.refused: set[int] = set()  # workers whose answer this iteration was refused
         self.needed_at: float | None = None  # when the needed-th vector came (verify mode)
+        # restarts (services.common.lifecycle): the master's run epoch of the model in flight,
+        # and Rejoin requests to workers heard from but not registered (this edge restarted)
+        self.epoch = NO_EPOCH
+        self.rejoiner = Rejoiner(self.node)
+        self.master_rejoin = False  # the master asked us to register again (it restarted)
 
     # ------------------------------------------------------------ identities
     def accepts_peer(self, peer: str) -> bool:
@@ -117,7 +126,7 @@ class EdgeState:
         if isinstance(event, Started):
             return self._register(now)
         if isinstance(event, Tick):
-            acts = [*self._check_alive(), *self._verify_timeout(now)]
+            acts = [*self._check_alive(), *self._verify_timeout(now), *self._rejoin(now)]
             if (
                 self.setup is None
                 and self.registered_at is not None
@@ -141,6 +150,11 @@ class EdgeState:
             return self._from_worker(event.peer, event.msg, now)
         raise TypeError(f"edge: unknown event {event!r}")
 
+    def _rejoin(self, now: float) -> list[Action]:
+        """Workers heard from but not registered: this edge restarted; ask them back."""
+        known = set(self.registered.values())
+        return self.rejoiner.ask(self.alive, known.__contains__, now)
+
     def _register(self, now: float) -> list[Action]:
         self.registered_at = now
         return [SendUp(Register(NO_ITERATION, "edge", self.node, self.edge, -1))]
@@ -150,6 +164,10 @@ class EdgeState:
             return self._on_setup(msg)
         if isinstance(msg, ModelUpdate):
             return self._on_model(msg, now)
+        if isinstance(msg, Rejoin):
+            # the master restarted: register again; its set-up answer says its run epoch
+            self.master_rejoin = True
+            return [Log(f"{self.node}: the master asks to register again"), *self._register(now)]
         if isinstance(msg, Shutdown):
             downs: list[Action] = [SendDown(w, msg) for w in self.registered.values()]
             return [*downs, Log(f"{self.node}: shutdown ({msg.reason})"), Exit(0)]
@@ -159,7 +177,8 @@ class EdgeState:
         if isinstance(msg, Register):
             return self._on_register(peer, msg)
         if peer not in self.registered.values():
-            return [Drop("unknown_peer", f"{msg.op} from unregistered {peer!r}")]
+            drop = Drop("unknown_peer", f"{msg.op} from unregistered {peer!r}")
+            return [drop, *self._rejoin(now)]
         if isinstance(msg, Ready):
             return self._on_ready(msg)
         if isinstance(msg, WorkerGradient):
@@ -192,9 +211,22 @@ class EdgeState:
     def _on_setup(self, msg: EdgeSetup) -> list[Action]:
         if msg.edge != self.edge:
             return [Drop("unknown_peer", f"set-up for edge {msg.edge} sent to {self.node}")]
-        if self.setup is not None and repr(msg) == repr(self.setup):
+        if self.setup is not None and repr(msg) == repr(self.setup) and not self.master_rejoin:
             # the same set-up again (answer to a re-register that crossed the first): in use
             return [Drop("late", "a repeated set-up")]
+        if self.setup is not None and repr(
+            dataclasses.replace(msg, epoch=self.setup.epoch)
+        ) == repr(self.setup):
+            # a restarted master (new run epoch), same run: keep the code, the workers and
+            # their data; pass its Ready barrier again if this subtree is ready
+            # the old epoch's iteration in flight is abandoned: its answers are dropped
+            self.setup, self.epoch, self.current = msg, msg.epoch, NO_ITERATION
+            self.master_rejoin = False
+            self.answered, self.vectors = True, []
+            acts: list[Action] = [Log(f"{self.node}: master restarted (run epoch {msg.epoch})")]
+            if self.ready_sent:
+                acts.append(SendUp(Ready(NO_ITERATION, self.node, self.edge, -1)))
+            return acts
         try:
             code = self.build_code(msg.code_spec)
         except ValueError as exc:
@@ -250,12 +282,12 @@ class EdgeState:
 
     # ------------------------------------------------------------ iterations
     def _on_model(self, msg: ModelUpdate, now: float) -> list[Action]:
-        if msg.iteration < self.current:
+        if model_key(msg.epoch, msg.iteration) < model_key(self.epoch, self.current):
             return [Drop("late", f"model for iteration {msg.iteration} < {self.current}")]
         if msg.params.dtype != np.float64 or msg.params.ndim != 1:
             return [Drop("malformed", f"model {msg.params.dtype}{msg.params.shape}")]
         # a repeated iteration number is a retry: start it afresh
-        self.current, self.t0 = msg.iteration, now
+        self.current, self.t0, self.epoch = msg.iteration, now, msg.epoch
         self.n_params = int(msg.params.shape[0])
         self.arrivals, self.vectors, self.answered = {}, [], False
         self.refused = set()
@@ -263,7 +295,7 @@ class EdgeState:
         return [SendDown(self.registered[j], msg) for j in range(self.m) if j in self.registered]
 
     def _on_gradient(self, peer: str, msg: WorkerGradient, now: float) -> list[Action]:
-        if msg.iteration != self.current or self.code is None:
+        if msg.iteration != self.current or msg.epoch != self.epoch or self.code is None:
             return [Drop("late", f"{peer}: gradient for {msg.iteration}, now {self.current}")]
         if msg.edge != self.edge or self.registered.get(msg.worker) != peer:
             return [Drop("unknown_peer", f"{peer} sent a vector as worker {msg.worker}")]
@@ -332,7 +364,9 @@ class EdgeState:
                         f"located from {len(keys)} answers"
                     )
                     missing = tuple(range(self.m))
-                    failed = IterationFailed(self.current, self.edge, missing, reason)
+                    failed = IterationFailed(
+                        self.current, self.edge, missing, reason, epoch=self.epoch
+                    )
                     return [*checks, Log(reason), SendUp(failed)]
                 excluded = (int(verdict.liar),)
                 checks.append(
@@ -353,7 +387,15 @@ class EdgeState:
         self.answered, self.vectors = True, []
         arrivals = tuple(self.arrivals.get(j, -1.0) for j in range(self.m))
         msg = EdgeGradient(
-            self.current, self.edge, y, responders, wait_s, decode_s, arrivals, excluded
+            self.current,
+            self.edge,
+            y,
+            responders,
+            wait_s,
+            decode_s,
+            arrivals,
+            excluded,
+            epoch=self.epoch,
         )
         edge = str(self.edge)
         acts: list[Action] = [
@@ -391,7 +433,8 @@ class EdgeState:
                 f"{self.node}: needs {needed} of {self.m} workers, "
                 f"{len(self.arrivals)} answered, not alive or refused: {names}"
             )
-            acts += [Log(reason), SendUp(IterationFailed(self.current, self.edge, missing, reason))]
+            failed = IterationFailed(self.current, self.edge, missing, reason, epoch=self.epoch)
+            acts += [Log(reason), SendUp(failed)]
         return acts
 
     def _alive(self, j: int) -> bool:

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -27,6 +28,7 @@ from common.runtime.transport import ParentEndpoint, TransportConfig
 from services.common import node
 from services.common.actions import Action, Event, Observe, ParamsUpdated, Record
 from services.common.runner import NodeRunner
+from services.master.checkpoint import DEFAULT_EVERY, Checkpointer, run_id
 from services.master.config import ConfigError, load_config
 from services.master.naming import NodeNames
 from services.master.progress import iteration_line
@@ -54,6 +56,7 @@ class MasterRunner(NodeRunner):
         self.trace: list[tuple[int, np.ndarray]] = []
         self.keep_trace = True  # main() keeps it only for --params-trace: no growth otherwise
         self.training = False
+        self.checkpointer: Checkpointer | None = None  # --checkpoint (services.master.checkpoint)
 
     def perform_extra(self, action: Action) -> None:
         if isinstance(action, Record):
@@ -73,6 +76,9 @@ class MasterRunner(NodeRunner):
 
     def _dispatch(self, event: Event) -> None:
         super()._dispatch(event)
+        if self.checkpointer is not None:
+            trace = self.trace if self.keep_trace else None
+            self.checkpointer.after_event(self.mstate, self.record, trace)
         if not self.training and self.mstate.attempt is not None:
             self.training = True
             if self.on_phase is not None:
@@ -216,6 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_flag(p, "--iterations", type=int, help="override training.iterations")
     node.add_flag(p, "--deadline-s", type=float, help="override training.deadline_s")
     node.add_flag(p, "--on-failure", help="override training.on_failure (retry|skip|stop)")
+    node.add_flag(
+        p,
+        "--checkpoint",
+        help="checkpoint file (.npz): resumed from if present, rewritten atomically",
+    )
+    node.add_flag(
+        p,
+        "--checkpoint-every",
+        type=int,
+        default=DEFAULT_EVERY,
+        help="write the checkpoint every this many completed iterations",
+    )
     node.add_common_flags(p)
     return p
 
@@ -237,8 +255,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         def start(
             stop: threading.Event, info: dict[str, Any]
         ) -> tuple[MasterRunner, dict[str, Any]]:
-            record = files.enter_context(open(args.record, "a")) if args.record else None  # noqa: SIM115
-
             def on_phase(phase: str) -> None:  # "bound" (below), then "training"
                 node.announce(args.ready_file, {**info, "phase": phase})
 
@@ -249,9 +265,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                 transport=node.transport_config(args, "master"),
                 stop=stop,
                 registry=registry,
-                record=record,
                 on_phase=on_phase,
             )
+            resumed = None
+            # a new run epoch at every start (seconds since 1970: larger than the last one
+            # after a restart); a resumed master takes its checkpoint's epoch + 1 instead
+            runner.mstate.epoch = int(time.time())
+            if args.checkpoint:
+                if args.checkpoint_every < 1:
+                    raise ValueError(
+                        f"--checkpoint-every: must be >= 1, got {args.checkpoint_every}"
+                    )
+                ckpt = Checkpointer(args.checkpoint, args.checkpoint_every, run_id(config, seed))
+                # truncates the record; restores the trace if one is kept
+                trace = runner.trace if args.params_trace else None
+                resumed = ckpt.resume(runner.mstate, args.record, trace)
+                runner.checkpointer = ckpt
+            # after a resume's truncation: the rows of recomputed iterations are written once
+            record = files.enter_context(open(args.record, "a")) if args.record else None  # noqa: SIM115
+            runner.record = record
+            if runner.checkpointer is not None:
+                # the new epoch, at once
+                kept = runner.trace if args.params_trace else None
+                runner.checkpointer.save_now(runner.mstate, record, kept)
+            if resumed:
+                print(resumed, flush=True)
             runner.keep_trace = bool(args.params_trace)
             info["port"] = port
             return runner, {"port": port, "phase": "bound"}

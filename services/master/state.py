@@ -22,6 +22,7 @@ import numpy as np
 from common.coding import combine
 from common.coding.protocol import ServiceCode
 from common.runtime.messages import (
+    NO_EPOCH,
     NO_ITERATION,
     EdgeGradient,
     EdgeSetup,
@@ -49,6 +50,7 @@ from services.common.actions import (
     Started,
     Tick,
 )
+from services.common.lifecycle import Rejoiner
 from services.master.aggregation import Attempt, aggregation_for
 from services.master.naming import NodeNames
 from services.master.optimiser import Optimiser, validate_optimiser
@@ -165,6 +167,12 @@ class MasterState:
         self.start = 0.0
         self.done = False
         self.optimiser = Optimiser(config.optimiser, config.learning_rate)
+        # restarts (services.master.checkpoint, services.common.lifecycle): the run epoch this
+        # master runs (set when it resumes), whether training began, and Rejoin requests to
+        # edges heard from but not registered (this master restarted)
+        self.epoch = NO_EPOCH
+        self.training_started = False
+        self.rejoiner = Rejoiner("master")
 
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -234,25 +242,28 @@ class MasterState:
             verify=c.verify,
             verify_wait_s=float(c.verify_wait_s),
             names=NodeNames(c.names).edge_table(i),
+            epoch=self.epoch,
         )
         return SendDown(self.registered[i], msg)
 
     def _on_ready(self, edge: int, now: float) -> list[Action]:
         self.ready.add(edge)
-        if len(self.ready) < self.n_edges or self.attempt is not None or self.next_iteration:
+        if len(self.ready) < self.n_edges or self.attempt is not None or self.training_started:
             return []
         self.start = now
-        return [Log("master: all edges ready"), *self._send_iteration(0, 0, now)]
+        self.training_started = True
+        t = self.next_iteration  # 0, or the checkpoint's iteration when resumed
+        return [Log("master: all edges ready"), *self._send_iteration(t, 0, now)]
 
     # ------------------------------------------------------------ iterations
     def _send_iteration(self, t: int, attempt: int, now: float) -> list[Action]:
         self.attempt = Attempt(t, attempt, now)
-        msg = ModelUpdate(t, self.params.copy())
+        msg = ModelUpdate(t, self.params.copy(), epoch=self.epoch)
         return [SendDown(self.registered[i], msg) for i in range(self.n_edges)]
 
     def _on_answer(self, edge: int, msg: Message, now: float) -> list[Action]:
         a = self.attempt
-        if a is None or msg.iteration != a.iteration:
+        if a is None or msg.iteration != a.iteration or getattr(msg, "epoch", 0) != self.epoch:
             return [Drop("late", f"{msg.op} for iteration {msg.iteration} from edge-{edge}")]
         vector = getattr(msg, "vector", None)
         if vector is not None and (vector.dtype != np.float64 or vector.shape != self.params.shape):
@@ -314,6 +325,7 @@ class MasterState:
             return self._fail(a, now, f"iteration {a.iteration} (attempt {a.attempt}): {bad}")
         self.params = params
         t = a.iteration
+        self.next_iteration = t + 1  # what a checkpoint taken now resumes from
         acts: list[Action] = [
             *acts_verify,
             ParamsUpdated(t, self.params.copy()),
@@ -398,6 +410,11 @@ class MasterState:
 
     # ------------------------------------------------------------ failure and shutdown
     def _on_tick(self, now: float) -> list[Action]:
+        known = set(self.registered.values())
+        rejoin = self.rejoiner.ask(self.alive, known.__contains__, now)
+        return rejoin + self._check_deadline(now)
+
+    def _check_deadline(self, now: float) -> list[Action]:
         a = self.attempt
         if a is None:
             return []
@@ -445,6 +462,7 @@ class MasterState:
             reason = f"{message}; gave up after {self.config.max_retries} retries"
             return acts + self._shutdown(1, reason)
         if policy == "skip":
+            self.next_iteration = t + 1
             acts.append(ParamsUpdated(t, self.params.copy()))
             if t + 1 >= self.config.iterations:
                 return acts + self._shutdown(0, f"finished {self.config.iterations} iterations")

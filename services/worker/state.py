@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 
 from common.runtime.messages import (
+    NO_EPOCH,
     NO_ITERATION,
     SETUP_RETRY_S,
     Message,
     ModelUpdate,
     Ready,
     Register,
+    Rejoin,
     Shutdown,
     WorkerGradient,
     WorkerSetup,
@@ -41,6 +43,7 @@ from services.common.actions import (
     Started,
     Tick,
 )
+from services.common.lifecycle import model_key
 
 
 class WorkerState:
@@ -63,6 +66,8 @@ class WorkerState:
         self.n_params = 0
         self.setup_key: tuple[Any, ...] | None = None  # the set-up in use (None: none yet)
         self.registered_at: float | None = None  # when Register was last sent
+        self.epoch = NO_EPOCH  # the master's run epoch of the newest model (lifecycle)
+        self.rejoined = False  # asked to register again by a restarted edge
 
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, Started):
@@ -100,14 +105,22 @@ class WorkerState:
         if isinstance(msg, ModelUpdate):
             if not self.ready:
                 return [Drop("late", f"model for iteration {msg.iteration} before set-up")]
-            if msg.iteration < self.latest:
+            if model_key(msg.epoch, msg.iteration) < model_key(self.epoch, self.latest):
                 return [Drop("late", f"model for iteration {msg.iteration} < {self.latest}")]
             if not _is_vector(msg.params, self.n_params):
                 return [Drop("malformed", f"model {msg.params.dtype}{msg.params.shape}")]
-            self.latest = msg.iteration
+            self.latest, self.epoch = msg.iteration, msg.epoch
             return [Compute(msg.iteration, msg.params)]
         if isinstance(msg, Shutdown):
             return [Log(f"{self.node}: shutdown ({msg.reason})"), Exit(0)]
+        if isinstance(msg, Rejoin):
+            # the edge restarted and lost its registrations: register again (set-up and
+            # data are kept; a repeated set-up is answered with Ready)
+            self.rejoined = True
+            return [
+                Log(f"{self.node}: edge-{self.edge} asks to register again"),
+                SendUp(Register(NO_ITERATION, "worker", self.node, self.edge, self.worker)),
+            ]
         return [Drop("unknown_op", f"worker does not handle {msg.op}")]
 
     def _on_setup(self, msg: WorkerSetup) -> list[Action]:
@@ -129,6 +142,10 @@ class WorkerState:
             repr(msg.model_spec),
         )
         if key == self.setup_key:
+            if self.ready and self.rejoined:
+                # a restarted edge set us up again: same set-up, data loaded: ready again
+                self.rejoined = False
+                return [SendUp(Ready(NO_ITERATION, self.node, self.edge, self.worker))]
             # the same set-up again (answer to a re-register that crossed the first): in use
             return [Drop("late", "a repeated set-up")]
         self.setup_key = key
@@ -153,7 +170,12 @@ class WorkerState:
             Observe("compute", event.compute_s),
             SendUp(
                 WorkerGradient(
-                    event.iteration, self.edge, self.worker, event.vector, event.compute_s
+                    event.iteration,
+                    self.edge,
+                    self.worker,
+                    event.vector,
+                    event.compute_s,
+                    epoch=self.epoch,
                 )
             ),
         ]

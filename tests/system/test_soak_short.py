@@ -1,5 +1,6 @@
 """The short version of ``make soak`` that CI runs: a real local cluster, random worker kills
-with restarts, worker and edge pauses; no iteration lost, every decoded gradient exact."""
+with restarts, worker and edge pauses, edge restarts and master restarts (resumed from its
+checkpoint); no iteration lost, every decoded gradient exact."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def test_short_soak_loses_nothing_and_stays_exact(tmp_path: Path) -> None:
     report = soak.run(timeout_s=200)
     text = "\n".join(report.lines())
     assert sum(report.faults.values()) >= 3, text
+    assert report.faults["restart-master"] >= 1, text
     assert report.lost == 0, text
     assert report.checked == 50 and report.wrong == 0, text
     assert not report.notes, text

@@ -71,7 +71,7 @@ MESSAGE_STRATEGIES = {
         emulation_spec=specs,
     ),
     m.Ready: st.builds(m.Ready, iteration=ints, node=names, edge=ints, worker=ints),
-    m.ModelUpdate: st.builds(m.ModelUpdate, iteration=ints, params=arrays()),
+    m.ModelUpdate: st.builds(m.ModelUpdate, iteration=ints, params=arrays(), epoch=ints),
     m.WorkerGradient: st.builds(
         m.WorkerGradient, iteration=ints, edge=ints, worker=ints, vector=arrays(), compute_s=floats
     ),
@@ -93,6 +93,7 @@ MESSAGE_STRATEGIES = {
         reason=names,
     ),
     m.Shutdown: st.builds(m.Shutdown, iteration=ints, reason=names),
+    m.Rejoin: st.builds(m.Rejoin, iteration=ints, reason=names),
 }
 
 
