@@ -78,6 +78,12 @@ class EdgeSetup(Message):
     # worker answers for two more, and check them against each other before decoding
     verify: bool = False
     verify_wait_s: float = 0.0
+    # hgc-adaptive (services.master.adaptive): the plan this set-up belongs to. A set-up
+    # with a higher plan_epoch replaces the one in force at an iteration boundary; plan_spec
+    # (services.common.lifted.plan_spec) names the selected edges and workers by topology
+    # index; empty: every node of the code takes part (every other scheme)
+    plan_epoch: int = 0
+    plan_spec: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class WorkerSetup(Message):
     data_spec: dict[str, Any]
     model_spec: dict[str, Any]
     emulation_spec: dict[str, Any] = field(default_factory=dict)
+    plan_epoch: int = 0  # hgc-adaptive: a new epoch's set-up is loaded even if unchanged
 
 
 @dataclass(frozen=True)

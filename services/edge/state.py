@@ -48,6 +48,7 @@ from services.common.actions import (
     Started,
     Tick,
 )
+from services.common.lifted import LiftedCode, lift
 
 PARENT = "master"
 
@@ -184,8 +185,9 @@ class EdgeState:
         # a worker waiting for its set-up registers again every SETUP_RETRY_S: log it once
         acts: list[Action] = [] if again else [Log(f"{self.node}: {peer} registered")]
         if self.setups_sent:
-            # a worker restarted or re-registered: send it its set-up again
-            acts += self._setup_for(msg.worker)
+            # a worker restarted or re-registered: send it its set-up again (if the plan uses it)
+            if msg.worker in self.selected():
+                acts += self._setup_for(msg.worker)
             return acts
         return acts + self._maybe_send_setups()
 
@@ -195,8 +197,10 @@ class EdgeState:
         if self.setup is not None and repr(msg) == repr(self.setup):
             # the same set-up again (answer to a re-register that crossed the first): in use
             return [Drop("late", "a repeated set-up")]
+        if self.setup is not None and msg.plan_epoch != self.setup.plan_epoch:
+            return self._on_plan_switch(msg)
         try:
-            code = self.build_code(msg.code_spec)
+            code = self._build(msg)
         except ValueError as exc:
             return [Log(f"{self.node}: bad code_spec: {exc}"), Exit(1, str(exc))]
         self.code, self.setup = code, msg
@@ -210,15 +214,67 @@ class EdgeState:
             *self._maybe_send_setups(),
         ]
 
+    def _build(self, msg: EdgeSetup) -> ServiceCode:
+        """The code of a set-up; lifted to the whole topology when it carries a plan."""
+        code = self.build_code(msg.code_spec)
+        if not msg.plan_spec:
+            return code
+        if not is_hierarchical_code(code):
+            raise ValueError("plan_spec: a plan needs a hierarchical code")
+        lifted = lift(code, msg.plan_spec)
+        if lifted.n_edges <= self.edge:
+            raise ValueError(f"plan_spec: {lifted.n_edges} edges, this is edge {self.edge}")
+        return lifted
+
+    def selected(self) -> tuple[int, ...]:
+        """The workers of this edge the plan in force uses (all of them but under a plan)."""
+        if isinstance(self.code, LiftedCode):
+            return self.code.selected_workers(self.edge)
+        return tuple(range(self.m))
+
+    def _on_plan_switch(self, msg: EdgeSetup) -> list[Action]:
+        """A set-up of another plan epoch (hgc-adaptive), at an iteration boundary: the
+        iteration in flight (the master has moved on) is abandoned, the new code is used from
+        the next model on, and the selected workers get their new set-ups (ordered before
+        that model on the same connection)."""
+        assert self.setup is not None
+        if msg.plan_epoch < self.setup.plan_epoch:
+            return [
+                Drop("late", f"set-up of plan epoch {msg.plan_epoch} < {self.setup.plan_epoch}")
+            ]
+        try:
+            code = self._build(msg)
+        except ValueError as exc:
+            return [Drop("malformed", f"plan switch: {exc}")]
+        if int(code.workers_per_edge[self.edge]) != self.m:
+            return [Drop("malformed", f"plan switch: edge {self.edge} changes size")]
+        self.code, self.setup = code, msg
+        self.decoder = code if is_hierarchical_code(code) else None
+        self.answered, self.vectors, self.needed_at = True, [], None
+        acts: list[Action] = [
+            Log(
+                f"{self.node}: plan epoch {msg.plan_epoch}: workers {list(self.selected())}"
+                f" of {self.m}"
+            )
+        ]
+        for j in self.selected():
+            if j in self.registered:
+                acts += self._setup_for(j)
+        return acts
+
     def _maybe_send_setups(self) -> list[Action]:
         if self.setup is None or self.setups_sent:
             return []
-        if not all(j in self.registered for j in range(self.m)):
+        selected = self.selected()
+        if not all(j in self.registered for j in selected):
             return []
         self.setups_sent = True
         acts: list[Action] = []
-        for j in range(self.m):
+        for j in selected:
             acts += self._setup_for(j)
+        if not selected and not self.ready_sent:  # a plan that leaves this edge out
+            self.ready_sent = True
+            acts.append(SendUp(Ready(NO_ITERATION, self.node, self.edge, -1)))
         return acts
 
     def _setup_for(self, j: int) -> list[Action]:
@@ -237,12 +293,14 @@ class EdgeState:
             self.setup.data_spec,
             self.setup.model_spec,
             emulation,
+            plan_epoch=self.setup.plan_epoch,
         )
         return [SendDown(node, msg)]
 
     def _on_ready(self, msg: Ready) -> list[Action]:
         self.ready.add(msg.worker)
-        if self.ready_sent or len(self.ready) < self.m or self.m == 0:
+        selected = self.selected()
+        if self.ready_sent or not set(selected) <= self.ready or not selected:
             return []
         self.ready_sent = True
         return [SendUp(Ready(NO_ITERATION, self.node, self.edge, -1))]
@@ -259,13 +317,15 @@ class EdgeState:
         self.arrivals, self.vectors, self.answered = {}, [], False
         self.refused = set()
         self.needed_at = None
-        return [SendDown(self.registered[j], msg) for j in range(self.m) if j in self.registered]
+        return [SendDown(self.registered[j], msg) for j in self.selected() if j in self.registered]
 
     def _on_gradient(self, peer: str, msg: WorkerGradient, now: float) -> list[Action]:
         if msg.iteration != self.current or self.code is None:
             return [Drop("late", f"{peer}: gradient for {msg.iteration}, now {self.current}")]
         if msg.edge != self.edge or self.registered.get(msg.worker) != peer:
             return [Drop("unknown_peer", f"{peer} sent a vector as worker {msg.worker}")]
+        if msg.worker not in self.selected():
+            return [Drop("late", f"{peer}: not part of the plan in force")]
         if msg.worker in self.arrivals or msg.worker in self.refused:
             return [Drop("late", f"{peer}: second vector for iteration {msg.iteration}")]
         v = msg.vector
@@ -360,7 +420,7 @@ class EdgeState:
             Observe("worker_wait", wait_s, {"edge": edge}),
             Observe("edge_decode", decode_s, {"edge": edge}),
         ]
-        for j in range(self.m):
+        for j in self.selected():
             if j not in self.arrivals:
                 acts.append(Observe("worker_straggler", 1.0, {"edge": edge, "worker": str(j)}))
         return [*acts, SendUp(msg)]
@@ -372,16 +432,17 @@ class EdgeState:
         if self.decoder is None or self.answered or self.current == NO_ITERATION:
             return acts
         needed = self.decoder.workers_needed(self.edge)
+        selected = self.selected()
         dead = [
             j
-            for j in range(self.m)
+            for j in selected
             if j not in self.arrivals and (not self._alive(j) or j in self.refused)
         ]
-        live_possible = self.m - len(dead)
+        live_possible = len(selected) - len(dead)
         if dead and live_possible < needed:
             self.answered = True
             self.failures_reported += 1
-            missing = tuple(j for j in range(self.m) if j not in self.arrivals)
+            missing = tuple(j for j in selected if j not in self.arrivals)
             names = ", ".join(
                 f"worker-{self.edge}-{j}" + (" (refused answer)" if j in self.refused else "")
                 for j in dead

@@ -25,13 +25,23 @@ from typing import Any
 from common.coding import make_code
 from services.master.state import TrainingConfig
 
-TOP_KEYS = {"code", "code_spec", "data_spec", "model_spec", "emulation_spec", "training", "seed"}
+TOP_KEYS = {
+    "code",
+    "code_spec",
+    "data_spec",
+    "model_spec",
+    "emulation_spec",
+    "training",
+    "seed",
+    "adaptive",  # hgc-adaptive: services.master.adaptive
+}
 CODE_KEYS = {"scheme", "workers_per_edge", "s_e", "s_w", "s", "K"}
 TRAINING_KEYS = {f.name for f in fields(TrainingConfig)} - {
     "code_spec",
     "data_spec",
     "model_spec",
     "emulation_spec",
+    "adaptive",
 }
 
 
@@ -88,6 +98,7 @@ def parse_config(
             data_spec=raw["data_spec"],
             model_spec=raw["model_spec"],
             emulation_spec=emulation,
+            adaptive=raw.get("adaptive"),
             **training,
         )
     except (TypeError, ValueError) as exc:

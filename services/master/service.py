@@ -27,6 +27,7 @@ from common.runtime.transport import ParentEndpoint, TransportConfig
 from services.common import node
 from services.common.actions import Action, Event, Observe, ParamsUpdated, Record
 from services.common.runner import NodeRunner
+from services.master.adaptive import PlanMetrics
 from services.master.config import ConfigError, load_config
 from services.master.state import MasterState, TrainingConfig
 
@@ -51,6 +52,12 @@ class MasterRunner(NodeRunner):
         self.trace: list[tuple[int, np.ndarray]] = []
         self.keep_trace = True  # main() keeps it only for --params-trace: no growth otherwise
         self.training = False
+        self.plan_metrics = None
+        if state.adaptive is not None:
+            self.plan_metrics = PlanMetrics(metrics.registry)
+            self.plan_metrics.epoch.set(0)
+            for n, v in state.adaptive.selected_nodes().items():
+                self.plan_metrics.selected.labels(node=n).set(v)
 
     def perform_extra(self, action: Action) -> None:
         if isinstance(action, Record):
@@ -90,6 +97,8 @@ class MasterRunner(NodeRunner):
             m.edge_straggler(int(obs.labels["edge"]))
         elif obs.name == "integrity_failure":
             m.integrity_failure()
+        elif self.plan_metrics and self.plan_metrics.observe(obs.name, obs.value, obs.labels):
+            pass  # hgc-adaptive: plan switches, epoch, selected nodes
         else:
             super().observe(obs)
 

@@ -12,6 +12,7 @@ failure misses) is the aggregation strategy of ``services.master.aggregation``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from services.common.actions import (
     Started,
     Tick,
 )
+from services.master.adaptive import Adaptive, validate_adaptive
 from services.master.aggregation import Attempt, aggregation_for
 from services.master.optimiser import Optimiser, validate_optimiser
 
@@ -92,9 +94,13 @@ class TrainingConfig:
     verify: bool = False
     verify_wait_s: float = 1.0
     optimiser: dict[str, Any] | None = None  # services.master.optimiser (None: plain SGD)
+    # hgc-adaptive (services.master.adaptive): refit, re-plan and switch plans while training
+    adaptive: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         validate_optimiser(self.optimiser)
+        if self.adaptive is not None:
+            validate_adaptive(self.adaptive)
         checks = [
             (self.iterations >= 1, f"iterations: must be >= 1, got {self.iterations}"),
             (self.learning_rate > 0, f"learning_rate: must be > 0, got {self.learning_rate}"),
@@ -145,6 +151,10 @@ class MasterState:
         if n_train < 1:
             raise ValueError(f"n_train: must be >= 1, got {n_train}")
         self.config = config
+        self.adaptive: Adaptive | None = None
+        if config.adaptive is not None:
+            self.adaptive = Adaptive(config.adaptive, code, config.code_spec, config.emulation_spec)
+            code = self.adaptive.code  # the plan's code, over the whole topology
         self.code = code
         self.aggregation = aggregation_for(code)
         self.n_edges = int(code.n_edges)
@@ -230,6 +240,8 @@ class MasterState:
             verify=c.verify,
             verify_wait_s=float(c.verify_wait_s),
         )
+        if self.adaptive is not None:
+            msg = self.adaptive_setup(msg)
         return SendDown(self.registered[i], msg)
 
     def _on_ready(self, edge: int, now: float) -> list[Action]:
@@ -243,11 +255,17 @@ class MasterState:
     def _send_iteration(self, t: int, attempt: int, now: float) -> list[Action]:
         self.attempt = Attempt(t, attempt, now)
         msg = ModelUpdate(t, self.params.copy())
-        return [SendDown(self.registered[i], msg) for i in range(self.n_edges)]
+        edges: Any = range(self.n_edges)
+        if self.adaptive is not None:
+            self.adaptive.started(t, now)
+            edges = self.adaptive.code.edges  # the plan's edges only
+        return [SendDown(self.registered[i], msg) for i in edges]
 
     def _on_answer(self, edge: int, msg: Message, now: float) -> list[Action]:
         a = self.attempt
         if a is None or msg.iteration != a.iteration:
+            if self.adaptive is not None and isinstance(msg, EdgeGradient):
+                self.adaptive.late(msg, now)  # a measurement all the same
             return [Drop("late", f"{msg.op} for iteration {msg.iteration} from edge-{edge}")]
         vector = getattr(msg, "vector", None)
         if vector is not None and (vector.dtype != np.float64 or vector.shape != self.params.shape):
@@ -326,13 +344,18 @@ class MasterState:
             loss, accuracy = self.evaluate(self.params)
             acts += [Observe("loss", loss), Observe("accuracy", accuracy)]
         row = self._row(a, True, now, detail, decode_s, loss, accuracy, None)
+        switch: list[Action] = []
+        if self.adaptive is not None:
+            row = self.adaptive.annotate(row)
+            if not last:
+                switch, row["plan_switch"] = self.adapt(a, now)
         acts.append(Record(row))
         target = self.config.target_loss
         if target is not None and loss is not None and loss <= target:
             return acts + self._shutdown(0, f"target loss {target} reached at iteration {t}")
         if last:
             return acts + self._shutdown(0, f"finished {self.config.iterations} iterations")
-        return acts + self._send_iteration(t + 1, 0, now)
+        return acts + switch + self._send_iteration(t + 1, 0, now)
 
     def _row(
         self,
@@ -364,6 +387,65 @@ class MasterState:
             "liars": list(a.liars),
             "error": error,
         }
+
+    # ------------------------------------------------------------ hgc-adaptive
+    def adaptive_setup(self, msg: EdgeSetup) -> EdgeSetup:
+        """The set-up of the plan in force: its code, epoch, selection and loads."""
+        ad = self.adaptive
+        assert ad is not None
+        inner = ad.code.inner
+        spec = inner.spec() if hasattr(inner, "spec") else self.config.code_spec
+        return dataclasses.replace(
+            msg,
+            code_spec=dict(spec),
+            emulation_spec=ad.emulation_for(msg.edge),
+            plan_epoch=ad.epoch,
+            plan_spec=ad.plan_spec_now(),
+        )
+
+    def adapt(self, a: Attempt, now: float) -> tuple[list[Action], dict[str, Any] | None]:
+        """After a successful iteration: observe it; every window, refit and maybe switch
+        (new set-ups to every edge, ahead of the next model on the same connections).
+        The actions, and the switch for the iteration's record (None: no switch)."""
+        ad = self.adaptive
+        assert ad is not None
+        ad.finished(a, now - a.t0)
+        if not ad.due():
+            return [], None
+        switch = ad.refit()
+        if switch is None:
+            return [Log(f"master: iteration {a.iteration}: refit, the plan in force stays")], None
+        self.code = ad.code
+        self.aggregation = aggregation_for(self.code)
+        acts: list[Action] = [
+            Log(
+                f"master: iteration {a.iteration}: plan switch to epoch {switch.epoch} "
+                f"({switch.plan.scheme}: edges {list(switch.plan.edges)}, workers "
+                f"{[list(w) for w in switch.plan.workers]}, s_e={switch.plan.s_e} "
+                f"s_w={switch.plan.s_w}); predicted gain {switch.gain:.1%} "
+                f"(E[T] {switch.current_s:.4f} s -> {switch.best_s:.4f} s)"
+            ),
+            Observe("plan_switch", switch.gain),
+            Observe("plan_epoch", float(switch.epoch)),
+            *[Observe("plan_selected", v, {"node": n}) for n, v in ad.selected_nodes().items()],
+        ]
+        acts += [self._setup_for(i) for i in sorted(self.registered)]
+        info = {
+            "plan_epoch": switch.epoch,
+            "plan_scheme": switch.plan.scheme,
+            "edges": [f"edge-{i}" for i in switch.plan.edges],
+            "workers": [
+                f"worker-{i}-{j}"
+                for i, ws in zip(switch.plan.edges, switch.plan.workers, strict=True)
+                for j in ws
+            ],
+            "s_e": switch.plan.s_e,
+            "s_w": switch.plan.s_w,
+            "predicted_gain": switch.gain,
+            "predicted_before_s": switch.current_s,
+            "predicted_after_s": switch.best_s,
+        }
+        return acts, info
 
     def _verify(self, a: Attempt) -> tuple[str | None, list[Action]]:
         """Check the answers against each other; leave a located liar out. (why the

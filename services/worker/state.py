@@ -63,6 +63,9 @@ class WorkerState:
         self.n_params = 0
         self.setup_key: tuple[Any, ...] | None = None  # the set-up in use (None: none yet)
         self.registered_at: float | None = None  # when Register was last sent
+        # hgc-adaptive: a model that came while a new plan's partitions were loading, computed
+        # once they are (the plan switch costs the load, never the iteration)
+        self.pending: ModelUpdate | None = None
 
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, Started):
@@ -81,6 +84,7 @@ class WorkerState:
             return [
                 Log(f"{self.node}: loaded {event.n_rows} rows"),
                 SendUp(Ready(NO_ITERATION, self.node, self.edge, self.worker)),
+                *self._run_pending(),
             ]
         if isinstance(event, GradientDone):
             return self._on_gradient(event)
@@ -98,6 +102,8 @@ class WorkerState:
         if isinstance(msg, WorkerSetup):
             return self._on_setup(msg)
         if isinstance(msg, ModelUpdate):
+            if not self.ready and self.setup_key is not None and msg.iteration >= self.latest:
+                return self._hold(msg)
             if not self.ready:
                 return [Drop("late", f"model for iteration {msg.iteration} before set-up")]
             if msg.iteration < self.latest:
@@ -127,10 +133,13 @@ class WorkerState:
             msg.n_partitions,
             repr(msg.data_spec),
             repr(msg.model_spec),
+            msg.plan_epoch,
         )
         if key == self.setup_key:
             # the same set-up again (answer to a re-register that crossed the first): in use
             return [Drop("late", "a repeated set-up")]
+        if self.setup_key is not None:
+            self.ready = False  # a plan switch: no model is computed on the old partitions
         self.setup_key = key
         # validated by the runner (``Emulation``), which fails the worker naming the field
         emulation = msg.emulation_spec.get(self.node, {})
@@ -144,6 +153,23 @@ class WorkerState:
                 emulation,
             )
         ]
+
+    # ------------------------------------------------------------ plan switch (hgc-adaptive)
+    def _hold(self, msg: ModelUpdate) -> list[Action]:
+        """Keep the newest model that came while the new plan's partitions load."""
+        if not _is_vector(msg.params, self.n_params):
+            return [Drop("malformed", f"model {msg.params.dtype}{msg.params.shape}")]
+        self.latest = msg.iteration
+        self.pending = msg
+        return []
+
+    def _run_pending(self) -> list[Action]:
+        msg, self.pending = self.pending, None
+        if msg is None or msg.iteration < self.latest:
+            return []
+        if not _is_vector(msg.params, self.n_params):
+            return [Drop("malformed", f"model {msg.params.dtype}{msg.params.shape}")]
+        return [Compute(msg.iteration, msg.params)]
 
     def _on_gradient(self, event: GradientDone) -> list[Action]:
         if event.iteration < self.latest:
