@@ -146,6 +146,9 @@ class EdgeGradient(Message):
     worker_arrivals_s: tuple[float, ...] = ()
     # verify mode: workers whose vector the edge found inconsistent and left out
     excluded: tuple[int, ...] = ()
+    # each worker's own compute time (WorkerGradient.compute_s), indexed by worker, -1.0 for
+    # those that had not answered: hgc-adaptive separates compute from link and overhead
+    worker_compute_s: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

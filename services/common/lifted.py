@@ -102,7 +102,7 @@ class LiftedCode:
         if pq is None:
             return default
         p, q = pq
-        return tuple(table[p][q]) if default == () else table[p][q]
+        return tuple(table[p][q]) if isinstance(default, tuple) else table[p][q]
 
     # ------------------------------------------------------------ the code's members
     @property

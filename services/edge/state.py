@@ -92,6 +92,7 @@ class EdgeState:
         self.current = NO_ITERATION
         self.t0 = 0.0
         self.arrivals: dict[int, float] = {}  # worker -> seconds after model arrival
+        self.computes: dict[int, float] = {}  # worker -> its reported compute seconds
         self.vectors: list[tuple[int, np.ndarray]] = []  # arrival order
         self.answered = False  # EdgeGradient or IterationFailed sent for ``current``
         self.n_params = 0  # length of the model in flight: every vector must match it
@@ -315,6 +316,7 @@ class EdgeState:
         self.current, self.t0 = msg.iteration, now
         self.n_params = int(msg.params.shape[0])
         self.arrivals, self.vectors, self.answered = {}, [], False
+        self.computes = {}
         self.refused = set()
         self.needed_at = None
         return [SendDown(self.registered[j], msg) for j in self.selected() if j in self.registered]
@@ -343,6 +345,8 @@ class EdgeState:
             ]
         arrival = now - self.t0
         self.arrivals[msg.worker] = arrival
+        c = float(msg.compute_s)
+        self.computes[msg.worker] = c if np.isfinite(c) and 0.0 <= c <= arrival else -1.0
         acts: list[Action] = [
             Observe("worker_arrival", arrival, {"edge": str(self.edge), "worker": str(msg.worker)})
         ]
@@ -411,8 +415,9 @@ class EdgeState:
         decode_s = self.clock() - start
         self.answered, self.vectors = True, []
         arrivals = tuple(self.arrivals.get(j, -1.0) for j in range(self.m))
+        computes = tuple(self.computes.get(j, -1.0) for j in range(self.m))
         msg = EdgeGradient(
-            self.current, self.edge, y, responders, wait_s, decode_s, arrivals, excluded
+            self.current, self.edge, y, responders, wait_s, decode_s, arrivals, excluded, computes
         )
         edge = str(self.edge)
         acts: list[Action] = [

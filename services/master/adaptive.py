@@ -31,11 +31,15 @@ state stay the master's: training stays exactly gradient descent across switches
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from common.coding import code_from_spec
@@ -194,15 +198,14 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 # ---------------------------------------------------------------- observations (pure)
 @dataclass
 class Window:
-    """Observations of one refit window, by topology node: (time, censored, load)."""
+    """Observations of one refit window, by topology node."""
 
-    workers: dict[tuple[int, int], list[tuple[float, bool, float]]] = field(default_factory=dict)
+    # per worker: (arrival at the edge or -1, its compute time or -1, the edge's wait, load)
+    workers: dict[tuple[int, int], list[tuple[float, float, float, float]]] = field(
+        default_factory=dict
+    )
     edges: dict[int, list[tuple[float, bool]]] = field(default_factory=dict)
     iterations: int = 0
-
-
-def _round_trip(link: Link, n_bytes: float) -> float:
-    return 2.0 * link.mean_transfer_s(n_bytes)
 
 
 def observe_edge_answer(
@@ -214,15 +217,14 @@ def observe_edge_answer(
         return
     one_way = max(0.0, (arrival_s - msg.wait_s - msg.decode_s) / 2.0)
     window.edges.setdefault(i, []).append((one_way, False))
+    computes = msg.worker_compute_s
     for j in code.selected_workers(i):
         load = len(code.placement[i][j]) / code.K
         if load <= 0 or j >= len(msg.worker_arrivals_s):
             continue
-        rtt = _round_trip(system.workers[i][j].link, system.gradient_bytes)
-        s = msg.worker_arrivals_s[j]
-        censored = s < 0
-        t = msg.wait_s if censored else s
-        window.workers.setdefault((i, j), []).append((max(t - rtt, 1e-9), censored, load))
+        arrival = float(msg.worker_arrivals_s[j])
+        compute = float(computes[j]) if j < len(computes) else -1.0
+        window.workers.setdefault((i, j), []).append((arrival, compute, msg.wait_s, load))
 
 
 def observe_attempt(
@@ -255,22 +257,39 @@ def _fit(
 def estimate_system(current: SystemModel, window: Window) -> SystemModel:
     """``current`` with every node observed in ``window`` refitted (see the module doc)."""
     workers = [list(ws) for ws in current.workers]
-    for (i, j), obs in window.workers.items():
+    for (i, j), seen in window.workers.items():
         prior = workers[i][j]
-        times, cens, loads = zip(*obs, strict=True)
+        # the link (and per-message overhead) round trip: arrival minus own compute time
+        rtts = [a - c for a, c, _, _ in seen if a >= 0 and c >= 0]
+        link = prior.link
+        if len(rtts) >= 2:
+            one_way = np.asarray(rtts) / 2.0
+            link = Link(latency_s=float(one_way.mean()), jitter_s=float(SQRT3 * one_way.std()))
+        rtt = 2.0 * link.mean_transfer_s(0 if rtts else current.gradient_bytes)
+        times: list[float] = []
+        cens: list[bool] = []
+        loads: list[float] = []
+        for a, c, wait, load in seen:
+            if a >= 0:  # answered: its own compute time (or arrival minus the round trip)
+                times.append(c if c >= 0 else max(a - rtt, 0.0))
+                cens.append(False)
+            else:  # not waited for: its compute took longer than the wait minus the trip
+                times.append(max(wait - rtt, 0.0))
+                cens.append(True)
+            loads.append(load)
         fit = _fit(times, cens, loads)
         if fit is not None:
             shift, rate = fit
             rate = rate if math.isfinite(rate) else 1e6
-            workers[i][j] = dataclasses.replace(prior, shift_s=shift, rate=rate)
+            workers[i][j] = dataclasses.replace(prior, shift_s=shift, rate=rate, link=link)
         else:  # every draw (but one) was cut off: at least as slow as the cut-offs say
             bound = max(t / ell for t, ell in zip(times, loads, strict=True))
             mean = prior.shift_s + 1.0 / prior.rate
-            if bound > mean:
-                workers[i][j] = dataclasses.replace(prior, shift_s=bound - 1.0 / prior.rate)
+            shift = max(prior.shift_s, bound - 1.0 / prior.rate) if bound > mean else prior.shift_s
+            workers[i][j] = dataclasses.replace(prior, shift_s=shift, link=link)
     edges = list(current.edges)
-    for i, seen in window.edges.items():
-        times_e, cens_e = zip(*seen, strict=True)
+    for i, seen_e in window.edges.items():
+        times_e, cens_e = zip(*seen_e, strict=True)
         fit_e = _fit(times_e, cens_e, [1.0] * len(times_e))
         if fit_e is not None:
             shift, rate = fit_e
@@ -302,6 +321,116 @@ def best_plan(system: SystemModel, schemes: Sequence[str]) -> tuple[Plan, float]
 
 def same_plan(a: Plan, b: Plan) -> bool:
     return (a.edges, a.workers, a.code_spec) == (b.edges, b.workers, b.code_spec)
+
+
+# ---------------------------------------------------------------- the re-plan (pure)
+@dataclass(frozen=True)
+class RefitJob:
+    """What a re-plan needs: the estimated system, the plan in force, the optimisers."""
+
+    system: SystemModel
+    current: Plan
+    schemes: tuple[str, ...]
+    epoch: int  # the plan epoch it was started in (a result for an older one is stale)
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    job: RefitJob
+    best: Plan
+    best_s: float  # E[T] of the best plan on the estimated system
+    current_s: float  # E[T] of the plan in force on the estimated system
+
+
+def run_refit(job: RefitJob) -> RefitResult:
+    """The optimisers on the estimates, and the plan in force scored on them (pure)."""
+    best, best_s = best_plan(job.system, job.schemes)
+    return RefitResult(job, best, best_s, expected_time(job.system, job.current))
+
+
+def _plan_full_json(plan: Plan) -> dict[str, Any]:
+    return {
+        **plan_json(plan),
+        "code_spec": plan.code_spec,
+        "s_e": plan.s_e,
+        "s_w": plan.s_w,
+        "loads": [list(x) for x in plan.loads],
+    }
+
+
+def _plan_from_json(raw: dict[str, Any]) -> Plan:
+    return Plan(
+        raw["scheme"],
+        tuple(raw["edges"]),
+        tuple(tuple(w) for w in raw["workers"]),
+        raw["code_spec"],
+        s_e=raw["s_e"],
+        s_w=raw["s_w"],
+        loads=tuple(tuple(x) for x in raw["loads"]),
+    )
+
+
+def refit_json(job: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_refit` on plain data (the master runs it in a child process, so the
+    optimisers never hold the I/O loop's interpreter lock)."""
+    system = system_from_json(job["system"])
+    best, best_s = best_plan(system, job["schemes"])
+    current_s = expected_time(system, _plan_from_json(job["current"]))
+    return {"best": _plan_full_json(best), "best_s": best_s, "current_s": current_s}
+
+
+_CHILD = (
+    "import json, sys\n"
+    "from services.master.adaptive import refit_json\n"
+    "for line in sys.stdin:\n"
+    "    print(json.dumps(refit_json(json.loads(line))), flush=True)\n"
+)
+
+
+class Replanner:
+    """The optimisers in a child Python that lives as long as the master (JSON lines in and
+    out, no pickle): a re-plan never holds the master's interpreter lock, and the child's
+    imports are paid once, while the cluster sets up. ``run`` is called on the master's
+    offload thread, one job at a time."""
+
+    def __init__(self) -> None:
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, job: RefitJob) -> RefitResult:
+        raw = {
+            "system": system_to_json(job.system),
+            "current": _plan_full_json(job.current),
+            "schemes": list(job.schemes),
+        }
+        assert self.child.stdin is not None and self.child.stdout is not None
+        try:
+            self.child.stdin.write(json.dumps(raw) + "\n")
+            self.child.stdin.flush()
+            line = self.child.stdout.readline()
+        except (BrokenPipeError, OSError) as exc:
+            raise RuntimeError(f"re-plan child gone: {exc}") from None
+        if not line:
+            status = self.child.poll()
+            tail = ""
+            if status is not None and self.child.stderr is not None:
+                tail = (self.child.stderr.read().strip().splitlines() or [""])[-1]
+            raise RuntimeError(f"re-plan child exited (status {status}): {tail}")
+        out = json.loads(line)
+        return RefitResult(job, _plan_from_json(out["best"]), out["best_s"], out["current_s"])
+
+    def close(self) -> None:
+        if self.child.poll() is None:
+            self.child.kill()
+        self.child.wait(timeout=10)
+        for f in (self.child.stdin, self.child.stdout, self.child.stderr):
+            if f is not None:
+                f.close()
 
 
 # ---------------------------------------------------------------- the controller
@@ -361,6 +490,7 @@ class Adaptive:
         self.t0: dict[int, float] = {}  # iteration -> when its model was sent (late answers)
         self.pending: dict[int, tuple[list[int], float]] = {}  # unanswered edges, duration
         self.switches: list[Switch] = []
+        self.busy = False  # a re-plan is running off the I/O loop
         self.current_plan: Plan | None = None  # the planner's object, once one was chosen
 
     # -------------------------------------------------------- what the master sends
@@ -418,28 +548,42 @@ class Adaptive:
 
     # -------------------------------------------------------- the decision
     def due(self) -> bool:
-        return self.window.iterations >= self.spec.window
+        """A window is complete and no re-plan is running."""
+        return self.window.iterations >= self.spec.window and not self.busy
 
-    def refit(self) -> Switch | None:
-        """Refit on the window, re-plan, and switch if it pays (then ``self.code`` is the
-        new plan's, ``self.epoch`` one higher)."""
+    def begin_refit(self) -> RefitJob:
+        """Refit on the window (cheap, here) and hand the re-plan (the optimisers, ~1 s on a
+        3x3 topology) to the caller, which runs :func:`run_refit` off the I/O loop."""
         self._flush_pending()
         self.system = estimate_system(self.system, self.window)
         self.window = Window()
-        best, best_s = best_plan(self.system, self.spec.schemes)
-        current_s = expected_time(self.system, self._current())
-        if not should_switch(
-            current_s, best_s, self.spec.threshold, same_plan(best, self._current())
-        ):
+        self.busy = True
+        return RefitJob(self.system, self._current(), self.spec.schemes, self.epoch)
+
+    def finish_refit(self, result: RefitResult | None) -> Switch | None:
+        """At an iteration boundary: switch to the re-plan's best plan if it pays (then
+        ``self.code`` is the new plan's and ``self.epoch`` one higher). A result computed for
+        an older epoch, or None (the re-plan failed), changes nothing."""
+        self.busy = False
+        if result is None or result.job.epoch != self.epoch:
             return None
+        current = self._current()
+        same = same_plan(result.best, current)
+        if not should_switch(result.current_s, result.best_s, self.spec.threshold, same):
+            return None
+        best = result.best
         self.epoch += 1
         self.current_plan = best
         inner = code_from_spec(best.code_spec)
         assert is_hierarchical_code(inner)
         self.code = LiftedCode(inner, self.topology, best.edges, best.workers)
-        switch = Switch(self.epoch, best, current_s, best_s)
+        switch = Switch(self.epoch, best, result.current_s, result.best_s)
         self.switches.append(switch)
         return switch
+
+    def refit(self) -> Switch | None:
+        """:meth:`begin_refit`, :func:`run_refit` and :meth:`finish_refit` in one call."""
+        return self.finish_refit(run_refit(self.begin_refit()))
 
     def _current(self) -> Plan:
         """The plan in force as the planner's object (the initial one from the config)."""

@@ -23,11 +23,12 @@ from common.learning import build_model, dataset_shape, load_test_set
 from common.learning.minibatch import rows_per_iteration
 from common.runtime.emulation import link_of_entry, link_seed
 from common.runtime.metrics import MasterMetrics
+from common.runtime.offload import Offload, TaskDone
 from common.runtime.transport import ParentEndpoint, TransportConfig
 from services.common import node
-from services.common.actions import Action, Event, Observe, ParamsUpdated, Record
+from services.common.actions import Action, Event, Observe, ParamsUpdated, Record, Refit, RefitDone
 from services.common.runner import NodeRunner
-from services.master.adaptive import PlanMetrics
+from services.master.adaptive import PlanMetrics, Replanner
 from services.master.config import ConfigError, load_config
 from services.master.state import MasterState, TrainingConfig
 
@@ -53,14 +54,21 @@ class MasterRunner(NodeRunner):
         self.keep_trace = True  # main() keeps it only for --params-trace: no growth otherwise
         self.training = False
         self.plan_metrics = None
+        self.replanner: Replanner | None = None
         if state.adaptive is not None:
             self.plan_metrics = PlanMetrics(metrics.registry)
+            self.replanner = Replanner()  # started now: its imports overlap the set-up
             self.plan_metrics.epoch.set(0)
             for n, v in state.adaptive.selected_nodes().items():
                 self.plan_metrics.selected.labels(node=n).set(v)
 
     def perform_extra(self, action: Action) -> None:
-        if isinstance(action, Record):
+        if isinstance(action, Refit):  # hgc-adaptive: the optimisers, off the I/O loop
+            assert self.offload is not None
+            if self.replanner is None:
+                self.replanner = Replanner()
+            self.offload.submit(("refit",), self.replanner.run, action.job)
+        elif isinstance(action, Record):
             if self.record is not None:
                 self.record.write(json.dumps(strict_row(action.row), allow_nan=False) + "\n")
                 self.record.flush()
@@ -69,6 +77,16 @@ class MasterRunner(NodeRunner):
                 self.trace.append((action.iteration, action.params))
         else:
             super().perform_extra(action)
+
+    def close(self) -> None:
+        super().close()
+        if self.replanner is not None:
+            self.replanner.close()
+
+    def task_event(self, done: TaskDone) -> Event | None:
+        if done.error is not None:
+            return RefitDone(None, f"{type(done.error).__name__}: {done.error}")
+        return RefitDone(done.result)
 
     def _dispatch(self, event: Event) -> None:
         super()._dispatch(event)
@@ -176,7 +194,10 @@ def start_master(
     for edge in sorted(edges) if links else []:  # delay messages to an edge by its uplink
         link = link_of_entry(config.emulation_spec.get(edge, {}), f"emulation_spec[{edge!r}]")
         down.set_link(edge, link, seed=link_seed("master", edge))  # own draws per direction
-    runner = MasterRunner(state, metrics, down=down, stop=stop, record=record, on_phase=on_phase)
+    offload = Offload(max_workers=1) if state.adaptive is not None else None
+    runner = MasterRunner(
+        state, metrics, down=down, stop=stop, record=record, on_phase=on_phase, offload=offload
+    )
     return runner, down.port
 
 

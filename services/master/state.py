@@ -46,6 +46,8 @@ from services.common.actions import (
     PeerChanged,
     Received,
     Record,
+    Refit,
+    RefitDone,
     SendDown,
     Started,
     Tick,
@@ -171,6 +173,7 @@ class MasterState:
         self.start = 0.0
         self.done = False
         self.optimiser = Optimiser(config.optimiser, config.learning_rate)
+        self.refit_result: tuple[Any, str | None] | None = None  # hgc-adaptive, not yet applied
 
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -181,6 +184,9 @@ class MasterState:
             return [Log(f"master: waiting for {self.n_edges} edges ({self.code.scheme})")]
         if isinstance(event, Tick):
             return self._on_tick(now)
+        if isinstance(event, RefitDone):  # applied at the next iteration boundary
+            self.refit_result = (event.result, event.error)
+            return []
         if isinstance(event, PeerChanged):
             (self.alive.add if event.alive else self.alive.discard)(event.peer)
             return [] if event.alive else [Log(f"master: {event.peer} not heard from")]
@@ -410,14 +416,19 @@ class MasterState:
         ad = self.adaptive
         assert ad is not None
         ad.finished(a, now - a.t0)
-        if not ad.due():
-            return [], None
-        switch = ad.refit()
+        acts: list[Action] = []
+        if ad.due():  # re-planned off the I/O loop; the result comes as RefitDone
+            acts.append(Refit(ad.begin_refit()))
+        if self.refit_result is None:
+            return acts, None
+        result, self.refit_result = self.refit_result, None
+        switch = ad.finish_refit(result[0])
         if switch is None:
-            return [Log(f"master: iteration {a.iteration}: refit, the plan in force stays")], None
+            why = result[1] or "the plan in force stays"
+            return [*acts, Log(f"master: iteration {a.iteration}: re-plan: {why}")], None
         self.code = ad.code
         self.aggregation = aggregation_for(self.code)
-        acts: list[Action] = [
+        acts += [
             Log(
                 f"master: iteration {a.iteration}: plan switch to epoch {switch.epoch} "
                 f"({switch.plan.scheme}: edges {list(switch.plan.edges)}, workers "
