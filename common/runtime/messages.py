@@ -129,6 +129,7 @@ class WorkerGradient(Message):
     worker: int
     vector: np.ndarray
     compute_s: float  # wall-clock seconds the worker spent, emulated delay included
+    plan_epoch: int = 0  # hgc-adaptive: the plan whose partitions it was computed on
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class EdgeGradient(Message):
     # each worker's own compute time (WorkerGradient.compute_s), indexed by worker, -1.0 for
     # those that had not answered: hgc-adaptive separates compute from link and overhead
     worker_compute_s: tuple[float, ...] = ()
+    plan_epoch: int = 0  # hgc-adaptive: the plan whose code combined it
 
 
 @dataclass(frozen=True)

@@ -328,6 +328,9 @@ class EdgeState:
             return [Drop("unknown_peer", f"{peer} sent a vector as worker {msg.worker}")]
         if msg.worker not in self.selected():
             return [Drop("late", f"{peer}: not part of the plan in force")]
+        epoch = self.setup.plan_epoch if self.setup is not None else 0
+        if msg.plan_epoch != epoch:
+            return [Drop("late", f"{peer}: vector of plan epoch {msg.plan_epoch}, now {epoch}")]
         if msg.worker in self.arrivals or msg.worker in self.refused:
             return [Drop("late", f"{peer}: second vector for iteration {msg.iteration}")]
         v = msg.vector
@@ -416,8 +419,18 @@ class EdgeState:
         self.answered, self.vectors = True, []
         arrivals = tuple(self.arrivals.get(j, -1.0) for j in range(self.m))
         computes = tuple(self.computes.get(j, -1.0) for j in range(self.m))
+        epoch = self.setup.plan_epoch if self.setup is not None else 0
         msg = EdgeGradient(
-            self.current, self.edge, y, responders, wait_s, decode_s, arrivals, excluded, computes
+            self.current,
+            self.edge,
+            y,
+            responders,
+            wait_s,
+            decode_s,
+            arrivals,
+            excluded,
+            computes,
+            plan_epoch=epoch,
         )
         edge = str(self.edge)
         acts: list[Action] = [

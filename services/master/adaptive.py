@@ -35,6 +35,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -340,6 +341,7 @@ class RefitResult:
     best: Plan
     best_s: float  # E[T] of the best plan on the estimated system
     current_s: float  # E[T] of the plan in force on the estimated system
+    seconds: float = 0.0  # wall time the re-plan took
 
 
 def run_refit(job: RefitJob) -> RefitResult:
@@ -409,6 +411,7 @@ class Replanner:
             "schemes": list(job.schemes),
         }
         assert self.child.stdin is not None and self.child.stdout is not None
+        start = time.monotonic()
         try:
             self.child.stdin.write(json.dumps(raw) + "\n")
             self.child.stdin.flush()
@@ -422,7 +425,8 @@ class Replanner:
                 tail = (self.child.stderr.read().strip().splitlines() or [""])[-1]
             raise RuntimeError(f"re-plan child exited (status {status}): {tail}")
         out = json.loads(line)
-        return RefitResult(job, _plan_from_json(out["best"]), out["best_s"], out["current_s"])
+        best = _plan_from_json(out["best"])
+        return RefitResult(job, best, out["best_s"], out["current_s"], time.monotonic() - start)
 
     def close(self) -> None:
         if self.child.poll() is None:
@@ -442,6 +446,7 @@ class Switch:
     plan: Plan
     current_s: float
     best_s: float
+    replan_s: float = 0.0
 
     @property
     def gain(self) -> float:
@@ -526,11 +531,21 @@ class Adaptive:
         for old in [t for t in self.t0 if t < iteration - 4]:
             del self.t0[old]
 
-    def finished(self, a: Attempt, duration_s: float) -> None:
+    def finished(self, a: Attempt, duration_s: float, failed: bool = False) -> None:
+        """An attempt ended (``failed``: at its deadline, or an edge gave up): its answers
+        are observations; the workers a failing edge names are censored at the duration."""
         missing = observe_attempt(self.window, self.system, self.code, a, duration_s)
         self._flush_pending()
-        if missing:
+        for i, report in a.failures.items():
+            for j in report.missing_workers:
+                if (i, j) in self.code.worker_position:
+                    load = len(self.code.placement[i][j]) / self.code.K
+                    obs = (-1.0, -1.0, duration_s, load)
+                    self.window.workers.setdefault((i, j), []).append(obs)
+        if missing and not failed:
             self.pending[a.iteration] = (missing, duration_s)
+        elif missing:
+            censor_edges(self.window, [i for i in missing if i not in a.failures], duration_s)
 
     def late(self, msg: EdgeGradient, now: float) -> None:
         """An edge's answer after the master finished its iteration: an observation."""
@@ -577,7 +592,7 @@ class Adaptive:
         inner = code_from_spec(best.code_spec)
         assert is_hierarchical_code(inner)
         self.code = LiftedCode(inner, self.topology, best.edges, best.workers)
-        switch = Switch(self.epoch, best, result.current_s, result.best_s)
+        switch = Switch(self.epoch, best, result.current_s, result.best_s, result.seconds)
         self.switches.append(switch)
         return switch
 

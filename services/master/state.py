@@ -269,7 +269,12 @@ class MasterState:
 
     def _on_answer(self, edge: int, msg: Message, now: float) -> list[Action]:
         a = self.attempt
-        if a is None or msg.iteration != a.iteration:
+        stale = (
+            self.adaptive is not None
+            and isinstance(msg, EdgeGradient | IterationFailed)
+            and getattr(msg, "plan_epoch", self.adaptive.epoch) != self.adaptive.epoch
+        )
+        if a is None or msg.iteration != a.iteration or stale:
             if self.adaptive is not None and isinstance(msg, EdgeGradient):
                 self.adaptive.late(msg, now)  # a measurement all the same
             return [Drop("late", f"{msg.op} for iteration {msg.iteration} from edge-{edge}")]
@@ -409,13 +414,15 @@ class MasterState:
             plan_spec=ad.plan_spec_now(),
         )
 
-    def adapt(self, a: Attempt, now: float) -> tuple[list[Action], dict[str, Any] | None]:
+    def adapt(
+        self, a: Attempt, now: float, failed: bool = False
+    ) -> tuple[list[Action], dict[str, Any] | None]:
         """After a successful iteration: observe it; every window, refit and maybe switch
         (new set-ups to every edge, ahead of the next model on the same connections).
         The actions, and the switch for the iteration's record (None: no switch)."""
         ad = self.adaptive
         assert ad is not None
-        ad.finished(a, now - a.t0)
+        ad.finished(a, now - a.t0, failed)
         acts: list[Action] = []
         if ad.due():  # re-planned off the I/O loop; the result comes as RefitDone
             acts.append(Refit(ad.begin_refit()))
@@ -424,7 +431,8 @@ class MasterState:
         result, self.refit_result = self.refit_result, None
         switch = ad.finish_refit(result[0])
         if switch is None:
-            why = result[1] or "the plan in force stays"
+            took = f" (re-plan took {result[0].seconds:.1f} s)" if result[0] is not None else ""
+            why = result[1] or f"the plan in force stays{took}"
             return [*acts, Log(f"master: iteration {a.iteration}: re-plan: {why}")], None
         self.code = ad.code
         self.aggregation = aggregation_for(self.code)
@@ -434,7 +442,8 @@ class MasterState:
                 f"({switch.plan.scheme}: edges {list(switch.plan.edges)}, workers "
                 f"{[list(w) for w in switch.plan.workers]}, s_e={switch.plan.s_e} "
                 f"s_w={switch.plan.s_w}); predicted gain {switch.gain:.1%} "
-                f"(E[T] {switch.current_s:.4f} s -> {switch.best_s:.4f} s)"
+                f"(E[T] {switch.current_s:.4f} s -> {switch.best_s:.4f} s; re-plan took "
+                f"{switch.replan_s:.1f} s)"
             ),
             Observe("plan_switch", switch.gain),
             Observe("plan_epoch", float(switch.epoch)),
@@ -455,6 +464,7 @@ class MasterState:
             "predicted_gain": switch.gain,
             "predicted_before_s": switch.current_s,
             "predicted_after_s": switch.best_s,
+            "replan_s": switch.replan_s,
         }
         return acts, info
 
@@ -519,17 +529,24 @@ class MasterState:
                 f"worker-{i}-{j}" for i, r in sorted(a.failures.items()) for j in r.missing_workers
             ],
         }
+        row = self._row(a, False, now, detail, None, None, None, message)
+        policy = self.config.on_failure
+        switch: list[Action] = []
+        if self.adaptive is not None:
+            row = self.adaptive.annotate(row)
+            if policy == "retry" and a.attempt < self.config.max_retries:
+                # a failed attempt is a measurement too; the retry may run on a new plan
+                switch, row["plan_switch"] = self.adapt(a, now, failed=True)
         acts: list[Action] = [
             Log(f"master: {message}"),
-            Record(self._row(a, False, now, detail, None, None, None, message)),
+            Record(row),
             Observe("iterations", 1.0, {"outcome": "failed"}),
         ]
-        policy = self.config.on_failure
         t = a.iteration
         if policy == "retry":
             if a.attempt < self.config.max_retries:
                 acts.append(Observe("iterations", 1.0, {"outcome": "retried"}))
-                return acts + self._send_iteration(t, a.attempt + 1, now)
+                return acts + switch + self._send_iteration(t, a.attempt + 1, now)
             reason = f"{message}; gave up after {self.config.max_retries} retries"
             return acts + self._shutdown(1, reason)
         if policy == "skip":

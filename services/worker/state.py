@@ -66,6 +66,7 @@ class WorkerState:
         # hgc-adaptive: a model that came while a new plan's partitions were loading, computed
         # once they are (the plan switch costs the load, never the iteration)
         self.pending: ModelUpdate | None = None
+        self.plan_epoch = 0  # of the set-up in use
 
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, Started):
@@ -141,6 +142,7 @@ class WorkerState:
         if self.setup_key is not None:
             self.ready = False  # a plan switch: no model is computed on the old partitions
         self.setup_key = key
+        self.plan_epoch = msg.plan_epoch
         # validated by the runner (``Emulation``), which fails the worker naming the field
         emulation = msg.emulation_spec.get(self.node, {})
         return [
@@ -172,6 +174,10 @@ class WorkerState:
         return [Compute(msg.iteration, msg.params)]
 
     def _on_gradient(self, event: GradientDone) -> list[Action]:
+        if not self.ready:
+            # computed on the partitions of the plan before the one loading now (the offload
+            # thread runs in order: every result that comes before DataLoaded is such a one)
+            return [Drop("late", f"result for iteration {event.iteration} of an older plan")]
         if event.iteration < self.latest:
             # a newer model arrived while computing: the edge would drop this one as late
             return [Drop("late", f"stale result for iteration {event.iteration}")]
@@ -179,7 +185,12 @@ class WorkerState:
             Observe("compute", event.compute_s),
             SendUp(
                 WorkerGradient(
-                    event.iteration, self.edge, self.worker, event.vector, event.compute_s
+                    event.iteration,
+                    self.edge,
+                    self.worker,
+                    event.vector,
+                    event.compute_s,
+                    plan_epoch=self.plan_epoch,
                 )
             ),
         ]
