@@ -21,7 +21,8 @@ from common.scenario import Fault
 
 @dataclass(frozen=True)
 class FaultAction:
-    """``kind``: kill, pause, resume, slow, unslow or note; ``node`` is the topology name."""
+    """``kind``: kill, pause, resume, slow, unslow, set-device, set-link (``text``: the new
+    device / link profile) or note; ``node`` is the topology name."""
 
     kind: str
     node: str
@@ -59,18 +60,10 @@ class FaultSchedule:
             return [FaultAction("note", fault.node, text=text)]
         if fault.action == "kill":
             return [FaultAction("kill", fault.node)]
-        if fault.action == "set-device":
-            text = (
-                f"fault set-device {fault.node} -> {fault.device} at iteration {fault.iteration}: "
-                "in the node's delay model from that iteration (CPU quota unchanged)"
-            )
-            return [FaultAction("note", fault.node, text=text)]
-        if fault.action == "set-link":
-            text = (
-                f"fault set-link {fault.node} -> {fault.link} at iteration {fault.iteration}: "
-                "in the in-process link emulation from that iteration (tc shaping unchanged)"
-            )
-            return [FaultAction("note", fault.node, text=text)]
+        if fault.action == "set-device":  # the delay model switches by itself; the quota here
+            return [FaultAction("set-device", fault.node, text=str(fault.device))]
+        if fault.action == "set-link":  # the in-process link switches by itself; tc here
+            return [FaultAction("set-link", fault.node, text=str(fault.link))]
         start, stop = ("pause", "resume") if fault.action == "pause" else ("slow", "unslow")
         if fault.duration_s is not None:
             self.undo.append((now + fault.duration_s, FaultAction(stop, fault.node, fault.factor)))

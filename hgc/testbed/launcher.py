@@ -397,6 +397,11 @@ class _Follower:
         elif action.kind == "resume":
             self.cluster.resume(pos)
             text = f"fault: resumed {node}"
+        elif action.kind == "set-device":
+            pid = self.cluster.pids.get(pos)
+            text = "fault: " + self.hw.set_device(node, action.text, pid, self.cleanup)
+        elif action.kind == "set-link":
+            text = "fault: " + self.hw.set_link(node, action.text)
         elif action.kind == "slow":
             pid = self.cluster.pids[pos]
             text = "fault: " + self.hw.slow(node, pid, action.factor, self.cleanup)
