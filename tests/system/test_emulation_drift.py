@@ -60,8 +60,9 @@ def quota(node: str) -> float | None:
     f = group / "cpu.cfs_quota_us"
     if not f.exists():
         return None
-    q = int(f.read_text())
-    return None if q < 0 else q / int((group / "cpu.cfs_period_us").read_text())
+    quota_us = int(f.read_text())
+    period_us = int((group / "cpu.cfs_period_us").read_text())
+    return None if quota_us < 0 else quota_us / period_us
 
 
 def tc_state(node: str) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from common.coding import make_code
+from common.coding import HierarchicalCode
+from common.coding import make_code as _make_code
 from common.perf import plan_scheme
 from common.perf.system import EdgeProfile, Link, SystemModel, WorkerProfile
 from common.runtime.messages import (
@@ -47,6 +48,12 @@ from services.master.adaptive import (
     validate_adaptive,
 )
 from services.worker.state import WorkerState
+
+
+def make_code(*args: Any) -> HierarchicalCode:
+    code = _make_code(*args)
+    assert isinstance(code, HierarchicalCode)
+    return code
 
 
 # ---------------------------------------------------------------- the decision
