@@ -57,6 +57,9 @@ def topology(config: Mapping[str, Any]) -> tuple[int, ...]:
     coding core's topology check; the code itself is built by the nodes, not here)."""
     training, _ = parse_config(dict(config))
     spec = training.code_spec
+    adaptive = config.get("adaptive")
+    if isinstance(adaptive, dict) and "workers_per_edge" in adaptive:
+        spec = adaptive  # hgc-adaptive: every node of the topology runs; the plan picks
     if not isinstance(spec, dict) or "workers_per_edge" not in spec:
         raise ClusterError("code_spec: needs 'workers_per_edge'")
     try:

@@ -114,6 +114,15 @@ _ROWS = (
         summary="JNCSS with speed-proportional unequal loads",
     ),
     Scheme(
+        "hgc-adaptive",
+        "optimised",
+        (),
+        "hgc-hetero",
+        default=False,
+        selects_nodes=True,
+        summary="re-plans JNCSS / unequal loads from measurements while training",
+    ),
+    Scheme(
         "ignore",
         "hierarchical",
         ("s_e", "s_w"),

@@ -159,6 +159,10 @@ def _choose(system: SystemModel, scheme: str, tol: Tolerances) -> Plan:
         return greedy_jncss(system).best.plan
     if scheme == "hgc-hetero":
         return greedy_jncss(system, hetero=True).best.plan
+    if scheme == "hgc-adaptive":
+        # its first plan is JNCSS's (equal loads: the least sensitive to a model that misses
+        # the runtime's overheads); the master re-plans, hetero included, from measurements
+        return dataclasses.replace(greedy_jncss(system).best.plan, scheme=scheme)
     if row.is_flat:
         if tol.s is not None:
             return make_plan(scheme, edges, workers, s=tol.s, K=tol.K)

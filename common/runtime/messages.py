@@ -99,6 +99,12 @@ class EdgeSetup(Message):
     # what the edge labels its metrics and logs with; empty = positions are the names
     names: dict[str, Any] = field(default_factory=dict)
     epoch: int = NO_EPOCH  # the master's run epoch (NO_EPOCH above)
+    # hgc-adaptive (services.master.adaptive): the plan this set-up belongs to. A set-up
+    # with a higher plan_epoch replaces the one in force at an iteration boundary; plan_spec
+    # (services.common.lifted.plan_spec) names the selected edges and workers by topology
+    # index; empty: every node of the code takes part (every other scheme)
+    plan_epoch: int = 0
+    plan_spec: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ class WorkerSetup(Message):
     model_spec: dict[str, Any]
     emulation_spec: dict[str, Any] = field(default_factory=dict)
     name: str = ""  # the worker's scenario name ("" = its position is its name)
+    plan_epoch: int = 0  # hgc-adaptive: a new epoch's set-up is loaded even if unchanged
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,7 @@ class WorkerGradient(Message):
     vector: np.ndarray
     compute_s: float  # wall-clock seconds the worker spent, emulated delay included
     epoch: int = NO_EPOCH  # of the model it answers
+    plan_epoch: int = 0  # hgc-adaptive: the plan whose partitions it was computed on
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,10 @@ class EdgeGradient(Message):
     # verify mode: workers whose vector the edge found inconsistent and left out
     excluded: tuple[int, ...] = ()
     epoch: int = NO_EPOCH
+    # each worker's own compute time (WorkerGradient.compute_s), indexed by worker, -1.0 for
+    # those that had not answered: hgc-adaptive separates compute from link and overhead
+    worker_compute_s: tuple[float, ...] = ()
+    plan_epoch: int = 0  # hgc-adaptive: the plan whose code combined it
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,15 @@ def _rate_bit(shape: Shape) -> int:
     return max(8000, round(shape.rate_bytes_per_s * 8))
 
 
+def reshape_commands(
+    dev: str, shape: Shape, peer_address: str | None, netem: bool, match: str = "dst"
+) -> tuple[list[str], list[list[str]]]:
+    """A link that changes mid-run (``set-link``): the command that removes ``dev``'s root
+    qdisc (it may fail harmlessly when there was none: the caller ignores its status), then
+    :func:`tc_commands` for the new shape."""
+    return ["qdisc", "del", "dev", dev, "root"], tc_commands(dev, shape, peer_address, netem, match)
+
+
 def tc_commands(
     dev: str, shape: Shape, peer_address: str | None, netem: bool, match: str = "dst"
 ) -> list[list[str]]:

@@ -17,6 +17,7 @@ from common.learning import (
     validate_data_spec,
     validate_model_spec,
 )
+from common.scenario.adaptive import parse_adaptive
 from common.scenario.feasibility import check_code
 from common.scenario.fields import (
     REQUIRED,
@@ -61,6 +62,7 @@ TOP_LEVEL_KEYS = (
     "faults",
     "ports",
     "security",
+    "adaptive",
 )
 
 
@@ -131,6 +133,7 @@ def parse_scenario(
         source=source,
         raw=dict(root),
         security_curve=_security_curve(root.get("security", {}), "security"),
+        adaptive=parse_adaptive(root.get("adaptive"), "adaptive"),
     )
 
 

@@ -14,6 +14,7 @@ from common.perf.system import (
     WorkerProfile,
     with_message_overhead,
 )
+from common.scenario.adaptive import Adaptive
 from common.scenario.profiles import Topology
 
 ON_FAILURE = ("retry", "skip", "stop")
@@ -96,6 +97,7 @@ class Scenario:
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     security_curve: bool = True  # security.curve: CurveZMQ between all nodes (hgc run/cluster)
+    adaptive: Adaptive = field(default_factory=Adaptive)  # hgc-adaptive: window, threshold
 
     @property
     def workers_per_edge(self) -> tuple[int, ...]:

@@ -115,6 +115,11 @@ def check_options(opts: StackOptions) -> None:
 def plan_stack(scenario: Scenario, opts: StackOptions) -> Plan:
     """The plan the stack runs: the launcher's own ``scenario_plan`` (same scheme, same plan)."""
     check_options(opts)
+    if opts.scheme == "hgc-adaptive":  # every node must run; the stack has the plan's only
+        raise GenerateError(
+            "--scheme 'hgc-adaptive': not supported by hgc compose yet (it needs every node "
+            "of the scenario running); use hgc run, or another scheme"
+        )
     try:
         return nodeconfig.scenario_plan(scenario, opts.scheme)
     except ValueError as exc:

@@ -43,7 +43,14 @@ class NodeMap:
     to_topology: dict[str, str]
 
     @classmethod
-    def of(cls, plan: Plan) -> NodeMap:
+    def of(cls, plan: Plan, topology: tuple[int, ...] | None = None) -> NodeMap:
+        """``topology`` given (``hgc-adaptive``): every node of it runs, under its own name."""
+        if topology is not None:
+            names = {"master": "master"}
+            for i, m in enumerate(topology):
+                names[f"edge-{i}"] = f"edge-{i}"
+                names.update({f"worker-{i}-{j}": f"worker-{i}-{j}" for j in range(m)})
+            return cls(names)
         names = {"master": "master"}
         for p, (edge, workers) in enumerate(zip(plan.edges, plan.workers, strict=True)):
             names[f"edge-{p}"] = f"edge-{edge}"
@@ -61,6 +68,29 @@ class NodeMap:
     def worker(self, key: str) -> str:
         """Record worker (``"p-q"`` or ``"worker-p-q"``) -> topology ``"worker-<i>-<j>"``."""
         return self.to_topology[worker_name(key)]
+
+
+def is_adaptive(plan: Plan) -> bool:
+    """``hgc-adaptive``: every node of the scenario runs; the plan in force picks."""
+    return plan.scheme == "hgc-adaptive"
+
+
+def run_map(scenario: Scenario, plan: Plan) -> NodeMap:
+    """The nodes a plan's cluster runs: its selection, or every node for ``hgc-adaptive``."""
+    return NodeMap.of(plan, scenario.workers_per_edge if is_adaptive(plan) else None)
+
+
+def adaptive_section(scenario: Scenario, plan: Plan) -> dict[str, Any]:
+    """The master config's ``adaptive`` section (``services.master.adaptive``): the
+    scenario's window and threshold, the prior system model and the initial plan."""
+    from services.master.adaptive import plan_json, system_to_json
+
+    return {
+        **scenario.adaptive.to_json(),
+        "system": system_to_json(scenario.system_model()),
+        "plan": plan_json(plan),
+        "workers_per_edge": list(scenario.workers_per_edge),
+    }
 
 
 def link_json(link: Link, with_rate: bool) -> dict[str, float]:
@@ -164,11 +194,17 @@ def master_config(
 ) -> dict[str, Any]:
     """The master's ``--config`` JSON (schema: ``services/master/config.py``)."""
     t = scenario.training
+    extra: dict[str, Any] = {}
+    emulated = plan
+    if is_adaptive(plan):  # every node runs: emulate each under its topology name
+        extra["adaptive"] = adaptive_section(scenario, plan)
+        emulated = plan_scheme(scenario.system_model(), "uncoded")
     return {
+        **extra,
         "code_spec": dict(plan.code.spec()),  # complete: every node builds this very code
         "data_spec": dict(scenario.data_spec),
         "model_spec": dict(scenario.model_spec),
-        "emulation_spec": emulation_spec(scenario, plan, link_mode),
+        "emulation_spec": emulation_spec(scenario, emulated, link_mode),
         "training": {
             "iterations": iterations,
             "learning_rate": t.learning_rate,

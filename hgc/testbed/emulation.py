@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from common.perf.system import Link
 from common.runtime.shaping import Shape
 from common.scenario import Scenario
 from hgc.testbed.cgroups import CpuQuotas, detect_cgroups
@@ -55,6 +56,13 @@ def _fraction(scenario: Scenario, node: str) -> float:
 
 def _finite(rate: float) -> float | None:
     return None if math.isinf(rate) else rate
+
+
+def link_shape(link: Link, peer: str | None) -> Shape:
+    """The kernel shaping of one link (``peer``: the master for an edge's uplink)."""
+    return Shape(
+        _finite(link.bandwidth_bytes_per_s), peer, link.latency_s, link.jitter_s, link.loss
+    )
 
 
 def kernel_shapes(scenario: Scenario) -> dict[str, Shape]:
@@ -173,6 +181,38 @@ class EmulatedHardware:
         self.quotas.create(node, share)
         self.quotas.attach(node, pid)
         return f"slow {node} x{factor:g}: CPU quota {share:g} of a core"
+
+    def set_device(self, node: str, device: str, pid: int | None, cleanup: CleanupStack) -> str:
+        """``set-device``: the node's CPU quota becomes the new device's ``cpu_fraction``
+        (cgroups, when the scenario enforces quotas); its delay model switches by itself."""
+        head = f"set-device {node} -> {device}: delay model from this iteration"
+        if not self.scenario.emulation.cpu_quota:
+            return f"{head}; CPU quota off in the scenario (emulation.cpu_quota)"
+        support = detect_cgroups()
+        if not support.available:
+            return f"{head}; CPU quota not changed: {support.reason}"
+        fraction = self.scenario.topology.devices[device].cpu_fraction
+        if self.quotas is None:
+            self.quotas = CpuQuotas(support)
+            cleanup.push("cgroups (set-device)", self.quotas.cleanup)
+        new = node not in self.quotas.groups
+        self.quotas.create(node, min(fraction, 64.0))
+        if new and pid is not None:
+            self.quotas.attach(node, pid)
+        return f"{head}; CPU quota {self.quotas.quota_of(node):g} of a core"
+
+    def set_link(self, node: str, link: str) -> str:
+        """``set-link``: the node's link (an edge's uplink) in tc (network namespaces) as
+        well; latency and jitter stay in-process unless netem does them."""
+        head = f"set-link {node} -> {link}: in-process link emulation from this iteration"
+        if self.lab is None:
+            return f"{head}; tc shaping: none ({self.network!r} network emulation)"
+        profile = self.scenario.topology.links[link]
+        peer = "master" if node.startswith("edge-") else None
+        shape = link_shape(profile, peer)
+        self.lab.reshape(node, shape, netem=self.netem)
+        rate = "unlimited" if not shape.has_rate else f"{shape.rate_bytes_per_s:g} B/s"
+        return f"{head}; tc rate {rate}" + (" with netem" if self.netem else "")
 
     def unslow(self, node: str) -> str:
         if self.quotas is None or node not in self.quotas.groups:

@@ -21,8 +21,8 @@ from common.scenario import Fault
 
 @dataclass(frozen=True)
 class FaultAction:
-    """``kind``: kill, start (after a restart's kill), pause, resume, slow, unslow or note;
-    ``node`` is the topology name."""
+    """``kind``: kill, start (after a restart's kill), pause, resume, slow, unslow, set-device,
+    set-link (``text``: the new device / link profile) or note; ``node`` is the topology name."""
 
     kind: str
     node: str
@@ -65,18 +65,10 @@ class FaultSchedule:
             # once); a master resumes from its checkpoint, an edge asks its workers back
             self.undo.append((now + (fault.duration_s or 0.0), FaultAction("start", fault.node)))
             return [FaultAction("kill", fault.node, text="restart")]
-        if fault.action == "set-device":
-            text = (
-                f"fault set-device {fault.node} -> {fault.device} at iteration {fault.iteration}: "
-                "in the node's delay model from that iteration (CPU quota unchanged)"
-            )
-            return [FaultAction("note", fault.node, text=text)]
-        if fault.action == "set-link":
-            text = (
-                f"fault set-link {fault.node} -> {fault.link} at iteration {fault.iteration}: "
-                "in the in-process link emulation from that iteration (tc shaping unchanged)"
-            )
-            return [FaultAction("note", fault.node, text=text)]
+        if fault.action == "set-device":  # the delay model switches by itself; the quota here
+            return [FaultAction("set-device", fault.node, text=str(fault.device))]
+        if fault.action == "set-link":  # the in-process link switches by itself; tc here
+            return [FaultAction("set-link", fault.node, text=str(fault.link))]
         start, stop = ("pause", "resume") if fault.action == "pause" else ("slow", "unslow")
         if fault.duration_s is not None:
             self.undo.append((now + fault.duration_s, FaultAction(stop, fault.node, fault.factor)))

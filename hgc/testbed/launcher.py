@@ -23,7 +23,7 @@ from common.perf import Plan
 from common.scenario import Scenario
 from hgc.testbed.cgroups import detect_cgroups, sweep_cgroups
 from hgc.testbed.cleanup import CleanupStack
-from hgc.testbed.config import NodeMap, master_config, scenario_plan
+from hgc.testbed.config import NodeMap, master_config, run_map, scenario_plan
 from hgc.testbed.emulation import EmulatedHardware
 from hgc.testbed.faults import FaultAction, FaultSchedule
 from hgc.testbed.netns import sweep_netns
@@ -246,7 +246,7 @@ def _run_scheme(
         plan = scenario_plan(scenario, scheme)
     except ValueError as exc:
         return None, [], info, f"cannot plan {scheme}: {exc}"
-    names = NodeMap.of(plan)
+    names = run_map(scenario, plan)
     config = master_config(scenario, plan, req.iterations, _link_mode(scenario, hw))
     progress.message(f"[{scheme}] {plan.describe()}")
     cluster = LocalCluster(
@@ -412,6 +412,11 @@ class _Follower:
         elif action.kind == "resume":
             self.cluster.resume(pos)
             text = f"fault: resumed {node}"
+        elif action.kind == "set-device":
+            pid = self.cluster.pids.get(pos)
+            text = "fault: " + self.hw.set_device(node, action.text, pid, self.cleanup)
+        elif action.kind == "set-link":
+            text = "fault: " + self.hw.set_link(node, action.text)
         elif action.kind == "slow":
             pid = self.cluster.pids[pos]
             text = "fault: " + self.hw.slow(node, pid, action.factor, self.cleanup)

@@ -30,7 +30,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from common.runtime.shaping import Shape, tc_commands
+from common.runtime.shaping import Shape, reshape_commands, tc_commands
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,22 @@ class NetworkLab:
                 _run(["ip", "netns", "exec", ns, "tc", *args])
             for args in tc_commands(hub_end, shape, peer_addr, netem, match="src"):
                 _run(["ip", "netns", "exec", self.hub, "tc", *args])
+
+    def reshape(self, node: str, shape: Shape, netem: bool) -> None:
+        """``set-link`` mid-run: replace the shaping of ``node``'s veth (both ends) by
+        ``shape``. Raises RuntimeError naming the command that failed."""
+        k = self.nodes.index(node)
+        ns, hub_end = self.netns(node), f"v{k}"
+        peer_addr = self.addresses.get(shape.peer) if shape.peer else None
+        if shape.peer is not None and peer_addr is None:
+            raise ValueError(f"{node}: shaping peer {shape.peer!r} is not in the lab")
+        for where, dev, match in ((ns, "eth0", "dst"), (self.hub, hub_end, "src")):
+            delete, adds = reshape_commands(dev, shape, peer_addr, netem, match=match)
+            subprocess.run(
+                ["ip", "netns", "exec", where, "tc", *delete], capture_output=True, timeout=30
+            )  # no root qdisc before (an unshaped link): nothing to delete
+            for args in adds:
+                _run(["ip", "netns", "exec", where, "tc", *args])
 
     def _add_netns(self, name: str) -> None:
         _run(["ip", "netns", "add", name])

@@ -166,6 +166,7 @@ class SchemeStats:
     edge_stragglers: int  # edge-iterations ignored
     worker_stragglers: int  # worker-iterations ignored
     total_wall_s: float
+    plan_switches: int = 0  # hgc-adaptive: plan switches the master made
 
     def to_json(self) -> dict[str, Any]:
         return {k: _json_float(v) for k, v in self.__dict__.items()}
@@ -196,6 +197,7 @@ def scheme_stats(scheme: str, records: Sequence[dict[str, Any]]) -> SchemeStats:
         edge_stragglers=sum(len(r.get("edge_stragglers") or []) for r in ok),
         worker_stragglers=sum(len(r.get("worker_stragglers") or []) for r in ok),
         total_wall_s=float(max(walls)) if walls else float(times.sum()),
+        plan_switches=sum(1 for r in records if r.get("plan_switch")),
     )
 
 

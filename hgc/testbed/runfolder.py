@@ -103,7 +103,7 @@ def format_table(results: dict[str, SchemeResult]) -> str:
     head = (
         f"{'scheme':<12} {'iters':>5} {'mean s':>8} {'p50 s':>8} {'p95 s':>8} {'p99 s':>8} "
         f"{'speedup':>7} {'sim s':>8} {'meas/sim':>8} {'sim spd':>7} {'loss':>8} {'acc':>6} "
-        f"{'strag e/w':>9}"
+        f"{'strag e/w':>9} {'switches':>8}"
     )
     lines = [head, "-" * len(head)]
     for name, r in results.items():
@@ -113,7 +113,8 @@ def format_table(results: dict[str, SchemeResult]) -> str:
             f"{cell(s.p95_s, '8.4f')} {cell(s.p99_s, '8.4f')} {cell(r.speedup, '7.2f')} "
             f"{cell(r.predicted_mean_s, '8.4f')} {cell(r.measured_over_predicted, '8.2f')} "
             f"{cell(r.predicted_speedup, '7.2f')} {cell(s.final_loss, '8.4f')} "
-            f"{cell(s.final_accuracy, '6.3f')} {f'{s.edge_stragglers}/{s.worker_stragglers}':>9}"
+            f"{cell(s.final_accuracy, '6.3f')} {f'{s.edge_stragglers}/{s.worker_stragglers}':>9} "
+            f"{s.plan_switches if name == 'hgc-adaptive' else '-':>8}"
         )
     return "\n".join(lines)
 

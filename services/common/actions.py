@@ -67,7 +67,18 @@ class ComputeFailed:
     error: str
 
 
-Event = Started | Received | Tick | PeerChanged | DataLoaded | GradientDone | ComputeFailed
+@dataclass(frozen=True)
+class RefitDone:
+    """Master only (hgc-adaptive): a re-plan computed off the I/O loop finished (``result``
+    is ``services.master.adaptive.RefitResult``; ``error`` if it raised)."""
+
+    result: Any
+    error: str | None = None
+
+
+Event = (
+    Started | Received | Tick | PeerChanged | DataLoaded | GradientDone | ComputeFailed | RefitDone
+)
 
 
 # ---------------------------------------------------------------- actions
@@ -153,6 +164,24 @@ class Exit:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Refit:
+    """Master only (hgc-adaptive): re-plan on ``job`` (``services.master.adaptive.RefitJob``)
+    off the I/O loop; the answer is a :class:`RefitDone` event."""
+
+    job: Any
+
+
 Action = (
-    SendUp | SendDown | Drop | Observe | Log | LoadData | Compute | Record | ParamsUpdated | Exit
+    SendUp
+    | SendDown
+    | Drop
+    | Observe
+    | Log
+    | LoadData
+    | Compute
+    | Record
+    | ParamsUpdated
+    | Exit
+    | Refit
 )

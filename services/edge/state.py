@@ -52,6 +52,7 @@ from services.common.actions import (
     Tick,
 )
 from services.common.lifecycle import Rejoiner, model_key
+from services.common.lifted import LiftedCode, lift
 
 PARENT = "master"
 
@@ -95,6 +96,7 @@ class EdgeState:
         self.current = NO_ITERATION
         self.t0 = 0.0
         self.arrivals: dict[int, float] = {}  # worker -> seconds after model arrival
+        self.computes: dict[int, float] = {}  # worker -> its reported compute seconds
         self.vectors: list[tuple[int, np.ndarray]] = []  # arrival order
         self.answered = False  # EdgeGradient or IterationFailed sent for ``current``
         self.n_params = 0  # length of the model in flight: every vector must match it
@@ -203,8 +205,9 @@ class EdgeState:
         # a worker waiting for its set-up registers again every SETUP_RETRY_S: log it once
         acts: list[Action] = [] if again else [Log(f"{self.node}: {peer} registered")]
         if self.setups_sent:
-            # a worker restarted or re-registered: send it its set-up again
-            acts += self._setup_for(msg.worker)
+            # a worker restarted or re-registered: send it its set-up again (if the plan uses it)
+            if msg.worker in self.selected():
+                acts += self._setup_for(msg.worker)
             return acts
         return acts + self._maybe_send_setups()
 
@@ -227,8 +230,10 @@ class EdgeState:
             if self.ready_sent:
                 acts.append(SendUp(Ready(NO_ITERATION, self.node, self.edge, -1)))
             return acts
+        if self.setup is not None and msg.plan_epoch != self.setup.plan_epoch:
+            return self._on_plan_switch(msg)
         try:
-            code = self.build_code(msg.code_spec)
+            code = self._build(msg)
         except ValueError as exc:
             return [Log(f"{self.node}: bad code_spec: {exc}"), Exit(1, str(exc))]
         self.code, self.setup = code, msg
@@ -242,15 +247,67 @@ class EdgeState:
             *self._maybe_send_setups(),
         ]
 
+    def _build(self, msg: EdgeSetup) -> ServiceCode:
+        """The code of a set-up; lifted to the whole topology when it carries a plan."""
+        code = self.build_code(msg.code_spec)
+        if not msg.plan_spec:
+            return code
+        if not is_hierarchical_code(code):
+            raise ValueError("plan_spec: a plan needs a hierarchical code")
+        lifted = lift(code, msg.plan_spec)
+        if lifted.n_edges <= self.edge:
+            raise ValueError(f"plan_spec: {lifted.n_edges} edges, this is edge {self.edge}")
+        return lifted
+
+    def selected(self) -> tuple[int, ...]:
+        """The workers of this edge the plan in force uses (all of them but under a plan)."""
+        if isinstance(self.code, LiftedCode):
+            return self.code.selected_workers(self.edge)
+        return tuple(range(self.m))
+
+    def _on_plan_switch(self, msg: EdgeSetup) -> list[Action]:
+        """A set-up of another plan epoch (hgc-adaptive), at an iteration boundary: the
+        iteration in flight (the master has moved on) is abandoned, the new code is used from
+        the next model on, and the selected workers get their new set-ups (ordered before
+        that model on the same connection)."""
+        assert self.setup is not None
+        if msg.plan_epoch < self.setup.plan_epoch:
+            return [
+                Drop("late", f"set-up of plan epoch {msg.plan_epoch} < {self.setup.plan_epoch}")
+            ]
+        try:
+            code = self._build(msg)
+        except ValueError as exc:
+            return [Drop("malformed", f"plan switch: {exc}")]
+        if int(code.workers_per_edge[self.edge]) != self.m:
+            return [Drop("malformed", f"plan switch: edge {self.edge} changes size")]
+        self.code, self.setup = code, msg
+        self.decoder = code if is_hierarchical_code(code) else None
+        self.answered, self.vectors, self.needed_at = True, [], None
+        acts: list[Action] = [
+            Log(
+                f"{self.node}: plan epoch {msg.plan_epoch}: workers {list(self.selected())}"
+                f" of {self.m}"
+            )
+        ]
+        for j in self.selected():
+            if j in self.registered:
+                acts += self._setup_for(j)
+        return acts
+
     def _maybe_send_setups(self) -> list[Action]:
         if self.setup is None or self.setups_sent:
             return []
-        if not all(j in self.registered for j in range(self.m)):
+        selected = self.selected()
+        if not all(j in self.registered for j in selected):
             return []
         self.setups_sent = True
         acts: list[Action] = []
-        for j in range(self.m):
+        for j in selected:
             acts += self._setup_for(j)
+        if not selected and not self.ready_sent:  # a plan that leaves this edge out
+            self.ready_sent = True
+            acts.append(SendUp(Ready(NO_ITERATION, self.node, self.edge, -1)))
         return acts
 
     def _setup_for(self, j: int) -> list[Action]:
@@ -270,12 +327,14 @@ class EdgeState:
             self.setup.model_spec,
             emulation,
             name=str(self.setup.names.get(node, "")),  # its scenario name (naming)
+            plan_epoch=self.setup.plan_epoch,
         )
         return [SendDown(node, msg)]
 
     def _on_ready(self, msg: Ready) -> list[Action]:
         self.ready.add(msg.worker)
-        if self.ready_sent or len(self.ready) < self.m or self.m == 0:
+        selected = self.selected()
+        if self.ready_sent or not set(selected) <= self.ready or not selected:
             return []
         self.ready_sent = True
         return [SendUp(Ready(NO_ITERATION, self.node, self.edge, -1))]
@@ -290,15 +349,21 @@ class EdgeState:
         self.current, self.t0, self.epoch = msg.iteration, now, msg.epoch
         self.n_params = int(msg.params.shape[0])
         self.arrivals, self.vectors, self.answered = {}, [], False
+        self.computes = {}
         self.refused = set()
         self.needed_at = None
-        return [SendDown(self.registered[j], msg) for j in range(self.m) if j in self.registered]
+        return [SendDown(self.registered[j], msg) for j in self.selected() if j in self.registered]
 
     def _on_gradient(self, peer: str, msg: WorkerGradient, now: float) -> list[Action]:
         if msg.iteration != self.current or msg.epoch != self.epoch or self.code is None:
             return [Drop("late", f"{peer}: gradient for {msg.iteration}, now {self.current}")]
         if msg.edge != self.edge or self.registered.get(msg.worker) != peer:
             return [Drop("unknown_peer", f"{peer} sent a vector as worker {msg.worker}")]
+        if msg.worker not in self.selected():
+            return [Drop("late", f"{peer}: not part of the plan in force")]
+        epoch = self.setup.plan_epoch if self.setup is not None else 0
+        if msg.plan_epoch != epoch:
+            return [Drop("late", f"{peer}: vector of plan epoch {msg.plan_epoch}, now {epoch}")]
         if msg.worker in self.arrivals or msg.worker in self.refused:
             return [Drop("late", f"{peer}: second vector for iteration {msg.iteration}")]
         v = msg.vector
@@ -316,6 +381,8 @@ class EdgeState:
             ]
         arrival = now - self.t0
         self.arrivals[msg.worker] = arrival
+        c = float(msg.compute_s)
+        self.computes[msg.worker] = c if np.isfinite(c) and 0.0 <= c <= arrival else -1.0
         acts: list[Action] = [
             Observe("worker_arrival", arrival, {"edge": str(self.edge), "worker": str(msg.worker)})
         ]
@@ -386,6 +453,8 @@ class EdgeState:
         decode_s = self.clock() - start
         self.answered, self.vectors = True, []
         arrivals = tuple(self.arrivals.get(j, -1.0) for j in range(self.m))
+        computes = tuple(self.computes.get(j, -1.0) for j in range(self.m))
+        epoch = self.setup.plan_epoch if self.setup is not None else 0
         msg = EdgeGradient(
             self.current,
             self.edge,
@@ -396,6 +465,8 @@ class EdgeState:
             arrivals,
             excluded,
             epoch=self.epoch,
+            worker_compute_s=computes,
+            plan_epoch=epoch,
         )
         edge = str(self.edge)
         acts: list[Action] = [
@@ -403,7 +474,7 @@ class EdgeState:
             Observe("worker_wait", wait_s, {"edge": edge}),
             Observe("edge_decode", decode_s, {"edge": edge}),
         ]
-        for j in range(self.m):
+        for j in self.selected():
             if j not in self.arrivals:
                 acts.append(Observe("worker_straggler", 1.0, {"edge": edge, "worker": str(j)}))
         return [*acts, SendUp(msg)]
@@ -415,16 +486,17 @@ class EdgeState:
         if self.decoder is None or self.answered or self.current == NO_ITERATION:
             return acts
         needed = self.decoder.workers_needed(self.edge)
+        selected = self.selected()
         dead = [
             j
-            for j in range(self.m)
+            for j in selected
             if j not in self.arrivals and (not self._alive(j) or j in self.refused)
         ]
-        live_possible = self.m - len(dead)
+        live_possible = len(selected) - len(dead)
         if dead and live_possible < needed:
             self.answered = True
             self.failures_reported += 1
-            missing = tuple(j for j in range(self.m) if j not in self.arrivals)
+            missing = tuple(j for j in selected if j not in self.arrivals)
             names = ", ".join(
                 f"worker-{self.edge}-{j}" + (" (refused answer)" if j in self.refused else "")
                 for j in dead

@@ -34,6 +34,7 @@ from services.master.state import TrainingConfig
 TOP_KEYS = {
     "code", "code_spec", "data_spec", "model_spec", "emulation_spec", "training", "seed",
     "names", "left_out",
+    "adaptive",  # hgc-adaptive: services.master.adaptive
 }  # fmt: skip
 CODE_KEYS = {"scheme", "workers_per_edge", "s_e", "s_w", "s", "K"}
 TRAINING_KEYS = {f.name for f in fields(TrainingConfig)} - {
@@ -43,6 +44,7 @@ TRAINING_KEYS = {f.name for f in fields(TrainingConfig)} - {
     "emulation_spec",
     "names",
     "left_out",
+    "adaptive",
 }
 
 
@@ -106,6 +108,7 @@ def parse_config(
             data_spec=raw["data_spec"],
             model_spec=raw["model_spec"],
             emulation_spec=emulation,
+            adaptive=raw.get("adaptive"),
             **training,
         )
     except (TypeError, ValueError) as exc:

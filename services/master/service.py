@@ -24,10 +24,12 @@ from common.learning import build_model, dataset_shape, load_test_set
 from common.learning.minibatch import rows_per_iteration
 from common.runtime.emulation import link_of_entry, link_seed
 from common.runtime.metrics import MasterMetrics
+from common.runtime.offload import Offload, TaskDone
 from common.runtime.transport import ParentEndpoint, TransportConfig
 from services.common import node
-from services.common.actions import Action, Event, Observe, ParamsUpdated, Record
+from services.common.actions import Action, Event, Observe, ParamsUpdated, Record, Refit, RefitDone
 from services.common.runner import NodeRunner
+from services.master.adaptive import PlanMetrics, Replanner
 from services.master.checkpoint import DEFAULT_EVERY, Checkpointer, run_id
 from services.master.config import ConfigError, load_config
 from services.master.naming import NodeNames
@@ -57,9 +59,22 @@ class MasterRunner(NodeRunner):
         self.keep_trace = True  # main() keeps it only for --params-trace: no growth otherwise
         self.training = False
         self.checkpointer: Checkpointer | None = None  # --checkpoint (services.master.checkpoint)
+        self.plan_metrics = None
+        self.replanner: Replanner | None = None
+        if state.adaptive is not None:
+            self.plan_metrics = PlanMetrics(metrics.registry)
+            self.replanner = Replanner()  # started now: its imports overlap the set-up
+            self.plan_metrics.epoch.set(0)
+            for n, v in state.adaptive.selected_nodes().items():
+                self.plan_metrics.selected.labels(node=n).set(v)
 
     def perform_extra(self, action: Action) -> None:
-        if isinstance(action, Record):
+        if isinstance(action, Refit):  # hgc-adaptive: the optimisers, off the I/O loop
+            assert self.offload is not None
+            if self.replanner is None:
+                self.replanner = Replanner()
+            self.offload.submit(("refit",), self.replanner.run, action.job)
+        elif isinstance(action, Record):
             row = strict_row(self.names.row(action.row))
             if self.record is not None:
                 self.record.write(json.dumps(row, allow_nan=False) + "\n")
@@ -73,6 +88,15 @@ class MasterRunner(NodeRunner):
 
     def _log(self, text: str) -> None:
         super()._log(self.names.text(text))  # positions -> scenario names
+    def close(self) -> None:
+        super().close()
+        if self.replanner is not None:
+            self.replanner.close()
+
+    def task_event(self, done: TaskDone) -> Event | None:
+        if done.error is not None:
+            return RefitDone(None, f"{type(done.error).__name__}: {done.error}")
+        return RefitDone(done.result)
 
     def _dispatch(self, event: Event) -> None:
         super()._dispatch(event)
@@ -104,6 +128,8 @@ class MasterRunner(NodeRunner):
             m.edge_straggler(self.names.edge_label(int(obs.labels["edge"])))
         elif obs.name == "integrity_failure":
             m.integrity_failure()
+        elif self.plan_metrics and self.plan_metrics.observe(obs.name, obs.value, obs.labels):
+            pass  # hgc-adaptive: plan switches, epoch, selected nodes
         else:
             super().observe(obs)
 
@@ -181,7 +207,10 @@ def start_master(
     for edge in sorted(edges) if links else []:  # delay messages to an edge by its uplink
         link = link_of_entry(config.emulation_spec.get(edge, {}), f"emulation_spec[{edge!r}]")
         down.set_link(edge, link, seed=link_seed("master", edge))  # own draws per direction
-    runner = MasterRunner(state, metrics, down=down, stop=stop, record=record, on_phase=on_phase)
+    offload = Offload(max_workers=1) if state.adaptive is not None else None
+    runner = MasterRunner(
+        state, metrics, down=down, stop=stop, record=record, on_phase=on_phase, offload=offload
+    )
     mark_selection(runner.names, metrics, code.workers_per_edge)
     if record is not None and runner.names.scenario:
         record.write(json.dumps(runner.names.header(code.scheme)) + "\n")

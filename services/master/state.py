@@ -12,6 +12,7 @@ failure misses) is the aggregation strategy of ``services.master.aggregation``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,11 +47,14 @@ from services.common.actions import (
     PeerChanged,
     Received,
     Record,
+    Refit,
+    RefitDone,
     SendDown,
     Started,
     Tick,
 )
 from services.common.lifecycle import Rejoiner
+from services.master.adaptive import Adaptive, validate_adaptive
 from services.master.aggregation import Attempt, aggregation_for
 from services.master.naming import NodeNames
 from services.master.optimiser import Optimiser, validate_optimiser
@@ -98,9 +102,13 @@ class TrainingConfig:
     # true names (services.master.naming): plan position -> scenario name; nodes left out
     names: dict[str, str] = field(default_factory=dict)
     left_out: tuple[str, ...] = ()
+    # hgc-adaptive (services.master.adaptive): refit, re-plan and switch plans while training
+    adaptive: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         validate_optimiser(self.optimiser)
+        if self.adaptive is not None:
+            validate_adaptive(self.adaptive)
         checks = [
             (self.iterations >= 1, f"iterations: must be >= 1, got {self.iterations}"),
             (self.learning_rate > 0, f"learning_rate: must be > 0, got {self.learning_rate}"),
@@ -151,6 +159,10 @@ class MasterState:
         if n_train < 1:
             raise ValueError(f"n_train: must be >= 1, got {n_train}")
         self.config = config
+        self.adaptive: Adaptive | None = None
+        if config.adaptive is not None:
+            self.adaptive = Adaptive(config.adaptive, code, config.code_spec, config.emulation_spec)
+            code = self.adaptive.code  # the plan's code, over the whole topology
         self.code = code
         self.aggregation = aggregation_for(code)
         self.n_edges = int(code.n_edges)
@@ -173,6 +185,7 @@ class MasterState:
         self.epoch = NO_EPOCH
         self.training_started = False
         self.rejoiner = Rejoiner("master")
+        self.refit_result: tuple[Any, str | None] | None = None  # hgc-adaptive, not yet applied
 
     # ------------------------------------------------------------ dispatch
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -183,6 +196,9 @@ class MasterState:
             return [Log(f"master: waiting for {self.n_edges} edges ({self.code.scheme})")]
         if isinstance(event, Tick):
             return self._on_tick(now)
+        if isinstance(event, RefitDone):  # applied at the next iteration boundary
+            self.refit_result = (event.result, event.error)
+            return []
         if isinstance(event, PeerChanged):
             (self.alive.add if event.alive else self.alive.discard)(event.peer)
             return [] if event.alive else [Log(f"master: {event.peer} not heard from")]
@@ -244,6 +260,8 @@ class MasterState:
             names=NodeNames(c.names).edge_table(i),
             epoch=self.epoch,
         )
+        if self.adaptive is not None:
+            msg = self.adaptive_setup(msg)
         return SendDown(self.registered[i], msg)
 
     def _on_ready(self, edge: int, now: float) -> list[Action]:
@@ -259,11 +277,23 @@ class MasterState:
     def _send_iteration(self, t: int, attempt: int, now: float) -> list[Action]:
         self.attempt = Attempt(t, attempt, now)
         msg = ModelUpdate(t, self.params.copy(), epoch=self.epoch)
-        return [SendDown(self.registered[i], msg) for i in range(self.n_edges)]
+        edges: Any = range(self.n_edges)
+        if self.adaptive is not None:
+            self.adaptive.started(t, now)
+            edges = self.adaptive.code.edges  # the plan's edges only
+        return [SendDown(self.registered[i], msg) for i in edges]
 
     def _on_answer(self, edge: int, msg: Message, now: float) -> list[Action]:
         a = self.attempt
-        if a is None or msg.iteration != a.iteration or getattr(msg, "epoch", 0) != self.epoch:
+        stale = (
+            self.adaptive is not None
+            and isinstance(msg, EdgeGradient | IterationFailed)
+            and getattr(msg, "plan_epoch", self.adaptive.epoch) != self.adaptive.epoch
+        )
+        old_epoch = getattr(msg, "epoch", 0) != self.epoch
+        if a is None or msg.iteration != a.iteration or stale or old_epoch:
+            if self.adaptive is not None and isinstance(msg, EdgeGradient) and not old_epoch:
+                self.adaptive.late(msg, now)  # a measurement all the same
             return [Drop("late", f"{msg.op} for iteration {msg.iteration} from edge-{edge}")]
         vector = getattr(msg, "vector", None)
         if vector is not None and (vector.dtype != np.float64 or vector.shape != self.params.shape):
@@ -343,13 +373,18 @@ class MasterState:
             loss, accuracy = self.evaluate(self.params)
             acts += [Observe("loss", loss), Observe("accuracy", accuracy)]
         row = self._row(a, True, now, detail, decode_s, loss, accuracy, None)
+        switch: list[Action] = []
+        if self.adaptive is not None:
+            row = self.adaptive.annotate(row)
+            if not last:
+                switch, row["plan_switch"] = self.adapt(a, now)
         acts.append(Record(row))
         target = self.config.target_loss
         if target is not None and loss is not None and loss <= target:
             return acts + self._shutdown(0, f"target loss {target} reached at iteration {t}")
         if last:
             return acts + self._shutdown(0, f"finished {self.config.iterations} iterations")
-        return acts + self._send_iteration(t + 1, 0, now)
+        return acts + switch + self._send_iteration(t + 1, 0, now)
 
     def _row(
         self,
@@ -381,6 +416,75 @@ class MasterState:
             "liars": list(a.liars),
             "error": error,
         }
+
+    # ------------------------------------------------------------ hgc-adaptive
+    def adaptive_setup(self, msg: EdgeSetup) -> EdgeSetup:
+        """The set-up of the plan in force: its code, epoch, selection and loads."""
+        ad = self.adaptive
+        assert ad is not None
+        inner = ad.code.inner
+        spec = inner.spec() if hasattr(inner, "spec") else self.config.code_spec
+        return dataclasses.replace(
+            msg,
+            code_spec=dict(spec),
+            emulation_spec=ad.emulation_for(msg.edge),
+            plan_epoch=ad.epoch,
+            plan_spec=ad.plan_spec_now(),
+        )
+
+    def adapt(
+        self, a: Attempt, now: float, failed: bool = False
+    ) -> tuple[list[Action], dict[str, Any] | None]:
+        """After a successful iteration: observe it; every window, refit and maybe switch
+        (new set-ups to every edge, ahead of the next model on the same connections).
+        The actions, and the switch for the iteration's record (None: no switch)."""
+        ad = self.adaptive
+        assert ad is not None
+        ad.finished(a, now - a.t0, failed)
+        acts: list[Action] = []
+        if ad.due():  # re-planned off the I/O loop; the result comes as RefitDone
+            acts.append(Refit(ad.begin_refit()))
+        if self.refit_result is None:
+            return acts, None
+        result, self.refit_result = self.refit_result, None
+        switch = ad.finish_refit(result[0])
+        if switch is None:
+            took = f" (re-plan took {result[0].seconds:.1f} s)" if result[0] is not None else ""
+            why = result[1] or f"the plan in force stays{took}"
+            return [*acts, Log(f"master: iteration {a.iteration}: re-plan: {why}")], None
+        self.code = ad.code
+        self.aggregation = aggregation_for(self.code)
+        acts += [
+            Log(
+                f"master: iteration {a.iteration}: plan switch to epoch {switch.epoch} "
+                f"({switch.plan.scheme}: edges {list(switch.plan.edges)}, workers "
+                f"{[list(w) for w in switch.plan.workers]}, s_e={switch.plan.s_e} "
+                f"s_w={switch.plan.s_w}); predicted gain {switch.gain:.1%} "
+                f"(E[T] {switch.current_s:.4f} s -> {switch.best_s:.4f} s; re-plan took "
+                f"{switch.replan_s:.1f} s)"
+            ),
+            Observe("plan_switch", switch.gain),
+            Observe("plan_epoch", float(switch.epoch)),
+            *[Observe("plan_selected", v, {"node": n}) for n, v in ad.selected_nodes().items()],
+        ]
+        acts += [self._setup_for(i) for i in sorted(self.registered)]
+        info = {
+            "plan_epoch": switch.epoch,
+            "plan_scheme": switch.plan.scheme,
+            "edges": [f"edge-{i}" for i in switch.plan.edges],
+            "workers": [
+                f"worker-{i}-{j}"
+                for i, ws in zip(switch.plan.edges, switch.plan.workers, strict=True)
+                for j in ws
+            ],
+            "s_e": switch.plan.s_e,
+            "s_w": switch.plan.s_w,
+            "predicted_gain": switch.gain,
+            "predicted_before_s": switch.current_s,
+            "predicted_after_s": switch.best_s,
+            "replan_s": switch.replan_s,
+        }
+        return acts, info
 
     def _verify(self, a: Attempt) -> tuple[str | None, list[Action]]:
         """Check the answers against each other; leave a located liar out. (why the
@@ -448,17 +552,24 @@ class MasterState:
                 f"worker-{i}-{j}" for i, r in sorted(a.failures.items()) for j in r.missing_workers
             ],
         }
+        row = self._row(a, False, now, detail, None, None, None, message)
+        policy = self.config.on_failure
+        switch: list[Action] = []
+        if self.adaptive is not None:
+            row = self.adaptive.annotate(row)
+            if policy == "retry" and a.attempt < self.config.max_retries:
+                # a failed attempt is a measurement too; the retry may run on a new plan
+                switch, row["plan_switch"] = self.adapt(a, now, failed=True)
         acts: list[Action] = [
             Log(f"master: {message}"),
-            Record(self._row(a, False, now, detail, None, None, None, message)),
+            Record(row),
             Observe("iterations", 1.0, {"outcome": "failed"}),
         ]
-        policy = self.config.on_failure
         t = a.iteration
         if policy == "retry":
             if a.attempt < self.config.max_retries:
                 acts.append(Observe("iterations", 1.0, {"outcome": "retried"}))
-                return acts + self._send_iteration(t, a.attempt + 1, now)
+                return acts + switch + self._send_iteration(t, a.attempt + 1, now)
             reason = f"{message}; gave up after {self.config.max_retries} retries"
             return acts + self._shutdown(1, reason)
         if policy == "skip":

@@ -68,6 +68,10 @@ class WorkerState:
         self.registered_at: float | None = None  # when Register was last sent
         self.epoch = NO_EPOCH  # the master's run epoch of the newest model (lifecycle)
         self.rejoined = False  # asked to register again by a restarted edge
+        # hgc-adaptive: a model that came while a new plan's partitions were loading, computed
+        # once they are (the plan switch costs the load, never the iteration)
+        self.pending: ModelUpdate | None = None
+        self.plan_epoch = 0  # of the set-up in use
 
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, Started):
@@ -86,6 +90,7 @@ class WorkerState:
             return [
                 Log(f"{self.node}: loaded {event.n_rows} rows"),
                 SendUp(Ready(NO_ITERATION, self.node, self.edge, self.worker)),
+                *self._run_pending(),
             ]
         if isinstance(event, GradientDone):
             return self._on_gradient(event)
@@ -103,6 +108,8 @@ class WorkerState:
         if isinstance(msg, WorkerSetup):
             return self._on_setup(msg)
         if isinstance(msg, ModelUpdate):
+            if not self.ready and self.setup_key is not None and msg.iteration >= self.latest:
+                return self._hold(msg)
             if not self.ready:
                 return [Drop("late", f"model for iteration {msg.iteration} before set-up")]
             if model_key(msg.epoch, msg.iteration) < model_key(self.epoch, self.latest):
@@ -140,6 +147,7 @@ class WorkerState:
             msg.n_partitions,
             repr(msg.data_spec),
             repr(msg.model_spec),
+            msg.plan_epoch,
         )
         if key == self.setup_key:
             if self.ready and self.rejoined:
@@ -148,7 +156,10 @@ class WorkerState:
                 return [SendUp(Ready(NO_ITERATION, self.node, self.edge, self.worker))]
             # the same set-up again (answer to a re-register that crossed the first): in use
             return [Drop("late", "a repeated set-up")]
+        if self.setup_key is not None:
+            self.ready = False  # a plan switch: no model is computed on the old partitions
         self.setup_key = key
+        self.plan_epoch = msg.plan_epoch
         # validated by the runner (``Emulation``), which fails the worker naming the field
         emulation = msg.emulation_spec.get(self.node, {})
         return [
@@ -162,7 +173,28 @@ class WorkerState:
             )
         ]
 
+    # ------------------------------------------------------------ plan switch (hgc-adaptive)
+    def _hold(self, msg: ModelUpdate) -> list[Action]:
+        """Keep the newest model that came while the new plan's partitions load."""
+        if not _is_vector(msg.params, self.n_params):
+            return [Drop("malformed", f"model {msg.params.dtype}{msg.params.shape}")]
+        self.latest = msg.iteration
+        self.pending = msg
+        return []
+
+    def _run_pending(self) -> list[Action]:
+        msg, self.pending = self.pending, None
+        if msg is None or msg.iteration < self.latest:
+            return []
+        if not _is_vector(msg.params, self.n_params):
+            return [Drop("malformed", f"model {msg.params.dtype}{msg.params.shape}")]
+        return [Compute(msg.iteration, msg.params)]
+
     def _on_gradient(self, event: GradientDone) -> list[Action]:
+        if not self.ready:
+            # computed on the partitions of the plan before the one loading now (the offload
+            # thread runs in order: every result that comes before DataLoaded is such a one)
+            return [Drop("late", f"result for iteration {event.iteration} of an older plan")]
         if event.iteration < self.latest:
             # a newer model arrived while computing: the edge would drop this one as late
             return [Drop("late", f"stale result for iteration {event.iteration}")]
@@ -176,6 +208,7 @@ class WorkerState:
                     event.vector,
                     event.compute_s,
                     epoch=self.epoch,
+                    plan_epoch=self.plan_epoch,
                 )
             ),
         ]

@@ -90,7 +90,7 @@ def test_unlimited_bandwidth() -> None:
 # (dotted field to change, new value, expected start of message, expected phrase)
 BAD: list[tuple[str, Any, str, str]] = [
     # unknown keys, at every level, list what is allowed
-    ("colour", "red", "colour: unknown key", "allowed keys: code, data"),
+    ("colour", "red", "colour: unknown key", "allowed keys: adaptive, code, data"),
     ("topology.edge_count", 3, "topology.edge_count: unknown key", "allowed keys"),
     ("training.epochs", 3, "training.epochs: unknown key", "learning_rate"),
     ("code.t", 1, "code.t: unknown key", "s_e, s_w"),

@@ -35,3 +35,17 @@ def test_unselected_node_is_noted_not_skipped() -> None:
     sched = FaultSchedule([Fault(0, "worker-3-0", "kill")], SELECTED)
     (note,) = sched.due(-1, 0.0)
     assert note.kind == "note" and "not in this scheme's plan" in note.text
+
+
+def test_drift_faults_are_actions_for_the_kernel_emulation_at_their_iteration() -> None:
+    faults = [
+        Fault(4, "worker-0-0", "set-device", device="rpi3"),
+        Fault(4, "edge-1", "set-link", link="cellular"),
+    ]
+    sched = FaultSchedule(faults, SELECTED)
+    assert sched.due(2, 0.0) == []  # iteration 3 starts: not yet
+    actions = sched.due(3, 0.0)  # iteration 4 starts
+    assert [(a.kind, a.node, a.text) for a in actions] == [
+        ("set-device", "worker-0-0", "rpi3"),
+        ("set-link", "edge-1", "cellular"),
+    ]

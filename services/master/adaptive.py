@@ -1,0 +1,659 @@
+"""``hgc-adaptive``: the master re-plans the code from what the run measures.
+
+Every ``window`` successful iterations the master refits every node's profile from the
+arrivals it and the edges measured in that window, re-runs the optimiser (``hgc-jncss`` and
+the unequal-load ``hgc-hetero``, through the planner ``common.perf.plan_scheme``) on the
+estimates, and switches plan at the next iteration boundary when the predicted gain,
+``1 - E[T](best) / E[T](current)`` on the estimated system, exceeds ``threshold``.
+
+What is measured (no extra traffic):
+
+- a selected worker: its arrival at its edge, from the model's arrival there (the edge's
+  ``EdgeGradient.worker_arrivals_s``), minus the prior round trip of its link, divided by its
+  load: a per-unit-load compute time. A worker the edge did not wait for is right-censored
+  at the edge's decode time (``wait_s``): it took longer, by how much is unknown.
+- a selected edge: half of (its arrival at the master - its ``wait_s`` - its ``decode_s``),
+  the one-way time of its uplink. Answers that come after the master finished the
+  iteration (late) are observations too; an edge that never answered is right-censored at
+  half the iteration's duration.
+
+Both are fitted with the censored shifted-exponential MLE of ``common.perf.estimate``
+(``fit_shifted_exponential``); a node with fewer than two answered observations in the window
+keeps its prior profile, raised to the censoring bound when every observation was censored.
+Unselected nodes are not observed and keep their last estimate.
+
+A switch sends every edge a new ``EdgeSetup`` with ``plan_epoch`` + 1 and the new
+``plan_spec`` (``services.common.lifted``) before the next ``ModelUpdate``; edges forward new
+``WorkerSetup`` s and workers load their new partitions first. The model and the optimiser
+state stay the master's: training stays exactly gradient descent across switches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from common.coding import code_from_spec
+from common.coding.protocol import HierarchicalCodeLike, is_hierarchical_code
+from common.perf import Plan, expected_time, plan_scheme
+from common.perf.estimate import fit_shifted_exponential
+from common.perf.system import EdgeProfile, Link, StragglerModel, SystemModel, WorkerProfile
+from common.runtime.messages import EdgeGradient
+from services.common.lifted import LiftedCode, plan_spec
+from services.master.aggregation import Attempt
+
+ADAPTIVE_KEYS = {"window", "threshold", "schemes", "system", "plan", "workers_per_edge"}
+PLANNERS = ("hgc-jncss", "hgc-hetero")
+SQRT3 = math.sqrt(3.0)
+
+
+# ---------------------------------------------------------------- the decision (pure)
+def predicted_gain(current_s: float, best_s: float) -> float:
+    """``1 - best / current``: the fraction of the expected iteration time a switch saves
+    (0 when either is not a finite positive time)."""
+    if not (math.isfinite(current_s) and math.isfinite(best_s)) or current_s <= 0:
+        return 0.0
+    return 1.0 - best_s / current_s
+
+
+def should_switch(current_s: float, best_s: float, threshold: float, same_plan: bool) -> bool:
+    """Switch when the best plan is another plan and saves more than ``threshold`` of the
+    expected iteration time of the plan in force (both on the current estimates)."""
+    return not same_plan and predicted_gain(current_s, best_s) > threshold
+
+
+# ---------------------------------------------------------------- the spec
+@dataclass(frozen=True)
+class AdaptiveSpec:
+    """``window``: successful iterations between refits (>= 2); ``threshold``: the smallest
+    predicted gain (fraction, in [0, 1)) that makes a switch; ``schemes``: the optimisers
+    whose plans compete (``hgc-jncss``, ``hgc-hetero``)."""
+
+    window: int = 20
+    threshold: float = 0.05
+    schemes: tuple[str, ...] = PLANNERS
+
+
+def validate_adaptive(raw: Any, where: str = "adaptive") -> AdaptiveSpec:
+    """The scenario's / master config's ``adaptive`` section; ``ValueError`` naming the field."""
+    if raw is None:
+        return AdaptiveSpec()
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: must be a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - ADAPTIVE_KEYS)
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]}: unknown key; allowed: window, threshold, schemes")
+    window = raw.get("window", AdaptiveSpec.window)
+    if isinstance(window, bool) or not isinstance(window, int) or not 2 <= window <= 100_000:
+        raise ValueError(f"{where}.window: must be an integer in [2, 100000], got {window!r}")
+    threshold = raw.get("threshold", AdaptiveSpec.threshold)
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not (math.isfinite(threshold) and 0.0 <= threshold < 1.0)
+    ):
+        raise ValueError(f"{where}.threshold: must be a number in [0, 1), got {threshold!r}")
+    schemes = raw.get("schemes", list(PLANNERS))
+    if (
+        not isinstance(schemes, list | tuple)
+        or not schemes
+        or any(s not in PLANNERS for s in schemes)
+    ):
+        raise ValueError(
+            f"{where}.schemes: a non-empty list of {', '.join(PLANNERS)}, got {schemes!r}"
+        )
+    return AdaptiveSpec(int(window), float(threshold), tuple(dict.fromkeys(schemes)))
+
+
+# ---------------------------------------------------------------- system model <-> JSON
+def _link_json(link: Link) -> dict[str, Any]:
+    bw = link.bandwidth_bytes_per_s
+    return {
+        "latency_s": link.latency_s,
+        "jitter_s": link.jitter_s,
+        "bandwidth_bytes_per_s": bw if math.isfinite(bw) else None,
+        "loss": link.loss,
+        "retransmit_s": link.retransmit_s,
+    }
+
+
+def _link(raw: dict[str, Any]) -> Link:
+    bw = raw.get("bandwidth_bytes_per_s")
+    return Link(
+        latency_s=float(raw["latency_s"]),
+        jitter_s=float(raw["jitter_s"]),
+        bandwidth_bytes_per_s=math.inf if bw is None else float(bw),
+        loss=float(raw["loss"]),
+        retransmit_s=float(raw["retransmit_s"]),
+    )
+
+
+def system_to_json(system: SystemModel) -> dict[str, Any]:
+    """The prior the master starts from (``adaptive.system`` of its config); JSON-able."""
+    st = system.straggler
+    if st.kind == "trace":
+        raise ValueError("adaptive: a trace straggler model cannot be re-estimated online")
+    return {
+        "gradient_bytes": int(system.gradient_bytes),
+        "straggler": {
+            "kind": st.kind,
+            "p_slow": st.p_slow,
+            "p_recover": st.p_recover,
+            "slowdown": st.slowdown,
+        },
+        "workers": [
+            [{"shift_s": w.shift_s, "rate": w.rate, "link": _link_json(w.link)} for w in ws]
+            for ws in system.workers
+        ],
+        "edges": [
+            {"uplink": _link_json(e.uplink), "combine_s_per_byte": e.combine_s_per_byte}
+            for e in system.edges
+        ],
+    }
+
+
+def system_from_json(raw: dict[str, Any]) -> SystemModel:
+    """Inverse of :func:`system_to_json`; ``ValueError`` if malformed."""
+    try:
+        st = raw["straggler"]
+        return SystemModel(
+            workers=tuple(
+                tuple(
+                    WorkerProfile(float(w["shift_s"]), float(w["rate"]), _link(w["link"]))
+                    for w in ws
+                )
+                for ws in raw["workers"]
+            ),
+            edges=tuple(
+                EdgeProfile(_link(e["uplink"]), float(e["combine_s_per_byte"]))
+                for e in raw["edges"]
+            ),
+            gradient_bytes=int(raw["gradient_bytes"]),
+            straggler=StragglerModel(
+                st["kind"], float(st["p_slow"]), float(st["p_recover"]), float(st["slowdown"])
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"adaptive.system: malformed ({type(exc).__name__}: {exc})") from None
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """A plan on topology indices as the master's config carries it (``adaptive.plan``)."""
+    return {
+        "scheme": plan.scheme,
+        "edges": [int(e) for e in plan.edges],
+        "workers": [[int(j) for j in ws] for ws in plan.workers],
+    }
+
+
+# ---------------------------------------------------------------- observations (pure)
+@dataclass
+class Window:
+    """Observations of one refit window, by topology node."""
+
+    # per worker: (arrival at the edge or -1, its compute time or -1, the edge's wait, load)
+    workers: dict[tuple[int, int], list[tuple[float, float, float, float]]] = field(
+        default_factory=dict
+    )
+    edges: dict[int, list[tuple[float, bool]]] = field(default_factory=dict)
+    iterations: int = 0
+
+
+def observe_edge_answer(
+    window: Window, system: SystemModel, code: LiftedCode, msg: EdgeGradient, arrival_s: float
+) -> None:
+    """One edge's answer (on time or late): its uplink and its selected workers."""
+    i = msg.edge
+    if i not in code.position:
+        return
+    one_way = max(0.0, (arrival_s - msg.wait_s - msg.decode_s) / 2.0)
+    window.edges.setdefault(i, []).append((one_way, False))
+    computes = msg.worker_compute_s
+    for j in code.selected_workers(i):
+        load = len(code.placement[i][j]) / code.K
+        if load <= 0 or j >= len(msg.worker_arrivals_s):
+            continue
+        arrival = float(msg.worker_arrivals_s[j])
+        compute = float(computes[j]) if j < len(computes) else -1.0
+        window.workers.setdefault((i, j), []).append((arrival, compute, msg.wait_s, load))
+
+
+def observe_attempt(
+    window: Window, system: SystemModel, code: LiftedCode, a: Attempt, duration_s: float
+) -> list[int]:
+    """A finished iteration: every answer it got; the selected edges that had not answered
+    are returned (they may answer late; :func:`censor_edges` if they never do)."""
+    window.iterations += 1
+    for i, msg in a.edge_vectors:
+        observe_edge_answer(window, system, code, msg, a.edge_arrivals[i])
+    return [i for i in code.edges if i not in a.edge_arrivals]
+
+
+def censor_edges(window: Window, edges: Sequence[int], duration_s: float) -> None:
+    """Edges that never answered an iteration of ``duration_s``: right-censored."""
+    for i in edges:
+        window.edges.setdefault(i, []).append((duration_s / 2.0, True))
+
+
+def _fit(
+    times: Sequence[float], censored: Sequence[bool], loads: Sequence[float]
+) -> tuple[float, float] | None:
+    """(shift per unit load, rate) by the censored MLE, or None with < 2 answered times."""
+    if sum(1 for c in censored if not c) < 2:
+        return None
+    fit = fit_shifted_exponential(list(times), list(censored), list(loads))
+    return fit.shift_s, fit.rate
+
+
+def estimate_system(current: SystemModel, window: Window) -> SystemModel:
+    """``current`` with every node observed in ``window`` refitted (see the module doc)."""
+    workers = [list(ws) for ws in current.workers]
+    for (i, j), seen in window.workers.items():
+        prior = workers[i][j]
+        # the link (and per-message overhead) round trip: arrival minus own compute time
+        rtts = [a - c for a, c, _, _ in seen if a >= 0 and c >= 0]
+        link = prior.link
+        if len(rtts) >= 2:
+            one_way = np.asarray(rtts) / 2.0
+            link = Link(latency_s=float(one_way.mean()), jitter_s=float(SQRT3 * one_way.std()))
+        rtt = 2.0 * link.mean_transfer_s(0 if rtts else current.gradient_bytes)
+        times: list[float] = []
+        cens: list[bool] = []
+        loads: list[float] = []
+        for a, c, wait, load in seen:
+            if a >= 0:  # answered: its own compute time (or arrival minus the round trip)
+                times.append(c if c >= 0 else max(a - rtt, 0.0))
+                cens.append(False)
+            else:  # not waited for: its compute took longer than the wait minus the trip
+                times.append(max(wait - rtt, 0.0))
+                cens.append(True)
+            loads.append(load)
+        fit = _fit(times, cens, loads)
+        if fit is not None:
+            shift, rate = fit
+            rate = rate if math.isfinite(rate) else 1e6
+            workers[i][j] = dataclasses.replace(prior, shift_s=shift, rate=rate, link=link)
+        else:  # every draw (but one) was cut off: at least as slow as the cut-offs say
+            bound = max(t / ell for t, ell in zip(times, loads, strict=True))
+            mean = prior.shift_s + 1.0 / prior.rate
+            shift = max(prior.shift_s, bound - 1.0 / prior.rate) if bound > mean else prior.shift_s
+            workers[i][j] = dataclasses.replace(prior, shift_s=shift, link=link)
+    edges = list(current.edges)
+    for i, seen_e in window.edges.items():
+        times_e, cens_e = zip(*seen_e, strict=True)
+        fit_e = _fit(times_e, cens_e, [1.0] * len(times_e))
+        if fit_e is not None:
+            shift, rate = fit_e
+            spread = 0.0 if not math.isfinite(rate) else 1.0 / rate
+            mean = shift + spread
+            link = Link(latency_s=mean, jitter_s=min(SQRT3 * spread, mean))
+        else:  # every answer (but one) cut off: at least the cut-off
+            bound = max(times_e)
+            if bound <= edges[i].uplink.mean_transfer_s(current.gradient_bytes):
+                continue
+            link = Link(latency_s=bound, jitter_s=0.0)
+        edges[i] = dataclasses.replace(edges[i], uplink=link)
+    return dataclasses.replace(
+        current, workers=tuple(tuple(ws) for ws in workers), edges=tuple(edges)
+    )
+
+
+def best_plan(system: SystemModel, schemes: Sequence[str]) -> tuple[Plan, float]:
+    """The optimisers' best plan on ``system`` and its expected iteration time (s)."""
+    best: tuple[Plan, float] | None = None
+    for name in schemes:
+        plan = plan_scheme(system, name)
+        t = expected_time(system, plan)
+        if best is None or t < best[1]:
+            best = (plan, t)
+    assert best is not None
+    return best
+
+
+def same_plan(a: Plan, b: Plan) -> bool:
+    return (a.edges, a.workers, a.code_spec) == (b.edges, b.workers, b.code_spec)
+
+
+# ---------------------------------------------------------------- the re-plan (pure)
+@dataclass(frozen=True)
+class RefitJob:
+    """What a re-plan needs: the estimated system, the plan in force, the optimisers."""
+
+    system: SystemModel
+    current: Plan
+    schemes: tuple[str, ...]
+    epoch: int  # the plan epoch it was started in (a result for an older one is stale)
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    job: RefitJob
+    best: Plan
+    best_s: float  # E[T] of the best plan on the estimated system
+    current_s: float  # E[T] of the plan in force on the estimated system
+    seconds: float = 0.0  # wall time the re-plan took
+
+
+def run_refit(job: RefitJob) -> RefitResult:
+    """The optimisers on the estimates, and the plan in force scored on them (pure)."""
+    best, best_s = best_plan(job.system, job.schemes)
+    return RefitResult(job, best, best_s, expected_time(job.system, job.current))
+
+
+def _plan_full_json(plan: Plan) -> dict[str, Any]:
+    return {
+        **plan_json(plan),
+        "code_spec": plan.code_spec,
+        "s_e": plan.s_e,
+        "s_w": plan.s_w,
+        "loads": [list(x) for x in plan.loads],
+    }
+
+
+def _plan_from_json(raw: dict[str, Any]) -> Plan:
+    return Plan(
+        raw["scheme"],
+        tuple(raw["edges"]),
+        tuple(tuple(w) for w in raw["workers"]),
+        raw["code_spec"],
+        s_e=raw["s_e"],
+        s_w=raw["s_w"],
+        loads=tuple(tuple(x) for x in raw["loads"]),
+    )
+
+
+def refit_json(job: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_refit` on plain data (the master runs it in a child process, so the
+    optimisers never hold the I/O loop's interpreter lock)."""
+    system = system_from_json(job["system"])
+    best, best_s = best_plan(system, job["schemes"])
+    current_s = expected_time(system, _plan_from_json(job["current"]))
+    return {"best": _plan_full_json(best), "best_s": best_s, "current_s": current_s}
+
+
+_CHILD = (
+    "import json, sys\n"
+    "from services.master.adaptive import refit_json\n"
+    "for line in sys.stdin:\n"
+    "    print(json.dumps(refit_json(json.loads(line))), flush=True)\n"
+)
+
+
+class Replanner:
+    """The optimisers in a child Python that lives as long as the master (JSON lines in and
+    out, no pickle): a re-plan never holds the master's interpreter lock, and the child's
+    imports are paid once, while the cluster sets up. ``run`` is called on the master's
+    offload thread, one job at a time."""
+
+    def __init__(self) -> None:
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, job: RefitJob) -> RefitResult:
+        raw = {
+            "system": system_to_json(job.system),
+            "current": _plan_full_json(job.current),
+            "schemes": list(job.schemes),
+        }
+        assert self.child.stdin is not None and self.child.stdout is not None
+        start = time.monotonic()
+        try:
+            self.child.stdin.write(json.dumps(raw) + "\n")
+            self.child.stdin.flush()
+            line = self.child.stdout.readline()
+        except (BrokenPipeError, OSError) as exc:
+            raise RuntimeError(f"re-plan child gone: {exc}") from None
+        if not line:
+            status = self.child.poll()
+            tail = ""
+            if status is not None and self.child.stderr is not None:
+                tail = (self.child.stderr.read().strip().splitlines() or [""])[-1]
+            raise RuntimeError(f"re-plan child exited (status {status}): {tail}")
+        out = json.loads(line)
+        best = _plan_from_json(out["best"])
+        return RefitResult(job, best, out["best_s"], out["current_s"], time.monotonic() - start)
+
+    def close(self) -> None:
+        if self.child.poll() is None:
+            self.child.kill()
+        self.child.wait(timeout=10)
+        for f in (self.child.stdin, self.child.stdout, self.child.stderr):
+            if f is not None:
+                f.close()
+
+
+# ---------------------------------------------------------------- the controller
+@dataclass(frozen=True)
+class Switch:
+    """A decided plan switch (what the master sends and logs)."""
+
+    epoch: int
+    plan: Plan
+    current_s: float
+    best_s: float
+    replan_s: float = 0.0
+
+    @property
+    def gain(self) -> float:
+        return predicted_gain(self.current_s, self.best_s)
+
+
+class Adaptive:
+    """The master's adaptive planner: observations in, plan switches out. No I/O.
+
+    Parameters
+    ----------
+    raw : dict
+        The config's ``adaptive`` section: ``window``, ``threshold``, ``schemes``, ``system``
+        (:func:`system_to_json` of the prior) and ``plan`` (:func:`plan_json` of the initial
+        plan, whose code is the config's ``code_spec``).
+    inner : HierarchicalCodeLike
+        The initial plan's code (over its selection), built from ``code_spec``.
+    emulation_spec : dict
+        The per-node emulation entries, by topology name (loads are rewritten per plan).
+    """
+
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        inner: Any,
+        code_spec: dict[str, Any],
+        emulation_spec: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec = validate_adaptive(raw)
+        if "system" not in raw or "plan" not in raw:
+            raise ValueError("adaptive: 'system' and 'plan' are required in the master config")
+        self.system = system_from_json(raw["system"])
+        self.prior = self.system
+        if not is_hierarchical_code(inner):
+            raise ValueError("adaptive: the plan's code must be hierarchical")
+        p = raw["plan"]
+        if not isinstance(p, dict) or "edges" not in p or "workers" not in p:
+            raise ValueError("adaptive.plan: needs 'edges' and 'workers'")
+        self.epoch = 0
+        self.initial_scheme = str(p.get("scheme", "hgc-jncss"))
+        self.initial_code_spec = dict(code_spec)
+        self.topology = self.system.workers_per_edge
+        self.code = LiftedCode(inner, self.topology, p["edges"], p["workers"])
+        self.emulation_spec = dict(emulation_spec or {})
+        self.window = Window()
+        self.t0: dict[int, float] = {}  # iteration -> when its model was sent (late answers)
+        self.pending: dict[int, tuple[list[int], float]] = {}  # unanswered edges, duration
+        self.switches: list[Switch] = []
+        self.busy = False  # a re-plan is running off the I/O loop
+        self.current_plan: Plan | None = None  # the planner's object, once one was chosen
+
+    # -------------------------------------------------------- what the master sends
+    def plan_spec_now(self) -> dict[str, Any]:
+        return plan_spec(self.epoch, self.topology, self.code.edges, self.code.workers)
+
+    def emulation_for(self, i: int) -> dict[str, Any]:
+        """Edge ``i``'s subtree of the emulation spec with the plan's loads."""
+        prefix = f"worker-{i}-"
+        out: dict[str, Any] = {}
+        for name, entry in self.emulation_spec.items():
+            if name == f"edge-{i}":
+                out[name] = entry
+            elif name.startswith(prefix) and isinstance(entry, dict):
+                j = int(name[len(prefix) :])
+                placed = self.code.placement[i][j] if j < len(self.code.placement[i]) else ()
+                load = len(placed) / self.code.K if placed else entry.get("load", 1.0)
+                out[name] = {**entry, "load": load}
+        return out
+
+    def selected_nodes(self) -> dict[str, float]:
+        """1/0 per topology node: the ``hgc_master_plan_selected`` gauge."""
+        out: dict[str, float] = {}
+        for i, m in enumerate(self.topology):
+            out[f"edge-{i}"] = float(i in self.code.position)
+            for j in range(m):
+                out[f"worker-{i}-{j}"] = float(bool(self.code.placement[i][j]))
+        return out
+
+    # -------------------------------------------------------- observations
+    def started(self, iteration: int, t0: float) -> None:
+        self.t0[iteration] = t0
+        for old in [t for t in self.t0 if t < iteration - 4]:
+            del self.t0[old]
+
+    def finished(self, a: Attempt, duration_s: float, failed: bool = False) -> None:
+        """An attempt ended (``failed``: at its deadline, or an edge gave up): its answers
+        are observations; the workers a failing edge names are censored at the duration."""
+        missing = observe_attempt(self.window, self.system, self.code, a, duration_s)
+        self._flush_pending()
+        for i, report in a.failures.items():
+            for j in report.missing_workers:
+                if (i, j) in self.code.worker_position:
+                    load = len(self.code.placement[i][j]) / self.code.K
+                    obs = (-1.0, -1.0, duration_s, load)
+                    self.window.workers.setdefault((i, j), []).append(obs)
+        if missing and not failed:
+            self.pending[a.iteration] = (missing, duration_s)
+        elif missing:
+            censor_edges(self.window, [i for i in missing if i not in a.failures], duration_s)
+
+    def late(self, msg: EdgeGradient, now: float) -> None:
+        """An edge's answer after the master finished its iteration: an observation."""
+        t0 = self.t0.get(msg.iteration)
+        missing = self.pending.get(msg.iteration)
+        if t0 is None or missing is None or msg.edge not in missing[0]:
+            return
+        missing[0].remove(msg.edge)
+        observe_edge_answer(self.window, self.system, self.code, msg, now - t0)
+
+    def _flush_pending(self) -> None:
+        for t in list(self.pending):
+            edges, duration = self.pending.pop(t)
+            censor_edges(self.window, edges, duration)
+
+    # -------------------------------------------------------- the decision
+    def due(self) -> bool:
+        """A window is complete and no re-plan is running."""
+        return self.window.iterations >= self.spec.window and not self.busy
+
+    def begin_refit(self) -> RefitJob:
+        """Refit on the window (cheap, here) and hand the re-plan (the optimisers, ~1 s on a
+        3x3 topology) to the caller, which runs :func:`run_refit` off the I/O loop."""
+        self._flush_pending()
+        self.system = estimate_system(self.system, self.window)
+        self.window = Window()
+        self.busy = True
+        return RefitJob(self.system, self._current(), self.spec.schemes, self.epoch)
+
+    def finish_refit(self, result: RefitResult | None) -> Switch | None:
+        """At an iteration boundary: switch to the re-plan's best plan if it pays (then
+        ``self.code`` is the new plan's and ``self.epoch`` one higher). A result computed for
+        an older epoch, or None (the re-plan failed), changes nothing."""
+        self.busy = False
+        if result is None or result.job.epoch != self.epoch:
+            return None
+        current = self._current()
+        same = same_plan(result.best, current)
+        if not should_switch(result.current_s, result.best_s, self.spec.threshold, same):
+            return None
+        best = result.best
+        self.epoch += 1
+        self.current_plan = best
+        inner = code_from_spec(best.code_spec)
+        assert is_hierarchical_code(inner)
+        self.code = LiftedCode(inner, self.topology, best.edges, best.workers)
+        switch = Switch(self.epoch, best, result.current_s, result.best_s, result.seconds)
+        self.switches.append(switch)
+        return switch
+
+    def refit(self) -> Switch | None:
+        """:meth:`begin_refit`, :func:`run_refit` and :meth:`finish_refit` in one call."""
+        return self.finish_refit(run_refit(self.begin_refit()))
+
+    def _current(self) -> Plan:
+        """The plan in force as the planner's object (the initial one from the config)."""
+        if self.current_plan is None:
+            inner: HierarchicalCodeLike = self.code.inner
+            self.current_plan = Plan(
+                self.initial_scheme,
+                self.code.edges,
+                self.code.workers,
+                dict(self.initial_code_spec),
+                s_e=int(inner.s_e),
+                s_w=int(inner.s_w),
+            )
+        return self.current_plan
+
+    def annotate(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A record row in the plan's terms: its epoch, stragglers among selected nodes only."""
+        sel = self.selected_nodes()
+        row = dict(row)
+        row["plan_epoch"] = self.epoch
+        for key in ("edge_stragglers", "worker_stragglers"):
+            if isinstance(row.get(key), list):
+                row[key] = [n for n in row[key] if sel.get(n, 0.0)]
+        return row
+
+
+class PlanMetrics:
+    """``hgc_master_plan_switches_total``, ``hgc_master_plan_epoch``,
+    ``hgc_master_plan_selected{node}`` (1 when the plan in force uses the node)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.switches = Counter(
+            "hgc_master_plan_switches", "Plan switches of hgc-adaptive", registry=registry
+        )
+        self.epoch = Gauge("hgc_master_plan_epoch", "Plan epoch in force", registry=registry)
+        self.selected = Gauge(
+            "hgc_master_plan_selected",
+            "1 when the plan in force uses the node",
+            ["node"],
+            registry=registry,
+        )
+        self.gain = Gauge(
+            "hgc_master_plan_predicted_gain_ratio",
+            "Predicted gain of the last plan switch (1 - new E[T] / old E[T])",
+            registry=registry,
+        )
+
+    def observe(self, name: str, value: float, labels: dict[str, str]) -> bool:
+        if name == "plan_switch":
+            self.switches.inc()
+            self.gain.set(value)
+        elif name == "plan_epoch":
+            self.epoch.set(value)
+        elif name == "plan_selected":
+            self.selected.labels(node=labels["node"]).set(value)
+        else:
+            return False
+        return True

@@ -1,0 +1,273 @@
+"""hgc-adaptive without sockets: the switching decision, the lifted code, the estimator on
+synthetic windows, the controller, and the edge's and worker's plan-switch transitions."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+
+from common.coding import HierarchicalCode
+from common.coding import make_code as _make_code
+from common.perf import plan_scheme
+from common.perf.system import EdgeProfile, Link, SystemModel, WorkerProfile
+from common.runtime.messages import (
+    EdgeSetup,
+    ModelUpdate,
+    Ready,
+    Register,
+    WorkerGradient,
+    WorkerSetup,
+)
+from common.scenario import ScenarioError
+from common.scenario.adaptive import parse_adaptive
+from services.common.actions import (
+    Compute,
+    DataLoaded,
+    Drop,
+    GradientDone,
+    LoadData,
+    Received,
+    SendDown,
+    SendUp,
+    Started,
+)
+from services.common.lifted import LiftedCode, plan_spec
+from services.edge.state import EdgeState
+from services.master.adaptive import (
+    Adaptive,
+    RefitResult,
+    Window,
+    estimate_system,
+    plan_json,
+    predicted_gain,
+    should_switch,
+    system_to_json,
+    validate_adaptive,
+)
+from services.worker.state import WorkerState
+
+
+def make_code(*args: Any) -> HierarchicalCode:
+    code = _make_code(*args)
+    assert isinstance(code, HierarchicalCode)
+    return code
+
+
+# ---------------------------------------------------------------- the decision
+@pytest.mark.parametrize(
+    ("current", "best", "threshold", "same", "expected"),
+    [
+        (1.0, 0.90, 0.05, False, True),  # 10 % > 5 %
+        (1.0, 0.97, 0.05, False, False),  # 3 % < 5 %
+        (1.0, 0.96, 0.05, False, False),  # 4 % < 5 %
+        (1.0, 0.50, 0.05, True, False),  # the best plan is the plan in force
+        (1.0, 1.20, 0.00, False, False),  # worse
+        (float("inf"), 0.5, 0.05, False, False),  # not a finite prediction
+        (0.0, 0.0, 0.0, False, False),
+    ],
+)
+def test_should_switch(
+    current: float, best: float, threshold: float, same: bool, expected: bool
+) -> None:
+    assert should_switch(current, best, threshold, same) is expected
+
+
+def test_predicted_gain() -> None:
+    assert predicted_gain(2.0, 1.5) == pytest.approx(0.25)
+    assert predicted_gain(float("nan"), 1.0) == 0.0
+
+
+# ---------------------------------------------------------------- the lifted code
+def test_lifted_code_decodes_exactly_on_its_selection() -> None:
+    inner = make_code("hgc", [2, 3], 0, 1)  # 2 selected edges of a 3-edge topology
+    code = LiftedCode(inner, [3, 2, 3], edges=[2, 0], workers=[[0, 2], [0, 1, 2]])
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=(code.K, 4))
+    assert code.placement[1] == ((), ())  # edge 1 is not selected: no partition
+    assert code.placement[2][1] == () and code.workers_needed(1) == 0
+    vectors: dict[int, np.ndarray] = {}
+    for i in code.position:
+        sel = code.selected_workers(i)
+        z = {
+            j: sum(
+                c * g[k]
+                for c, k in zip(code.worker_coefficients[i][j], code.placement[i][j], strict=True)
+            )
+            for j in sel
+        }
+        responders = list(sel[-code.workers_needed(i) :])
+        w = code.edge_decode_weights(i, responders)
+        vectors[i] = sum(wj * z[j] for wj, j in zip(w, responders, strict=True))
+    edges = list(vectors)[: code.edges_needed]
+    w = code.master_decode_weights(edges)
+    total = sum(wi * vectors[i] for wi, i in zip(w, edges, strict=True))
+    np.testing.assert_allclose(total, g.sum(axis=0), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="not selected"):
+        code.edge_decode_weights(2, [1])  # worker-2-1 is not part of the plan
+    with pytest.raises(ValueError, match="not selected"):
+        code.master_decode_weights([1])
+
+
+def test_lifted_code_refuses_a_plan_that_does_not_fit() -> None:
+    inner = make_code("hgc", [2, 2], 0, 0)
+    with pytest.raises(ValueError, match=r"plan.workers\[0\]"):
+        LiftedCode(inner, [2, 2], [0, 1], [[0, 5], [0, 1]])
+    with pytest.raises(ValueError, match="plan.edges"):
+        LiftedCode(inner, [2, 2], [0, 0], [[0, 1], [0, 1]])
+
+
+# ---------------------------------------------------------------- the estimator
+def _system(n: int = 2, m: int = 2) -> SystemModel:
+    w = WorkerProfile(0.1, 10.0, Link(latency_s=0.001))
+    e = EdgeProfile(Link(latency_s=0.001))
+    return SystemModel(tuple((w,) * m for _ in range(n)), (e,) * n, gradient_bytes=1000)
+
+
+def test_estimator_recovers_a_drifted_worker_with_censoring() -> None:
+    rng = np.random.default_rng(1)
+    true_shift, true_rate, load = 0.6, 10.0 / 6.0, 0.5
+    window = Window()
+    obs = []
+    for _ in range(200):
+        c = load * (true_shift + rng.exponential(1.0 / true_rate))
+        wait = load * (true_shift + 0.72)  # ~30 % of the draws are cut off
+        rtt = 0.004
+        obs.append((c + rtt, c, wait + rtt, load) if c <= wait else (-1.0, -1.0, wait + rtt, load))
+    censored = sum(1 for a, *_ in obs if a < 0) / len(obs)
+    assert 0.2 < censored < 0.45
+    window.workers[(1, 0)] = obs
+    est = estimate_system(_system(), window)
+    w = est.workers[1][0]
+    assert w.shift_s == pytest.approx(true_shift, rel=0.1)
+    assert w.rate == pytest.approx(true_rate, rel=0.15)
+    assert est.workers[0][0] == _system().workers[0][0]  # not observed: unchanged
+    # negative control: dropping the censored draws biases the rate up (a faster node)
+    window2 = Window()
+    window2.workers[(1, 0)] = [o for o in obs if o[0] >= 0]
+    biased = estimate_system(_system(), window2).workers[1][0]
+    assert biased.rate > 1.3 * true_rate
+
+
+def test_estimator_sees_a_slower_uplink_and_a_never_answering_edge() -> None:
+    window = Window()
+    rng = np.random.default_rng(2)
+    window.edges[0] = [(0.2 + rng.uniform(0, 0.01), False) for _ in range(20)]
+    window.edges[1] = [(0.5, True), (0.7, True)]  # never answered: at least 0.7 s one way
+    est = estimate_system(_system(), window)
+    assert est.edges[0].uplink.mean_transfer_s(1000) == pytest.approx(0.205, abs=0.01)
+    assert est.edges[1].uplink.mean_transfer_s(1000) >= 0.7
+
+
+# ---------------------------------------------------------------- the controller
+def _adaptive(**spec: Any) -> tuple[Adaptive, SystemModel]:
+    system = _system(3, 2)
+    plan = plan_scheme(system, "hgc-jncss")
+    raw = {"window": 2, "threshold": 0.1, **spec}
+    raw |= {"system": system_to_json(system), "plan": plan_json(plan)}
+    return Adaptive(raw, plan.code, dict(plan.code.spec())), system
+
+
+def test_controller_switches_only_for_a_fresh_result_with_enough_gain() -> None:
+    ad, system = _adaptive()
+    other = plan_scheme(system, "uncoded")
+    ad.window.iterations = 2
+    assert ad.due()
+    job = ad.begin_refit()
+    assert not ad.due()  # one re-plan at a time
+    assert ad.finish_refit(RefitResult(job, other, 0.95, 1.0)) is None  # 5 % < 10 %
+    stale = dataclasses.replace(job, epoch=7)
+    assert ad.finish_refit(RefitResult(stale, other, 0.1, 1.0)) is None  # another epoch's
+    switch = ad.finish_refit(RefitResult(job, other, 0.5, 1.0))
+    assert switch is not None and switch.epoch == ad.epoch == 1
+    assert switch.gain == pytest.approx(0.5)
+    assert ad.code.edges == other.edges and ad.plan_spec_now()["epoch"] == 1
+    assert all(v == 1.0 for v in ad.selected_nodes().values())  # uncoded uses every node
+
+
+def test_adaptive_section_is_validated_naming_the_field() -> None:
+    with pytest.raises(ValueError, match=r"adaptive.window: .*got 1"):
+        validate_adaptive({"window": 1})
+    with pytest.raises(ValueError, match=r"adaptive.threshold"):
+        validate_adaptive({"threshold": 1.5})
+    with pytest.raises(ValueError, match=r"adaptive.schemes"):
+        validate_adaptive({"schemes": ["hgc"]})
+    with pytest.raises(ValueError, match=r"adaptive.bogus"):
+        validate_adaptive({"bogus": 1})
+    with pytest.raises(ScenarioError, match=r"adaptive.window"):
+        parse_adaptive({"window": "20"})
+    with pytest.raises(ScenarioError, match=r"adaptive.schemes\[1\]"):
+        parse_adaptive({"schemes": ["hgc-jncss", "flat-frc"]})
+    assert parse_adaptive({"window": 5}).window == 5
+
+
+# ---------------------------------------------------------------- edge and worker
+def _setup(epoch: int, edges: list[int], workers: list[list[int]]) -> EdgeSetup:
+    inner = make_code("hgc", [len(w) for w in workers], 0, 0)
+    spec = plan_spec(epoch, [2, 2], edges, workers)
+    return EdgeSetup(-1, 1, dict(inner.spec()), {"kind": "d"}, {"kind": "m"}, {},
+                     plan_epoch=epoch, plan_spec=spec)  # fmt: skip
+
+
+def test_edge_switches_plan_and_drops_vectors_of_the_old_plan() -> None:
+    from common.coding import code_from_spec
+
+    e = EdgeState(1, code_from_spec)
+    e.handle(Started(), 0.0)
+    for j in (0, 1):
+        node = f"worker-1-{j}"
+        e.handle(Received(node, Register(-1, "worker", node, 1, j)), 0.0)
+    acts = e.handle(Received("master", _setup(0, [0, 1], [[0, 1], [1]])), 0.0)
+    sent = [a for a in acts if isinstance(a, SendDown)]
+    assert [a.to for a in sent] == ["worker-1-1"]  # only the selected worker
+    acts = e.handle(Received("worker-1-1", Ready(-1, "worker-1-1", 1, 1)), 0.1)
+    assert any(isinstance(a, SendUp) and isinstance(a.msg, Ready) for a in acts)
+    e.handle(Received("master", ModelUpdate(0, np.zeros(3))), 1.0)
+    # the switch: both workers now, epoch 1; the iteration in flight is abandoned
+    acts = e.handle(Received("master", _setup(1, [1, 0], [[0, 1], [0, 1]])), 1.1)
+    setups = [a.msg for a in acts if isinstance(a, SendDown)]
+    assert [(s.worker, s.plan_epoch) for s in setups if isinstance(s, WorkerSetup)] == [
+        (0, 1),
+        (1, 1),
+    ]
+    assert e.answered
+    e.handle(Received("master", ModelUpdate(1, np.zeros(3))), 2.0)
+    old = WorkerGradient(1, 1, 1, np.ones(3), 0.1, plan_epoch=0)
+    acts = e.handle(Received("worker-1-1", old), 2.1)
+    assert any(isinstance(a, Drop) and a.reason == "late" for a in acts)
+    new = WorkerGradient(1, 1, 0, np.ones(3), 0.1, plan_epoch=1)
+    acts = e.handle(Received("worker-1-0", new), 2.2)
+    assert not any(isinstance(a, Drop) for a in acts)
+    # an older epoch's set-up arriving late changes nothing
+    acts = e.handle(Received("master", _setup(0, [0, 1], [[0, 1], [1]])), 2.3)
+    assert any(isinstance(a, Drop) for a in acts) and e.setup.plan_epoch == 1  # type: ignore[union-attr]
+
+
+def test_worker_reloads_on_a_new_plan_and_never_sends_an_old_plan_vector() -> None:
+    w = WorkerState(0, 1)
+    w.handle(Started(), 0.0)
+
+    def setup(epoch: int, parts: tuple[int, ...]) -> Received:
+        msg = WorkerSetup(-1, 0, 1, parts, np.ones(len(parts)), 4, {"kind": "d"}, {"kind": "m"},
+                          plan_epoch=epoch)  # fmt: skip
+        return Received("edge-0", msg)
+
+    assert any(isinstance(a, LoadData) for a in w.handle(setup(0, (0,)), 0.0))
+    w.handle(DataLoaded(10, 3), 0.1)
+    assert any(
+        isinstance(a, Compute)
+        for a in w.handle(Received("edge-0", ModelUpdate(0, np.zeros(3))), 0.2)
+    )
+    # the plan switches while iteration 0 computes
+    assert any(isinstance(a, LoadData) for a in w.handle(setup(1, (0, 1)), 0.3))
+    assert not w.ready
+    acts = w.handle(GradientDone(0, np.ones(3), 0.1), 0.4)  # computed on the old partitions
+    assert [type(a) for a in acts] == [Drop]
+    assert w.handle(Received("edge-0", ModelUpdate(1, np.zeros(3))), 0.5) == []  # held
+    acts = w.handle(DataLoaded(20, 3), 0.6)
+    assert [a.iteration for a in acts if isinstance(a, Compute)] == [1]
+    acts = w.handle(GradientDone(1, np.ones(3), 0.1), 0.7)
+    up = [a.msg for a in acts if isinstance(a, SendUp)]
+    assert len(up) == 1 and isinstance(up[0], WorkerGradient) and up[0].plan_epoch == 1
