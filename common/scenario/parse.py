@@ -61,6 +61,7 @@ TOP_LEVEL_KEYS = (
     "faults",
     "ports",
     "security",
+    "platforms",  # node -> linux/amd64|linux/arm64: read by `hgc compose` (hgc.compose.generate)
 )
 
 
