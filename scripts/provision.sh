@@ -184,8 +184,28 @@ else
             rm -rf "$rootfs"
         fi
         log "importing $tarball as $ARM64_BASE_IMAGE (linux/arm64)"
-        docker import --platform linux/arm64 --change 'CMD ["/bin/bash"]' "$tarball" \
-            "$ARM64_BASE_IMAGE" >/dev/null
+        # `docker import --platform` needs an experimental daemon on engine 20.10 (it records
+        # amd64 otherwise): import, then set the architecture in the image config and reload.
+        work=$(mktemp -d /tmp/hgc-arm64-import.XXXXXX)
+        docker import --change 'CMD ["/bin/bash"]' "$tarball" "$ARM64_BASE_IMAGE-import" >/dev/null
+        docker save -o "$work/image.tar" "$ARM64_BASE_IMAGE-import"
+        docker rmi "$ARM64_BASE_IMAGE-import" >/dev/null
+        mkdir "$work/x" && tar -C "$work/x" -xf "$work/image.tar" && rm "$work/image.tar"
+        "$PYTHON" - "$work/x" "$ARM64_BASE_IMAGE" <<'PY'
+import json, sys
+from pathlib import Path
+root, tag = Path(sys.argv[1]), sys.argv[2]
+manifest = json.loads((root / "manifest.json").read_text())
+config = root / manifest[0]["Config"]
+data = json.loads(config.read_text())
+data.update(architecture="arm64", variant="v8", os="linux")
+config.write_text(json.dumps(data))
+manifest[0]["RepoTags"] = [tag]
+(root / "manifest.json").write_text(json.dumps(manifest))
+(root / "repositories").unlink(missing_ok=True)
+PY
+        tar -C "$work/x" -cf "$work/arm64.tar" . && docker load -q -i "$work/arm64.tar" >/dev/null
+        rm -rf "$work"
     fi
     arm64_runs || die "base image $ARM64_BASE_IMAGE does not run python3 as aarch64"
 fi

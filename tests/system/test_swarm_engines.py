@@ -35,7 +35,7 @@ from tests.system.docker_helpers import (  # noqa: F401 (fixtures)
     unavailable,
 )
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 SCENARIO = ROOT / "scenarios" / "homogeneous.yaml"
 COMPOSE_ONLY = ("build", "restart", "depends_on", "container_name")
 PREFIX = "hgcpit"  # not make swarm-up's hgcpi: the two may coexist
