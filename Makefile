@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SCENARIO ?= scenarios/heterogeneous.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test lint typecheck unit integration system bench soak up down wheels image clean provision
+.PHONY: help venv run test lint typecheck unit integration system bench soak up down wheels image clean provision swarm-up swarm-down
 
 help:
 	@echo "make run        run the main job on the default scenario ($(SCENARIO))"
@@ -14,6 +14,8 @@ help:
 	@echo "make soak       1,000 iterations with random faults: lost, wrong, RSS slope, fds"
 	@echo "make up / down  the containerised testbed (needs Docker)"
 	@echo "make wheels     offline wheelhouse for the image (PLATFORM=linux/arm64 for a Pi cluster)"
+	@echo "make image      the node image (PLATFORM=linux/arm64: hgc-edge:latest-arm64)"
+	@echo "make swarm-up / swarm-down   a Swarm of SWARM_ENGINES dockerd engines on this machine (root)"
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,7 +66,14 @@ clean:
 # --- containerised testbed (docs/containers.md) -----------------------------------------------
 PLATFORM   ?= linux/amd64
 WHEELHOUSE ?= wheelhouse
-IMAGE      ?= hgc-edge:latest
+# linux/arm64 (Raspberry Pi): tagged hgc-edge:latest-arm64 and hgc-edge:<version>-arm64, the
+# per-architecture tags a multi-arch manifest is made of (docs/raspberry-pi.md).
+ARCH       := $(word 2,$(subst /, ,$(PLATFORM)))
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE      ?= $(if $(filter arm64,$(ARCH)),hgc-edge:latest-arm64,hgc-edge:latest)
+HGC_BASE_IMAGE_ARM64 ?= $(shell docker image inspect hgc-base:bookworm-arm64 >/dev/null 2>&1 \
+                    && echo hgc-base:bookworm-arm64 || echo python:3.11-slim-bookworm)
+export HGC_BASE_IMAGE_ARM64
 # The official slim image for users; the locally built base where no registry is reachable.
 HGC_BASE_IMAGE ?= $(shell docker image inspect hgc-base:bookworm >/dev/null 2>&1 \
                     && echo hgc-base:bookworm || echo python:3.11-slim-bookworm)
@@ -88,7 +97,7 @@ BUILD          ?= 1
 WAIT           ?= 1
 STACK_ENV = IMAGE=$(IMAGE) STACK=$(STACK) STACK_NAME=$(STACK_NAME) STACK_SCENARIO=$(STACK_SCENARIO) \
             STACK_ARGS="$(STACK_ARGS)" RUNS_DIR=$(RUNS_DIR) BUILD=$(BUILD) WAIT=$(WAIT) \
-            PYTHON=$(PY) WHEELHOUSE=$(WHEELHOUSE) PLATFORM=$(PLATFORM)
+            PYTHON=$(PY) WHEELHOUSE=$(WHEELHOUSE) PLATFORM=$(PLATFORM) VERSION=$(VERSION)
 
 image: venv
 	$(STACK_ENV) bash scripts/stack.sh image
@@ -98,3 +107,16 @@ up: venv
 
 down:
 	$(STACK_ENV) bash scripts/stack.sh down
+
+# --- multi-engine Swarm on one machine (root): SWARM_ENGINES dockerd engines, each in its own
+# network namespace on 10.231.0.0/24, joined into a Swarm and labelled for the stack
+# (hgc/testbed/engines.py, docs/raspberry-pi.md). SWARM_IMAGES are loaded into every engine.
+SWARM_ENGINES ?= 3
+SWARM_EDGES   ?= 3
+SWARM_IMAGES  ?= $(IMAGE)
+swarm-up: venv
+	$(PY) -m hgc.testbed.engines up --engines $(SWARM_ENGINES) --edges $(SWARM_EDGES) \
+	    $(foreach i,$(SWARM_IMAGES),--image $(i))
+
+swarm-down: venv
+	$(PY) -m hgc.testbed.engines down

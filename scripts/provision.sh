@@ -5,7 +5,10 @@
 #   3. the base image hgc-base:bookworm, built with debootstrap because no registry is
 #      reachable (the rootfs tarball is cached under $HGC_CACHE so re-runs are quick);
 #   4. Prometheus and promtool (apt);
-#   5. Debian's Chromium, for the browser test of the run report (apt).
+#   5. Debian's Chromium, for the browser test of the run report (apt);
+#   6. the arm64 base image hgc-base:bookworm-arm64 (Raspberry Pi tests): on a host that is not
+#      arm64, qemu-user-static + binfmt-support first, then `debootstrap --arch=arm64` (cached
+#      tarball; ~2-5 min the first time, ~1 s when the image is present). HGC_ARM64=0 skips it.
 # Idempotent: every step checks first and does nothing when already done. Loud on failure:
 # any failing command stops the script with the step and line that failed.
 set -Eeuo pipefail
@@ -137,6 +140,76 @@ if command -v chromium >/dev/null 2>&1; then
 else
     log "installing chromium"
     apt_install chromium
+fi
+
+# --- 6. arm64 base image (Raspberry Pi) --------------------------------------------------------
+STEP=arm64
+ARM64_BASE_IMAGE=${HGC_PROVISION_ARM64_BASE_IMAGE:-hgc-base:bookworm-arm64}
+arm64_runs() { docker run --rm --platform linux/arm64 "$ARM64_BASE_IMAGE" \
+    python3 -c 'import platform, venv; assert platform.machine() == "aarch64"' >/dev/null 2>&1; }
+if [ "${HGC_ARM64:-1}" = 0 ]; then
+    log "arm64 base skipped (HGC_ARM64=0)"
+else
+    host_arch=$(uname -m)
+    if [ "$host_arch" != aarch64 ] && [ "$host_arch" != arm64 ]; then
+        # Emulation: binfmt_misc mounted, qemu-aarch64 registered with the fix-binary flag (F),
+        # so arm64 binaries run inside chroots and containers alike.
+        if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+            mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+        fi
+        if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+            log "installing qemu-user-static + binfmt-support (host is $host_arch)"
+            apt_install qemu-user-static binfmt-support
+            [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] \
+                || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+        fi
+        grep -q '^flags:.*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
+            || die "qemu-aarch64 binfmt handler missing or without the fix-binary flag"
+    fi
+    # Present: a cheap check (CI re-runs provision every time; starting an emulated Python
+    # costs seconds, minutes on a loaded machine). Made here: really run its python3.
+    if [ "$(docker image inspect --format '{{.Architecture}}' "$ARM64_BASE_IMAGE" 2>/dev/null)" = arm64 ]; then
+        log "arm64 base image $ARM64_BASE_IMAGE present"
+    else
+        key=$(printf '%s' "$BASE_PACKAGES" | sha256sum | cut -c1-12)
+        tarball="$HGC_CACHE/rootfs-bookworm-arm64-$key.tar"
+        if [ ! -s "$tarball" ]; then
+            command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_install debootstrap; }
+            rootfs=$(mktemp -d /tmp/hgc-rootfs-arm64.XXXXXX)
+            log "debootstrap --arch=arm64 bookworm ($BASE_PACKAGES) into $rootfs (qemu; minutes)"
+            debootstrap --arch=arm64 --variant=minbase --include="$BASE_PACKAGES" bookworm "$rootfs" \
+                >/var/log/hgc-debootstrap-arm64.log 2>&1 \
+                || { tail -n 30 /var/log/hgc-debootstrap-arm64.log >&2; rm -rf "$rootfs"; die "arm64 debootstrap failed"; }
+            rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+            tar -C "$rootfs" -cf "$tarball.partial" .
+            mv "$tarball.partial" "$tarball"
+            rm -rf "$rootfs"
+        fi
+        log "importing $tarball as $ARM64_BASE_IMAGE (linux/arm64)"
+        # `docker import --platform` needs an experimental daemon on engine 20.10 (it records
+        # amd64 otherwise): import, then set the architecture in the image config and reload.
+        work=$(mktemp -d /tmp/hgc-arm64-import.XXXXXX)
+        docker import --change 'CMD ["/bin/bash"]' "$tarball" "$ARM64_BASE_IMAGE-import" >/dev/null
+        docker save -o "$work/image.tar" "$ARM64_BASE_IMAGE-import"
+        docker rmi "$ARM64_BASE_IMAGE-import" >/dev/null
+        mkdir "$work/x" && tar -C "$work/x" -xf "$work/image.tar" && rm "$work/image.tar"
+        "$PYTHON" - "$work/x" "$ARM64_BASE_IMAGE" <<'PY'
+import json, sys
+from pathlib import Path
+root, tag = Path(sys.argv[1]), sys.argv[2]
+manifest = json.loads((root / "manifest.json").read_text())
+config = root / manifest[0]["Config"]
+data = json.loads(config.read_text())
+data.update(architecture="arm64", variant="v8", os="linux")
+config.write_text(json.dumps(data))
+manifest[0]["RepoTags"] = [tag]
+(root / "manifest.json").write_text(json.dumps(manifest))
+(root / "repositories").unlink(missing_ok=True)
+PY
+        tar -C "$work/x" -cf "$work/arm64.tar" . && docker load -q -i "$work/arm64.tar" >/dev/null
+        rm -rf "$work"
+        arm64_runs || die "base image $ARM64_BASE_IMAGE does not run python3 as aarch64"
+    fi
 fi
 
 STEP=done

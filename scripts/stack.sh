@@ -54,9 +54,15 @@ prune_untagged() {
 image() {
     PYTHON="$PYTHON" bash scripts/wheels.sh "$PLATFORM" "$WHEELHOUSE" >/dev/null
     local base=${HGC_BASE_IMAGE:-python:3.11-slim-bookworm}
-    say "building $IMAGE (base $base)"
+    local arch=${PLATFORM#*/}
+    # linux/arm64 (Raspberry Pi): the arm64 base, and the per-architecture tag a multi-arch
+    # manifest is made of (docs/raspberry-pi.md)
+    [ "$arch" = arm64 ] && base=${HGC_BASE_IMAGE_ARM64:-python:3.11-slim-bookworm}
+    local tags=(-t "$IMAGE")
+    [ -n "${VERSION:-}" ] && tags+=(-t "hgc-edge:$VERSION-$arch")
+    say "building $IMAGE for $PLATFORM (base $base)"
     local log
-    log=$(docker build --quiet --build-arg "BASE_IMAGE=$base" -t "$IMAGE" . 2>&1) \
+    log=$(docker build --quiet --platform "$PLATFORM" --build-arg "BASE_IMAGE=$base" "${tags[@]}" . 2>&1) \
         || { echo "$log" >&2; die "docker build of $IMAGE failed"; }
     prune_untagged
 }

@@ -63,6 +63,7 @@ TOP_LEVEL_KEYS = (
     "ports",
     "security",
     "adaptive",
+    "platforms",  # node -> linux/amd64|linux/arm64: read by `hgc compose` (hgc.compose.generate)
 )
 
 

@@ -76,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "compose file, written unless present; each container gets only its own secret)",
     )
     parser.add_argument(
+        "--arm64",
+        default="",
+        metavar="NODE,...",
+        help="these nodes run the arm64 image (IMAGE tagged -arm64, `make image "
+        "PLATFORM=linux/arm64`); also the scenario's `platforms:` section",
+    )
+    parser.add_argument(
         "--prometheus-config",
         help="scrape config to write (default: prometheus/<name>.yml beside the compose file; "
         "prometheus/prometheus.yml when the file is named default.yaml)",
@@ -131,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         offline=args.offline,
         runs_dir=runs_dir(out.parent, stem, args.runs_dir),
         metrics_linger_s=args.metrics_linger_s,
+        arm64=tuple(n.strip() for n in args.arm64.split(",") if n.strip()),
     )
     try:
         plan = plan_stack(scenario, opts)  # once: build_stack and master_config share it

@@ -100,6 +100,8 @@ class StackOptions:
     # secret) and the public keys it needs (configs). False: plain TCP (a WARNING at start).
     curve: bool = True
     keys_dir: str = "keys"
+    # Nodes on the arm64 image (``--arm64``; also the scenario's ``platforms`` section).
+    arm64: tuple[str, ...] = ()
 
 
 def check_options(opts: StackOptions) -> None:
@@ -417,10 +419,14 @@ def build_stack(scenario: Scenario, opts: StackOptions, plan: Plan | None = None
     """The whole compose document (a dict ready for ``yaml.safe_dump``)."""
     plan = plan or plan_stack(scenario, opts)
     keys = key_files(opts, plan) if opts.curve else {"secrets": {}, "configs": {}}
+    nodes = node_services(scenario, opts, plan)
+    apply_platforms(
+        {"services": nodes}, node_platforms(scenario, opts.arm64, list(nodes)), opts.image
+    )
     # No top-level ``name``: ``docker stack deploy`` rejects it (the project/stack name is
     # given on the command line: ``docker compose -p NAME`` / ``docker stack deploy ... NAME``).
     return {
-        "services": {**node_services(scenario, opts, plan), **monitoring_services(opts)},
+        "services": {**nodes, **monitoring_services(opts)},
         "networks": {"hgc": {}},
         "configs": {
             "master-config": {"file": f"./{opts.master_config_file}"},
@@ -468,3 +474,66 @@ def prometheus_config(
         "rule_files": ["/etc/prometheus/rules.yml"],
         "scrape_configs": jobs,
     }
+
+
+# --- per-node platform: a mixed-architecture stack (docs/raspberry-pi.md) ---------------------
+PLATFORMS = ("linux/amd64", "linux/arm64")
+ARCH_OF_PLATFORM = {"linux/amd64": "amd64", "linux/arm64": "arm64"}
+
+
+def arch_image(image: str, platform: str) -> str:
+    """The per-architecture tag ``make image PLATFORM=...`` writes: ``hgc-edge:0.1.0`` ->
+    ``hgc-edge:0.1.0-arm64`` (what a multi-arch manifest is made of)."""
+    arch = ARCH_OF_PLATFORM[platform]
+    name, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+    return f"{name}:{tag or 'latest'}-{arch}"
+
+
+def node_platforms(
+    scenario: Scenario, arm64: Sequence[str] = (), services: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Node -> platform for the nodes that are not on the default image: the scenario's
+    ``platforms`` section (``{worker-0-1: linux/arm64}``) and ``--arm64 NODE,...`` (wins).
+    ``services``: the stack's node services (an optimised scheme may drop some nodes)."""
+    known = set(scenario.node_names())
+    raw = scenario.raw.get("platforms") or {}
+    if not isinstance(raw, dict):
+        raise GenerateError("platforms: must be a mapping node -> linux/amd64|linux/arm64")
+    chosen: dict[str, str] = {}
+    for node, value in raw.items():
+        if node not in known:
+            raise GenerateError(f"platforms.{node}: not a node of scenario {scenario.name!r}")
+        if value not in PLATFORMS:
+            raise GenerateError(f"platforms.{node}: {value!r}; allowed: {', '.join(PLATFORMS)}")
+        chosen[str(node)] = str(value)
+    for node in arm64:
+        if node not in known:
+            raise GenerateError(
+                f"--arm64 {node}: not a node of scenario {scenario.name!r} "
+                f"(nodes: master, edge-<i>, worker-<i>-<j>)"
+            )
+        chosen[node] = "linux/arm64"
+    if services is not None:
+        dropped = sorted(set(chosen) - set(services))
+        if dropped:
+            raise GenerateError(f"--arm64/platforms {dropped}: not in the stack (plan drops them)")
+    return {n: p for n, p in chosen.items() if p != "linux/amd64"}
+
+
+def apply_platforms(stack: dict[str, Any], platforms: dict[str, str], image: str) -> None:
+    """Put the chosen nodes on their architecture's image (``platform:``, the arch tag, the
+    arm64 base for ``--build``) and, on a swarm, on engines labelled ``hgc.arch==arm64``."""
+    for node, platform in platforms.items():
+        svc = stack["services"][node]
+        arch = ARCH_OF_PLATFORM[platform]
+        svc["platform"] = platform
+        svc["image"] = f"${{HGC_IMAGE_{arch.upper()}:-{arch_image(image, platform)}}}"
+        if "build" in svc:
+            svc["build"] = {
+                **svc["build"],
+                "args": {
+                    "BASE_IMAGE": f"${{HGC_BASE_IMAGE_{arch.upper()}:-python:3.11-slim-bookworm}}"
+                },
+            }
+        svc["labels"]["hgc.arch"] = arch
+        svc["deploy"]["placement"]["constraints"].append(f"node.labels.hgc.arch=={arch}")
