@@ -88,6 +88,7 @@ class MasterRunner(NodeRunner):
 
     def _log(self, text: str) -> None:
         super()._log(self.names.text(text))  # positions -> scenario names
+
     def close(self) -> None:
         super().close()
         if self.replanner is not None:
