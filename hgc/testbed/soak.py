@@ -161,8 +161,8 @@ class Soak:
             restart_after_s,
         )
         self.active: list[Fault] = []
-        # master restarts at a third and two thirds of the run (each once nothing else is
-        # down: the run waits for its master, and the edges then pass its Ready barrier)
+        # master restarts at a third and two thirds of the run (the other faults are healed
+        # first: the run waits for its master, and the edges then pass its Ready barrier)
         self.master_at = [iterations // 3, 2 * iterations // 3]
         self.faults: Counter[str] = Counter()
         self.rss: dict[int, list[tuple[int, int]]] = defaultdict(list)  # pid -> samples
@@ -194,7 +194,8 @@ class Soak:
         return out
 
     def _inject_master(self, cluster: Any, last: int) -> None:
-        if self.master_at and last >= self.master_at[0] and not self.active:
+        if self.master_at and last >= self.master_at[0] and not self.master_down():
+            self._heal(cluster, force=True)  # everyone else back first: within tolerance
             self.master_at.pop(0)
             cluster.kill("master")
             until = time.monotonic() + self.rng.uniform(*self.restart_after_s)
@@ -288,7 +289,9 @@ class Soak:
                 # leave the last iterations fault-free so the end is not a restart race
                 if last < self.iterations - tail:
                     self._inject_master(cluster, last)
-                if last >= next_fault and last < self.iterations - tail:
+                # a master restart that is due waits for the other faults to heal: no new ones
+                master_due = bool(self.master_at) and last >= self.master_at[0]
+                if last >= next_fault and last < self.iterations - tail and not master_due:
                     self._inject(cluster)
                     next_fault = last + self.rng.randint(*self.fault_every)
                 if last >= self.iterations - tail:
