@@ -104,6 +104,12 @@ def test_three_engine_swarm_runs_across_engines_and_survives_a_lost_engine(
             svc.pop(key, None)
         svc.pop("ports", None)
         svc.setdefault("deploy", {}).setdefault("labels", {})[LABEL] = name
+        if "hgc.node" in svc.get("labels", {}):
+            # Swarm (unlike compose) kills a task whose HEALTHCHECK fails: the image's 5 s
+            # timeout was exceeded by healthy edges on a loaded 2-core machine (load ~40).
+            svc["healthcheck"] = {"test": ["CMD", "python", "-m", "services.common.health"],
+                                  "interval": "10s", "timeout": "30s", "retries": 6,
+                                  "start_period": "60s"}  # fmt: skip
     # Reach Prometheus on the manager engine's own address (host-mode port: no routing mesh).
     stack["services"]["prometheus"]["ports"] = [
         {"target": 9090, "published": 9090, "protocol": "tcp", "mode": "host"}
