@@ -36,7 +36,7 @@ import math
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -517,7 +517,7 @@ class Adaptive:
         return out
 
     def selected_nodes(self) -> dict[str, float]:
-        """1/0 per topology node: the ``hgc_master_plan_selected`` gauge."""
+        """1/0 per topology node: the ``hgc_master_node_selected`` gauge."""
         out: dict[str, float] = {}
         for i, m in enumerate(self.topology):
             out[f"edge-{i}"] = float(i in self.code.position)
@@ -627,19 +627,17 @@ class Adaptive:
 
 class PlanMetrics:
     """``hgc_master_plan_switches_total``, ``hgc_master_plan_epoch``,
-    ``hgc_master_plan_selected{node}`` (1 when the plan in force uses the node)."""
+    and the plan in force through ``set_selected(node, used)``: the master's one
+    ``hgc_master_node_selected{node}`` gauge, which every scheme sets."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, set_selected: Callable[[str, bool], None]
+    ) -> None:
+        self.set_selected = set_selected
         self.switches = Counter(
             "hgc_master_plan_switches", "Plan switches of hgc-adaptive", registry=registry
         )
         self.epoch = Gauge("hgc_master_plan_epoch", "Plan epoch in force", registry=registry)
-        self.selected = Gauge(
-            "hgc_master_plan_selected",
-            "1 when the plan in force uses the node",
-            ["node"],
-            registry=registry,
-        )
         self.gain = Gauge(
             "hgc_master_plan_predicted_gain_ratio",
             "Predicted gain of the last plan switch (1 - new E[T] / old E[T])",
@@ -653,7 +651,7 @@ class PlanMetrics:
         elif name == "plan_epoch":
             self.epoch.set(value)
         elif name == "plan_selected":
-            self.selected.labels(node=labels["node"]).set(value)
+            self.set_selected(labels["node"], bool(value))
         else:
             return False
         return True

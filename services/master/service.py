@@ -62,11 +62,9 @@ class MasterRunner(NodeRunner):
         self.plan_metrics = None
         self.replanner: Replanner | None = None
         if state.adaptive is not None:
-            self.plan_metrics = PlanMetrics(metrics.registry)
+            self.plan_metrics = PlanMetrics(metrics.registry, metrics.node_selected)
             self.replanner = Replanner()  # started now: its imports overlap the set-up
             self.plan_metrics.epoch.set(0)
-            for n, v in state.adaptive.selected_nodes().items():
-                self.plan_metrics.selected.labels(node=n).set(v)
 
     def perform_extra(self, action: Action) -> None:
         if isinstance(action, Refit):  # hgc-adaptive: the optimisers, off the I/O loop
@@ -213,6 +211,9 @@ def start_master(
         state, metrics, down=down, stop=stop, record=record, on_phase=on_phase, offload=offload
     )
     mark_selection(runner.names, metrics, code.workers_per_edge)
+    if state.adaptive is not None:  # the plan in force, not every node of the lifted code
+        for n, v in state.adaptive.selected_nodes().items():
+            metrics.node_selected(n, bool(v))
     if record is not None and runner.names.scenario:
         record.write(json.dumps(runner.names.header(code.scheme)) + "\n")
         record.flush()
