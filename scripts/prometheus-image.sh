@@ -3,7 +3,7 @@
 # prometheus binary from the host package (scripts/provision.sh installs it) on the local
 # base image. Users with a registry get the official prom/prometheus image instead.
 #   scripts/prometheus-image.sh [TAG]        default TAG: hgc-prometheus:local
-# Then: HGC_PROMETHEUS_IMAGE=hgc-prometheus:local docker compose -f compose/default.yaml up ...
+# `make up` builds it by itself, once, where no registry is reachable (scripts/stack.sh).
 set -Eeuo pipefail
 TAG=${1:-hgc-prometheus:local}
 BASE=${HGC_BASE_IMAGE:-hgc-base:bookworm}
@@ -22,5 +22,6 @@ EXPOSE 9090
 ENTRYPOINT ["/bin/prometheus"]
 CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
 DOCKERFILE
-docker build --quiet -t "$TAG" "$ctx" >/dev/null
+# Quiet unless it fails (the classic builder's deprecation notice is noise here).
+log=$(docker build --quiet -t "$TAG" "$ctx" 2>&1) || { echo "$log" >&2; exit 1; }
 echo "built $TAG from $binary on $BASE"
