@@ -151,11 +151,23 @@ def test_make_up_offline_trains_and_prometheus_has_the_final_values(
         assert proc.returncode == 0, output[-4000:]
         assert "up (offline)" in output, output[-4000:]
         assert output.count("grafana: left out") == 1, output[-4000:]
+
         # Every node and Prometheus came up; the nodes finished (exit 0), Prometheus runs on.
-        states = {
-            c.labels["com.docker.compose.service"]: (c.status, c.attrs["State"]["ExitCode"])
-            for c in project_containers(docker_client, project)
-        }
+        # make up returns when the master exits; the others may still linger (bounded, 10 s)
+        # until Prometheus has scraped them once more.
+        def states_now() -> dict[str, tuple[str, int]]:
+            return {
+                c.labels["com.docker.compose.service"]: (c.status, c.attrs["State"]["ExitCode"])
+                for c in project_containers(docker_client, project)
+            }
+
+        poll_for(
+            lambda: all(v[0] != "running" for k, v in states_now().items() if k != "prometheus"),
+            timeout=90,
+            interval=1.0,
+            what="every node exited after its final scrape",
+        )
+        states = states_now()
         assert set(states) == NODES | {"prometheus"}, states
         assert states.pop("prometheus")[0] == "running"
         assert all(s == ("exited", 0) for s in states.values()), states
