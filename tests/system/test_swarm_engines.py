@@ -165,6 +165,8 @@ def test_three_engine_swarm_runs_across_engines_and_survives_a_lost_engine(
         done_before = len(rows())
         assert done_before < ITERATIONS, "the run ended before the engine could be stopped"
 
+        victim_pid = victim.pid()  # dockerd removes its pidfile when it stops
+        assert victim_pid is not None and Path(f"/proc/{victim_pid}").exists()
         victim_stopped = time.monotonic()
         bed.stop_engine(victim)
         print(f"engine {victim.netns} stopped after {done_before} iterations "
@@ -182,7 +184,7 @@ def test_three_engine_swarm_runs_across_engines_and_survives_a_lost_engine(
         # its engine is gone — while Prometheus had scraped every node before.
         for r in records[-5:]:
             assert "edge-1" not in r["edges_used"]
-        assert victim.pid() is not None and not Path(f"/proc/{victim.pid()}").exists()
+        assert not Path(f"/proc/{victim_pid}").exists()
         ever = _up_by_node(bed, "max_over_time(up[15m])")
         assert sorted(n for n, v in ever.items() if v == 1) == sorted(nodes)
     finally:
