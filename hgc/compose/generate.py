@@ -299,7 +299,13 @@ def run_output(opts: StackOptions) -> tuple[list[str], dict[str, str]]:
     bind-mounted at ``/out``, one folder per scheme as ``hgc run`` writes them (the entry
     point creates it, owned by the unprivileged user)."""
     volumes = [f"${{HGC_RUNS_DIR:-{opts.runs_dir}}}:{OUT_PATH}"]
-    return volumes, {"HGC_RECORD": f"{OUT_PATH}/{opts.scheme}/record.jsonl"}
+    # The checkpoint beside the record, on the host: a master container started again after
+    # `docker kill` or a crash (`docker start`, `docker compose up -d master`) resumes from it
+    # (services.master.checkpoint); a finished run removes it.
+    return volumes, {
+        "HGC_RECORD": f"{OUT_PATH}/{opts.scheme}/record.jsonl",
+        "HGC_CHECKPOINT": f"{OUT_PATH}/{opts.scheme}/checkpoint.npz",
+    }
 
 
 def _key_name(cluster_node: str, what: str) -> str:

@@ -327,5 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def finish(runner: MasterRunner) -> None:
             save_outputs(runner, args.save_params, args.params_trace)
+            ckpt, ended = runner.checkpointer, runner.exit
+            if ckpt is not None and ended is not None and ended.status == 0:
+                # a finished run is not resumed: a later start in the same run folder
+                # (e.g. `docker compose up` again) trains afresh instead of redoing its end
+                ckpt.path.unlink(missing_ok=True)
 
         return node.run_node("master", args, registry, start, finish)

@@ -103,7 +103,9 @@ class RogueWorker:
             for c, X, y in zip(coeffs, Xs, ys, strict=True):
                 z += c * model.gradient_sum(msg.params, X, y)  # type: ignore[attr-defined]
             vector = np.ascontiguousarray(self.tamper(z, msg.iteration), dtype=np.float64)
-            self.up.send(WorkerGradient(msg.iteration, self.edge, self.worker, vector, 0.0))
+            self.up.send(
+                WorkerGradient(msg.iteration, self.edge, self.worker, vector, 0.0, epoch=msg.epoch)
+            )
             self.sent.append(msg.iteration)
         elif isinstance(msg, Shutdown):
             self._stop.set()

@@ -267,6 +267,7 @@ def scenario_stack(
     master = stack["services"]["master"]
     master["volumes"] = [f"{out}:/out"]
     master["environment"]["HGC_RECORD"] = "/out/record.jsonl"
+    master["environment"]["HGC_CHECKPOINT"] = "/out/checkpoint.npz"  # beside the record
     master["environment"].update(master_overrides or {})
     for svc in stack["services"].values():
         svc.pop("build", None)  # the tests run the image built by the hgc_image fixture

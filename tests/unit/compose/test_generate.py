@@ -74,6 +74,8 @@ def test_nodes_linger_and_the_master_records_to_the_host(scenario: Any) -> None:
     master = stack["services"]["master"]
     assert master["volumes"] == ["${HGC_RUNS_DIR:-/data/r}:/out"]
     assert master["environment"]["HGC_RECORD"] == "/out/hgc/record.jsonl"
+    # the checkpoint beside it, on the host: a master container started again resumes
+    assert master["environment"]["HGC_CHECKPOINT"] == "/out/hgc/checkpoint.npz"
     with pytest.raises(GenerateError, match="--metrics-linger-s"):
         build_stack(scenario, StackOptions(metrics_linger_s=-1))
 
