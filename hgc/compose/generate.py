@@ -529,14 +529,19 @@ def node_platforms(
 def apply_platforms(stack: dict[str, Any], platforms: dict[str, str], image: str) -> None:
     """Put the chosen nodes on their architecture's image (``platform:``, the arch tag, the
     arm64 base for ``--build``) and, on a swarm, on engines labelled ``hgc.arch==arm64``."""
-    for node, platform in platforms.items():
+    # One image per architecture: the master's service builds the amd64 one (image_build);
+    # the first node of each other architecture builds that one, the rest of them run it.
+    build = stack["services"].get("master", {}).get("build")
+    built: set[str] = set()
+    for node, platform in sorted(platforms.items()):
         svc = stack["services"][node]
         arch = ARCH_OF_PLATFORM[platform]
         svc["platform"] = platform
         svc["image"] = f"${{HGC_IMAGE_{arch.upper()}:-{arch_image(image, platform)}}}"
-        if "build" in svc:
+        if build is not None and arch not in built:
+            built.add(arch)
             svc["build"] = {
-                **svc["build"],
+                **build,
                 "args": {
                     "BASE_IMAGE": f"${{HGC_BASE_IMAGE_{arch.upper()}:-python:3.11-slim-bookworm}}"
                 },
