@@ -214,10 +214,17 @@ def start_master(
     if state.adaptive is not None:  # the plan in force, not every node of the lifted code
         for n, v in state.adaptive.selected_nodes().items():
             metrics.node_selected(n, bool(v))
-    if record is not None and runner.names.scenario:
-        record.write(json.dumps(runner.names.header(code.scheme)) + "\n")
-        record.flush()
+    if record is not None:
+        write_header(runner, record)
     return runner, down.port
+
+
+def write_header(runner: MasterRunner, record: IO[str]) -> None:
+    """The run header (scenario names, nodes left out) as the record's first line, once: a
+    master resumed from a checkpoint finds it already there."""
+    if runner.names.scenario and record.tell() == 0:
+        record.write(json.dumps(runner.names.header(runner.mstate.code.scheme)) + "\n")
+        record.flush()
 
 
 def mark_selection(names: NodeNames, metrics: MasterMetrics, workers_per_edge: Any) -> None:
@@ -315,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # after a resume's truncation: the rows of recomputed iterations are written once
             record = files.enter_context(open(args.record, "a")) if args.record else None  # noqa: SIM115
             runner.record = record
+            if record is not None:
+                write_header(runner, record)  # before the first checkpoint counts its bytes
             if runner.checkpointer is not None:
                 # the new epoch, at once
                 kept = runner.trace if args.params_trace else None
