@@ -224,6 +224,9 @@ def master_config(
 def node_names(scenario: Scenario, plan: Plan) -> dict[str, Any]:
     """``{"names": position -> scenario name, "left_out": [scenario nodes not in the plan]}``
     for the master's configuration: the one mapping every node labels by."""
+    if is_adaptive(plan):
+        # every node runs under its topology name; the plan in force is the master's gauge
+        return {"names": {}, "left_out": []}
     table = {k: v for k, v in NodeMap.of(plan).to_topology.items() if k != "master"}
     used = set(table.values())
     left_out = [n for n in scenario.node_names() if n != "master" and n not in used]
