@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from hgc.testbed.cleanup import pid_alive
+from hgc.testbed.records import read_records
 from tests.conftest import poll_for
 
 HGC = [str(Path(sys.executable).parent / "hgc")]
@@ -103,11 +104,11 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
 
 
 def _node_pids_when_training(workdir: Path, proc: subprocess.Popen[str]) -> list[int]:
-    """Pids of every node once the master has written a record (from the ready files)."""
+    """Pids of every node once the master has recorded an iteration (from the ready files;
+    the record's run header, written at start-up, is not training yet)."""
 
     def ready() -> bool:
-        record = workdir / "record.jsonl"
-        return proc.poll() is not None or (record.exists() and record.stat().st_size > 0)
+        return proc.poll() is not None or bool(read_records(workdir / "record.jsonl"))
 
     poll_for(ready, timeout=120, interval=0.1, what="training to start")
     assert proc.poll() is None, proc.communicate()[0]
