@@ -8,15 +8,27 @@
 # docs/containers.md (multi-arch with buildx) and docs/raspberry-pi.md.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-FROM ${BASE_IMAGE} AS build
-# The label lets clean-up find this project's untagged build-stage images (docker image prune).
-LABEL org.hgc-edge.image=build
-COPY wheelhouse/ /tmp/wheelhouse/
+# Third-party dependencies alone, in a stage of their own: it changes only when they do, so
+# rebuilding after a code change reuses it. That matters most for an emulated arm64 build,
+# which spends nearly all its time here (scripts/stack.sh tags this stage hgc-deps:<arch> so
+# that clean-up of untagged images never drops the cache).
+FROM ${BASE_IMAGE} AS deps
+COPY wheelhouse/requirements.txt wheelhouse/*.whl /tmp/wheelhouse/
 # `python3 -m venv` works in both bases (/usr/bin/python3 in Debian's, /usr/local/bin/python3
 # in the official image); everything after uses the venv's own interpreter.
 RUN python3 -m venv /opt/hgc \
  && /opt/hgc/bin/python -m pip install --no-index --no-cache-dir --find-links /tmp/wheelhouse \
-        hgc-edge \
+        -r /tmp/wheelhouse/requirements.txt \
+ && /opt/hgc/bin/python -c "import numpy, zmq, msgpack, prometheus_client, yaml"
+# The label lets clean-up find this project's untagged stage images (docker image prune). It
+# comes last here: an image pruned while a long emulated step still runs breaks the build.
+LABEL org.hgc-edge.image=deps
+
+# The project itself: one pure-Python wheel on top (seconds, even emulated).
+FROM deps AS build
+LABEL org.hgc-edge.image=build
+COPY wheelhouse/project/ /tmp/project/
+RUN /opt/hgc/bin/python -m pip install --no-index --no-deps --no-cache-dir /tmp/project/*.whl \
  && /opt/hgc/bin/python -c "import numpy, zmq, msgpack, prometheus_client, yaml, common, services"
 
 FROM ${BASE_IMAGE}

@@ -8,8 +8,8 @@
 #   5. Debian's Chromium, for the browser test of the run report (apt);
 #   6. the arm64 base image hgc-base:bookworm-arm64 (Raspberry Pi tests): on a host that is not
 #      arm64, qemu-user-static + binfmt-support first, then `debootstrap --arch=arm64` (cached
-#      tarball; ~2-5 min the first time, ~1 s when the image is present). Opt-in: HGC_ARM64=1
-#      (no CI test builds an arm64 image yet, so CI does not pay for the base).
+#      tarball; ~2-5 min the first time, ~1 s when the image is present). The mixed-arch
+#      container test needs it; HGC_ARM64=0 skips it (that test then skips outside CI).
 # Idempotent: every step checks first and does nothing when already done. Loud on failure:
 # any failing command stops the script with the step and line that failed.
 set -Eeuo pipefail
@@ -148,8 +148,8 @@ STEP=arm64
 ARM64_BASE_IMAGE=${HGC_PROVISION_ARM64_BASE_IMAGE:-hgc-base:bookworm-arm64}
 arm64_runs() { docker run --rm --platform linux/arm64 "$ARM64_BASE_IMAGE" \
     python3 -c 'import platform, venv; assert platform.machine() == "aarch64"' >/dev/null 2>&1; }
-if [ "${HGC_ARM64:-0}" != 1 ]; then
-    log "arm64 base skipped (HGC_ARM64=1 builds it)"
+if [ "${HGC_ARM64:-1}" = 0 ]; then
+    log "arm64 base skipped (HGC_ARM64=0)"
 else
     host_arch=$(uname -m)
     if [ "$host_arch" != aarch64 ] && [ "$host_arch" != arm64 ]; then

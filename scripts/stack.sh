@@ -61,8 +61,12 @@ image() {
     local tags=(-t "$IMAGE")
     [ -n "${VERSION:-}" ] && tags+=(-t "hgc-edge:$VERSION-$arch")
     say "building $IMAGE for $PLATFORM (base $base)"
-    local log
-    log=$(docker build --quiet --platform "$PLATFORM" --build-arg "BASE_IMAGE=$base" "${tags[@]}" . 2>&1) \
+    local log build=(docker build --quiet --platform "$PLATFORM" --build-arg "BASE_IMAGE=$base")
+    # The dependency stage first, tagged: a tagged image keeps its layers, so the next build
+    # (any code change) reuses them however often untagged images are pruned.
+    log=$("${build[@]}" --target deps -t "hgc-deps:$arch" . 2>&1) \
+        || { echo "$log" >&2; die "docker build of the dependency stage (hgc-deps:$arch) failed"; }
+    log=$("${build[@]}" "${tags[@]}" . 2>&1) \
         || { echo "$log" >&2; die "docker build of $IMAGE failed"; }
     prune_untagged
 }

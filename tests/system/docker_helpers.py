@@ -148,45 +148,43 @@ def _remove_session_image(tag: str) -> None:
     )  # fmt: skip
 
 
-def build_session_image(client: Any) -> str:
-    """The project image from the working tree's wheelhouse, tagged ``TEST_IMAGE`` and
-    labelled with this session as its owner."""
-    if "HGC_TEST_IMAGE" in os.environ:
-        with contextlib.suppress(Exception):
-            client.images.get(TEST_IMAGE)
-            return TEST_IMAGE
-    sweep_images(client)
+def build_image(platform: str, base: str, tag: str, timeout: float = 600) -> str:
+    """The repository's Dockerfile built for ``platform`` from a fresh wheelhouse on
+    ``base``, tagged ``tag`` and labelled with this session as its owner. Its dependency
+    stage is built first and tagged ``hgc-deps:<arch>`` (as ``make image`` does), so its
+    layers survive the pruning of untagged images and the next build reuses them: seconds,
+    not the half hour an emulated arm64 dependency install takes."""
+    arch = platform.split("/")[1]
     wheelhouse = Path(tempfile.mkdtemp(prefix="hgct-wheels-"))
     try:
         env = {**os.environ, "PYTHON": sys.executable}
-        run(["bash", "scripts/wheels.sh", "linux/amd64", str(wheelhouse)], cwd=ROOT, env=env)
+        run(["bash", "scripts/wheels.sh", platform, str(wheelhouse)], cwd=ROOT, env=env)
         # The build context is the repository with its .dockerignore; point its wheelhouse/
         # at the fresh one through a temporary context holding only what the image needs.
         ctx = Path(tempfile.mkdtemp(prefix="hgct-ctx-"))
         try:
             shutil.copy(ROOT / "Dockerfile", ctx / "Dockerfile")
             shutil.copytree(wheelhouse, ctx / "wheelhouse")
-            atexit.register(_remove_session_image, TEST_IMAGE)
-            run(
-                [
-                    "docker",
-                    "build",
-                    "--quiet",
-                    "--build-arg",
-                    f"BASE_IMAGE={base_image(client)}",
-                    "--label",
-                    f"{OWNER_LABEL}={OWNER}",
-                    "-t",
-                    TEST_IMAGE,
-                    str(ctx),
-                ],
-                timeout=600,
-            )
+            build = ["docker", "build", "--quiet", "--platform", platform,
+                     "--build-arg", f"BASE_IMAGE={base}"]  # fmt: skip
+            run([*build, "--target", "deps", "-t", f"hgc-deps:{arch}", str(ctx)], timeout=timeout)
+            atexit.register(_remove_session_image, tag)
+            run([*build, "--label", f"{OWNER_LABEL}={OWNER}", "-t", tag, str(ctx)], timeout=timeout)
         finally:
             shutil.rmtree(ctx, ignore_errors=True)
     finally:
         shutil.rmtree(wheelhouse, ignore_errors=True)
-    return TEST_IMAGE
+    return tag
+
+
+def build_session_image(client: Any) -> str:
+    """The project image from the working tree's wheelhouse, tagged ``TEST_IMAGE``."""
+    if "HGC_TEST_IMAGE" in os.environ:
+        with contextlib.suppress(Exception):
+            client.images.get(TEST_IMAGE)
+            return TEST_IMAGE
+    sweep_images(client)
+    return build_image("linux/amd64", base_image(client), TEST_IMAGE)
 
 
 @pytest.fixture(scope="session")

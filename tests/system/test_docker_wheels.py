@@ -33,7 +33,13 @@ def test_arm64_wheelhouse_resolves(tmp_path: Path) -> None:
         assert found, f"no {dist} wheel in {names}"
         # compiled ones must be for aarch64 and CPython 3.11 (pure ones are py3-none-any)
         assert all("aarch64" in n and "cp311" in n or "none-any" in n for n in found), found
-    assert any(n.startswith("hgc_edge-") for n in names)
+    # the project's own wheel apart (the image's dependency layer is reused across changes)
+    assert [p.name for p in (tmp_path / "project").glob("*.whl")][0].startswith("hgc_edge-")
+    assert not any(n.startswith("hgc_edge-") for n in names)
+    # what the dependency layer installs: the runtime requirements, from the wheel's metadata
+    required = (tmp_path / "requirements.txt").read_text().lower()
+    assert all(dist.replace("_", "-") in required for dist in RUNTIME), required
+    assert "matplotlib" not in required  # an extra, not a runtime requirement
     assert not any("x86_64" in n for n in names)  # negative control: nothing for the host
 
 
