@@ -106,6 +106,14 @@ def _tc(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["tc", *args], capture_output=True, text=True, timeout=30)
 
 
+def probe_rtnetlink() -> tuple[bool, str]:
+    """Whether tc can talk to the kernel here at all (reading needs no capability)."""
+    proc = _tc(["qdisc", "show", "dev", "lo"])
+    if proc.returncode != 0 and "Operation not supported" in proc.stderr:
+        return False, proc.stderr.strip()
+    return True, "rtnetlink answers"
+
+
 def probe_netem() -> tuple[bool, str]:
     """Try a netem qdisc on the container's own loopback and remove it again."""
     proc = _tc(["qdisc", "add", "dev", "lo", "root", "handle", "1:", "netem", "delay", "1ms"])
@@ -134,6 +142,19 @@ def apply_shaping(plan: ShapingPlan) -> tuple[list[str], bool]:
     if not plan.enabled or not wanted:
         # HGC_SHAPING=off: the whole profile (rate too) is left to the in-process emulation.
         return [], wanted
+    reachable, detail = probe_rtnetlink()
+    if not reachable:
+        # Not a missing capability (that is EPERM, and an error below): this process cannot
+        # speak rtnetlink at all, as under QEMU user-mode emulation of another architecture
+        # (an arm64 image on an x86 host). Delay, jitter and loss go to the in-process link;
+        # with --network kernel the rate was tc's job, so it is said out loud that it is lost.
+        rate = f"; rate {shape.rate_bytes_per_s:g} B/s NOT applied" if shape.has_rate else ""
+        log.warning(
+            "no kernel shaping (%s): delay/jitter/loss go to the in-process emulation%s",
+            detail,
+            rate,
+        )
+        return [], True
     netem, detail = probe_netem()
     if not netem:
         log.info("netem unavailable (%s): delay/jitter/loss go to the in-process emulation", detail)
