@@ -48,6 +48,7 @@ SWAP_MAX_WORKERS = 8  # swap moves (m^2 per edge) only on edges this small
 POLISH_BUDGET = 96  # subset moves evaluated per polish step (a 32x32 system stays fast)
 COMBINE_TOP = 6  # at a single-move optimum, try pairs of this many best moves
 POLISH_MARGIN = 0.05  # polish searched pairs within 5 % of the best prefix optimum
+THRESHOLDS = 6  # descent starts keep the workers below one of this many speed levels
 
 Selection = tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]
 
@@ -618,19 +619,30 @@ def _descent_starts(
     s_e: int,
     s_w: int,
 ) -> list[tuple[int, ...]]:
-    """Option indices of the descent's starts: all nodes, and the fastest edges only."""
+    """Option indices of the descent's starts: all nodes, the fastest edges only, and each
+    of those with only the workers below a common speed threshold (every edge drops its
+    slow device class at once: a change no single edge's move can find, since the master
+    waits for the slowest edges)."""
     index = [{o: i for i, o in enumerate(opts)} for opts in options]
     keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / sum(full))
     m = list(system.workers_per_edge)
     up = [2 * e.uplink.mean_transfer_s(float(system.gradient_bytes)) for e in system.edges]
     finish = [keys[e][rank[e][max(m[e] - s_w, 1) - 1]] + up[e] for e in range(len(m))]
     order = sorted((e for e in range(len(m)) if full[e]), key=lambda e: finish[e])
+    levels = np.unique(np.round([k for row in keys for k in row], 12))
+    if levels.size > THRESHOLDS:
+        levels = np.quantile(levels, np.linspace(0, 1, THRESHOLDS + 1)[1:])
+    below = [
+        [sum(1 for k in keys[e] if k <= tau * (1 + 1e-9)) for e in range(len(m))]
+        for tau in levels[:-1]
+    ]
     counts: list[Counts] = [full]
-    for k in _prefix_sizes(s_e + 1, len(order), 4):
+    for k in [len(order), *_prefix_sizes(s_e + 1, len(order), 4)]:
         keep = set(order[:k])
-        c = _trim([m[e] if e in keep else 0 for e in range(len(m))], s_e, s_w)
-        if c is not None:
-            counts.append(c)
+        for cap in [m, *below]:
+            c = _trim([cap[e] if e in keep else 0 for e in range(len(m))], s_e, s_w)
+            if c is not None:
+                counts.append(c)
     out = []
     for c in dict.fromkeys(counts):
         try:

@@ -43,6 +43,7 @@ ENUM_MAX = 60_000  # combinations enumerated per pair before switching to descen
 LADDER_RANGE = 4  # the descent considers totals M down to M_all / 4 ...
 LADDER_STEPS = 2  # ... with tables at 2 loads per octave
 SPAN = 4.0  # the grid reaches SPAN x the reference mean's excess over its start
+DEBUG = False
 
 Option = tuple[int, ...]  # topology worker indices of one edge, ascending; () = edge out
 
@@ -365,6 +366,7 @@ class _Loads:
         steps = max(2, int(np.ceil(np.log2(hi / lo) * LADDER_STEPS)) + 1) if hi > lo else 1
         self.loads = np.geomspace(lo, hi, steps) if steps > 1 else np.array([lo])
         self.c, self.s_e = c, s_e
+        self.m_min = c / hi * (1 - 1e-9)  # fewer selected workers: outside the ladder
         t = make_grid(arrays, float(self.loads[-1]), ref_mean, ref_load, grid)
         self.t = t - t[0] + min(arrays.start(float(x)) for x in self.loads)
         self.tables = [EdgeTable(arrays, options, s_w, float(x), self.t) for x in self.loads]
@@ -381,20 +383,103 @@ class _Loads:
         return i0, i1, w
 
 
-def _at_most_two(f: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """P[at most s of the rows of ``f`` (k, G) miss] and P[at most s - 1 miss] (0 if s = 0),
-    in one Poisson-binomial pass."""
-    q = np.zeros((s + 2, f.shape[1]))
-    q[0] = 1.0
-    for p in f:
-        u = 1.0 - p
-        new = q * p
-        new[1:] += q[:-1] * u
-        new[-1] += q[-1] * u  # the cap state absorbs further misses
-        q = new
-    cum = np.cumsum(q[: s + 1], axis=0)
-    at_most = np.clip(cum[s], 0.0, 1.0)
-    return at_most, (np.clip(cum[s - 1], 0.0, 1.0) if s > 0 else np.zeros_like(at_most))
+def _leave_one_out(rows: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every edge e: P[at most s of the OTHER edges miss] and P[at most s - 1 of them
+    miss] (0 if s = 0), from the edges' finish CDFs ``rows`` (n, X) (X: any flattened grid
+    axes): two ``(n, X)``.
+
+    Prefix and suffix Poisson-binomial distributions (miss counts 0..s only; higher counts
+    never feed lower ones) are combined per edge, so all n leave-one-out tails cost two
+    passes over the edges instead of n."""
+    n, x = rows.shape
+    miss = 1.0 - rows
+    pre = np.empty((n + 1, s + 1, x))
+    suf = np.empty((n + 1, s + 1, x))
+    pre[0] = suf[n] = 0.0
+    pre[0, 0] = suf[n, 0] = 1.0
+    for e in range(n):
+        np.multiply(pre[e], rows[e], out=pre[e + 1])
+        if s:
+            pre[e + 1, 1:] += pre[e, :-1] * miss[e]
+    for e in range(n - 1, -1, -1):
+        np.multiply(suf[e + 1], rows[e], out=suf[e])
+        if s:
+            suf[e, 1:] += suf[e + 1, :-1] * miss[e]
+    cum = suf[1:]  # made cumulative in place: P[at most b misses after e]
+    for b in range(1, s + 1):
+        cum[:, b] += cum[:, b - 1]
+    at_most = pre[:n, 0] * cum[:, s]
+    fewer = pre[:n, 0] * cum[:, s - 1] if s else np.zeros((n, x))
+    for a in range(1, s + 1):
+        at_most += pre[:n, a] * cum[:, s - a]
+        if a < s:
+            fewer += pre[:n, a] * cum[:, s - 1 - a]
+    return np.clip(at_most, 0.0, 1.0, out=at_most), np.clip(fewer, 0.0, 1.0, out=fewer)
+
+
+class _Stack:
+    """The ladder's edge tables as one array ``(n, T, O, G)`` (padding options: size -1),
+    with selection values that are affine in any one edge's row (no monotone envelope, so a
+    selection scored whole and scored through one edge's row agree)."""
+
+    def __init__(self, lad: _Loads, options: list[list[Option]], s_e: int):
+        self.lad, self.s_e = lad, s_e
+        t = lad.t
+        n, self.tn, self.g = len(options), len(lad.tables), t.size
+        self.o_max = max(len(o) for o in options)
+        self.tab = np.zeros((n, self.tn, self.o_max, self.g))
+        self.size = np.full((n, self.o_max), -1)
+        for e, opts in enumerate(options):
+            self.size[e, : len(opts)] = [len(o) for o in opts]
+            for ti, table in enumerate(lad.tables):
+                self.tab[e, ti, : len(opts)] = table.rows[e]
+        h = t[1] - t[0]
+        self.wq = np.full(self.g, h)
+        self.wq[0] = h / 2
+        self.wq[-1] = h / 2 + (t[-1] - t[0])  # unresolved mass is charged the whole span
+        self.edges = np.arange(n)
+
+    def values(self, states: np.ndarray) -> np.ndarray:
+        """E[T] (s) of selections given as option indices ``(C, n)``: ``(C,)``."""
+        c = states.shape[0]
+        total = self.size[self.edges[None], states].sum(axis=1)
+        i0, i1, w = self.lad.bracket(total)
+        out = np.zeros(c)
+        for which, wt in ((i0, 1 - w), (i1, w)):
+            rows = self.tab[self.edges[None], which[:, None], states]  # (C, n, G)
+            cdf = prob_at_most_misses(rows, self.s_e)
+            out += wt * (self.lad.t[0] + ((1.0 - cdf) * self.wq).sum(axis=1))
+        return np.where(total >= self.lad.m_min, out, np.inf)
+
+    def moves(self, state: np.ndarray) -> np.ndarray:
+        """E[T] (s) of every single-edge change of ``state``: ``(n, O)`` (infeasible: inf;
+        unchanged: the state's own value)."""
+        n, tn, g, size, s_e = len(state), self.tn, self.g, self.size, self.s_e
+        cur_size = size[self.edges, state]
+        rows = self.tab[self.edges, :, state].reshape(n, tn * g)
+        at_most, fewer = _leave_one_out(rows, s_e)
+        at_most, fewer = at_most.reshape(n, tn, g), fewer.reshape(n, tn, g)
+        const = self.lad.t[0] + ((1.0 - fewer) * self.wq).sum(axis=2)  # (n, T)
+        diff = (at_most - fewer) * self.wq
+        vals = const[:, :, None] - np.matmul(self.tab, diff[..., None])[..., 0]  # (n, T, O)
+        new_total = int(cur_size.sum()) - cur_size[:, None] + size  # (n, O)
+        i0, i1, w = self.lad.bracket(new_total)
+        v = (1 - w) * np.take_along_axis(vals, i0[:, None], axis=1)[:, 0]
+        v += w * np.take_along_axis(vals, i1[:, None], axis=1)[:, 0]
+        order = np.sort(cur_size)
+        top2 = order[-2] if n > 1 else 0
+        other_max = np.where(cur_size == order[-1], top2, order[-1])
+        n_on = int((cur_size > 0).sum()) - (cur_size > 0)[:, None] + (size > 0)
+        biggest = np.maximum(other_max[:, None], size)
+        ok = (size >= 0) & (n_on >= s_e + 1) & ((s_e + 1) * biggest <= new_total)
+        ok &= new_total >= self.lad.m_min
+        ok[self.edges, state] = True
+        return np.where(ok, v, np.inf)
+
+    def feasible(self, state: np.ndarray) -> bool:
+        k = self.size[self.edges, state]
+        return bool(k.sum() > 0 and (k > 0).sum() >= self.s_e + 1 and
+                    (self.s_e + 1) * k.max() <= k.sum())  # fmt: skip
 
 
 def descend_pair(
@@ -407,70 +492,57 @@ def descend_pair(
     ref_load: float,
     grid: int,
     top: int,
-    max_sweeps: int = 50,
+    descents: int = 2,
+    max_steps: int = 0,
 ) -> list[tuple[float, tuple[Option, ...]]]:
-    """Coordinate descent over per-edge options from each start (option indices), in
-    Gauss-Seidel sweeps: edge after edge, every option of that edge is scored at once (the
-    master CDF with that edge's row replaced: ``F_e * P[<= s_e others miss] + (1 - F_e) *
-    P[<= s_e - 1 others miss]``) and the best is taken if it improves. It stops when a whole
-    sweep changes nothing: no single edge's option can improve the selection."""
+    """Descent over per-edge options from the ``descents`` best of ``starts`` (option
+    indices, all scored in one batch).
+
+    A step scores every option of every edge at once (:meth:`_Stack.moves`: with edge e's
+    row replaced by ``F``, the master's CDF is ``B_e + F (A_e - B_e)``, ``A_e``, ``B_e``
+    from :func:`_leave_one_out`, so its mean is affine in ``F`` and one matrix product
+    scores all options at every tabulated load; each option's value is interpolated in
+    log-load at the total it would make). It takes the best of: the single best change,
+    and the best change of every improving edge applied together (or of the better half of
+    them), scored whole, so that changes many edges need at once (drop the slow device
+    class everywhere) happen in one step. It stops when no single change improves."""
     n = arrays.n
-    sizes = [np.array([len(o) for o in opts]) for opts in options]
-    m_hi = sum(arrays.sizes)
-    m_lo = max(s_e + 1, 1) * (s_w + 1)
-    lad = _Loads(arrays, options, s_e, s_w, ref_mean, ref_load, grid, m_lo, m_hi)
-    t = lad.t
-    span = t[-1] - t[0]
+    lad = _Loads(arrays, options, s_e, s_w, ref_mean, ref_load, grid, *_m_range(arrays, s_e, s_w))
+    st = _Stack(lad, options, s_e)
+    cand = np.array(list(dict.fromkeys(starts)))
+    first = st.values(cand)
+    steps = max_steps or 4 * n + 50
     results: dict[tuple[int, ...], float] = {}
-
-    def value_of(state: list[int]) -> float:
-        total = np.array([sum(len(options[e][state[e]]) for e in range(n))])
-        i0, i1, w = lad.bracket(total)
-        vals = []
-        for i in (int(i0[0]), int(i1[0])):
-            cdfs = np.stack([lad.tables[i].rows[e][state[e]] for e in range(n)])[None]
-            vals.append(float(master_means(t, cdfs, s_e)[0]))
-        return (1 - float(w[0])) * vals[0] + float(w[0]) * vals[1]
-
-    for start in starts:
-        state = list(start)
-        cur = value_of(state)
-        rows = [np.stack([tab.rows[e][state[e]] for e in range(n)]) for tab in lad.tables]
-        for _ in range(max_sweeps):
-            moved = False
-            for e in range(n):
-                cur_sizes = np.array([len(options[x][state[x]]) for x in range(n)])
-                total = int(cur_sizes.sum())
-                new_total = total - cur_sizes[e] + sizes[e]
-                other = np.delete(cur_sizes, e)
-                n_on = int((other > 0).sum()) + (sizes[e] > 0)
-                biggest = np.maximum(other.max(initial=0), sizes[e])
-                ok = (n_on >= s_e + 1) & ((s_e + 1) * biggest <= new_total) & (new_total > 0)
-                ok[state[e]] = False
-                if not ok.any():
-                    continue
-                idx = np.flatnonzero(ok)
-                i0, i1, w = lad.bracket(new_total[idx])
-                vals = np.zeros(idx.size)
-                loo: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-                for which, wt in ((i0, 1 - w), (i1, w)):
-                    for ti in np.unique(which).tolist():
-                        if ti not in loo:
-                            loo[ti] = _at_most_two(np.delete(rows[ti], e, axis=0), s_e)
-                        at_most, fewer = loo[ti]
-                        sel = which == ti
-                        r = lad.tables[ti].rows[e][idx[sel]]
-                        cdf = r * at_most[None] + (1 - r) * fewer[None]
-                        cdf = np.maximum.accumulate(cdf, axis=1)
-                        v = t[0] + np.trapezoid(1.0 - cdf, t, axis=1) + (1.0 - cdf[:, -1]) * span
-                        vals[sel] += wt[sel] * v
-                k = int(np.argmin(vals))
-                if vals[k] < cur * (1 - 1e-9):
-                    cur, state[e], moved = float(vals[k]), int(idx[k]), True
-                    for ti, tab in enumerate(lad.tables):
-                        rows[ti][e] = tab.rows[e][state[e]]
-            if not moved:
+    for i in np.argsort(first)[:descents].tolist():
+        state, cur = cand[i].copy(), float(first[i])
+        for _ in range(steps):
+            v = st.moves(state)
+            cur = float(v[0, state[0]])
+            best_o = np.argmin(v, axis=1)
+            gain = cur - v[st.edges, best_o]
+            better = np.flatnonzero(gain > cur * 1e-9)
+            if better.size == 0:
                 break
-        results[tuple(state)] = cur
+            better = better[np.argsort(-gain[better])]
+            one = state.copy()
+            one[better[0]] = best_o[better[0]]
+            trials = [one]
+            for k in (better.size, (better.size + 1) // 2):
+                if k > 1:
+                    x = state.copy()
+                    x[better[:k]] = best_o[better[:k]]
+                    if st.feasible(x):
+                        trials.append(x)
+            vals = st.values(np.array(trials)) if len(trials) > 1 else np.array([np.inf])
+            vals[0] = float(v[better[0], best_o[better[0]]])
+            j = int(np.argmin(vals))
+            state, cur = trials[j], float(vals[j])
+        results[tuple(int(x) for x in state)] = cur
+        if DEBUG:
+            print("start", float(first[i]), "steps", _, "value", cur)
     ranked = sorted(results.items(), key=lambda x: x[1])[:top]
     return [(v, tuple(options[e][s[e]] for e in range(n))) for s, v in ranked]
+
+
+def _m_range(arrays: SystemArrays, s_e: int, s_w: int) -> tuple[int, int]:
+    return max(s_e + 1, 1) * (s_w + 1), sum(arrays.sizes)
