@@ -117,7 +117,12 @@ class SystemArrays:
     def arrivals(self, load: float, t: np.ndarray) -> np.ndarray:
         """P[worker (e, j) has delivered by t[g]] ignoring its edge's offset: (n, m, G).
         Workers with equal parameters (the same device profile and link) share one row."""
-        kinds, inverse = self.kinds()
+        _, inverse = self.kinds()
+        return self.kind_arrivals(load, t)[inverse].reshape(self.n, self.m, t.size)
+
+    def kind_arrivals(self, load: float, t: np.ndarray) -> np.ndarray:
+        """:meth:`arrivals` of each distinct worker (:meth:`kinds`): (K, G)."""
+        kinds, _ = self.kinds()
         sh = (kinds[:, 0] * load)[:, None]
         sc = kinds[:, 1] * load
         inv = np.where(sc > 0, 1.0 / np.where(sc > 0, sc, 1.0), 1e30)[:, None]
@@ -130,7 +135,7 @@ class SystemArrays:
             if self.pi > 0:
                 f = (1 - self.pi) * f + self.pi * compute_cdf(x / self.slowdown, sh, inv)
             out += lw[:, a, None] * f
-        return out[inverse].reshape(self.n, self.m, t.size)
+        return out
 
     def kinds(self) -> tuple[np.ndarray, np.ndarray]:
         """The distinct workers (shift, 1/rate, link atoms, link weights) and each worker's
@@ -175,44 +180,146 @@ def _nested(body: list[Option]) -> bool:
     )
 
 
-def _prefix_cdfs_all(
-    arr: np.ndarray, bodies: dict[int, list[Option]], s_w: int
-) -> dict[int, np.ndarray]:
-    """P[at most s_w of the prefix's workers missing] for every prefix of every edge in
-    ``bodies`` (nested options, growing by one worker each), in one pass over worker
-    positions for all those edges at once (Poisson-binomial DP capped at s_w + 1 misses):
-    per edge ``(len(body), G)``."""
-    if not bodies:
-        return {}
-    edges = list(bodies)
-    length = max(len(bodies[e][-1]) for e in edges)
-    g = arr.shape[-1]
-    order = np.zeros((len(edges), length), dtype=int)
-    real = np.zeros((len(edges), length), dtype=bool)
-    for i, e in enumerate(edges):
-        body = bodies[e]
-        seq = list(body[0]) + [
-            next(iter(set(b) - set(a))) for a, b in zip(body, body[1:], strict=False)
-        ]
-        order[i, : len(seq)], real[i, : len(seq)] = seq, True
-    p_all = arr[np.array(edges)[:, None], order]  # (E, L, G)
-    p_all[~real] = 1.0
-    q = np.zeros((s_w + 2, len(edges), g))
-    q[0] = 1.0
-    steps = np.zeros((len(edges), length, g))
-    for j in range(length):
-        p = p_all[:, j]
-        u = 1.0 - p
-        new = q * p
-        new[1:] += q[:-1] * u
-        new[-1] += q[-1] * u  # the cap state absorbs further misses
-        q = new
-        steps[:, j] = q[: s_w + 1].sum(axis=0)
-    out = {}
-    for i, e in enumerate(edges):
-        first = len(bodies[e][0])
-        out[e] = np.clip(steps[i, first - 1 : first - 1 + len(bodies[e])], 0.0, 1.0)
-    return out
+class _PrefixPlan:
+    """The prefix options of large edges as a forest of distinct worker multisets.
+
+    A prefix's finish CDF depends only on the multiset of its workers' kinds (device profile
+    and link) and, through its edge offset, on the edge's uplink and combine cost. Prefixes
+    of many edges share those (a cluster of a few device profiles has a few hundred distinct
+    prefixes among thousands), so the Poisson-binomial DP runs once per distinct multiset,
+    level by level (a level adds one worker to its parent), and the edge offset is applied
+    once per distinct (multiset, edge kind)."""
+
+    def __init__(self, arrays: SystemArrays, bodies: dict[int, list[Option]], s_w: int):
+        self.s_w = s_w
+        self.edges = list(bodies)
+        self._offset: tuple[tuple[float, int], _Offset] | None = None
+        self.span: dict[int, tuple[int, int]] = {}
+        if not self.edges:
+            return
+        kind = arrays.kinds()[1].reshape(arrays.n, arrays.m)
+        weight = np.random.default_rng(20261130).integers(
+            1, 2**62, size=int(kind.max()) + 1, dtype=np.uint64
+        )
+        seqs = []
+        for e in self.edges:
+            body = bodies[e]
+            seq = list(body[0]) + [sum(b) - sum(a) for a, b in zip(body, body[1:], strict=False)]
+            seqs.append(seq)
+        length = max(len(q) for q in seqs)
+        k_of = np.full((len(seqs), length), -1)
+        for i, (e, q) in enumerate(zip(self.edges, seqs, strict=True)):
+            k_of[i, : len(q)] = kind[e, q]
+        real = k_of >= 0
+        with np.errstate(over="ignore"):
+            key = np.cumsum(np.where(real, weight[np.maximum(k_of, 0)], 0), axis=1)
+        # per level j (prefix of j+1 workers): distinct multisets, each one's parent node
+        # (level j-1) and added kind, and every edge's node
+        self.levels: list[tuple[np.ndarray, np.ndarray]] = []  # (parent, kind) per node
+        node = np.full((len(seqs), length), -1)
+        for j in range(length):
+            on = np.flatnonzero(real[:, j])
+            uniq, first, inv = np.unique(key[on, j], return_index=True, return_inverse=True)
+            node[on, j] = inv
+            rep = on[first]
+            parent = node[rep, j - 1] if j else np.zeros(rep.size, dtype=int)
+            self.levels.append((parent, k_of[rep, j]))
+        self.offset = [0, *np.cumsum([lv[0].size for lv in self.levels]).tolist()]
+        # the rows of every edge's options (sizes s_w+1 .. len), as (global node, edge kind)
+        edge_kind = unique_rows(
+            np.concatenate([arrays.off_v, arrays.off_w, arrays.combine[:, None]], axis=1)
+        )[1]
+        pairs = []
+        for i, e in enumerate(self.edges):
+            first_size = len(bodies[e][0])
+            sizes = range(first_size, len(seqs[i]) + 1)
+            lo = len(pairs)
+            pairs.extend(
+                (self.offset[k - 1] + int(node[i, k - 1]), int(edge_kind[e]), k, e) for k in sizes
+            )
+            self.span[e] = (lo, len(pairs))
+        arr = np.array(pairs)
+        self.fill_edge = arr[:, 3]
+        self.fill_option = np.concatenate(
+            [np.arange(1, hi - lo + 1) for lo, hi in self.span.values()]
+        )
+        first, self.inverse = unique_rows(arr[:, :2].astype(float))
+        self.rows_node, self.rows_edge, self.rows_k = arr[first, 0], arr[first, 3], arr[first, 2]
+
+    def fill(self, out: np.ndarray, arrays: SystemArrays, kind_arr: np.ndarray, h: float) -> None:
+        """Write every prefix option's finish CDF (with the edge offset) into ``out[e, i]``
+        (``i``: the option's index, 1..; ``out``: (n, options, G))."""
+        if not self.edges:
+            return
+        s_w, g = self.s_w, kind_arr.shape[1]
+        sums = np.empty((self.offset[-1], g))
+        q = np.zeros((1, s_w + 2, g))
+        q[:, 0] = 1.0
+        for j, (parent, kind) in enumerate(self.levels):
+            p = kind_arr[kind][:, None]  # (U, 1, G)
+            prev = q[parent]
+            new = prev * p
+            new[:, 1:] += prev[:, :-1] * (1.0 - p)
+            new[:, -1] += prev[:, -1] * (1.0 - p[:, 0])  # the cap state absorbs more misses
+            q = new
+            sums[self.offset[j] : self.offset[j + 1]] = q[:, : s_w + 1].sum(axis=1)
+        os_cdf = np.clip(sums[self.rows_node], 0.0, 1.0)
+        if self._offset is None or self._offset[0] != (h, g):
+            off = _Offset(arrays, self.rows_edge, self.rows_k, s_w, h, g)
+            self._offset = ((h, g), off)
+        out[self.fill_edge, self.fill_option] = self._offset[1](os_cdf)[self.inverse]
+
+
+def prefix_plan(arrays: SystemArrays, options: list[list[Option]], s_w: int) -> _PrefixPlan:
+    """The :class:`_PrefixPlan` of the edges whose options are prefixes (more than
+    ``SUBSET_MAX`` workers): build it once per options list, use it at every load."""
+    bodies = {
+        e: opts[1:]
+        for e, opts in enumerate(options)
+        if len(opts) > 1 and arrays.sizes[e] > SUBSET_MAX
+    }
+    return _PrefixPlan(arrays, bodies, s_w)
+
+
+class _Offset:
+    """The edge offset (download + combine + upload delay atoms) as a fixed linear map on
+    rows of CDFs on a uniform grid of step ``h``: gather indices and weights computed once,
+    applied at every load of a ladder (linear interpolation, as :func:`delay_cdf`)."""
+
+    def __init__(
+        self, arrays: SystemArrays, edge: np.ndarray, k: np.ndarray, s_w: int, h: float, g: int
+    ):
+        w = arrays.off_w[edge]  # (R, Ae)
+        d = arrays.off_v[edge] + (arrays.combine[edge] * np.maximum(k - s_w, 0))[:, None]
+        self.rows, self.g = len(edge), g
+        self.slots = []  # per atom slot: (rows having it, gather indices and weights)
+        for a in range(w.shape[1]):
+            row = np.flatnonzero(w[:, a] > 0)
+            if row.size == 0:
+                continue
+            x = d[row, a] / h
+            k0 = np.floor(x).astype(int)
+            frac = (x - k0)[:, None]
+            idx = np.arange(g)[None, :] - k0[:, None]  # (L, G) source grid index
+            base = (row * (g + 1))[:, None]
+            i0 = np.where(idx >= 0, base + np.minimum(idx, g - 1), base + g)  # g: a zero
+            i1 = np.where(idx >= 1, base + np.minimum(idx - 1, g - 1), base + g)
+            wt = w[row, a][:, None]
+            self.slots.append((row, i0, i1, wt * (1.0 - frac), wt * frac))
+
+    def __call__(self, f: np.ndarray) -> np.ndarray:
+        pad = np.zeros((self.rows, self.g + 1))
+        pad[:, : self.g] = f
+        flat = pad.ravel()
+        out = np.zeros((self.rows, self.g))
+        for row, i0, i1, w0, w1 in self.slots:
+            x = flat[i0] * w0
+            x += flat[i1] * w1
+            if row.size == self.rows:
+                out += x
+            else:
+                out[row] += x
+        return out
 
 
 class EdgeTable:
@@ -225,33 +332,33 @@ class EdgeTable:
         s_w: int,
         load: float,
         t: np.ndarray,
+        plan: _PrefixPlan | None = None,
+        out: np.ndarray | None = None,
     ):
+        """``out``: an array ``(n, max options, G)`` to hold the rows (``rows[e]`` are views
+        of it; padding rows past an edge's options are left as they are)."""
         self.t, self.load = t, load
         h = np.array([t[1] - t[0]])
-        arr = arrays.arrivals(load, t)  # (n, m, G)
-        self.rows: list[np.ndarray] = []
-        prefix = {
-            e: opts[1:]
-            for e, opts in enumerate(options)
-            if len(opts) > 1 and arrays.sizes[e] > SUBSET_MAX
-        }
-        prefix_cdfs = _prefix_cdfs_all(arr, prefix, s_w)
+        if plan is None:
+            plan = prefix_plan(arrays, options, s_w)
+        if out is None:
+            out = np.empty((len(options), max(len(o) for o in options), t.size))
+        out[:, 0] = 1.0  # the edge is out: never missing
+        self.rows = [out[e, : len(opts)] for e, opts in enumerate(options)]
+        plan.fill(out, arrays, arrays.kind_arrivals(load, t), float(h[0]))
+        arr = None
         for e, opts in enumerate(options):
-            g = np.ones((len(opts), t.size))
             body = opts[1:]
-            if not body:
-                self.rows.append(g)
+            if e in plan.span or not body:
                 continue
-            if e in prefix_cdfs:  # nested fastest-first prefixes
-                os_cdf = prefix_cdfs[e]
-                k = np.array([len(b) for b in body])
-            else:
-                mask = np.zeros((len(body), arrays.m), dtype=bool)
-                for i, o in enumerate(body):
-                    mask[i, list(o)] = True
-                a = np.where(mask[:, :, None], arr[e][None], 1.0)
-                os_cdf = prob_at_most_misses(a, s_w)
-                k = mask.sum(axis=1)
+            if arr is None:
+                arr = arrays.arrivals(load, t)  # (n, m, G)
+            mask = np.zeros((len(body), arrays.m), dtype=bool)
+            for i, o in enumerate(body):
+                mask[i, list(o)] = True
+            a = np.where(mask[:, :, None], arr[e][None], 1.0)
+            os_cdf = prob_at_most_misses(a, s_w)
+            k = mask.sum(axis=1)
             w = arrays.off_w[e]
             live = np.flatnonzero(w > 0)
             d = (
@@ -260,8 +367,9 @@ class EdgeTable:
             )  # (O, atoms)
             rows = np.repeat(os_cdf, live.size, axis=0)
             shifted = delay_cdf(rows, d.ravel(), np.broadcast_to(h, (d.size,)))
-            g[1:] = (shifted.reshape(len(body), live.size, -1) * w[live][None, :, None]).sum(1)
-            self.rows.append(g)
+            out[e, 1 : len(opts)] = (
+                shifted.reshape(len(body), live.size, -1) * w[live][None, :, None]
+            ).sum(1)
 
     def prune(self, options: list[list[Option]]) -> list[list[int]]:
         """Per edge, the option indices not dominated by a same-size option at this load."""
@@ -369,7 +477,12 @@ class _Loads:
         self.m_min = c / hi * (1 - 1e-9)  # fewer selected workers: outside the ladder
         t = make_grid(arrays, float(self.loads[-1]), ref_mean, ref_load, grid)
         self.t = t - t[0] + min(arrays.start(float(x)) for x in self.loads)
-        self.tables = [EdgeTable(arrays, options, s_w, float(x), self.t) for x in self.loads]
+        plan = prefix_plan(arrays, options, s_w)
+        self.stack = np.zeros((arrays.n, len(self.loads), max(len(o) for o in options), grid))
+        self.tables = [
+            EdgeTable(arrays, options, s_w, float(x), self.t, plan, self.stack[:, i])
+            for i, x in enumerate(self.loads)
+        ]
 
     def bracket(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = np.log(self.c / np.maximum(total, 1))
@@ -427,12 +540,10 @@ class _Stack:
         t = lad.t
         n, self.tn, self.g = len(options), len(lad.tables), t.size
         self.o_max = max(len(o) for o in options)
-        self.tab = np.zeros((n, self.tn, self.o_max, self.g))
+        self.tab = lad.stack  # (n, T, O, G)
         self.size = np.full((n, self.o_max), -1)
         for e, opts in enumerate(options):
             self.size[e, : len(opts)] = [len(o) for o in opts]
-            for ti, table in enumerate(lad.tables):
-                self.tab[e, ti, : len(opts)] = table.rows[e]
         h = t[1] - t[0]
         self.wq = np.full(self.g, h)
         self.wq[0] = h / 2
