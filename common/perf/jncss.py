@@ -48,6 +48,7 @@ SWAP_MAX_WORKERS = 8  # swap moves (m^2 per edge) only on edges this small
 POLISH_BUDGET = 96  # subset moves evaluated per polish step (a 32x32 system stays fast)
 COMBINE_TOP = 6  # at a single-move optimum, try pairs of this many best moves
 POLISH_MARGIN = 0.05  # polish searched pairs within 5 % of the best prefix optimum
+POLISH_MARGIN_LARGE = 0.0  # large systems: polish the best pair only
 THRESHOLDS = 6  # descent starts keep the workers below one of this many speed levels
 
 Selection = tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]
@@ -618,13 +619,15 @@ def _descent_starts(
     full: Counts,
     s_e: int,
     s_w: int,
+    keys: list[list[float]] | None = None,
 ) -> list[tuple[int, ...]]:
     """Option indices of the descent's starts: all nodes, the fastest edges only, and each
     of those with only the workers below a common speed threshold (every edge drops its
     slow device class at once: a change no single edge's move can find, since the master
     waits for the slowest edges)."""
     index = [{o: i for i, o in enumerate(opts)} for opts in options]
-    keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / sum(full))
+    if keys is None:
+        keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / sum(full))
     m = list(system.workers_per_edge)
     up = [2 * e.uplink.mean_transfer_s(float(system.gradient_bytes)) for e in system.edges]
     finish = [keys[e][rank[e][max(m[e] - s_w, 1) - 1]] + up[e] for e in range(len(m))]
@@ -650,6 +653,122 @@ def _descent_starts(
         except KeyError:
             continue
     return out
+
+
+LATTICE_GRID = 192  # time points of the large-system search tables
+DESCENTS = 2  # descents per searched pair, from its best starts
+
+
+def _greedy_large(
+    system: SystemModel,
+    hetero: bool,
+    grid: int,
+    patience: int,
+    refine_pairs: int,
+    top: int,
+    polish: bool,
+    lattice_grid: int,
+) -> OptimizeResult:
+    """:func:`greedy_jncss` on systems with many tolerance pairs (docstring there)."""
+    arrays = search.SystemArrays.of(system)
+    eq = _exact_scorer(system, False, grid)
+    scorer = _exact_scorer(system, True, grid) if hetero else eq
+    m = list(system.workers_per_edge)
+    n, m_all = len(m), sum(m)
+    # per pair: screen value (best start), the lattice, its options, the starts ranked
+    screens: dict[tuple[int, int], tuple[float, search.Lattice, list[tuple[int, ...]]]] = {}
+    ref: float | None = None
+    over_s_w = _Patience(patience)
+    for s_w in range(max(m)):
+        if _lower_bound(system, 0, s_w) >= over_s_w.best:
+            break
+        keys = _worker_keys(system, min(2, n) * (s_w + 1) / m_all)
+        rank = _rank(keys)
+        options = search.edge_options(m, rank, s_w)
+        if ref is None:  # the grid's scale: the all-nodes plan of a first pair, exactly
+            got = _screen_subset(system, eq, min(1, n - 1), s_w)
+            if got is None:
+                continue
+            ref = float(_subset_means(eq, [got[0]], min(1, n - 1), s_w)[0])
+        for attempt in range(2):
+            lat = search.Lattice(arrays, options, s_w, ref, lattice_grid)
+            found_sw: dict[tuple[int, int], tuple[float, search.Lattice, list]] = {}
+            over_s_e = _Patience(patience)
+            for s_e in range(n):
+                if _lower_bound(system, s_e, s_w) >= min(over_s_e.best, over_s_w.best):
+                    break
+                full = _trim(list(m), s_e, s_w)
+                if full is None:
+                    continue
+                starts = _descent_starts(system, options, rank, full, s_e, s_w, keys)
+                st = search._Stack(lat.ladder(s_e), options, s_e)
+                values = st.values(np.array(starts))
+                order = np.argsort(values)
+                best = float(values[order[0]])
+                found_sw[(s_e, s_w)] = (best, lat, [starts[i] for i in order])
+                if over_s_e.exhausted(best):
+                    break
+            best_sw = over_s_e.best
+            t0 = float(lat.t[0])
+            if attempt == 0 and np.isfinite(best_sw) and best_sw - t0 < (ref - t0) / 2:
+                ref = best_sw  # the grid was far too coarse for the plans found: redo
+                continue
+            break
+        screens.update(found_sw)
+        if np.isfinite(over_s_e.best):
+            ref = min(ref, over_s_e.best) if ref is not None else over_s_e.best
+        if over_s_w.exhausted(over_s_e.best):
+            break
+    if not screens:
+        raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")
+    ordered = sorted(screens, key=lambda p: screens[p][0])
+    results: dict[tuple[int, int], list[tuple[float, Subset]]] = {}
+    for pair in ordered[:refine_pairs]:
+        _, lat, starts = screens[pair]
+        st = search._Stack(lat.ladder(pair[0]), lat.options, pair[0])
+        found = search.descend(st, lat.options, starts, top, DESCENTS)
+        subs = list(dict.fromkeys(_as_subset(o) for _, o in found))
+        subs = [x for x in subs if scorer.feasible(tuple(len(p) for p in x), *pair)]
+        if hetero:  # speed-proportional loads make slow workers cheap to keep
+            subs = list(
+                dict.fromkeys(
+                    subs
+                    + [tuple(tuple(range(k)) if p else () for p, k in zip(x, m, strict=True))
+                       for x in subs]
+                )
+            )  # fmt: skip
+        if not subs:
+            continue
+        values = _subset_means(scorer, subs, *pair)
+        results[pair] = sorted(zip(values.tolist(), subs, strict=True))
+    if not results:
+        raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")
+    build = _builder(system, hetero)
+    found_c: dict[tuple[int, int], Candidate] = {}
+    top_value = min(r[0][0] for r in results.values())
+    for (s_e, s_w), cands in results.items():
+        value, sub = cands[0]
+        if hetero and polish and value <= top_value * (1 + POLISH_MARGIN_LARGE):
+            rank0 = [list(range(k)) for k in m]
+            keys0 = _worker_keys(system, (s_e + 1) * (s_w + 1) / m_all)
+            moves = _Moves(system, keys0, s_w, 3)
+            moves.rank = rank0
+            sub, value = _polish_subsets(scorer, moves, sub, value, s_e, s_w)
+        edges = tuple(e for e, p in enumerate(sub) if p)
+        plan = build((edges, tuple(sub[e] for e in edges)), s_e, s_w)
+        if plan is not None:
+            found_c[(s_e, s_w)] = Candidate(plan, value)
+    if not hetero:  # the other screened pairs: their best start (search-table value)
+        for pair, (value, lat, starts) in screens.items():
+            if pair in found_c:
+                continue
+            sub = tuple(lat.options[e][i] for e, i in enumerate(starts[0]))
+            edges = tuple(e for e, p in enumerate(sub) if p)
+            plan = build((edges, tuple(sub[e] for e in edges)), *pair)
+            if plan is not None:
+                found_c[pair] = Candidate(plan, value)
+    evals = scorer.evals + (0 if scorer is eq else eq.evals)
+    return _refine(system, found_c, evals, "greedy")
 
 
 def greedy_jncss(
@@ -680,6 +799,11 @@ def greedy_jncss(
     """
     n_pairs = system.n_edges * max(system.workers_per_edge)
     small = n_pairs <= full_scan_pairs
+    if not small:
+        return _greedy_large(
+            system, hetero, grid, patience, refine_pairs, top, polish,
+            search_grid or LATTICE_GRID,
+        )  # fmt: skip
     if small:
         patience = n_pairs
     sgrid = search_grid or 256

@@ -43,7 +43,7 @@ ENUM_MAX = 60_000  # combinations enumerated per pair before switching to descen
 LADDER_RANGE = 4  # the descent considers totals M down to M_all / 4 ...
 LADDER_STEPS = 2  # ... with tables at 2 loads per octave
 SPAN = 4.0  # the grid reaches SPAN x the reference mean's excess over its start
-DEBUG = False
+LATTICE_SPAN = 1.5  # ... times this on a lattice shared by several s_e
 
 Option = tuple[int, ...]  # topology worker indices of one edge, ascending; () = edge out
 
@@ -465,24 +465,13 @@ def combinations_count(options: list[list[Option]]) -> int:
 
 
 class _Loads:
-    """Edge tables at a geometric ladder of loads; a selection's value is interpolated in
-    log-load between the two tables around its own load."""
+    """Edge tables at a geometric ladder of loads on one grid ``t``: ``stack`` (n, T, O, G);
+    a selection's value is interpolated in log-load between the two tables around its own
+    load ``c / M`` (``c = (s_e+1)(s_w+1)``); totals below ``m_min`` are outside the ladder."""
 
-    def __init__(self, arrays, options, s_e, s_w, ref_mean, ref_load, grid, m_lo, m_hi):
-        c = (s_e + 1) * (s_w + 1)
-        lo, hi = c / m_hi, c / max(m_lo, m_hi // LADDER_RANGE, 1)
-        steps = max(2, int(np.ceil(np.log2(hi / lo) * LADDER_STEPS)) + 1) if hi > lo else 1
-        self.loads = np.geomspace(lo, hi, steps) if steps > 1 else np.array([lo])
-        self.c, self.s_e = c, s_e
-        self.m_min = c / hi * (1 - 1e-9)  # fewer selected workers: outside the ladder
-        t = make_grid(arrays, float(self.loads[-1]), ref_mean, ref_load, grid)
-        self.t = t - t[0] + min(arrays.start(float(x)) for x in self.loads)
-        plan = prefix_plan(arrays, options, s_w)
-        self.stack = np.zeros((arrays.n, len(self.loads), max(len(o) for o in options), grid))
-        self.tables = [
-            EdgeTable(arrays, options, s_w, float(x), self.t, plan, self.stack[:, i])
-            for i, x in enumerate(self.loads)
-        ]
+    def __init__(self, loads: np.ndarray, t: np.ndarray, stack: np.ndarray, c: int):
+        self.loads, self.t, self.stack, self.c = loads, t, stack, c
+        self.m_min = c / float(loads[-1]) * (1 - 1e-9)
 
     def bracket(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = np.log(self.c / np.maximum(total, 1))
@@ -494,6 +483,64 @@ class _Loads:
         i0 = i1 - 1
         w = np.clip((x - lg[i0]) / (lg[i1] - lg[i0]), 0.0, 1.0)
         return i0, i1, w
+
+
+def _ladder(arrays, options, s_e, s_w, ref_mean, ref_load, grid, m_lo, m_hi) -> _Loads:
+    """The tables of one pair: loads from ``c / m_hi`` to ``c / max(m_lo, m_hi / 4)``."""
+    c = (s_e + 1) * (s_w + 1)
+    lo, hi = c / m_hi, c / max(m_lo, m_hi // LADDER_RANGE, 1)
+    steps = max(2, int(np.ceil(np.log2(hi / lo) * LADDER_STEPS)) + 1) if hi > lo else 1
+    loads = np.geomspace(lo, hi, steps) if steps > 1 else np.array([lo])
+    t = make_grid(arrays, float(loads[-1]), ref_mean, ref_load, grid)
+    t = t - t[0] + min(arrays.start(float(x)) for x in loads)
+    plan = prefix_plan(arrays, options, s_w)
+    stack = np.zeros((arrays.n, len(loads), max(len(o) for o in options), grid))
+    for i, x in enumerate(loads):
+        EdgeTable(arrays, options, s_w, float(x), t, plan, stack[:, i])
+    return _Loads(loads, t, stack, c)
+
+
+class Lattice:
+    """Edge tables of one s_w at the loads ``(s_w+1)/M_all * 2^(j / LADDER_STEPS)``, built
+    on demand and shared by every s_e (a pair uses the run of them its loads need), on one
+    grid from the earliest possible arrival to ``SPAN * LATTICE_SPAN`` times the reference
+    mean's excess over it."""
+
+    def __init__(
+        self,
+        arrays: SystemArrays,
+        options: list[list[Option]],
+        s_w: int,
+        ref_mean: float,
+        grid: int,
+    ):
+        self.arrays, self.options, self.s_w = arrays, options, s_w
+        self.m_all = sum(arrays.sizes)
+        self.base = (s_w + 1) / self.m_all
+        t0 = arrays.start(self.base)
+        self.t = np.linspace(t0, t0 + SPAN * LATTICE_SPAN * max(ref_mean - t0, 1e-6), grid)
+        self.plan = prefix_plan(arrays, options, s_w)
+        self.o_max = max(len(o) for o in options)
+        self.tables: dict[int, np.ndarray] = {}
+        self.sizes = [np.array([len(o) for o in opts]) for opts in options]
+
+    def load(self, j: int) -> float:
+        return self.base * 2.0 ** (j / LADDER_STEPS)
+
+    def ladder(self, s_e: int) -> _Loads:
+        c = (s_e + 1) * (self.s_w + 1)
+        m_lo = max(s_e + 1, 1) * (self.s_w + 1)
+        lo, hi = c / self.m_all, c / max(m_lo, self.m_all // LADDER_RANGE, 1)
+        j_lo = int(np.floor(LADDER_STEPS * np.log2(lo / self.base) + 1e-9))
+        j_hi = max(int(np.ceil(LADDER_STEPS * np.log2(hi / self.base) - 1e-9)), j_lo + 1)
+        for j in range(j_lo, j_hi + 1):
+            if j not in self.tables:
+                out = np.zeros((self.arrays.n, self.o_max, self.t.size))
+                EdgeTable(self.arrays, self.options, self.s_w, self.load(j), self.t, self.plan, out)
+                self.tables[j] = out
+        js = range(j_lo, j_hi + 1)
+        stack = np.stack([self.tables[j] for j in js], axis=1)
+        return _Loads(np.array([self.load(j) for j in js]), self.t, stack, c)
 
 
 def _leave_one_out(rows: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
@@ -538,7 +585,7 @@ class _Stack:
     def __init__(self, lad: _Loads, options: list[list[Option]], s_e: int):
         self.lad, self.s_e = lad, s_e
         t = lad.t
-        n, self.tn, self.g = len(options), len(lad.tables), t.size
+        n, self.tn, self.g = len(options), len(lad.loads), t.size
         self.o_max = max(len(o) for o in options)
         self.tab = lad.stack  # (n, T, O, G)
         self.size = np.full((n, self.o_max), -1)
@@ -617,9 +664,20 @@ def descend_pair(
     and the best change of every improving edge applied together (or of the better half of
     them), scored whole, so that changes many edges need at once (drop the slow device
     class everywhere) happen in one step. It stops when no single change improves."""
-    n = arrays.n
-    lad = _Loads(arrays, options, s_e, s_w, ref_mean, ref_load, grid, *_m_range(arrays, s_e, s_w))
-    st = _Stack(lad, options, s_e)
+    lad = _ladder(arrays, options, s_e, s_w, ref_mean, ref_load, grid, *_m_range(arrays, s_e, s_w))
+    return descend(_Stack(lad, options, s_e), options, starts, top, descents, max_steps)
+
+
+def descend(
+    st: _Stack,
+    options: list[list[Option]],
+    starts: list[tuple[int, ...]],
+    top: int,
+    descents: int = 2,
+    max_steps: int = 0,
+) -> list[tuple[float, tuple[Option, ...]]]:
+    """:func:`descend_pair` on ready tables."""
+    n = len(options)
     cand = np.array(list(dict.fromkeys(starts)))
     first = st.values(cand)
     steps = max_steps or 4 * n + 50
@@ -649,8 +707,6 @@ def descend_pair(
             j = int(np.argmin(vals))
             state, cur = trials[j], float(vals[j])
         results[tuple(int(x) for x in state)] = cur
-        if DEBUG:
-            print("start", float(first[i]), "steps", _, "value", cur)
     ranked = sorted(results.items(), key=lambda x: x[1])[:top]
     return [(v, tuple(options[e][s[e]] for e in range(n))) for s, v in ranked]
 
