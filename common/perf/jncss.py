@@ -48,7 +48,8 @@ SWAP_MAX_WORKERS = 8  # swap moves (m^2 per edge) only on edges this small
 POLISH_BUDGET = 96  # subset moves evaluated per polish step (a 32x32 system stays fast)
 COMBINE_TOP = 6  # at a single-move optimum, try pairs of this many best moves
 POLISH_MARGIN = 0.05  # polish searched pairs within 5 % of the best prefix optimum
-POLISH_MARGIN_LARGE = 0.0  # large systems: polish the best pair only
+POLISH_MARGIN_LARGE = 0.0  # large systems: polish the best pair only ...
+POLISH_MAX_WORKERS = 256  # ... and only up to this many workers (exact subset moves are dear)
 THRESHOLDS = 6  # descent starts keep the workers below one of this many speed levels
 
 Selection = tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]
@@ -625,37 +626,49 @@ def _descent_starts(
     of those with only the workers below a common speed threshold (every edge drops its
     slow device class at once: a change no single edge's move can find, since the master
     waits for the slowest edges)."""
-    index = [{o: i for i, o in enumerate(opts)} for opts in options]
+    index = [
+        {o: i for i, o in enumerate(opts)} if k <= search.SUBSET_MAX else None
+        for opts, k in zip(options, system.workers_per_edge, strict=True)
+    ]  # prefix options: index k - s_w for k workers
     if keys is None:
         keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / sum(full))
     m = list(system.workers_per_edge)
     up = [2 * e.uplink.mean_transfer_s(float(system.gradient_bytes)) for e in system.edges]
     finish = [keys[e][rank[e][max(m[e] - s_w, 1) - 1]] + up[e] for e in range(len(m))]
     order = sorted((e for e in range(len(m)) if full[e]), key=lambda e: finish[e])
-    levels = np.unique(np.round([k for row in keys for k in row], 12))
+    flat = np.round(np.concatenate([np.asarray(k, dtype=float) for k in keys]), 12)
+    levels = np.sort(flat)
+    levels = levels[np.r_[True, levels[1:] != levels[:-1]]]  # (np.unique imports numpy.ma)
     if levels.size > THRESHOLDS:
-        levels = np.quantile(levels, np.linspace(0, 1, THRESHOLDS + 1)[1:])
+        levels = levels[np.linspace(0, levels.size - 1, THRESHOLDS + 1)[1:].round().astype(int)]
+    edge_of = np.repeat(np.arange(len(m)), m)
     below = [
-        [sum(1 for k in keys[e] if k <= tau * (1 + 1e-9)) for e in range(len(m))]
+        np.bincount(edge_of, weights=flat <= tau * (1 + 1e-9), minlength=len(m)).astype(int)
         for tau in levels[:-1]
     ]
     counts: list[Counts] = [full]
     for k in [len(order), *_prefix_sizes(s_e + 1, len(order), 4)]:
         keep = set(order[:k])
         for cap in [m, *below]:
-            c = _trim([cap[e] if e in keep else 0 for e in range(len(m))], s_e, s_w)
+            c = _trim([int(cap[e]) if e in keep else 0 for e in range(len(m))], s_e, s_w)
             if c is not None:
                 counts.append(c)
     out = []
     for c in dict.fromkeys(counts):
         try:
-            out.append(tuple(index[e][tuple(sorted(rank[e][:k]))] for e, k in enumerate(c)))
+            out.append(
+                tuple(
+                    (k - s_w if k else 0) if ix is None else ix[tuple(sorted(rank[e][:k]))]
+                    for e, (k, ix) in enumerate(zip(c, index, strict=True))
+                )
+            )
         except KeyError:
             continue
     return out
 
 
-LATTICE_GRID = 192  # time points of the large-system search tables
+LATTICE_GRID = 128  # time points of the large-system search tables
+LARGE_REFINE_PAIRS = 3  # large systems: pairs searched (best screened first)
 DESCENTS = 2  # descents per searched pair, from its best starts
 
 
@@ -748,7 +761,12 @@ def _greedy_large(
     top_value = min(r[0][0] for r in results.values())
     for (s_e, s_w), cands in results.items():
         value, sub = cands[0]
-        if hetero and polish and value <= top_value * (1 + POLISH_MARGIN_LARGE):
+        if (
+            hetero
+            and polish
+            and m_all <= POLISH_MAX_WORKERS
+            and value <= top_value * (1 + POLISH_MARGIN_LARGE)
+        ):
             rank0 = [list(range(k)) for k in m]
             keys0 = _worker_keys(system, (s_e + 1) * (s_w + 1) / m_all)
             moves = _Moves(system, keys0, s_w, 3)
@@ -801,7 +819,7 @@ def greedy_jncss(
     small = n_pairs <= full_scan_pairs
     if not small:
         return _greedy_large(
-            system, hetero, grid, patience, refine_pairs, top, polish,
+            system, hetero, grid, patience, min(refine_pairs, LARGE_REFINE_PAIRS), top, polish,
             search_grid or LATTICE_GRID,
         )  # fmt: skip
     if small:

@@ -44,6 +44,7 @@ LADDER_RANGE = 4  # the descent considers totals M down to M_all / 4 ...
 LADDER_STEPS = 2  # ... with tables at 2 loads per octave
 SPAN = 4.0  # the grid reaches SPAN x the reference mean's excess over its start
 LATTICE_SPAN = 1.5  # ... times this on a lattice shared by several s_e
+LATTICE_STEPS = 1  # lattice tables per octave of load
 
 Option = tuple[int, ...]  # topology worker indices of one edge, ascending; () = edge out
 
@@ -219,7 +220,7 @@ class _PrefixPlan:
         node = np.full((len(seqs), length), -1)
         for j in range(length):
             on = np.flatnonzero(real[:, j])
-            uniq, first, inv = np.unique(key[on, j], return_index=True, return_inverse=True)
+            first, inv = unique_rows(key[on, j][:, None])
             node[on, j] = inv
             rep = on[first]
             parent = node[rep, j - 1] if j else np.zeros(rep.size, dtype=int)
@@ -501,7 +502,7 @@ def _ladder(arrays, options, s_e, s_w, ref_mean, ref_load, grid, m_lo, m_hi) -> 
 
 
 class Lattice:
-    """Edge tables of one s_w at the loads ``(s_w+1)/M_all * 2^(j / LADDER_STEPS)``, built
+    """Edge tables of one s_w at the loads ``(s_w+1)/M_all * 2^(j / LATTICE_STEPS)``, built
     on demand and shared by every s_e (a pair uses the run of them its loads need), on one
     grid from the earliest possible arrival to ``SPAN * LATTICE_SPAN`` times the reference
     mean's excess over it."""
@@ -521,26 +522,30 @@ class Lattice:
         self.t = np.linspace(t0, t0 + SPAN * LATTICE_SPAN * max(ref_mean - t0, 1e-6), grid)
         self.plan = prefix_plan(arrays, options, s_w)
         self.o_max = max(len(o) for o in options)
-        self.tables: dict[int, np.ndarray] = {}
-        self.sizes = [np.array([len(o) for o in opts]) for opts in options]
+        # loads up to 4 x (n edges) x the base: every s_e; tables filled on demand
+        self.j_max = int(np.ceil(LATTICE_STEPS * np.log2(4 * arrays.n))) + 1
+        self.stack = np.empty((arrays.n, self.j_max + 1, self.o_max, grid))
+        self.built: set[int] = set()
 
     def load(self, j: int) -> float:
-        return self.base * 2.0 ** (j / LADDER_STEPS)
+        return self.base * 2.0 ** (j / LATTICE_STEPS)
 
     def ladder(self, s_e: int) -> _Loads:
         c = (s_e + 1) * (self.s_w + 1)
         m_lo = max(s_e + 1, 1) * (self.s_w + 1)
         lo, hi = c / self.m_all, c / max(m_lo, self.m_all // LADDER_RANGE, 1)
-        j_lo = int(np.floor(LADDER_STEPS * np.log2(lo / self.base) + 1e-9))
-        j_hi = max(int(np.ceil(LADDER_STEPS * np.log2(hi / self.base) - 1e-9)), j_lo + 1)
+        j_lo = int(np.floor(LATTICE_STEPS * np.log2(lo / self.base) + 1e-9))
+        j_hi = max(int(np.ceil(LATTICE_STEPS * np.log2(hi / self.base) - 1e-9)), j_lo + 1)
+        j_hi = min(j_hi, self.j_max)
+        j_lo = min(j_lo, j_hi - 1)
         for j in range(j_lo, j_hi + 1):
-            if j not in self.tables:
-                out = np.zeros((self.arrays.n, self.o_max, self.t.size))
+            if j not in self.built:
+                out = self.stack[:, j]
+                out[:] = 1.0  # padding options: any finite rows (never chosen)
                 EdgeTable(self.arrays, self.options, self.s_w, self.load(j), self.t, self.plan, out)
-                self.tables[j] = out
+                self.built.add(j)
         js = range(j_lo, j_hi + 1)
-        stack = np.stack([self.tables[j] for j in js], axis=1)
-        return _Loads(np.array([self.load(j) for j in js]), self.t, stack, c)
+        return _Loads(np.array([self.load(j) for j in js]), self.t, self.stack[:, j_lo : j_hi + 1], c)
 
 
 def _leave_one_out(rows: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
