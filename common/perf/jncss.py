@@ -22,6 +22,7 @@ K does not change the modelled time (only D/K does); the plan carries the smalle
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -672,6 +673,14 @@ LARGE_REFINE_PAIRS = 3  # large systems: pairs searched (best screened first)
 DESCENTS = 2  # descents per searched pair, from its best starts
 
 
+def _at_grid(scorer: _Scorer, grid: int) -> _Scorer:
+    """The same scorer (and evaluator arrays) on another time grid."""
+    out = copy.copy(scorer)
+    out.evaluator = copy.copy(scorer.evaluator)
+    out.evaluator.grid = grid
+    return out
+
+
 def _greedy_large(
     system: SystemModel,
     hetero: bool,
@@ -686,51 +695,62 @@ def _greedy_large(
     arrays = search.SystemArrays.of(system)
     eq = _exact_scorer(system, False, grid)
     scorer = _exact_scorer(system, True, grid) if hetero else eq
+    coarse = _at_grid(eq, SCREEN_GRID)
     m = list(system.workers_per_edge)
     n, m_all = len(m), sum(m)
     # per pair: screen value (best start), the lattice, its options, the starts ranked
     screens: dict[tuple[int, int], tuple[float, search.Lattice, list[tuple[int, ...]]]] = {}
-    ref: float | None = None
-    over_s_w = _Patience(patience)
-    for s_w in range(max(m)):
-        if _lower_bound(system, 0, s_w) >= over_s_w.best:
-            break
-        keys = _worker_keys(system, min(2, n) * (s_w + 1) / m_all)
-        rank = _rank(keys)
-        options = search.edge_options(m, rank, s_w)
+    per_sw: dict[int, tuple[list[list[float]], list[list[int]], list[list[tuple[int, ...]]]]] = {}
+    lattices: dict[int, search.Lattice] = {}
+    scale: list[float] = []  # the best screened E[T] so far: the lattices' time scale
+
+    def lattice(s_w: int) -> search.Lattice | None:
+        if s_w not in per_sw:
+            keys = _worker_keys(system, min(2, n) * (s_w + 1) / m_all)
+            rank = _rank(keys)
+            per_sw[s_w] = (keys, rank, search.edge_options(m, rank, s_w))
+        lat = lattices.get(s_w)
+        if lat is not None and (not scale or lat.fits(scale[0])):
+            return lat
+        ref = scale[0] if scale else None
         if ref is None:  # the grid's scale: the all-nodes plan of a first pair, exactly
             got = _screen_subset(system, eq, min(1, n - 1), s_w)
             if got is None:
-                continue
-            ref = float(_subset_means(eq, [got[0]], min(1, n - 1), s_w)[0])
-        for attempt in range(2):
-            lat = search.Lattice(arrays, options, s_w, ref, lattice_grid)
-            found_sw: dict[tuple[int, int], tuple[float, search.Lattice, list]] = {}
-            over_s_e = _Patience(patience)
-            for s_e in range(n):
-                if _lower_bound(system, s_e, s_w) >= min(over_s_e.best, over_s_w.best):
-                    break
-                full = _trim(list(m), s_e, s_w)
-                if full is None:
-                    continue
-                starts = _descent_starts(system, options, rank, full, s_e, s_w, keys)
-                st = search._Stack(lat.ladder(s_e), options, s_e)
-                values = st.values(np.array(starts))
-                order = np.argsort(values)
-                best = float(values[order[0]])
-                found_sw[(s_e, s_w)] = (best, lat, [starts[i] for i in order])
-                if over_s_e.exhausted(best):
-                    break
-            best_sw = over_s_e.best
-            t0 = float(lat.t[0])
-            if attempt == 0 and np.isfinite(best_sw) and best_sw - t0 < (ref - t0) / 2:
-                ref = best_sw  # the grid was far too coarse for the plans found: redo
-                continue
-            break
-        screens.update(found_sw)
-        if np.isfinite(over_s_e.best):
-            ref = min(ref, over_s_e.best) if ref is not None else over_s_e.best
-        if over_s_w.exhausted(over_s_e.best):
+                return None
+            ref = float(_subset_means(coarse, [got[0]], min(1, n - 1), s_w)[0])
+        lattices[s_w] = search.Lattice(arrays, per_sw[s_w][2], s_w, ref, lattice_grid)
+        return lattices[s_w]
+
+    def screen(s_e: int, s_w: int) -> float:
+        """The pair's best start's value (search tables)."""
+        full = _trim(list(m), s_e, s_w)
+        if full is None:
+            return np.inf
+        for _ in range(2):  # a second time on a finer grid if the first was far too coarse
+            lat = lattice(s_w)
+            if lat is None:
+                return np.inf
+            keys, rank, options = per_sw[s_w]
+            starts = _descent_starts(system, options, rank, full, s_e, s_w, keys)
+            values = search._Stack(lat.ladder(s_e), options, s_e).values(np.array(starts))
+            order = np.argsort(values)
+            best = float(values[order[0]])
+            screens[(s_e, s_w)] = (best, lat, [starts[i] for i in order])
+            if np.isfinite(best) and (not scale or best < scale[0]):
+                scale[:] = [best]
+            if not np.isfinite(best) or lat.fits(best):
+                break
+        return best
+
+    over_s_e = _Patience(patience)
+    for s_e in range(n):
+        over_s_w = _Patience(patience)
+        for s_w in range(max(m)):
+            if _lower_bound(system, s_e, s_w) >= min(over_s_e.best, over_s_w.best):
+                break
+            if over_s_w.exhausted(screen(s_e, s_w)):
+                break
+        if over_s_e.exhausted(over_s_w.best):
             break
     if not screens:
         raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")

@@ -518,6 +518,7 @@ class Lattice:
         self.arrays, self.options, self.s_w = arrays, options, s_w
         self.m_all = sum(arrays.sizes)
         self.base = (s_w + 1) / self.m_all
+        self.ref = ref_mean
         t0 = arrays.start(self.base)
         self.t = np.linspace(t0, t0 + SPAN * LATTICE_SPAN * max(ref_mean - t0, 1e-6), grid)
         self.plan = prefix_plan(arrays, options, s_w)
@@ -529,6 +530,11 @@ class Lattice:
 
     def load(self, j: int) -> float:
         return self.base * 2.0 ** (j / LATTICE_STEPS)
+
+    def fits(self, mean: float) -> bool:
+        """Whether the grid resolves plans of this mean (s): its reference was at most
+        twice as far from the start."""
+        return self.ref - self.t[0] <= 2 * max(mean - self.t[0], 1e-9)
 
     def ladder(self, s_e: int) -> _Loads:
         c = (s_e + 1) * (self.s_w + 1)
