@@ -669,8 +669,9 @@ def _descent_starts(
 
 
 LATTICE_GRID = 128  # time points of the large-system search tables
-LARGE_REFINE_PAIRS = 3  # large systems: pairs searched (best screened first)
+LARGE_REFINE_PAIRS = 8  # large systems: pairs searched (best screened first)
 DESCENTS = 2  # descents per searched pair, from its best starts
+EXACT_TOP = 4  # plans of the searched pairs scored exactly (best search-table values first)
 
 
 def _at_grid(scorer: _Scorer, grid: int) -> _Scorer:
@@ -723,6 +724,8 @@ def _greedy_large(
 
     def screen(s_e: int, s_w: int) -> float:
         """The pair's best start's value (search tables)."""
+        if (s_e, s_w) in screens:
+            return screens[(s_e, s_w)][0]
         full = _trim(list(m), s_e, s_w)
         if full is None:
             return np.inf
@@ -742,38 +745,51 @@ def _greedy_large(
                 break
         return best
 
-    over_s_e = _Patience(patience)
-    for s_e in range(n):
-        over_s_w = _Patience(patience)
-        for s_w in range(max(m)):
-            if _lower_bound(system, s_e, s_w) >= min(over_s_e.best, over_s_w.best):
+    # two patience scans over the pair grid, s_e outer then s_w outer (each stops a line
+    # after ``patience`` non-improving values): either alone misses optima the other finds
+    for outer, inner in ((n, max(m)), (max(m), n)):
+        by_s_e = outer == n
+        over_a = _Patience(patience)
+        for a in range(outer):
+            over_b = _Patience(patience)
+            for b in range(inner):
+                pair = (a, b) if by_s_e else (b, a)
+                if _lower_bound(system, *pair) >= min(over_a.best, over_b.best):
+                    break
+                if over_b.exhausted(screen(*pair)):
+                    break
+            if over_a.exhausted(over_b.best):
                 break
-            if over_s_w.exhausted(screen(s_e, s_w)):
-                break
-        if over_s_e.exhausted(over_s_w.best):
-            break
     if not screens:
         raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")
     ordered = sorted(screens, key=lambda p: screens[p][0])
-    results: dict[tuple[int, int], list[tuple[float, Subset]]] = {}
+    # descents on the best screened pairs (search-table values) ...
+    searched: list[tuple[float, tuple[int, int], Subset]] = []
     for pair in ordered[:refine_pairs]:
         _, lat, starts = screens[pair]
         st = search._Stack(lat.ladder(pair[0]), lat.options, pair[0])
-        found = search.descend(st, lat.options, starts, top, DESCENTS)
-        subs = list(dict.fromkeys(_as_subset(o) for _, o in found))
-        subs = [x for x in subs if scorer.feasible(tuple(len(p) for p in x), *pair)]
+        for value, o in search.descend(st, lat.options, starts, top, DESCENTS):
+            sub = _as_subset(o)
+            if scorer.feasible(tuple(len(p) for p in sub), *pair):
+                searched.append((value, pair, sub))
+    # ... and the best few of all their plans scored exactly (one batch per s_w)
+    searched.sort(key=lambda x: x[0])
+    chosen: dict[tuple[tuple[int, int], Subset], None] = {}
+    for _, pair, sub in searched:
+        if len(chosen) >= EXACT_TOP:
+            break
+        chosen[(pair, sub)] = None
         if hetero:  # speed-proportional loads make slow workers cheap to keep
-            subs = list(
-                dict.fromkeys(
-                    subs
-                    + [tuple(tuple(range(k)) if p else () for p, k in zip(x, m, strict=True))
-                       for x in subs]
-                )
-            )  # fmt: skip
-        if not subs:
-            continue
-        values = _subset_means(scorer, subs, *pair)
-        results[pair] = sorted(zip(values.tolist(), subs, strict=True))
+            every = tuple(tuple(range(k)) if p else () for p, k in zip(sub, m, strict=True))
+            chosen[(pair, every)] = None
+    results: dict[tuple[int, int], list[tuple[float, Subset]]] = {}
+    for s_w in sorted({pair[1] for pair, _ in chosen}):
+        group = [(pair, sub) for pair, sub in chosen if pair[1] == s_w]
+        values = _subset_means(scorer, [x[1] for x in group], [x[0][0] for x in group], s_w)
+        for (pair, sub), v in zip(group, values.tolist(), strict=True):
+            results.setdefault(pair, []).append((v, sub))
+    for cands in results.values():
+        cands.sort(key=lambda x: x[0])
     if not results:
         raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")
     build = _builder(system, hetero)
