@@ -650,7 +650,7 @@ def _descent_starts(
     counts: list[Counts] = [full]
     for k in [len(order), *_prefix_sizes(s_e + 1, len(order), 4)]:
         keep = set(order[:k])
-        for cap in [m, *below]:
+        for cap in [np.asarray(m), *below]:
             c = _trim([int(cap[e]) if e in keep else 0 for e in range(len(m))], s_e, s_w)
             if c is not None:
                 counts.append(c)

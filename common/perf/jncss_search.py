@@ -230,7 +230,7 @@ class _PrefixPlan:
         edge_kind = unique_rows(
             np.concatenate([arrays.off_v, arrays.off_w, arrays.combine[:, None]], axis=1)
         )[1]
-        pairs = []
+        pairs: list[tuple[int, int, int, int]] = []
         for i, e in enumerate(self.edges):
             first_size = len(bodies[e][0])
             sizes = range(first_size, len(seqs[i]) + 1)
@@ -550,8 +550,8 @@ class Lattice:
                 out[:] = 1.0  # padding options: any finite rows (never chosen)
                 EdgeTable(self.arrays, self.options, self.s_w, self.load(j), self.t, self.plan, out)
                 self.built.add(j)
-        js = range(j_lo, j_hi + 1)
-        return _Loads(np.array([self.load(j) for j in js]), self.t, self.stack[:, j_lo : j_hi + 1], c)
+        loads = np.array([self.load(j) for j in range(j_lo, j_hi + 1)])
+        return _Loads(loads, self.t, self.stack[:, j_lo : j_hi + 1], c)
 
 
 def _leave_one_out(rows: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
