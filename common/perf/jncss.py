@@ -3,15 +3,15 @@
 Minimise the exact expected iteration time over the selected edges, the selected workers of
 each edge and the tolerances (s_e, s_w), subject to feasibility on the selection.
 
-- :func:`greedy_jncss`: for every (s_e, s_w) (pruned by a lower bound), start from all nodes
-  and repeatedly apply the single removal — the slowest remaining worker of one edge, or a
-  whole edge — that lowers E[T] most; stop when no removal helps. Workers are ranked by their
-  mean arrival time, so within an edge only the slowest is a candidate (dropping a faster one
-  instead never helps when arrival times are stochastically ordered).
-- hetero only: the best selection is then polished by a subset local search (see
-  :func:`_polish_subsets`) that may drop or add ANY single worker of a selected edge, or swap
-  one for another. With speed-proportional loads the best subset sometimes drops a middle
-  worker (e.g. a fast but high-variance one), which fastest-first prefixes cannot express.
+- :func:`greedy_jncss`: screens tolerance pairs, then searches node selections of the best
+  ones jointly over edges with the frontier engine of ``common.perf.jncss_search``
+  (enumeration of non-dominated per-edge options on small systems; a best-improvement
+  descent from threshold starts on lattices of per-edge tables on large ones) and scores the
+  winners exactly (docs/simulator.md, "JNCSS").
+- hetero: candidates are re-scored with speed-proportional loads (each also with all workers
+  of its selected edges), and on systems of at most 256 workers the best is polished by a
+  subset local search (see :func:`_polish_subsets`) that may drop or add ANY single worker of
+  a selected edge, or swap one for another.
 - :func:`exhaustive_jncss`: every subset of edges and of workers, every (s_e, s_w); for
   instances small enough to enumerate, to measure the greedy's gap.
 
@@ -669,7 +669,6 @@ def _descent_starts(
 
 
 LATTICE_GRID = 128  # time points of the large-system search tables
-LARGE_REFINE_PAIRS = 8  # large systems: pairs searched (best screened first)
 DESCENTS = 2  # descents per searched pair, from its best starts
 EXACT_TOP = 4  # plans of the searched pairs scored exactly (best search-table values first)
 
@@ -838,24 +837,29 @@ def greedy_jncss(
     search_grid: int = 0,
     **_legacy: object,
 ) -> OptimizeResult:
-    """JNCSS by per-edge frontiers (module docstring and ``common.perf.jncss_search``).
+    """JNCSS by per-edge frontiers (``common.perf.jncss_search``; docs/simulator.md).
 
-    1. Screen tolerance pairs by the exact E[T] of their all-nodes selection: every pair on
-       systems with at most ``full_scan_pairs`` of them, else scans over s_e and s_w that stop
-       after ``patience`` non-improving values or when a lower bound says the pair cannot win.
-    2. For every screened pair (small systems) or the ``refine_pairs`` best (large), search
-       node selections jointly over edges with the frontier engine (enumeration of the
-       non-dominated per-edge options, or coordinate descent) and re-score its ``top`` best
-       exactly; then the pairs next to the best (s_e +- 1, s_w +- 1) are searched too, so
-       nodes and tolerances change together.
+    Systems with at most ``full_scan_pairs`` tolerance pairs:
+
+    1. Screen every pair by the exact E[T] of its all-nodes selection.
+    2. For every screened pair, search node selections jointly over edges with the frontier
+       engine (enumeration of the non-dominated per-edge options, or the descent) and
+       re-score its ``top`` best exactly; then the pairs next to the best (s_e +- 1,
+       s_w +- 1) are searched too, so nodes and tolerances change together.
     3. hetero: the same candidates are re-scored with speed-proportional loads, and the best
        pairs polished by the subset local search.
+
+    Larger systems (:func:`_greedy_large`): pairs are screened by the best of their descent
+    starts on per-s_w lattices of search tables, in two patience scans (``patience``
+    non-improving values end a line); the ``refine_pairs`` best are searched by the descent
+    (``top`` plans each) and the best ``EXACT_TOP`` plans overall are scored exactly.
+    ``search_grid`` overrides the search tables' time points (256 small, 128 large).
     """
     n_pairs = system.n_edges * max(system.workers_per_edge)
     small = n_pairs <= full_scan_pairs
     if not small:
         return _greedy_large(
-            system, hetero, grid, patience, min(refine_pairs, LARGE_REFINE_PAIRS), top, polish,
+            system, hetero, grid, patience, refine_pairs, top, polish,
             search_grid or LATTICE_GRID,
         )  # fmt: skip
     if small:

@@ -346,7 +346,8 @@ class EdgeTable:
             out = np.empty((len(options), max(len(o) for o in options), t.size))
         out[:, 0] = 1.0  # the edge is out: never missing
         self.rows = [out[e, : len(opts)] for e, opts in enumerate(options)]
-        plan.fill(out, arrays, arrays.kind_arrivals(load, t), float(h[0]))
+        if plan.edges:
+            plan.fill(out, arrays, arrays.kind_arrivals(load, t), float(h[0]))
         arr = None
         for e, opts in enumerate(options):
             body = opts[1:]
