@@ -670,6 +670,7 @@ def _descent_starts(
 
 LATTICE_GRID = 128  # time points of the large-system search tables
 DESCENTS = 2  # descents per searched pair, from its best starts
+HETERO_STARTS = 2  # hgc-hetero: each searched pair's best starts' edges, all workers, scored too
 EXACT_TOP = 4  # plans of the searched pairs scored exactly (best search-table values first)
 
 
@@ -781,6 +782,14 @@ def _greedy_large(
         if hetero:  # speed-proportional loads make slow workers cheap to keep
             every = tuple(tuple(range(k)) if p else () for p, k in zip(sub, m, strict=True))
             chosen[(pair, every)] = None
+    if hetero:  # ... so the edge selections of the searched pairs' starts, all workers each
+        for pair in ordered[:refine_pairs]:
+            _, lat, starts = screens[pair]
+            for start in starts[:HETERO_STARTS]:
+                on = [len(lat.options[e][i]) > 0 for e, i in enumerate(start)]
+                every = tuple(tuple(range(k)) if x else () for x, k in zip(on, m, strict=True))
+                if scorer.feasible(tuple(len(p) for p in every), *pair):
+                    chosen[(pair, every)] = None
     results: dict[tuple[int, int], list[tuple[float, Subset]]] = {}
     for s_w in sorted({pair[1] for pair, _ in chosen}):
         group = [(pair, sub) for pair, sub in chosen if pair[1] == s_w]
