@@ -3,15 +3,15 @@
 Minimise the exact expected iteration time over the selected edges, the selected workers of
 each edge and the tolerances (s_e, s_w), subject to feasibility on the selection.
 
-- :func:`greedy_jncss`: for every (s_e, s_w) (pruned by a lower bound), start from all nodes
-  and repeatedly apply the single removal — the slowest remaining worker of one edge, or a
-  whole edge — that lowers E[T] most; stop when no removal helps. Workers are ranked by their
-  mean arrival time, so within an edge only the slowest is a candidate (dropping a faster one
-  instead never helps when arrival times are stochastically ordered).
-- hetero only: the best selection is then polished by a subset local search (see
-  :func:`_polish_subsets`) that may drop or add ANY single worker of a selected edge, or swap
-  one for another. With speed-proportional loads the best subset sometimes drops a middle
-  worker (e.g. a fast but high-variance one), which fastest-first prefixes cannot express.
+- :func:`greedy_jncss`: screens tolerance pairs, then searches node selections of the best
+  ones jointly over edges with the frontier engine of ``common.perf.jncss_search``
+  (enumeration of non-dominated per-edge options on small systems; a best-improvement
+  descent from threshold starts on lattices of per-edge tables on large ones) and scores the
+  winners exactly (docs/simulator.md, "JNCSS").
+- hetero: candidates are re-scored with speed-proportional loads (each also with all workers
+  of its selected edges), and on systems of at most 256 workers the best is polished by a
+  subset local search (see :func:`_polish_subsets`) that may drop or add ANY single worker of
+  a selected edge, or swap one for another.
 - :func:`exhaustive_jncss`: every subset of edges and of workers, every (s_e, s_w); for
   instances small enough to enumerate, to measure the greedy's gap.
 
@@ -22,6 +22,7 @@ K does not change the modelled time (only D/K does); the plan carries the smalle
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ SWAP_MAX_WORKERS = 8  # swap moves (m^2 per edge) only on edges this small
 POLISH_BUDGET = 96  # subset moves evaluated per polish step (a 32x32 system stays fast)
 COMBINE_TOP = 6  # at a single-move optimum, try pairs of this many best moves
 POLISH_MARGIN = 0.05  # polish searched pairs within 5 % of the best prefix optimum
+POLISH_MARGIN_LARGE = 0.0  # large systems: polish the best pair only ...
+POLISH_MAX_WORKERS = 256  # ... and only up to this many workers (exact subset moves are dear)
+THRESHOLDS = 6  # descent starts keep the workers below one of this many speed levels
 
 Selection = tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]
 
@@ -617,27 +621,216 @@ def _descent_starts(
     full: Counts,
     s_e: int,
     s_w: int,
+    keys: list[list[float]] | None = None,
 ) -> list[tuple[int, ...]]:
-    """Option indices of the descent's starts: all nodes, and the fastest edges only."""
-    index = [{o: i for i, o in enumerate(opts)} for opts in options]
-    keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / sum(full))
+    """Option indices of the descent's starts: all nodes, the fastest edges only, and each
+    of those with only the workers below a common speed threshold (every edge drops its
+    slow device class at once: a change no single edge's move can find, since the master
+    waits for the slowest edges)."""
+    index = [
+        {o: i for i, o in enumerate(opts)} if k <= search.SUBSET_MAX else None
+        for opts, k in zip(options, system.workers_per_edge, strict=True)
+    ]  # prefix options: index k - s_w for k workers
+    if keys is None:
+        keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / sum(full))
     m = list(system.workers_per_edge)
     up = [2 * e.uplink.mean_transfer_s(float(system.gradient_bytes)) for e in system.edges]
     finish = [keys[e][rank[e][max(m[e] - s_w, 1) - 1]] + up[e] for e in range(len(m))]
     order = sorted((e for e in range(len(m)) if full[e]), key=lambda e: finish[e])
+    flat = np.round(np.concatenate([np.asarray(k, dtype=float) for k in keys]), 12)
+    levels = np.sort(flat)
+    levels = levels[np.r_[True, levels[1:] != levels[:-1]]]  # (np.unique imports numpy.ma)
+    if levels.size > THRESHOLDS:
+        levels = levels[np.linspace(0, levels.size - 1, THRESHOLDS + 1)[1:].round().astype(int)]
+    edge_of = np.repeat(np.arange(len(m)), m)
+    below = [
+        np.bincount(edge_of, weights=flat <= tau * (1 + 1e-9), minlength=len(m)).astype(int)
+        for tau in levels[:-1]
+    ]
     counts: list[Counts] = [full]
-    for k in _prefix_sizes(s_e + 1, len(order), 4):
+    for k in [len(order), *_prefix_sizes(s_e + 1, len(order), 4)]:
         keep = set(order[:k])
-        c = _trim([m[e] if e in keep else 0 for e in range(len(m))], s_e, s_w)
-        if c is not None:
-            counts.append(c)
+        for cap in [np.asarray(m), *below]:
+            c = _trim([int(cap[e]) if e in keep else 0 for e in range(len(m))], s_e, s_w)
+            if c is not None:
+                counts.append(c)
     out = []
     for c in dict.fromkeys(counts):
         try:
-            out.append(tuple(index[e][tuple(sorted(rank[e][:k]))] for e, k in enumerate(c)))
+            out.append(
+                tuple(
+                    (k - s_w if k else 0) if ix is None else ix[tuple(sorted(rank[e][:k]))]
+                    for e, (k, ix) in enumerate(zip(c, index, strict=True))
+                )
+            )
         except KeyError:
             continue
     return out
+
+
+LATTICE_GRID = 128  # time points of the large-system search tables
+DESCENTS = 2  # descents per searched pair, from its best starts
+HETERO_STARTS = 2  # hgc-hetero: each searched pair's best starts' edges, all workers, scored too
+EXACT_TOP = 4  # plans of the searched pairs scored exactly (best search-table values first)
+
+
+def _at_grid(scorer: _Scorer, grid: int) -> _Scorer:
+    """The same scorer (and evaluator arrays) on another time grid."""
+    out = copy.copy(scorer)
+    out.evaluator = copy.copy(scorer.evaluator)
+    out.evaluator.grid = grid
+    return out
+
+
+def _greedy_large(
+    system: SystemModel,
+    hetero: bool,
+    grid: int,
+    patience: int,
+    refine_pairs: int,
+    top: int,
+    polish: bool,
+    lattice_grid: int,
+) -> OptimizeResult:
+    """:func:`greedy_jncss` on systems with many tolerance pairs (docstring there)."""
+    arrays = search.SystemArrays.of(system)
+    eq = _exact_scorer(system, False, grid)
+    scorer = _exact_scorer(system, True, grid) if hetero else eq
+    coarse = _at_grid(eq, SCREEN_GRID)
+    m = list(system.workers_per_edge)
+    n, m_all = len(m), sum(m)
+    # per pair: screen value (best start), the lattice, its options, the starts ranked
+    screens: dict[tuple[int, int], tuple[float, search.Lattice, list[tuple[int, ...]]]] = {}
+    per_sw: dict[int, tuple[list[list[float]], list[list[int]], list[list[tuple[int, ...]]]]] = {}
+    lattices: dict[int, search.Lattice] = {}
+    scale: list[float] = []  # the best screened E[T] so far: the lattices' time scale
+
+    def lattice(s_w: int) -> search.Lattice | None:
+        if s_w not in per_sw:
+            keys = _worker_keys(system, min(2, n) * (s_w + 1) / m_all)
+            rank = _rank(keys)
+            per_sw[s_w] = (keys, rank, search.edge_options(m, rank, s_w))
+        lat = lattices.get(s_w)
+        if lat is not None and (not scale or lat.fits(scale[0])):
+            return lat
+        ref = scale[0] if scale else None
+        if ref is None:  # the grid's scale: the all-nodes plan of a first pair, exactly
+            got = _screen_subset(system, eq, min(1, n - 1), s_w)
+            if got is None:
+                return None
+            ref = float(_subset_means(coarse, [got[0]], min(1, n - 1), s_w)[0])
+        lattices[s_w] = search.Lattice(arrays, per_sw[s_w][2], s_w, ref, lattice_grid)
+        return lattices[s_w]
+
+    def screen(s_e: int, s_w: int) -> float:
+        """The pair's best start's value (search tables)."""
+        if (s_e, s_w) in screens:
+            return screens[(s_e, s_w)][0]
+        full = _trim(list(m), s_e, s_w)
+        if full is None:
+            return np.inf
+        for _ in range(2):  # a second time on a finer grid if the first was far too coarse
+            lat = lattice(s_w)
+            if lat is None:
+                return np.inf
+            keys, rank, options = per_sw[s_w]
+            starts = _descent_starts(system, options, rank, full, s_e, s_w, keys)
+            values = search._Stack(lat.ladder(s_e), options, s_e).values(np.array(starts))
+            order = np.argsort(values)
+            best = float(values[order[0]])
+            screens[(s_e, s_w)] = (best, lat, [starts[i] for i in order])
+            if np.isfinite(best) and (not scale or best < scale[0]):
+                scale[:] = [best]
+            if not np.isfinite(best) or lat.fits(best):
+                break
+        return best
+
+    # two patience scans over the pair grid, s_e outer then s_w outer (each stops a line
+    # after ``patience`` non-improving values): either alone misses optima the other finds
+    for outer, inner in ((n, max(m)), (max(m), n)):
+        by_s_e = outer == n
+        over_a = _Patience(patience)
+        for a in range(outer):
+            over_b = _Patience(patience)
+            for b in range(inner):
+                pair = (a, b) if by_s_e else (b, a)
+                if _lower_bound(system, *pair) >= min(over_a.best, over_b.best):
+                    break
+                if over_b.exhausted(screen(*pair)):
+                    break
+            if over_a.exhausted(over_b.best):
+                break
+    if not screens:
+        raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")
+    ordered = sorted(screens, key=lambda p: screens[p][0])
+    # descents on the best screened pairs (search-table values) ...
+    searched: list[tuple[float, tuple[int, int], Subset]] = []
+    for pair in ordered[:refine_pairs]:
+        _, lat, starts = screens[pair]
+        st = search._Stack(lat.ladder(pair[0]), lat.options, pair[0])
+        for value, o in search.descend(st, lat.options, starts, top, DESCENTS):
+            sub = _as_subset(o)
+            if scorer.feasible(tuple(len(p) for p in sub), *pair):
+                searched.append((value, pair, sub))
+    # ... and the best few of all their plans scored exactly (one batch per s_w)
+    searched.sort(key=lambda x: x[0])
+    chosen: dict[tuple[tuple[int, int], Subset], None] = {}
+    for _, pair, sub in searched:
+        if len(chosen) >= EXACT_TOP:
+            break
+        chosen[(pair, sub)] = None
+        if hetero:  # speed-proportional loads make slow workers cheap to keep
+            every = tuple(tuple(range(k)) if p else () for p, k in zip(sub, m, strict=True))
+            chosen[(pair, every)] = None
+    if hetero:  # ... so the edge selections of the searched pairs' starts, all workers each
+        for pair in ordered[:refine_pairs]:
+            _, lat, starts = screens[pair]
+            for start in starts[:HETERO_STARTS]:
+                on = [len(lat.options[e][i]) > 0 for e, i in enumerate(start)]
+                every = tuple(tuple(range(k)) if x else () for x, k in zip(on, m, strict=True))
+                if scorer.feasible(tuple(len(p) for p in every), *pair):
+                    chosen[(pair, every)] = None
+    results: dict[tuple[int, int], list[tuple[float, Subset]]] = {}
+    for s_w in sorted({pair[1] for pair, _ in chosen}):
+        group = [(pair, sub) for pair, sub in chosen if pair[1] == s_w]
+        values = _subset_means(scorer, [x[1] for x in group], [x[0][0] for x in group], s_w)
+        for (pair, sub), v in zip(group, values.tolist(), strict=True):
+            results.setdefault(pair, []).append((v, sub))
+    for cands in results.values():
+        cands.sort(key=lambda x: x[0])
+    if not results:
+        raise InfeasiblePlanError("no feasible (s_e, s_w) and node selection exists")
+    build = _builder(system, hetero)
+    found_c: dict[tuple[int, int], Candidate] = {}
+    top_value = min(r[0][0] for r in results.values())
+    for (s_e, s_w), cands in results.items():
+        value, sub = cands[0]
+        if (
+            hetero
+            and polish
+            and m_all <= POLISH_MAX_WORKERS
+            and value <= top_value * (1 + POLISH_MARGIN_LARGE)
+        ):
+            rank0 = [list(range(k)) for k in m]
+            keys0 = _worker_keys(system, (s_e + 1) * (s_w + 1) / m_all)
+            moves = _Moves(system, keys0, s_w, 3)
+            moves.rank = rank0
+            sub, value = _polish_subsets(scorer, moves, sub, value, s_e, s_w)
+        edges = tuple(e for e, p in enumerate(sub) if p)
+        plan = build((edges, tuple(sub[e] for e in edges)), s_e, s_w)
+        if plan is not None:
+            found_c[(s_e, s_w)] = Candidate(plan, value)
+    if not hetero:  # the other screened pairs: their best start (search-table value)
+        for pair, (value, lat, starts) in screens.items():
+            if pair in found_c:
+                continue
+            sub = tuple(lat.options[e][i] for e, i in enumerate(starts[0]))
+            edges = tuple(e for e, p in enumerate(sub) if p)
+            plan = build((edges, tuple(sub[e] for e in edges)), *pair)
+            if plan is not None:
+                found_c[pair] = Candidate(plan, value)
+    evals = scorer.evals + (0 if scorer is eq else eq.evals)
+    return _refine(system, found_c, evals, "greedy")
 
 
 def greedy_jncss(
@@ -653,21 +846,31 @@ def greedy_jncss(
     search_grid: int = 0,
     **_legacy: object,
 ) -> OptimizeResult:
-    """JNCSS by per-edge frontiers (module docstring and ``common.perf.jncss_search``).
+    """JNCSS by per-edge frontiers (``common.perf.jncss_search``; docs/simulator.md).
 
-    1. Screen tolerance pairs by the exact E[T] of their all-nodes selection: every pair on
-       systems with at most ``full_scan_pairs`` of them, else scans over s_e and s_w that stop
-       after ``patience`` non-improving values or when a lower bound says the pair cannot win.
-    2. For every screened pair (small systems) or the ``refine_pairs`` best (large), search
-       node selections jointly over edges with the frontier engine (enumeration of the
-       non-dominated per-edge options, or coordinate descent) and re-score its ``top`` best
-       exactly; then the pairs next to the best (s_e +- 1, s_w +- 1) are searched too, so
-       nodes and tolerances change together.
+    Systems with at most ``full_scan_pairs`` tolerance pairs:
+
+    1. Screen every pair by the exact E[T] of its all-nodes selection.
+    2. For every screened pair, search node selections jointly over edges with the frontier
+       engine (enumeration of the non-dominated per-edge options, or the descent) and
+       re-score its ``top`` best exactly; then the pairs next to the best (s_e +- 1,
+       s_w +- 1) are searched too, so nodes and tolerances change together.
     3. hetero: the same candidates are re-scored with speed-proportional loads, and the best
        pairs polished by the subset local search.
+
+    Larger systems (:func:`_greedy_large`): pairs are screened by the best of their descent
+    starts on per-s_w lattices of search tables, in two patience scans (``patience``
+    non-improving values end a line); the ``refine_pairs`` best are searched by the descent
+    (``top`` plans each) and the best ``EXACT_TOP`` plans overall are scored exactly.
+    ``search_grid`` overrides the search tables' time points (256 small, 128 large).
     """
     n_pairs = system.n_edges * max(system.workers_per_edge)
     small = n_pairs <= full_scan_pairs
+    if not small:
+        return _greedy_large(
+            system, hetero, grid, patience, refine_pairs, top, polish,
+            search_grid or LATTICE_GRID,
+        )  # fmt: skip
     if small:
         patience = n_pairs
     sgrid = search_grid or 256

@@ -75,3 +75,17 @@ def random_instance(seed: int) -> SystemModel:
 def random_search_instance(seed: int) -> SystemModel:
     """Instance ``seed`` as the optimiser searches it (``optimisation_model``)."""
     return optimisation_model(random_instance(seed))
+
+
+def random_large_instance(seed: int) -> SystemModel:
+    """A larger seeded instance (6-24 edges of 7-40 workers, device profiles and links as in
+    :func:`random_instance`, shifted-exponential or markov stragglers): too large for the
+    exhaustive search, for comparing optimiser versions and settings."""
+    rng = np.random.default_rng(10_000 + seed)
+    n = int(rng.integers(6, 25))
+    m = [int(x) for x in rng.integers(7, 41, size=n)]
+    workers = tuple(tuple(_worker(rng) for _ in range(k)) for k in m)
+    edges = tuple(_edge(rng) for _ in range(n))
+    kind = STRAGGLER_KINDS[seed % 2]
+    b = int(rng.choice([5_200, 40_000, 200_000]))
+    return SystemModel(workers, edges, b, _straggler(rng, kind, sum(m)))

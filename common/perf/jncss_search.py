@@ -43,6 +43,8 @@ ENUM_MAX = 60_000  # combinations enumerated per pair before switching to descen
 LADDER_RANGE = 4  # the descent considers totals M down to M_all / 4 ...
 LADDER_STEPS = 2  # ... with tables at 2 loads per octave
 SPAN = 4.0  # the grid reaches SPAN x the reference mean's excess over its start
+LATTICE_SPAN = 1.5  # ... times this on a lattice shared by several s_e
+LATTICE_STEPS = 1  # lattice tables per octave of load
 
 Option = tuple[int, ...]  # topology worker indices of one edge, ascending; () = edge out
 
@@ -116,7 +118,12 @@ class SystemArrays:
     def arrivals(self, load: float, t: np.ndarray) -> np.ndarray:
         """P[worker (e, j) has delivered by t[g]] ignoring its edge's offset: (n, m, G).
         Workers with equal parameters (the same device profile and link) share one row."""
-        kinds, inverse = self.kinds()
+        _, inverse = self.kinds()
+        return self.kind_arrivals(load, t)[inverse].reshape(self.n, self.m, t.size)
+
+    def kind_arrivals(self, load: float, t: np.ndarray) -> np.ndarray:
+        """:meth:`arrivals` of each distinct worker (:meth:`kinds`): (K, G)."""
+        kinds, _ = self.kinds()
         sh = (kinds[:, 0] * load)[:, None]
         sc = kinds[:, 1] * load
         inv = np.where(sc > 0, 1.0 / np.where(sc > 0, sc, 1.0), 1e30)[:, None]
@@ -129,7 +136,7 @@ class SystemArrays:
             if self.pi > 0:
                 f = (1 - self.pi) * f + self.pi * compute_cdf(x / self.slowdown, sh, inv)
             out += lw[:, a, None] * f
-        return out[inverse].reshape(self.n, self.m, t.size)
+        return out
 
     def kinds(self) -> tuple[np.ndarray, np.ndarray]:
         """The distinct workers (shift, 1/rate, link atoms, link weights) and each worker's
@@ -174,44 +181,146 @@ def _nested(body: list[Option]) -> bool:
     )
 
 
-def _prefix_cdfs_all(
-    arr: np.ndarray, bodies: dict[int, list[Option]], s_w: int
-) -> dict[int, np.ndarray]:
-    """P[at most s_w of the prefix's workers missing] for every prefix of every edge in
-    ``bodies`` (nested options, growing by one worker each), in one pass over worker
-    positions for all those edges at once (Poisson-binomial DP capped at s_w + 1 misses):
-    per edge ``(len(body), G)``."""
-    if not bodies:
-        return {}
-    edges = list(bodies)
-    length = max(len(bodies[e][-1]) for e in edges)
-    g = arr.shape[-1]
-    order = np.zeros((len(edges), length), dtype=int)
-    real = np.zeros((len(edges), length), dtype=bool)
-    for i, e in enumerate(edges):
-        body = bodies[e]
-        seq = list(body[0]) + [
-            next(iter(set(b) - set(a))) for a, b in zip(body, body[1:], strict=False)
-        ]
-        order[i, : len(seq)], real[i, : len(seq)] = seq, True
-    p_all = arr[np.array(edges)[:, None], order]  # (E, L, G)
-    p_all[~real] = 1.0
-    q = np.zeros((s_w + 2, len(edges), g))
-    q[0] = 1.0
-    steps = np.zeros((len(edges), length, g))
-    for j in range(length):
-        p = p_all[:, j]
-        u = 1.0 - p
-        new = q * p
-        new[1:] += q[:-1] * u
-        new[-1] += q[-1] * u  # the cap state absorbs further misses
-        q = new
-        steps[:, j] = q[: s_w + 1].sum(axis=0)
-    out = {}
-    for i, e in enumerate(edges):
-        first = len(bodies[e][0])
-        out[e] = np.clip(steps[i, first - 1 : first - 1 + len(bodies[e])], 0.0, 1.0)
-    return out
+class _PrefixPlan:
+    """The prefix options of large edges as a forest of distinct worker multisets.
+
+    A prefix's finish CDF depends only on the multiset of its workers' kinds (device profile
+    and link) and, through its edge offset, on the edge's uplink and combine cost. Prefixes
+    of many edges share those (a cluster of a few device profiles has a few hundred distinct
+    prefixes among thousands), so the Poisson-binomial DP runs once per distinct multiset,
+    level by level (a level adds one worker to its parent), and the edge offset is applied
+    once per distinct (multiset, edge kind)."""
+
+    def __init__(self, arrays: SystemArrays, bodies: dict[int, list[Option]], s_w: int):
+        self.s_w = s_w
+        self.edges = list(bodies)
+        self._offset: tuple[tuple[float, int], _Offset] | None = None
+        self.span: dict[int, tuple[int, int]] = {}
+        if not self.edges:
+            return
+        kind = arrays.kinds()[1].reshape(arrays.n, arrays.m)
+        weight = np.random.default_rng(20261130).integers(
+            1, 2**62, size=int(kind.max()) + 1, dtype=np.uint64
+        )
+        seqs = []
+        for e in self.edges:
+            body = bodies[e]
+            seq = list(body[0]) + [sum(b) - sum(a) for a, b in zip(body, body[1:], strict=False)]
+            seqs.append(seq)
+        length = max(len(q) for q in seqs)
+        k_of = np.full((len(seqs), length), -1)
+        for i, (e, q) in enumerate(zip(self.edges, seqs, strict=True)):
+            k_of[i, : len(q)] = kind[e, q]
+        real = k_of >= 0
+        with np.errstate(over="ignore"):
+            key = np.cumsum(np.where(real, weight[np.maximum(k_of, 0)], 0), axis=1)
+        # per level j (prefix of j+1 workers): distinct multisets, each one's parent node
+        # (level j-1) and added kind, and every edge's node
+        self.levels: list[tuple[np.ndarray, np.ndarray]] = []  # (parent, kind) per node
+        node = np.full((len(seqs), length), -1)
+        for j in range(length):
+            on = np.flatnonzero(real[:, j])
+            first, inv = unique_rows(key[on, j][:, None])
+            node[on, j] = inv
+            rep = on[first]
+            parent = node[rep, j - 1] if j else np.zeros(rep.size, dtype=int)
+            self.levels.append((parent, k_of[rep, j]))
+        self.offset = [0, *np.cumsum([lv[0].size for lv in self.levels]).tolist()]
+        # the rows of every edge's options (sizes s_w+1 .. len), as (global node, edge kind)
+        edge_kind = unique_rows(
+            np.concatenate([arrays.off_v, arrays.off_w, arrays.combine[:, None]], axis=1)
+        )[1]
+        pairs: list[tuple[int, int, int, int]] = []
+        for i, e in enumerate(self.edges):
+            first_size = len(bodies[e][0])
+            sizes = range(first_size, len(seqs[i]) + 1)
+            lo = len(pairs)
+            pairs.extend(
+                (self.offset[k - 1] + int(node[i, k - 1]), int(edge_kind[e]), k, e) for k in sizes
+            )
+            self.span[e] = (lo, len(pairs))
+        arr = np.array(pairs)
+        self.fill_edge = arr[:, 3]
+        self.fill_option = np.concatenate(
+            [np.arange(1, hi - lo + 1) for lo, hi in self.span.values()]
+        )
+        first, self.inverse = unique_rows(arr[:, :2].astype(float))
+        self.rows_node, self.rows_edge, self.rows_k = arr[first, 0], arr[first, 3], arr[first, 2]
+
+    def fill(self, out: np.ndarray, arrays: SystemArrays, kind_arr: np.ndarray, h: float) -> None:
+        """Write every prefix option's finish CDF (with the edge offset) into ``out[e, i]``
+        (``i``: the option's index, 1..; ``out``: (n, options, G))."""
+        if not self.edges:
+            return
+        s_w, g = self.s_w, kind_arr.shape[1]
+        sums = np.empty((self.offset[-1], g))
+        q = np.zeros((1, s_w + 2, g))
+        q[:, 0] = 1.0
+        for j, (parent, kind) in enumerate(self.levels):
+            p = kind_arr[kind][:, None]  # (U, 1, G)
+            prev = q[parent]
+            new = prev * p
+            new[:, 1:] += prev[:, :-1] * (1.0 - p)
+            new[:, -1] += prev[:, -1] * (1.0 - p[:, 0])  # the cap state absorbs more misses
+            q = new
+            sums[self.offset[j] : self.offset[j + 1]] = q[:, : s_w + 1].sum(axis=1)
+        os_cdf = np.clip(sums[self.rows_node], 0.0, 1.0)
+        if self._offset is None or self._offset[0] != (h, g):
+            off = _Offset(arrays, self.rows_edge, self.rows_k, s_w, h, g)
+            self._offset = ((h, g), off)
+        out[self.fill_edge, self.fill_option] = self._offset[1](os_cdf)[self.inverse]
+
+
+def prefix_plan(arrays: SystemArrays, options: list[list[Option]], s_w: int) -> _PrefixPlan:
+    """The :class:`_PrefixPlan` of the edges whose options are prefixes (more than
+    ``SUBSET_MAX`` workers): build it once per options list, use it at every load."""
+    bodies = {
+        e: opts[1:]
+        for e, opts in enumerate(options)
+        if len(opts) > 1 and arrays.sizes[e] > SUBSET_MAX
+    }
+    return _PrefixPlan(arrays, bodies, s_w)
+
+
+class _Offset:
+    """The edge offset (download + combine + upload delay atoms) as a fixed linear map on
+    rows of CDFs on a uniform grid of step ``h``: gather indices and weights computed once,
+    applied at every load of a ladder (linear interpolation, as :func:`delay_cdf`)."""
+
+    def __init__(
+        self, arrays: SystemArrays, edge: np.ndarray, k: np.ndarray, s_w: int, h: float, g: int
+    ):
+        w = arrays.off_w[edge]  # (R, Ae)
+        d = arrays.off_v[edge] + (arrays.combine[edge] * np.maximum(k - s_w, 0))[:, None]
+        self.rows, self.g = len(edge), g
+        self.slots = []  # per atom slot: (rows having it, gather indices and weights)
+        for a in range(w.shape[1]):
+            row = np.flatnonzero(w[:, a] > 0)
+            if row.size == 0:
+                continue
+            x = d[row, a] / h
+            k0 = np.floor(x).astype(int)
+            frac = (x - k0)[:, None]
+            idx = np.arange(g)[None, :] - k0[:, None]  # (L, G) source grid index
+            base = (row * (g + 1))[:, None]
+            i0 = np.where(idx >= 0, base + np.minimum(idx, g - 1), base + g)  # g: a zero
+            i1 = np.where(idx >= 1, base + np.minimum(idx - 1, g - 1), base + g)
+            wt = w[row, a][:, None]
+            self.slots.append((row, i0, i1, wt * (1.0 - frac), wt * frac))
+
+    def __call__(self, f: np.ndarray) -> np.ndarray:
+        pad = np.zeros((self.rows, self.g + 1))
+        pad[:, : self.g] = f
+        flat = pad.ravel()
+        out = np.zeros((self.rows, self.g))
+        for row, i0, i1, w0, w1 in self.slots:
+            x = flat[i0] * w0
+            x += flat[i1] * w1
+            if row.size == self.rows:
+                out += x
+            else:
+                out[row] += x
+        return out
 
 
 class EdgeTable:
@@ -224,33 +333,34 @@ class EdgeTable:
         s_w: int,
         load: float,
         t: np.ndarray,
+        plan: _PrefixPlan | None = None,
+        out: np.ndarray | None = None,
     ):
+        """``out``: an array ``(n, max options, G)`` to hold the rows (``rows[e]`` are views
+        of it; padding rows past an edge's options are left as they are)."""
         self.t, self.load = t, load
         h = np.array([t[1] - t[0]])
-        arr = arrays.arrivals(load, t)  # (n, m, G)
-        self.rows: list[np.ndarray] = []
-        prefix = {
-            e: opts[1:]
-            for e, opts in enumerate(options)
-            if len(opts) > 1 and arrays.sizes[e] > SUBSET_MAX
-        }
-        prefix_cdfs = _prefix_cdfs_all(arr, prefix, s_w)
+        if plan is None:
+            plan = prefix_plan(arrays, options, s_w)
+        if out is None:
+            out = np.empty((len(options), max(len(o) for o in options), t.size))
+        out[:, 0] = 1.0  # the edge is out: never missing
+        self.rows = [out[e, : len(opts)] for e, opts in enumerate(options)]
+        if plan.edges:
+            plan.fill(out, arrays, arrays.kind_arrivals(load, t), float(h[0]))
+        arr = None
         for e, opts in enumerate(options):
-            g = np.ones((len(opts), t.size))
             body = opts[1:]
-            if not body:
-                self.rows.append(g)
+            if e in plan.span or not body:
                 continue
-            if e in prefix_cdfs:  # nested fastest-first prefixes
-                os_cdf = prefix_cdfs[e]
-                k = np.array([len(b) for b in body])
-            else:
-                mask = np.zeros((len(body), arrays.m), dtype=bool)
-                for i, o in enumerate(body):
-                    mask[i, list(o)] = True
-                a = np.where(mask[:, :, None], arr[e][None], 1.0)
-                os_cdf = prob_at_most_misses(a, s_w)
-                k = mask.sum(axis=1)
+            if arr is None:
+                arr = arrays.arrivals(load, t)  # (n, m, G)
+            mask = np.zeros((len(body), arrays.m), dtype=bool)
+            for i, o in enumerate(body):
+                mask[i, list(o)] = True
+            a = np.where(mask[:, :, None], arr[e][None], 1.0)
+            os_cdf = prob_at_most_misses(a, s_w)
+            k = mask.sum(axis=1)
             w = arrays.off_w[e]
             live = np.flatnonzero(w > 0)
             d = (
@@ -259,8 +369,9 @@ class EdgeTable:
             )  # (O, atoms)
             rows = np.repeat(os_cdf, live.size, axis=0)
             shifted = delay_cdf(rows, d.ravel(), np.broadcast_to(h, (d.size,)))
-            g[1:] = (shifted.reshape(len(body), live.size, -1) * w[live][None, :, None]).sum(1)
-            self.rows.append(g)
+            out[e, 1 : len(opts)] = (
+                shifted.reshape(len(body), live.size, -1) * w[live][None, :, None]
+            ).sum(1)
 
     def prune(self, options: list[list[Option]]) -> list[list[int]]:
         """Per edge, the option indices not dominated by a same-size option at this load."""
@@ -356,18 +467,13 @@ def combinations_count(options: list[list[Option]]) -> int:
 
 
 class _Loads:
-    """Edge tables at a geometric ladder of loads; a selection's value is interpolated in
-    log-load between the two tables around its own load."""
+    """Edge tables at a geometric ladder of loads on one grid ``t``: ``stack`` (n, T, O, G);
+    a selection's value is interpolated in log-load between the two tables around its own
+    load ``c / M`` (``c = (s_e+1)(s_w+1)``); totals below ``m_min`` are outside the ladder."""
 
-    def __init__(self, arrays, options, s_e, s_w, ref_mean, ref_load, grid, m_lo, m_hi):
-        c = (s_e + 1) * (s_w + 1)
-        lo, hi = c / m_hi, c / max(m_lo, m_hi // LADDER_RANGE, 1)
-        steps = max(2, int(np.ceil(np.log2(hi / lo) * LADDER_STEPS)) + 1) if hi > lo else 1
-        self.loads = np.geomspace(lo, hi, steps) if steps > 1 else np.array([lo])
-        self.c, self.s_e = c, s_e
-        t = make_grid(arrays, float(self.loads[-1]), ref_mean, ref_load, grid)
-        self.t = t - t[0] + min(arrays.start(float(x)) for x in self.loads)
-        self.tables = [EdgeTable(arrays, options, s_w, float(x), self.t) for x in self.loads]
+    def __init__(self, loads: np.ndarray, t: np.ndarray, stack: np.ndarray, c: int):
+        self.loads, self.t, self.stack, self.c = loads, t, stack, c
+        self.m_min = c / float(loads[-1]) * (1 - 1e-9)
 
     def bracket(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = np.log(self.c / np.maximum(total, 1))
@@ -381,20 +487,169 @@ class _Loads:
         return i0, i1, w
 
 
-def _at_most_two(f: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """P[at most s of the rows of ``f`` (k, G) miss] and P[at most s - 1 miss] (0 if s = 0),
-    in one Poisson-binomial pass."""
-    q = np.zeros((s + 2, f.shape[1]))
-    q[0] = 1.0
-    for p in f:
-        u = 1.0 - p
-        new = q * p
-        new[1:] += q[:-1] * u
-        new[-1] += q[-1] * u  # the cap state absorbs further misses
-        q = new
-    cum = np.cumsum(q[: s + 1], axis=0)
-    at_most = np.clip(cum[s], 0.0, 1.0)
-    return at_most, (np.clip(cum[s - 1], 0.0, 1.0) if s > 0 else np.zeros_like(at_most))
+def _ladder(arrays, options, s_e, s_w, ref_mean, ref_load, grid, m_lo, m_hi) -> _Loads:
+    """The tables of one pair: loads from ``c / m_hi`` to ``c / max(m_lo, m_hi / 4)``."""
+    c = (s_e + 1) * (s_w + 1)
+    lo, hi = c / m_hi, c / max(m_lo, m_hi // LADDER_RANGE, 1)
+    steps = max(2, int(np.ceil(np.log2(hi / lo) * LADDER_STEPS)) + 1) if hi > lo else 1
+    loads = np.geomspace(lo, hi, steps) if steps > 1 else np.array([lo])
+    t = make_grid(arrays, float(loads[-1]), ref_mean, ref_load, grid)
+    t = t - t[0] + min(arrays.start(float(x)) for x in loads)
+    plan = prefix_plan(arrays, options, s_w)
+    stack = np.zeros((arrays.n, len(loads), max(len(o) for o in options), grid))
+    for i, x in enumerate(loads):
+        EdgeTable(arrays, options, s_w, float(x), t, plan, stack[:, i])
+    return _Loads(loads, t, stack, c)
+
+
+class Lattice:
+    """Edge tables of one s_w at the loads ``(s_w+1)/M_all * 2^(j / LATTICE_STEPS)``, built
+    on demand and shared by every s_e (a pair uses the run of them its loads need), on one
+    grid from the earliest possible arrival to ``SPAN * LATTICE_SPAN`` times the reference
+    mean's excess over it."""
+
+    def __init__(
+        self,
+        arrays: SystemArrays,
+        options: list[list[Option]],
+        s_w: int,
+        ref_mean: float,
+        grid: int,
+    ):
+        self.arrays, self.options, self.s_w = arrays, options, s_w
+        self.m_all = sum(arrays.sizes)
+        self.base = (s_w + 1) / self.m_all
+        self.ref = ref_mean
+        t0 = arrays.start(self.base)
+        self.t = np.linspace(t0, t0 + SPAN * LATTICE_SPAN * max(ref_mean - t0, 1e-6), grid)
+        self.plan = prefix_plan(arrays, options, s_w)
+        self.o_max = max(len(o) for o in options)
+        # loads up to 4 x (n edges) x the base: every s_e; tables filled on demand
+        self.j_max = int(np.ceil(LATTICE_STEPS * np.log2(4 * arrays.n))) + 1
+        self.stack = np.empty((arrays.n, self.j_max + 1, self.o_max, grid))
+        self.built: set[int] = set()
+
+    def load(self, j: int) -> float:
+        return self.base * 2.0 ** (j / LATTICE_STEPS)
+
+    def fits(self, mean: float) -> bool:
+        """Whether the grid resolves plans of this mean (s): its reference was at most
+        twice as far from the start."""
+        return self.ref - self.t[0] <= 2 * max(mean - self.t[0], 1e-9)
+
+    def ladder(self, s_e: int) -> _Loads:
+        c = (s_e + 1) * (self.s_w + 1)
+        m_lo = max(s_e + 1, 1) * (self.s_w + 1)
+        lo, hi = c / self.m_all, c / max(m_lo, self.m_all // LADDER_RANGE, 1)
+        j_lo = int(np.floor(LATTICE_STEPS * np.log2(lo / self.base) + 1e-9))
+        j_hi = max(int(np.ceil(LATTICE_STEPS * np.log2(hi / self.base) - 1e-9)), j_lo + 1)
+        j_hi = min(j_hi, self.j_max)
+        j_lo = min(j_lo, j_hi - 1)
+        for j in range(j_lo, j_hi + 1):
+            if j not in self.built:
+                out = self.stack[:, j]
+                out[:] = 1.0  # padding options: any finite rows (never chosen)
+                EdgeTable(self.arrays, self.options, self.s_w, self.load(j), self.t, self.plan, out)
+                self.built.add(j)
+        loads = np.array([self.load(j) for j in range(j_lo, j_hi + 1)])
+        return _Loads(loads, self.t, self.stack[:, j_lo : j_hi + 1], c)
+
+
+def _leave_one_out(rows: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every edge e: P[at most s of the OTHER edges miss] and P[at most s - 1 of them
+    miss] (0 if s = 0), from the edges' finish CDFs ``rows`` (n, X) (X: any flattened grid
+    axes): two ``(n, X)``.
+
+    Prefix and suffix Poisson-binomial distributions (miss counts 0..s only; higher counts
+    never feed lower ones) are combined per edge, so all n leave-one-out tails cost two
+    passes over the edges instead of n."""
+    n, x = rows.shape
+    miss = 1.0 - rows
+    pre = np.empty((n + 1, s + 1, x))
+    suf = np.empty((n + 1, s + 1, x))
+    pre[0] = suf[n] = 0.0
+    pre[0, 0] = suf[n, 0] = 1.0
+    for e in range(n):
+        np.multiply(pre[e], rows[e], out=pre[e + 1])
+        if s:
+            pre[e + 1, 1:] += pre[e, :-1] * miss[e]
+    for e in range(n - 1, -1, -1):
+        np.multiply(suf[e + 1], rows[e], out=suf[e])
+        if s:
+            suf[e, 1:] += suf[e + 1, :-1] * miss[e]
+    cum = suf[1:]  # made cumulative in place: P[at most b misses after e]
+    for b in range(1, s + 1):
+        cum[:, b] += cum[:, b - 1]
+    at_most = pre[:n, 0] * cum[:, s]
+    fewer = pre[:n, 0] * cum[:, s - 1] if s else np.zeros((n, x))
+    for a in range(1, s + 1):
+        at_most += pre[:n, a] * cum[:, s - a]
+        if a < s:
+            fewer += pre[:n, a] * cum[:, s - 1 - a]
+    return np.clip(at_most, 0.0, 1.0, out=at_most), np.clip(fewer, 0.0, 1.0, out=fewer)
+
+
+class _Stack:
+    """The ladder's edge tables as one array ``(n, T, O, G)`` (padding options: size -1),
+    with selection values that are affine in any one edge's row (no monotone envelope, so a
+    selection scored whole and scored through one edge's row agree)."""
+
+    def __init__(self, lad: _Loads, options: list[list[Option]], s_e: int):
+        self.lad, self.s_e = lad, s_e
+        t = lad.t
+        n, self.tn, self.g = len(options), len(lad.loads), t.size
+        self.o_max = max(len(o) for o in options)
+        self.tab = lad.stack  # (n, T, O, G)
+        self.size = np.full((n, self.o_max), -1)
+        for e, opts in enumerate(options):
+            self.size[e, : len(opts)] = [len(o) for o in opts]
+        h = t[1] - t[0]
+        self.wq = np.full(self.g, h)
+        self.wq[0] = h / 2
+        self.wq[-1] = h / 2 + (t[-1] - t[0])  # unresolved mass is charged the whole span
+        self.edges = np.arange(n)
+
+    def values(self, states: np.ndarray) -> np.ndarray:
+        """E[T] (s) of selections given as option indices ``(C, n)``: ``(C,)``."""
+        c = states.shape[0]
+        total = self.size[self.edges[None], states].sum(axis=1)
+        i0, i1, w = self.lad.bracket(total)
+        out = np.zeros(c)
+        for which, wt in ((i0, 1 - w), (i1, w)):
+            rows = self.tab[self.edges[None], which[:, None], states]  # (C, n, G)
+            cdf = prob_at_most_misses(rows, self.s_e)
+            out += wt * (self.lad.t[0] + ((1.0 - cdf) * self.wq).sum(axis=1))
+        return np.where(total >= self.lad.m_min, out, np.inf)
+
+    def moves(self, state: np.ndarray) -> np.ndarray:
+        """E[T] (s) of every single-edge change of ``state``: ``(n, O)`` (infeasible: inf;
+        unchanged: the state's own value)."""
+        n, tn, g, size, s_e = len(state), self.tn, self.g, self.size, self.s_e
+        cur_size = size[self.edges, state]
+        rows = self.tab[self.edges, :, state].reshape(n, tn * g)
+        at_most, fewer = _leave_one_out(rows, s_e)
+        at_most, fewer = at_most.reshape(n, tn, g), fewer.reshape(n, tn, g)
+        const = self.lad.t[0] + ((1.0 - fewer) * self.wq).sum(axis=2)  # (n, T)
+        diff = (at_most - fewer) * self.wq
+        vals = const[:, :, None] - np.matmul(self.tab, diff[..., None])[..., 0]  # (n, T, O)
+        new_total = int(cur_size.sum()) - cur_size[:, None] + size  # (n, O)
+        i0, i1, w = self.lad.bracket(new_total)
+        v = (1 - w) * np.take_along_axis(vals, i0[:, None], axis=1)[:, 0]
+        v += w * np.take_along_axis(vals, i1[:, None], axis=1)[:, 0]
+        order = np.sort(cur_size)
+        top2 = order[-2] if n > 1 else 0
+        other_max = np.where(cur_size == order[-1], top2, order[-1])
+        n_on = int((cur_size > 0).sum()) - (cur_size > 0)[:, None] + (size > 0)
+        biggest = np.maximum(other_max[:, None], size)
+        ok = (size >= 0) & (n_on >= s_e + 1) & ((s_e + 1) * biggest <= new_total)
+        ok &= new_total >= self.lad.m_min
+        ok[self.edges, state] = True
+        return np.where(ok, v, np.inf)
+
+    def feasible(self, state: np.ndarray) -> bool:
+        k = self.size[self.edges, state]
+        return bool(k.sum() > 0 and (k > 0).sum() >= self.s_e + 1 and
+                    (self.s_e + 1) * k.max() <= k.sum())  # fmt: skip
 
 
 def descend_pair(
@@ -407,70 +662,66 @@ def descend_pair(
     ref_load: float,
     grid: int,
     top: int,
-    max_sweeps: int = 50,
+    descents: int = 2,
+    max_steps: int = 0,
 ) -> list[tuple[float, tuple[Option, ...]]]:
-    """Coordinate descent over per-edge options from each start (option indices), in
-    Gauss-Seidel sweeps: edge after edge, every option of that edge is scored at once (the
-    master CDF with that edge's row replaced: ``F_e * P[<= s_e others miss] + (1 - F_e) *
-    P[<= s_e - 1 others miss]``) and the best is taken if it improves. It stops when a whole
-    sweep changes nothing: no single edge's option can improve the selection."""
-    n = arrays.n
-    sizes = [np.array([len(o) for o in opts]) for opts in options]
-    m_hi = sum(arrays.sizes)
-    m_lo = max(s_e + 1, 1) * (s_w + 1)
-    lad = _Loads(arrays, options, s_e, s_w, ref_mean, ref_load, grid, m_lo, m_hi)
-    t = lad.t
-    span = t[-1] - t[0]
+    """Descent over per-edge options from the ``descents`` best of ``starts`` (option
+    indices, all scored in one batch).
+
+    A step scores every option of every edge at once (:meth:`_Stack.moves`: with edge e's
+    row replaced by ``F``, the master's CDF is ``B_e + F (A_e - B_e)``, ``A_e``, ``B_e``
+    from :func:`_leave_one_out`, so its mean is affine in ``F`` and one matrix product
+    scores all options at every tabulated load; each option's value is interpolated in
+    log-load at the total it would make). It takes the best of: the single best change,
+    and the best change of every improving edge applied together (or of the better half of
+    them), scored whole, so that changes many edges need at once (drop the slow device
+    class everywhere) happen in one step. It stops when no single change improves."""
+    lad = _ladder(arrays, options, s_e, s_w, ref_mean, ref_load, grid, *_m_range(arrays, s_e, s_w))
+    return descend(_Stack(lad, options, s_e), options, starts, top, descents, max_steps)
+
+
+def descend(
+    st: _Stack,
+    options: list[list[Option]],
+    starts: list[tuple[int, ...]],
+    top: int,
+    descents: int = 2,
+    max_steps: int = 0,
+) -> list[tuple[float, tuple[Option, ...]]]:
+    """:func:`descend_pair` on ready tables."""
+    n = len(options)
+    cand = np.array(list(dict.fromkeys(starts)))
+    first = st.values(cand)
+    steps = max_steps or 4 * n + 50
     results: dict[tuple[int, ...], float] = {}
-
-    def value_of(state: list[int]) -> float:
-        total = np.array([sum(len(options[e][state[e]]) for e in range(n))])
-        i0, i1, w = lad.bracket(total)
-        vals = []
-        for i in (int(i0[0]), int(i1[0])):
-            cdfs = np.stack([lad.tables[i].rows[e][state[e]] for e in range(n)])[None]
-            vals.append(float(master_means(t, cdfs, s_e)[0]))
-        return (1 - float(w[0])) * vals[0] + float(w[0]) * vals[1]
-
-    for start in starts:
-        state = list(start)
-        cur = value_of(state)
-        rows = [np.stack([tab.rows[e][state[e]] for e in range(n)]) for tab in lad.tables]
-        for _ in range(max_sweeps):
-            moved = False
-            for e in range(n):
-                cur_sizes = np.array([len(options[x][state[x]]) for x in range(n)])
-                total = int(cur_sizes.sum())
-                new_total = total - cur_sizes[e] + sizes[e]
-                other = np.delete(cur_sizes, e)
-                n_on = int((other > 0).sum()) + (sizes[e] > 0)
-                biggest = np.maximum(other.max(initial=0), sizes[e])
-                ok = (n_on >= s_e + 1) & ((s_e + 1) * biggest <= new_total) & (new_total > 0)
-                ok[state[e]] = False
-                if not ok.any():
-                    continue
-                idx = np.flatnonzero(ok)
-                i0, i1, w = lad.bracket(new_total[idx])
-                vals = np.zeros(idx.size)
-                loo: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-                for which, wt in ((i0, 1 - w), (i1, w)):
-                    for ti in np.unique(which).tolist():
-                        if ti not in loo:
-                            loo[ti] = _at_most_two(np.delete(rows[ti], e, axis=0), s_e)
-                        at_most, fewer = loo[ti]
-                        sel = which == ti
-                        r = lad.tables[ti].rows[e][idx[sel]]
-                        cdf = r * at_most[None] + (1 - r) * fewer[None]
-                        cdf = np.maximum.accumulate(cdf, axis=1)
-                        v = t[0] + np.trapezoid(1.0 - cdf, t, axis=1) + (1.0 - cdf[:, -1]) * span
-                        vals[sel] += wt[sel] * v
-                k = int(np.argmin(vals))
-                if vals[k] < cur * (1 - 1e-9):
-                    cur, state[e], moved = float(vals[k]), int(idx[k]), True
-                    for ti, tab in enumerate(lad.tables):
-                        rows[ti][e] = tab.rows[e][state[e]]
-            if not moved:
+    for i in np.argsort(first)[:descents].tolist():
+        state, cur = cand[i].copy(), float(first[i])
+        for _ in range(steps):
+            v = st.moves(state)
+            cur = float(v[0, state[0]])
+            best_o = np.argmin(v, axis=1)
+            gain = cur - v[st.edges, best_o]
+            better = np.flatnonzero(gain > cur * 1e-9)
+            if better.size == 0:
                 break
-        results[tuple(state)] = cur
+            better = better[np.argsort(-gain[better])]
+            one = state.copy()
+            one[better[0]] = best_o[better[0]]
+            trials = [one]
+            for k in (better.size, (better.size + 1) // 2):
+                if k > 1:
+                    x = state.copy()
+                    x[better[:k]] = best_o[better[:k]]
+                    if st.feasible(x):
+                        trials.append(x)
+            vals = st.values(np.array(trials)) if len(trials) > 1 else np.array([np.inf])
+            vals[0] = float(v[better[0], best_o[better[0]]])
+            j = int(np.argmin(vals))
+            state, cur = trials[j], float(vals[j])
+        results[tuple(int(x) for x in state)] = cur
     ranked = sorted(results.items(), key=lambda x: x[1])[:top]
     return [(v, tuple(options[e][s[e]] for e in range(n))) for s, v in ranked]
+
+
+def _m_range(arrays: SystemArrays, s_e: int, s_w: int) -> tuple[int, int]:
+    return max(s_e + 1, 1) * (s_w + 1), sum(arrays.sizes)
