@@ -97,27 +97,37 @@ else
     log "compose installed: $(docker compose version --short)"
 fi
 
-# --- 3. base image ---------------------------------------------------------------------------
-STEP=base-image
-if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-    log "base image $BASE_IMAGE present"
-else
-    # The cache key includes the package list, so changing it rebuilds the rootfs.
+# A Debian bookworm root filesystem with $BASE_PACKAGES as a tarball in $HGC_CACHE, made with
+# debootstrap once (the cache key includes the package list, so changing it rebuilds the
+# rootfs): `rootfs_tarball ""` for this host's architecture, `rootfs_tarball arm64` for arm64
+# (run under QEMU: minutes). Prints the tarball's path.
+rootfs_tarball() {
+    local arch=$1 key tarball rootfs suffix="" archopt=() log=/var/log/hgc-debootstrap.log
+    if [ -n "$arch" ]; then suffix="-$arch" archopt=(--arch="$arch") log=/var/log/hgc-debootstrap-$arch.log; fi
     key=$(printf '%s' "$BASE_PACKAGES" | sha256sum | cut -c1-12)
-    tarball="$HGC_CACHE/rootfs-bookworm-$key.tar"
+    tarball="$HGC_CACHE/rootfs-bookworm$suffix-$key.tar"
     if [ ! -s "$tarball" ]; then
-        command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_install debootstrap; }
-        rootfs=$(mktemp -d /tmp/hgc-rootfs.XXXXXX)
-        log "debootstrap bookworm ($BASE_PACKAGES) into $rootfs"
-        debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$rootfs" \
-            >/var/log/hgc-debootstrap.log 2>&1 \
-            || { tail -n 30 /var/log/hgc-debootstrap.log >&2; die "debootstrap failed"; }
+        command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_install debootstrap >&2; }
+        rootfs=$(mktemp -d "/tmp/hgc-rootfs$suffix.XXXXXX")
+        log "debootstrap ${archopt[*]:+${archopt[*]} }bookworm ($BASE_PACKAGES) into $rootfs"
+        debootstrap "${archopt[@]}" --variant=minbase --include="$BASE_PACKAGES" bookworm "$rootfs" \
+            >"$log" 2>&1 \
+            || { tail -n 30 "$log" >&2; rm -rf "$rootfs"; die "debootstrap ${archopt[*]} failed"; }
         # Smaller image: no package lists or downloaded .debs.
         rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
         tar -C "$rootfs" -cf "$tarball.partial" .
         mv "$tarball.partial" "$tarball"
         rm -rf "$rootfs"
     fi
+    echo "$tarball"
+}
+
+# --- 3. base image ---------------------------------------------------------------------------
+STEP=base-image
+if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    log "base image $BASE_IMAGE present"
+else
+    tarball=$(rootfs_tarball "")
     log "importing $tarball as $BASE_IMAGE"
     docker import --change 'CMD ["/bin/bash"]' "$tarball" "$BASE_IMAGE" >/dev/null
 fi
@@ -172,20 +182,7 @@ else
     if [ "$(docker image inspect --format '{{.Architecture}}' "$ARM64_BASE_IMAGE" 2>/dev/null)" = arm64 ]; then
         log "arm64 base image $ARM64_BASE_IMAGE present"
     else
-        key=$(printf '%s' "$BASE_PACKAGES" | sha256sum | cut -c1-12)
-        tarball="$HGC_CACHE/rootfs-bookworm-arm64-$key.tar"
-        if [ ! -s "$tarball" ]; then
-            command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_install debootstrap; }
-            rootfs=$(mktemp -d /tmp/hgc-rootfs-arm64.XXXXXX)
-            log "debootstrap --arch=arm64 bookworm ($BASE_PACKAGES) into $rootfs (qemu; minutes)"
-            debootstrap --arch=arm64 --variant=minbase --include="$BASE_PACKAGES" bookworm "$rootfs" \
-                >/var/log/hgc-debootstrap-arm64.log 2>&1 \
-                || { tail -n 30 /var/log/hgc-debootstrap-arm64.log >&2; rm -rf "$rootfs"; die "arm64 debootstrap failed"; }
-            rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-            tar -C "$rootfs" -cf "$tarball.partial" .
-            mv "$tarball.partial" "$tarball"
-            rm -rf "$rootfs"
-        fi
+        tarball=$(rootfs_tarball arm64)
         log "importing $tarball as $ARM64_BASE_IMAGE (linux/arm64)"
         # `docker import --platform` needs an experimental daemon on engine 20.10 (it records
         # amd64 otherwise): import, then set the architecture in the image config and reload.
