@@ -255,25 +255,6 @@ class _Scorer:
         return self.evaluator.means(counts, s_e, s_w, loads)
 
 
-def _local_search(
-    scorer: _Scorer, moves: _Moves, start: Counts, s_e: int, s_w: int
-) -> tuple[Counts, float]:
-    """Best-improvement local search over single-node moves from ``start`` (feasible)."""
-    cur, counts = float(scorer([start], s_e, s_w)[0]), start
-    seen = {start}
-    while True:
-        nbs = [nb for nb in moves(counts) if nb not in seen and scorer.feasible(nb, s_e, s_w)]
-        seen.update(nbs)
-        if not nbs:
-            break
-        values = scorer(nbs, s_e, s_w)
-        k = int(np.argmin(values))
-        if values[k] >= cur * (1 - 1e-9):
-            break
-        cur, counts = float(values[k]), nbs[k]
-    return counts, cur
-
-
 Subset = tuple[tuple[int, ...], ...]  # per topology edge: selected rank positions, ascending
 
 
@@ -425,81 +406,10 @@ def _polish_subsets(
     return sub, cur
 
 
-@dataclass
-class _Pair:
-    """Search state of one (s_e, s_w): its moves, scorer and screened starting selections."""
-
-    s_e: int
-    s_w: int
-    moves: _Moves
-    scorer: _Scorer
-    starts: list[tuple[float, Counts]]  # ascending E[T]
-
-    @property
-    def screen(self) -> float:
-        return self.starts[0][0]
-
-
 def _prefix_sizes(lo: int, hi: int, most: int = 8) -> list[int]:
     if hi - lo + 1 <= most:
         return list(range(lo, hi + 1))
     return sorted({int(round(x)) for x in np.linspace(lo, hi, most)})
-
-
-def _screen_pair(
-    system: SystemModel, s_e: int, s_w: int, grid: int, width: int, hetero: bool
-) -> _Pair | None:
-    """Score cheap starting selections for (s_e, s_w) in one batch: every node, and the k
-    edges that finish first (all their workers) for a few k from s_e+1 to n."""
-    keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / system.n_workers)
-    moves = _Moves(system, keys, s_w, width)
-    m = list(system.workers_per_edge)
-    full = _trim(m, s_e, s_w)
-    if full is None:
-        return None
-    scorer = _Scorer(system, moves.rank, hetero, grid)
-    order = sorted((e for e in range(len(m)) if full[e]), key=lambda e: moves.finish(e, m[e]))
-    starts: list[Counts] = [full]
-    for k in _prefix_sizes(s_e + 1, len(order)):
-        keep = set(order[:k])
-        c = _trim([m[e] if e in keep else 0 for e in range(len(m))], s_e, s_w)
-        if c is not None:
-            starts.append(c)
-    starts = [c for c in dict.fromkeys(starts) if scorer.feasible(c, s_e, s_w)]
-    if not starts:
-        return None
-    values = scorer(starts, s_e, s_w)
-    ranked = sorted(zip(values.tolist(), starts, strict=True))
-    return _Pair(s_e, s_w, moves, scorer, ranked)
-
-
-def _search_pair(pair: _Pair, n_starts: int) -> tuple[float, Counts]:
-    """Prefix local search from the pair's best ``n_starts`` starts: (E[T] s, counts)."""
-    best: tuple[float, Counts] | None = None
-    for _, start in pair.starts[:n_starts]:
-        counts, value = _local_search(pair.scorer, pair.moves, start, pair.s_e, pair.s_w)
-        if best is None or value < best[0]:
-            best = (value, counts)
-    assert best is not None
-    return best
-
-
-def _finish_pair(
-    pair: _Pair,
-    build: Callable[[Selection, int, int], Plan | None],
-    found: tuple[float, Counts],
-    polish: bool,
-) -> Candidate | None:
-    """The plan of a searched pair, optionally after the subset polish (hetero)."""
-    value, counts = found
-    rank = pair.moves.rank
-    sel = _selection(counts, rank)
-    if polish:
-        sub, value = _polish_subsets(pair.scorer, pair.moves, counts, value, pair.s_e, pair.s_w)
-        edges = tuple(e for e, p in enumerate(sub) if p)
-        sel = edges, tuple(tuple(rank[e][q] for q in sub[e]) for e in edges)
-    plan = build(sel, pair.s_e, pair.s_w)
-    return None if plan is None else Candidate(plan, value)
 
 
 class _Patience:
