@@ -453,6 +453,16 @@ class _PairResult:
     screen: float
 
 
+def _polish_hetero(
+    system: SystemModel, scorer: _Scorer, sub: Subset, value: float, s_e: int, s_w: int
+) -> tuple[Subset, float]:
+    """hgc-hetero's subset polish of ``sub`` (moves in the natural worker order)."""
+    keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / system.n_workers)
+    moves = _Moves(system, keys, s_w, 3)
+    moves.rank = [list(range(m)) for m in system.workers_per_edge]
+    return _polish_subsets(scorer, moves, sub, value, s_e, s_w)
+
+
 def _screen_subset(
     system: SystemModel, scorer: _Scorer, s_e: int, s_w: int
 ) -> tuple[Subset, Counts, list[list[int]]] | None:
@@ -721,11 +731,7 @@ def _greedy_large(
             and m_all <= POLISH_MAX_WORKERS
             and value <= top_value * (1 + POLISH_MARGIN_LARGE)
         ):
-            rank0 = [list(range(k)) for k in m]
-            keys0 = _worker_keys(system, (s_e + 1) * (s_w + 1) / m_all)
-            moves = _Moves(system, keys0, s_w, 3)
-            moves.rank = rank0
-            sub, value = _polish_subsets(scorer, moves, sub, value, s_e, s_w)
+            sub, value = _polish_hetero(system, scorer, sub, value, s_e, s_w)
         edges = tuple(e for e, p in enumerate(sub) if p)
         plan = build((edges, tuple(sub[e] for e in edges)), s_e, s_w)
         if plan is not None:
@@ -857,11 +863,7 @@ def greedy_jncss(
     for (s_e, s_w), cands in results.items():
         value, sub = cands[0]
         if hetero and polish and value <= top_value * (1 + POLISH_MARGIN):
-            rank = [list(range(m)) for m in system.workers_per_edge]
-            keys = _worker_keys(system, (s_e + 1) * (s_w + 1) / system.n_workers)
-            moves = _Moves(system, keys, s_w, 3)
-            moves.rank = rank
-            sub, value = _polish_subsets(scorer, moves, sub, value, s_e, s_w)
+            sub, value = _polish_hetero(system, scorer, sub, value, s_e, s_w)
         edges = tuple(e for e, p in enumerate(sub) if p)
         plan = build((edges, tuple(sub[e] for e in edges)), s_e, s_w)
         if plan is not None:
