@@ -139,15 +139,21 @@ def test_jncss_names_the_slowest_device_of_each_edge_by_its_scenario_name(
 
     # the edges' /metrics: labelled by scenario indices, the same slowest device
     stragglers: dict[str, float] = {}
+    decodes: dict[str, float] = {}  # per scenario edge: the iterations it had decoded
     for families in edges.values():
         for s in families.get("hgc_edge_worker_stragglers", []):
             if s.name.endswith("_total"):
                 stragglers[f"worker-{s.labels['edge']}-{s.labels['worker']}"] = s.value
+        for s in families.get("hgc_edge_decode_duration_seconds", []):
+            if s.name.endswith("_count"):
+                decodes[f"edge-{s.labels['edge']}"] = s.value
     assert set(stragglers) <= selected_workers, set(stragglers) - selected_workers
     for edge, node in slowest.items():
         mine = {w: c for w, c in stragglers.items() if w.startswith("worker-" + edge[5:] + "-")}
         assert max(mine, key=lambda w: mine[w]) == node, (edge, mine)
-        assert mine[node] >= 0.75 * ITERATIONS, (node, mine)
+        # against the edge's own decodes at the scrape: an edge the master may skip (s_e)
+        # can be iterations behind the master's count (one CI run: 5 stragglers, < 0.75 x 8)
+        assert decodes[edge] >= 1 and mine[node] >= 0.75 * decodes[edge], (node, mine, decodes)
     # the master's /metrics: every scenario node, 1 if used, 0 if left out
     gauge = {s.labels["node"]: s.value for s in master["hgc_master_node_selected"]}
     assert {n for n, v in gauge.items() if v == 0} == set(left_out)
