@@ -271,3 +271,19 @@ def test_worker_reloads_on_a_new_plan_and_never_sends_an_old_plan_vector() -> No
     acts = w.handle(GradientDone(1, np.ones(3), 0.1), 0.7)
     up = [a.msg for a in acts if isinstance(a, SendUp)]
     assert len(up) == 1 and isinstance(up[0], WorkerGradient) and up[0].plan_epoch == 1
+
+
+def test_worker_first_used_by_a_later_plan_answers_in_the_models_run_epoch() -> None:
+    """A worker no plan had used gets its first set-up at a switch and the next model while
+    its partitions load: its answer carries that model's run epoch (else the edge drops it
+    and the iteration waits for its deadline)."""
+    w = WorkerState(0, 2)
+    w.handle(Started(), 0.0)
+    msg = WorkerSetup(-1, 0, 2, (1,), np.ones(1), 4, {"kind": "d"}, {"kind": "m"}, plan_epoch=1)
+    assert any(isinstance(a, LoadData) for a in w.handle(Received("edge-0", msg), 0.1))
+    assert w.handle(Received("edge-0", ModelUpdate(24, np.zeros(3), epoch=2)), 0.2) == []
+    acts = w.handle(DataLoaded(20, 3), 0.3)
+    assert [a.iteration for a in acts if isinstance(a, Compute)] == [24]
+    up = [a.msg for a in w.handle(GradientDone(24, np.ones(3), 0.1), 0.4) if isinstance(a, SendUp)]
+    assert len(up) == 1 and isinstance(up[0], WorkerGradient)
+    assert (up[0].epoch, up[0].plan_epoch, up[0].iteration) == (2, 1, 24)
