@@ -66,10 +66,37 @@ def predicted_gain(current_s: float, best_s: float) -> float:
     return 1.0 - best_s / current_s
 
 
-def should_switch(current_s: float, best_s: float, threshold: float, same_plan: bool) -> bool:
+Z_SCORE = 2.0  # how many standard errors a one-window gain must clear to switch at once
+
+
+def should_switch(
+    current_s: float,
+    best_s: float,
+    threshold: float,
+    same_plan: bool,
+    uncertainty: float = 0.0,
+    persisted: bool = False,
+) -> bool:
     """Switch when the best plan is another plan and saves more than ``threshold`` of the
-    expected iteration time of the plan in force (both on the current estimates)."""
-    return not same_plan and predicted_gain(current_s, best_s) > threshold
+    expected iteration time of the plan in force (both scored on the same fitted model), and
+    the gain is not noise: it clears ``threshold + uncertainty`` (``uncertainty``: the
+    relative standard error of the window's estimates, times :data:`Z_SCORE`), or the same
+    plan was predicted to gain more than ``threshold`` at the previous refit too
+    (``persisted``: two independent windows agree)."""
+    gain = predicted_gain(current_s, best_s)
+    if same_plan or gain <= threshold:
+        return False
+    return gain > threshold + max(0.0, uncertainty) or persisted
+
+
+def window_uncertainty(durations: Sequence[float], z: float = Z_SCORE) -> float:
+    """``z`` relative standard errors of the mean of a window's iteration durations: how far
+    a gain predicted from that window can be from the truth by noise alone (a window of
+    fewer than two iterations is all noise: 1)."""
+    d = np.asarray([x for x in durations if math.isfinite(x) and x > 0], dtype=float)
+    if len(d) < 2:
+        return 1.0
+    return float(z * d.std(ddof=1) / (d.mean() * math.sqrt(len(d))))
 
 
 # ---------------------------------------------------------------- the spec
@@ -207,6 +234,7 @@ class Window:
     )
     edges: dict[int, list[tuple[float, bool]]] = field(default_factory=dict)
     iterations: int = 0
+    durations: list[float] = field(default_factory=list)  # of its successful iterations
 
 
 def observe_edge_answer(
@@ -234,6 +262,7 @@ def observe_attempt(
     """A finished iteration: every answer it got; the selected edges that had not answered
     are returned (they may answer late; :func:`censor_edges` if they never do)."""
     window.iterations += 1
+    window.durations.append(duration_s)
     for i, msg in a.edge_vectors:
         observe_edge_answer(window, system, code, msg, a.edge_arrivals[i])
     return [i for i in code.edges if i not in a.edge_arrivals]
@@ -308,6 +337,50 @@ def estimate_system(current: SystemModel, window: Window) -> SystemModel:
     )
 
 
+def _median(xs: Sequence[float], floor: float) -> float:
+    return max(floor, float(np.median(xs))) if xs else floor
+
+
+def calibrate_unmeasured(
+    system: SystemModel,
+    prior: SystemModel,
+    measured_workers: set[tuple[int, int]],
+    measured_edges: set[int],
+) -> SystemModel:
+    """Nodes never measured still have their prior profile, which lacks what the runtime adds
+    to every node (per-message overhead, scheduling on a busy host); the measured ones have
+    it. Scored as they are, every plan that uses an unmeasured node looks better than it is
+    (a switch on a bias, not on a gain). So each unmeasured node is moved by the median
+    difference measured on the others: its link by the additive overhead, its compute by the
+    ratio of means (never below the prior: an unknown node is not assumed faster)."""
+    g = system.gradient_bytes
+    link_d: list[float] = []
+    ratios: list[float] = []
+    for i, j in measured_workers:
+        w, p = system.workers[i][j], prior.workers[i][j]
+        link_d.append(w.link.mean_transfer_s(g) - p.link.mean_transfer_s(g))
+        ratios.append((w.shift_s + 1.0 / w.rate) / (p.shift_s + 1.0 / p.rate))
+    edge_d = [
+        system.edges[i].uplink.mean_transfer_s(g) - prior.edges[i].uplink.mean_transfer_s(g)
+        for i in measured_edges
+    ]
+    dl, r, de = _median(link_d, 0.0), _median(ratios, 1.0), _median(edge_d, 0.0)
+    workers = [list(ws) for ws in system.workers]
+    for i, ws in enumerate(workers):
+        for j, w in enumerate(ws):
+            if (i, j) not in measured_workers:
+                link = dataclasses.replace(w.link, latency_s=w.link.latency_s + dl)
+                ws[j] = dataclasses.replace(w, shift_s=w.shift_s * r, rate=w.rate / r, link=link)
+    edges = list(system.edges)
+    for i, e in enumerate(edges):
+        if i not in measured_edges:
+            up = dataclasses.replace(e.uplink, latency_s=e.uplink.latency_s + de)
+            edges[i] = dataclasses.replace(e, uplink=up)
+    return dataclasses.replace(
+        system, workers=tuple(tuple(ws) for ws in workers), edges=tuple(edges)
+    )
+
+
 def best_plan(system: SystemModel, schemes: Sequence[str]) -> tuple[Plan, float]:
     """The optimisers' best plan on ``system`` and its expected iteration time (s)."""
     best: tuple[Plan, float] | None = None
@@ -333,6 +406,7 @@ class RefitJob:
     current: Plan
     schemes: tuple[str, ...]
     epoch: int  # the plan epoch it was started in (a result for an older one is stale)
+    uncertainty: float = 0.0  # window_uncertainty of the window it was fitted on
 
 
 @dataclass(frozen=True)
@@ -497,6 +571,10 @@ class Adaptive:
         self.switches: list[Switch] = []
         self.busy = False  # a re-plan is running off the I/O loop
         self.current_plan: Plan | None = None  # the planner's object, once one was chosen
+        # nodes measured at least once (the others are calibrated: calibrate_unmeasured)
+        self.measured_workers: set[tuple[int, int]] = set()
+        self.measured_edges: set[int] = set()
+        self.candidate: Plan | None = None  # the last refit's winning plan, if it gained
 
     # -------------------------------------------------------- what the master sends
     def plan_spec_now(self) -> dict[str, Any]:
@@ -570,10 +648,17 @@ class Adaptive:
         """Refit on the window (cheap, here) and hand the re-plan (the optimisers, ~1 s on a
         3x3 topology) to the caller, which runs :func:`run_refit` off the I/O loop."""
         self._flush_pending()
-        self.system = estimate_system(self.system, self.window)
+        w = self.window
+        self.system = estimate_system(self.system, w)
+        self.measured_workers |= {k for k, v in w.workers.items() if sum(a >= 0 for a, *_ in v) > 1}
+        self.measured_edges |= {i for i, v in w.edges.items() if sum(not c for _, c in v) > 1}
+        scored = calibrate_unmeasured(
+            self.system, self.prior, self.measured_workers, self.measured_edges
+        )
         self.window = Window()
         self.busy = True
-        return RefitJob(self.system, self._current(), self.spec.schemes, self.epoch)
+        uncertainty = window_uncertainty(w.durations)
+        return RefitJob(scored, self._current(), self.spec.schemes, self.epoch, uncertainty)
 
     def finish_refit(self, result: RefitResult | None) -> Switch | None:
         """At an iteration boundary: switch to the re-plan's best plan if it pays (then
@@ -584,8 +669,16 @@ class Adaptive:
             return None
         current = self._current()
         same = same_plan(result.best, current)
-        if not should_switch(result.current_s, result.best_s, self.spec.threshold, same):
+        previous, self.candidate = self.candidate, None
+        persisted = previous is not None and same_plan(previous, result.best)
+        threshold = self.spec.threshold
+        if not same and predicted_gain(result.current_s, result.best_s) > threshold:
+            self.candidate = result.best  # a second window that agrees switches
+        if not should_switch(
+            result.current_s, result.best_s, threshold, same, result.job.uncertainty, persisted
+        ):
             return None
+        self.candidate = None
         best = result.best
         self.epoch += 1
         self.current_plan = best

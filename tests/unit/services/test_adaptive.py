@@ -40,12 +40,14 @@ from services.master.adaptive import (
     Adaptive,
     RefitResult,
     Window,
+    calibrate_unmeasured,
     estimate_system,
     plan_json,
     predicted_gain,
     should_switch,
     system_to_json,
     validate_adaptive,
+    window_uncertainty,
 )
 from services.worker.state import WorkerState
 
@@ -73,6 +75,30 @@ def test_should_switch(
     current: float, best: float, threshold: float, same: bool, expected: bool
 ) -> None:
     assert should_switch(current, best, threshold, same) is expected
+
+
+@pytest.mark.parametrize(
+    ("best", "uncertainty", "persisted", "expected"),
+    [
+        (0.80, 0.10, False, True),  # 20 % > 5 % + 10 %: beyond the noise, at once
+        (0.90, 0.10, False, False),  # 10 % > 5 % but within the noise: wait for a 2nd window
+        (0.90, 0.10, True, True),  # ... which agrees
+        (0.97, 0.00, True, False),  # 3 % < 5 %: persistence never lowers the threshold
+        (0.90, -1.0, False, True),  # a negative uncertainty counts as none
+    ],
+)
+def test_should_switch_beyond_the_uncertainty_or_on_a_persistent_gain(
+    best: float, uncertainty: float, persisted: bool, expected: bool
+) -> None:
+    assert should_switch(1.0, best, 0.05, False, uncertainty, persisted) is expected
+
+
+def test_window_uncertainty() -> None:
+    assert window_uncertainty([0.1, 0.1, 0.1]) == pytest.approx(0.0, abs=1e-12)
+    assert window_uncertainty([0.1]) == 1.0  # one iteration: all noise
+    d = [0.1, 0.2, 0.1, 0.2]
+    assert window_uncertainty(d) == pytest.approx(2 * np.std(d, ddof=1) / (0.15 * 2))
+    assert window_uncertainty(d * 25) < window_uncertainty(d) / 4  # more iterations, less
 
 
 def test_predicted_gain() -> None:
@@ -174,6 +200,7 @@ def test_controller_switches_only_for_a_fresh_result_with_enough_gain() -> None:
     ad, system = _adaptive()
     other = plan_scheme(system, "uncoded")
     ad.window.iterations = 2
+    ad.window.durations = [1.0, 1.0]  # no noise: a gain above the threshold switches at once
     assert ad.due()
     job = ad.begin_refit()
     assert not ad.due()  # one re-plan at a time
@@ -287,3 +314,137 @@ def test_worker_first_used_by_a_later_plan_answers_in_the_models_run_epoch() -> 
     up = [a.msg for a in w.handle(GradientDone(24, np.ones(3), 0.1), 0.4) if isinstance(a, SendUp)]
     assert len(up) == 1 and isinstance(up[0], WorkerGradient)
     assert (up[0].epoch, up[0].plan_epoch, up[0].iteration) == (2, 1, 24)
+
+
+# ------------------------------------------- noise alone never switches (negative control)
+def _hetero_system() -> SystemModel:
+    """3 x 3: edge-2's workers are slow, so JNCSS's plan leaves nodes out (unmeasured)."""
+    fast = WorkerProfile(0.05, 40.0, Link(latency_s=0.002))
+    slow = WorkerProfile(0.20, 8.0, Link(latency_s=0.004))
+    e = EdgeProfile(Link(latency_s=0.002))
+    workers = ((fast,) * 3, (fast, fast, slow), (slow,) * 3)
+    return SystemModel(workers, (e,) * 3, gradient_bytes=1000)
+
+
+def _runtime(system: SystemModel, overhead_s: float, factor: float) -> SystemModel:
+    """What the runtime adds on every node, measured or not: per-message overhead on every
+    link, compute slower by ``factor`` (a busy host)."""
+
+    def link(x: Link) -> Link:
+        return dataclasses.replace(x, latency_s=x.latency_s + overhead_s)
+
+    workers = tuple(
+        tuple(
+            dataclasses.replace(
+                w, shift_s=w.shift_s * factor, rate=w.rate / factor, link=link(w.link)
+            )
+            for w in ws
+        )
+        for ws in system.workers
+    )
+    edges = tuple(dataclasses.replace(e, uplink=link(e.uplink)) for e in system.edges)
+    return dataclasses.replace(system, workers=workers, edges=edges)
+
+
+def _observe(ad: Adaptive, truth: SystemModel, rng: np.random.Generator, n: int) -> None:
+    """``n`` iterations of the plan in force drawn from ``truth`` into the open window."""
+    code, g = ad.code, truth.gradient_bytes
+    for _ in range(n):
+        duration = 0.0
+        for i in code.edges:
+            seen = []
+            for j in code.selected_workers(i):
+                w, load = truth.workers[i][j], len(code.placement[i][j]) / code.K
+                c = load * (w.shift_s + rng.exponential(1.0 / w.rate))
+                seen.append((j, c + 2 * w.link.mean_transfer_s(g), c, load))
+            wait = max(a for _, a, _, _ in seen)
+            for j, a, c, load in seen:
+                ad.window.workers.setdefault((i, j), []).append((a, c, wait, load))
+            up = truth.edges[i].uplink.mean_transfer_s(g) * rng.uniform(0.9, 1.1)
+            ad.window.edges.setdefault(i, []).append((up, False))
+            duration = max(duration, wait + 2 * up)
+        ad.window.iterations += 1
+        ad.window.durations.append(duration)
+
+
+def _adaptive_on(prior: SystemModel, threshold: float = 0.05) -> Adaptive:
+    plan = plan_scheme(prior, "hgc-jncss")
+    raw: dict[str, Any] = {"window": 5, "threshold": threshold}
+    raw |= {"system": system_to_json(prior), "plan": plan_json(plan)}
+    return Adaptive(raw, plan.code, dict(plan.code.spec()))
+
+
+def test_noise_and_runtime_overhead_alone_never_switch() -> None:
+    prior = _hetero_system()
+    truth = _runtime(prior, overhead_s=0.01, factor=1.3)  # what a real host adds everywhere
+    ad = _adaptive_on(prior)
+    assert sum(len(ws) for ws in ad.code.workers) < 9  # some nodes are never measured
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        _observe(ad, truth, rng, 5)
+        assert ad.refit() is None
+    assert ad.epoch == 0 and not ad.switches
+
+
+def test_without_calibrating_unmeasured_nodes_the_overhead_looks_like_a_gain() -> None:
+    """The control of the test above: scored without calibration, the plan in force (measured,
+    overhead included) loses against plans over nodes still at their prior."""
+    prior = _hetero_system()
+    truth = _runtime(prior, overhead_s=0.01, factor=1.3)
+    ad = _adaptive_on(prior)
+    _observe(ad, truth, np.random.default_rng(3), 5)
+    job = ad.begin_refit()
+    from services.master.adaptive import run_refit
+
+    biased = run_refit(dataclasses.replace(job, system=ad.system))
+    fair = run_refit(job)
+    assert predicted_gain(biased.current_s, biased.best_s) > 0.05
+    assert predicted_gain(fair.current_s, fair.best_s) < predicted_gain(
+        biased.current_s, biased.best_s
+    )
+
+
+def test_a_real_drift_switches_within_two_windows() -> None:
+    prior = _hetero_system()
+    ad = _adaptive_on(prior)
+    drifted = _runtime(prior, 0.0, 1.0)
+    i, j = ad.code.edges[0], ad.code.selected_workers(ad.code.edges[0])[0]
+    workers = [list(ws) for ws in drifted.workers]
+    workers[i][j] = WorkerProfile(2.0, 1.0, workers[i][j].link)  # throttles 40x
+    drifted = dataclasses.replace(drifted, workers=tuple(tuple(ws) for ws in workers))
+    rng = np.random.default_rng(4)
+    switched = None
+    for _ in range(2):
+        _observe(ad, drifted, rng, 5)
+        switched = switched or ad.refit()
+    assert switched is not None and switched.gain > 0.05
+
+
+def test_calibrate_unmeasured_moves_only_the_nodes_never_measured() -> None:
+    prior = _system(2, 2)
+    truth = _runtime(prior, overhead_s=0.02, factor=2.0)
+    measured = {(0, 0), (0, 1)}
+    mixed = dataclasses.replace(
+        prior,
+        workers=(truth.workers[0], prior.workers[1]),
+        edges=(truth.edges[0], prior.edges[1]),
+    )
+    out = calibrate_unmeasured(mixed, prior, measured, {0})
+    assert out.workers[0] == truth.workers[0] and out.edges[0] == truth.edges[0]
+    assert out.workers[1][1].link.latency_s == pytest.approx(
+        prior.workers[1][1].link.latency_s + 0.02
+    )
+    assert out.workers[1][1].shift_s == pytest.approx(2.0 * prior.workers[1][1].shift_s)
+    assert out.edges[1].uplink.latency_s == pytest.approx(0.021)
+    # measured faster than the prior: unknown nodes are not assumed faster
+    assert calibrate_unmeasured(truth, truth, set(), set()) == truth
+    fast = _runtime(prior, 0.0, 0.5)
+    assert (
+        calibrate_unmeasured(
+            dataclasses.replace(prior, workers=(fast.workers[0], prior.workers[1])),
+            prior,
+            measured,
+            set(),
+        ).workers[1]
+        == prior.workers[1]
+    )
