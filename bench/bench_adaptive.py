@@ -22,6 +22,7 @@ Figures:
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -105,7 +106,10 @@ def hindsight(scenario: Scenario, iterations: int) -> tuple[float, float]:
 
 def run(quick: bool) -> list[Result]:
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="bench-adaptive-") as tmp:
+    keep = os.environ.get("BENCH_ADAPTIVE_OUT")  # keep the run folders (logs) there
+    with tempfile.TemporaryDirectory(prefix="bench-adaptive-") as scratch:
+        tmp = keep or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         for drift in (True, False):
             path = stretched(Path(tmp), quick, drift)
             scenario = load_scenario(path)

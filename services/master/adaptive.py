@@ -81,7 +81,7 @@ def should_switch(
     expected iteration time of the plan in force (both scored on the same fitted model), and
     the gain is not noise: it clears ``threshold + uncertainty`` (``uncertainty``: the
     relative standard error of the window's estimates, times :data:`Z_SCORE`), or the same
-    plan was predicted to gain more than ``threshold`` at the previous refit too
+    plan in force was predicted to lose more than ``threshold`` at the previous refit too
     (``persisted``: two independent windows agree)."""
     gain = predicted_gain(current_s, best_s)
     if same_plan or gain <= threshold:
@@ -416,6 +416,16 @@ class RefitResult:
     best_s: float  # E[T] of the best plan on the estimated system
     current_s: float  # E[T] of the plan in force on the estimated system
     seconds: float = 0.0  # wall time the re-plan took
+    cpu_s: float = 0.0  # CPU time the optimisers took (the rest: waiting for a busy host)
+
+    def describe(self) -> str:
+        """For the log: the best plan's predicted gain against what a switch needs."""
+        gain = predicted_gain(self.current_s, self.best_s)
+        return (
+            f"best predicted gain {gain:.1%} ({self.best.scheme}), window uncertainty "
+            f"{self.job.uncertainty:.1%}; re-plan took {self.seconds:.1f} s "
+            f"({self.cpu_s:.2f} s CPU)"
+        )
 
 
 def run_refit(job: RefitJob) -> RefitResult:
@@ -449,16 +459,25 @@ def _plan_from_json(raw: dict[str, Any]) -> Plan:
 def refit_json(job: dict[str, Any]) -> dict[str, Any]:
     """:func:`run_refit` on plain data (the master runs it in a child process, so the
     optimisers never hold the I/O loop's interpreter lock)."""
+    cpu0 = time.process_time()
     system = system_from_json(job["system"])
     best, best_s = best_plan(system, job["schemes"])
     current_s = expected_time(system, _plan_from_json(job["current"]))
-    return {"best": _plan_full_json(best), "best_s": best_s, "current_s": current_s}
+    return {
+        "best": _plan_full_json(best),
+        "best_s": best_s,
+        "current_s": current_s,
+        "cpu_s": time.process_time() - cpu0,
+    }
 
 
 _CHILD = (
     "import json, sys\n"
     "from services.master.adaptive import refit_json\n"
     "for line in sys.stdin:\n"
+    "    if line.startswith('warm'):\n"
+    "        refit_json(json.loads(line[4:]))\n"
+    "        continue\n"
     "    print(json.dumps(refit_json(json.loads(line))), flush=True)\n"
 )
 
@@ -478,12 +497,27 @@ class Replanner:
             text=True,
         )
 
-    def run(self, job: RefitJob) -> RefitResult:
-        raw = {
+    @staticmethod
+    def _raw(job: RefitJob) -> dict[str, Any]:
+        return {
             "system": system_to_json(job.system),
             "current": _plan_full_json(job.current),
             "schemes": list(job.schemes),
         }
+
+    def warm(self, job: RefitJob) -> None:
+        """Run ``job`` once in the child, no answer (while the cluster sets up): the
+        optimisers' first call costs several times a later one (lazy imports, caches), and
+        the first re-plan must land within a few windows, not tens of iterations later."""
+        assert self.child.stdin is not None
+        try:
+            self.child.stdin.write("warm" + json.dumps(self._raw(job)) + "\n")
+            self.child.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the first run() reports a dead child
+
+    def run(self, job: RefitJob) -> RefitResult:
+        raw = self._raw(job)
         assert self.child.stdin is not None and self.child.stdout is not None
         start = time.monotonic()
         try:
@@ -500,7 +534,10 @@ class Replanner:
             raise RuntimeError(f"re-plan child exited (status {status}): {tail}")
         out = json.loads(line)
         best = _plan_from_json(out["best"])
-        return RefitResult(job, best, out["best_s"], out["current_s"], time.monotonic() - start)
+        took = time.monotonic() - start
+        return RefitResult(
+            job, best, out["best_s"], out["current_s"], took, float(out.get("cpu_s", 0.0))
+        )
 
     def close(self) -> None:
         if self.child.poll() is None:
@@ -574,7 +611,7 @@ class Adaptive:
         # nodes measured at least once (the others are calibrated: calibrate_unmeasured)
         self.measured_workers: set[tuple[int, int]] = set()
         self.measured_edges: set[int] = set()
-        self.candidate: Plan | None = None  # the last refit's winning plan, if it gained
+        self.behind = False  # the last refit predicted a gain above the threshold
 
     # -------------------------------------------------------- what the master sends
     def plan_spec_now(self) -> dict[str, Any]:
@@ -669,16 +706,17 @@ class Adaptive:
             return None
         current = self._current()
         same = same_plan(result.best, current)
-        previous, self.candidate = self.candidate, None
-        persisted = previous is not None and same_plan(previous, result.best)
+        # the previous refit (another window) also found the plan in force worse than some
+        # plan by more than the threshold: two independent windows agree
+        persisted, self.behind = self.behind, False
         threshold = self.spec.threshold
         if not same and predicted_gain(result.current_s, result.best_s) > threshold:
-            self.candidate = result.best  # a second window that agrees switches
+            self.behind = True
         if not should_switch(
             result.current_s, result.best_s, threshold, same, result.job.uncertainty, persisted
         ):
             return None
-        self.candidate = None
+        self.behind = False
         best = result.best
         self.epoch += 1
         self.current_plan = best
@@ -688,6 +726,10 @@ class Adaptive:
         switch = Switch(self.epoch, best, result.current_s, result.best_s, result.seconds)
         self.switches.append(switch)
         return switch
+
+    def warm_job(self) -> RefitJob:
+        """A re-plan of the prior, for :meth:`Replanner.warm` (changes nothing here)."""
+        return RefitJob(self.prior, self._current(), self.spec.schemes, self.epoch)
 
     def refit(self) -> Switch | None:
         """:meth:`begin_refit`, :func:`run_refit` and :meth:`finish_refit` in one call."""

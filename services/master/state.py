@@ -449,7 +449,7 @@ class MasterState:
         result, self.refit_result = self.refit_result, None
         switch = ad.finish_refit(result[0])
         if switch is None:
-            took = f" (re-plan took {result[0].seconds:.1f} s)" if result[0] is not None else ""
+            took = f" ({result[0].describe()})" if result[0] is not None else ""
             why = result[1] or f"the plan in force stays{took}"
             return [*acts, Log(f"master: iteration {a.iteration}: re-plan: {why}")], None
         self.code = ad.code
