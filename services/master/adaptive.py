@@ -89,6 +89,19 @@ def should_switch(
     return gain > threshold + max(0.0, uncertainty) or persisted
 
 
+def keep_switch(before: Sequence[float], after: Sequence[float]) -> bool:
+    """After a switch, the measured test of the predicted gain: keep the new plan unless its
+    mean iteration time over a window (``after``) is above the old plan's over the window
+    before the switch (``before``). The model predicts the gain; only the cluster can say
+    what the runtime adds per node and message (a plan over more nodes costs more on a busy
+    host than the model knows). Too few measurements on either side: keep."""
+    b = [x for x in before if math.isfinite(x) and x > 0]
+    a = [x for x in after if math.isfinite(x) and x > 0]
+    if len(b) < 2 or len(a) < 2:
+        return True
+    return float(np.mean(a)) <= float(np.mean(b))
+
+
 def window_uncertainty(durations: Sequence[float], z: float = Z_SCORE) -> float:
     """``z`` relative standard errors of the mean of a window's iteration durations: how far
     a gain predicted from that window can be from the truth by noise alone (a window of
@@ -558,6 +571,7 @@ class Switch:
     current_s: float
     best_s: float
     replan_s: float = 0.0
+    reverted: bool = False  # back to the plan before: the measured test refuted the gain
 
     @property
     def gain(self) -> float:
@@ -612,6 +626,11 @@ class Adaptive:
         self.measured_workers: set[tuple[int, int]] = set()
         self.measured_edges: set[int] = set()
         self.behind = False  # the last refit predicted a gain above the threshold
+        # the measured test of the last switch: (plan before, its code, durations before,
+        # durations since); None when no switch is on trial
+        self.trial: tuple[Plan, LiftedCode, list[float], list[float]] | None = None
+        self.rejected: list[Plan] = []  # plans a measured test refuted: never switched to
+        self.recent: list[float] = []  # the last window's durations (the plan in force)
 
     # -------------------------------------------------------- what the master sends
     def plan_spec_now(self) -> dict[str, Any]:
@@ -651,6 +670,10 @@ class Adaptive:
         are observations; the workers a failing edge names are censored at the duration."""
         missing = observe_attempt(self.window, self.system, self.code, a, duration_s)
         self._flush_pending()
+        if not failed:
+            self.recent = [*self.recent, duration_s][-self.spec.window :]
+            if self.trial is not None:
+                self.trial[3].append(duration_s)
         for i, report in a.failures.items():
             for j in report.missing_workers:
                 if (i, j) in self.code.worker_position:
@@ -705,7 +728,9 @@ class Adaptive:
         if result is None or result.job.epoch != self.epoch:
             return None
         current = self._current()
-        same = same_plan(result.best, current)
+        same = same_plan(result.best, current) or any(
+            same_plan(result.best, r) for r in self.rejected
+        )
         # the previous refit (another window) also found the plan in force worse than some
         # plan by more than the threshold: two independent windows agree
         persisted, self.behind = self.behind, False
@@ -718,12 +743,33 @@ class Adaptive:
             return None
         self.behind = False
         best = result.best
+        self.trial = (current, self.code, list(self.recent), [])
         self.epoch += 1
         self.current_plan = best
         inner = code_from_spec(best.code_spec)
         assert is_hierarchical_code(inner)
         self.code = LiftedCode(inner, self.topology, best.edges, best.workers)
         switch = Switch(self.epoch, best, result.current_s, result.best_s, result.seconds)
+        self.switches.append(switch)
+        return switch
+
+    def verify_switch(self) -> Switch | None:
+        """Once a window ran on a new plan: :func:`keep_switch`, else back to the plan
+        before (a switch too, ``reverted``), and the refuted plan is never chosen again."""
+        if self.trial is None or len(self.trial[3]) < self.spec.window:
+            return None
+        old, old_code, before, after = self.trial
+        self.trial = None
+        if keep_switch(before, after):
+            return None
+        assert self.current_plan is not None
+        self.rejected.append(self.current_plan)
+        self.epoch += 1
+        self.current_plan, self.code = old, old_code
+        self.behind = False
+        self.recent = []
+        mean_after, mean_before = float(np.mean(after)), float(np.mean(before))
+        switch = Switch(self.epoch, old, mean_after, mean_before, reverted=True)
         self.switches.append(switch)
         return switch
 

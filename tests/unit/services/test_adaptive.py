@@ -42,6 +42,7 @@ from services.master.adaptive import (
     Window,
     calibrate_unmeasured,
     estimate_system,
+    keep_switch,
     plan_json,
     predicted_gain,
     should_switch,
@@ -448,3 +449,44 @@ def test_calibrate_unmeasured_moves_only_the_nodes_never_measured() -> None:
         ).workers[1]
         == prior.workers[1]
     )
+
+
+def test_controller_switches_on_a_gain_within_the_noise_only_when_the_next_window_agrees() -> None:
+    ad, system = _adaptive()
+    other = plan_scheme(system, "uncoded")
+    results = []
+    for gains in ([0.15, 0.15], [0.15, 0.0, 0.15]):  # 15 % > 10 %, within 30 % of noise
+        ad, _ = _adaptive()
+        results.append([])
+        for g in gains:
+            ad.window.iterations, ad.window.durations = 2, [0.1, 0.2]
+            job = ad.begin_refit()
+            assert job.uncertainty > 0.3
+            results[-1].append(ad.finish_refit(RefitResult(job, other, 1.0 - g, 1.0)))
+    assert results[0][0] is None and results[0][1] is not None  # two windows agree: switch
+    assert all(r is None for r in results[1])  # interrupted by a window without a gain
+
+
+def test_keep_switch_is_the_measured_test_of_the_predicted_gain() -> None:
+    assert keep_switch([0.2, 0.2, 0.2], [0.1, 0.15, 0.1])  # measured faster: keep
+    assert not keep_switch([0.1, 0.1, 0.12], [0.2, 0.15, 0.2])  # measured slower: back
+    assert keep_switch([0.1], [0.5, 0.5])  # too few measurements before: keep
+
+
+def test_a_switch_the_cluster_refutes_is_reverted_and_never_retried() -> None:
+    ad, system = _adaptive()
+    other = plan_scheme(system, "uncoded")
+    first = ad.code
+    for d in (0.1,) * 2:  # the plan in force: 0.1 s per iteration
+        ad.recent.append(d)
+    ad.window.iterations, ad.window.durations = 2, [0.1, 0.1]
+    job = ad.begin_refit()
+    assert ad.finish_refit(RefitResult(job, other, 0.5, 1.0)) is not None  # predicted 50 %
+    assert ad.verify_switch() is None  # nothing measured on the new plan yet
+    ad.trial[3].extend([0.3, 0.3])  # type: ignore[index]  # measured: 3x slower
+    back = ad.verify_switch()
+    assert back is not None and back.reverted and back.epoch == ad.epoch == 2
+    assert ad.code is first and ad.plan_spec_now()["epoch"] == 2
+    ad.window.iterations, ad.window.durations = 2, [0.1, 0.1]
+    job = ad.begin_refit()
+    assert ad.finish_refit(RefitResult(job, other, 0.5, 1.0)) is None  # refuted: not again
