@@ -454,7 +454,7 @@ def test_calibrate_unmeasured_moves_only_the_nodes_never_measured() -> None:
 def test_controller_switches_on_a_gain_within_the_noise_only_when_the_next_window_agrees() -> None:
     ad, system = _adaptive()
     other = plan_scheme(system, "uncoded")
-    results = []
+    results: list[list[Any]] = []
     for gains in ([0.15, 0.15], [0.15, 0.0, 0.15]):  # 15 % > 10 %, within 30 % of noise
         ad, _ = _adaptive()
         results.append([])
