@@ -102,6 +102,23 @@ def keep_switch(before: Sequence[float], after: Sequence[float]) -> bool:
     return float(np.mean(a)) <= float(np.mean(b))
 
 
+def needs_full_replan(
+    now_s: float, last_s: float | None, uncertainty: float, light_in_a_row: int, max_light: int = 3
+) -> bool:
+    """Run the optimisers (``True``) or only re-score the last re-plan's best plan against the
+    plan in force (cheap)? The optimisers are rerun when there was no re-plan on this plan
+    yet (``last_s`` None), when the plan in force's expected time on the new estimates
+    (``now_s``) moved beyond the window's ``uncertainty`` from the last re-plan's
+    (``last_s``: the cluster changed), or after ``max_light`` cheap ones in a row. On a
+    stationary cluster most re-plans are cheap: the optimisers' CPU is not taken from the
+    cluster sharing the host."""
+    if last_s is None or light_in_a_row >= max_light:
+        return True
+    if not (math.isfinite(now_s) and math.isfinite(last_s)) or last_s <= 0:
+        return True
+    return abs(now_s / last_s - 1.0) > max(0.0, uncertainty)
+
+
 def window_uncertainty(durations: Sequence[float], z: float = Z_SCORE) -> float:
     """``z`` relative standard errors of the mean of a window's iteration durations: how far
     a gain predicted from that window can be from the truth by noise alone (a window of
@@ -394,11 +411,14 @@ def calibrate_unmeasured(
     )
 
 
-def best_plan(system: SystemModel, schemes: Sequence[str]) -> tuple[Plan, float]:
-    """The optimisers' best plan on ``system`` and its expected iteration time (s)."""
+def best_plan(
+    system: SystemModel, schemes: Sequence[str], candidates: Sequence[Plan] = ()
+) -> tuple[Plan, float]:
+    """The best of the optimisers' plans on ``system`` and ``candidates`` (plans already
+    found, re-scored), and its expected iteration time (s)."""
     best: tuple[Plan, float] | None = None
-    for name in schemes:
-        plan = plan_scheme(system, name)
+    plans = [*(plan_scheme(system, name) for name in schemes), *candidates]
+    for plan in plans:
         t = expected_time(system, plan)
         if best is None or t < best[1]:
             best = (plan, t)
@@ -420,6 +440,7 @@ class RefitJob:
     schemes: tuple[str, ...]
     epoch: int  # the plan epoch it was started in (a result for an older one is stale)
     uncertainty: float = 0.0  # window_uncertainty of the window it was fitted on
+    candidates: tuple[Plan, ...] = ()  # plans re-scored besides the optimisers' (if any)
 
 
 @dataclass(frozen=True)
@@ -443,7 +464,7 @@ class RefitResult:
 
 def run_refit(job: RefitJob) -> RefitResult:
     """The optimisers on the estimates, and the plan in force scored on them (pure)."""
-    best, best_s = best_plan(job.system, job.schemes)
+    best, best_s = best_plan(job.system, job.schemes, job.candidates or (job.current,))
     return RefitResult(job, best, best_s, expected_time(job.system, job.current))
 
 
@@ -474,8 +495,10 @@ def refit_json(job: dict[str, Any]) -> dict[str, Any]:
     optimisers never hold the I/O loop's interpreter lock)."""
     cpu0 = time.process_time()
     system = system_from_json(job["system"])
-    best, best_s = best_plan(system, job["schemes"])
-    current_s = expected_time(system, _plan_from_json(job["current"]))
+    current = _plan_from_json(job["current"])
+    candidates = [_plan_from_json(c) for c in job.get("candidates", [])] or [current]
+    best, best_s = best_plan(system, job["schemes"], candidates)
+    current_s = expected_time(system, current)
     return {
         "best": _plan_full_json(best),
         "best_s": best_s,
@@ -516,6 +539,7 @@ class Replanner:
             "system": system_to_json(job.system),
             "current": _plan_full_json(job.current),
             "schemes": list(job.schemes),
+            "candidates": [_plan_full_json(c) for c in job.candidates],
         }
 
     def warm(self, job: RefitJob) -> None:
@@ -626,6 +650,10 @@ class Adaptive:
         self.measured_workers: set[tuple[int, int]] = set()
         self.measured_edges: set[int] = set()
         self.behind = False  # the last refit predicted a gain above the threshold
+        # the last full re-plan on the plan in force: its E[T] and best plan (needs_full_replan)
+        self.last_full_s: float | None = None
+        self.last_best: Plan | None = None
+        self.light_in_a_row = 0
         # the measured test of the last switch: (plan before, its code, durations before,
         # durations since); None when no switch is on trial
         self.trial: tuple[Plan, LiftedCode, list[float], list[float]] | None = None
@@ -718,7 +746,14 @@ class Adaptive:
         self.window = Window()
         self.busy = True
         uncertainty = window_uncertainty(w.durations)
-        return RefitJob(scored, self._current(), self.spec.schemes, self.epoch, uncertainty)
+        current = self._current()
+        now_s = expected_time(scored, current) if self.last_full_s is not None else math.inf
+        if needs_full_replan(now_s, self.last_full_s, uncertainty, self.light_in_a_row):
+            self.light_in_a_row = 0
+            return RefitJob(scored, current, self.spec.schemes, self.epoch, uncertainty)
+        self.light_in_a_row += 1
+        last = () if self.last_best is None else (self.last_best,)
+        return RefitJob(scored, current, (), self.epoch, uncertainty, (current, *last))
 
     def finish_refit(self, result: RefitResult | None) -> Switch | None:
         """At an iteration boundary: switch to the re-plan's best plan if it pays (then
@@ -727,6 +762,8 @@ class Adaptive:
         self.busy = False
         if result is None or result.job.epoch != self.epoch:
             return None
+        if result.job.schemes:  # the optimisers ran: what the next cheap re-plans compare to
+            self.last_full_s, self.last_best = result.current_s, result.best
         current = self._current()
         same = same_plan(result.best, current) or any(
             same_plan(result.best, r) for r in self.rejected
@@ -745,6 +782,7 @@ class Adaptive:
         best = result.best
         self.trial = (current, self.code, list(self.recent), [])
         self.epoch += 1
+        self.last_full_s, self.last_best = None, None  # a new plan: the optimisers next
         self.current_plan = best
         inner = code_from_spec(best.code_spec)
         assert is_hierarchical_code(inner)
@@ -756,15 +794,17 @@ class Adaptive:
     def verify_switch(self) -> Switch | None:
         """Once a window ran on a new plan: :func:`keep_switch`, else back to the plan
         before (a switch too, ``reverted``), and the refuted plan is never chosen again."""
-        if self.trial is None or len(self.trial[3]) < self.spec.window:
+        if self.trial is None or len(self.trial[3]) <= self.spec.window:
             return None
         old, old_code, before, after = self.trial
         self.trial = None
-        if keep_switch(before, after):
+        # the first iteration on the new plan pays the switch (partitions load): not steady
+        if keep_switch(before, after[1:]):
             return None
         assert self.current_plan is not None
         self.rejected.append(self.current_plan)
         self.epoch += 1
+        self.last_full_s, self.last_best = None, None  # a new plan: the optimisers next
         self.current_plan, self.code = old, old_code
         self.behind = False
         self.recent = []

@@ -43,6 +43,7 @@ from services.master.adaptive import (
     calibrate_unmeasured,
     estimate_system,
     keep_switch,
+    needs_full_replan,
     plan_json,
     predicted_gain,
     should_switch,
@@ -483,10 +484,21 @@ def test_a_switch_the_cluster_refutes_is_reverted_and_never_retried() -> None:
     job = ad.begin_refit()
     assert ad.finish_refit(RefitResult(job, other, 0.5, 1.0)) is not None  # predicted 50 %
     assert ad.verify_switch() is None  # nothing measured on the new plan yet
-    ad.trial[3].extend([0.3, 0.3])  # type: ignore[index]  # measured: 3x slower
+    ad.trial[3].extend([1.0, 0.3])  # type: ignore[index]  # the switch-over, then 3x slower
+    assert ad.verify_switch() is None  # the switch-over does not count: one more
+    ad.trial[3].append(0.3)  # type: ignore[index]
     back = ad.verify_switch()
     assert back is not None and back.reverted and back.epoch == ad.epoch == 2
     assert ad.code is first and ad.plan_spec_now()["epoch"] == 2
     ad.window.iterations, ad.window.durations = 2, [0.1, 0.1]
     job = ad.begin_refit()
     assert ad.finish_refit(RefitResult(job, other, 0.5, 1.0)) is None  # refuted: not again
+
+
+def test_needs_full_replan_only_when_the_plan_in_force_moved_beyond_the_noise() -> None:
+    assert needs_full_replan(0.1, None, 0.2, 0)  # no re-plan on this plan yet
+    assert not needs_full_replan(0.11, 0.1, 0.2, 0)  # 10 % within 20 %: re-score only
+    assert needs_full_replan(0.13, 0.1, 0.2, 0)  # 30 %: the cluster changed
+    assert needs_full_replan(0.07, 0.1, 0.2, 0)  # faster too
+    assert needs_full_replan(0.1, 0.1, 0.2, 3)  # every 4th at the latest
+    assert needs_full_replan(float("inf"), 0.1, 0.2, 0)
