@@ -380,27 +380,26 @@ def calibrate_unmeasured(
     """Nodes never measured still have their prior profile, which lacks what the runtime adds
     to every node (per-message overhead, scheduling on a busy host); the measured ones have
     it. Scored as they are, every plan that uses an unmeasured node looks better than it is
-    (a switch on a bias, not on a gain). So each unmeasured node is moved by the median
-    difference measured on the others: its link by the additive overhead, its compute by the
-    ratio of means (never below the prior: an unknown node is not assumed faster)."""
+    (a switch on a bias, not on a gain). So each unmeasured node's links are moved by the
+    median additive overhead measured on the others' (never below the prior: an unknown node
+    is not assumed faster). Compute is not moved: a prior off on some nodes' compute says
+    nothing about the others' (the measured ones may be exactly the nodes it got wrong)."""
     g = system.gradient_bytes
-    link_d: list[float] = []
-    ratios: list[float] = []
-    for i, j in measured_workers:
-        w, p = system.workers[i][j], prior.workers[i][j]
-        link_d.append(w.link.mean_transfer_s(g) - p.link.mean_transfer_s(g))
-        ratios.append((w.shift_s + 1.0 / w.rate) / (p.shift_s + 1.0 / p.rate))
+    link_d = [
+        system.workers[i][j].link.mean_transfer_s(g) - prior.workers[i][j].link.mean_transfer_s(g)
+        for i, j in measured_workers
+    ]
     edge_d = [
         system.edges[i].uplink.mean_transfer_s(g) - prior.edges[i].uplink.mean_transfer_s(g)
         for i in measured_edges
     ]
-    dl, r, de = _median(link_d, 0.0), _median(ratios, 1.0), _median(edge_d, 0.0)
+    dl, de = _median(link_d, 0.0), _median(edge_d, 0.0)
     workers = [list(ws) for ws in system.workers]
     for i, ws in enumerate(workers):
         for j, w in enumerate(ws):
             if (i, j) not in measured_workers:
                 link = dataclasses.replace(w.link, latency_s=w.link.latency_s + dl)
-                ws[j] = dataclasses.replace(w, shift_s=w.shift_s * r, rate=w.rate / r, link=link)
+                ws[j] = dataclasses.replace(w, link=link)
     edges = list(system.edges)
     for i, e in enumerate(edges):
         if i not in measured_edges:

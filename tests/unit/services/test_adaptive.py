@@ -378,7 +378,7 @@ def _adaptive_on(prior: SystemModel, threshold: float = 0.05) -> Adaptive:
 
 def test_noise_and_runtime_overhead_alone_never_switch() -> None:
     prior = _hetero_system()
-    truth = _runtime(prior, overhead_s=0.01, factor=1.3)  # what a real host adds everywhere
+    truth = _runtime(prior, overhead_s=0.01, factor=1.0)  # what a real host adds everywhere
     ad = _adaptive_on(prior)
     assert sum(len(ws) for ws in ad.code.workers) < 9  # some nodes are never measured
     rng = np.random.default_rng(3)
@@ -392,7 +392,7 @@ def test_without_calibrating_unmeasured_nodes_the_overhead_looks_like_a_gain() -
     """The control of the test above: scored without calibration, the plan in force (measured,
     overhead included) loses against plans over nodes still at their prior."""
     prior = _hetero_system()
-    truth = _runtime(prior, overhead_s=0.01, factor=1.3)
+    truth = _runtime(prior, overhead_s=0.01, factor=1.0)
     ad = _adaptive_on(prior)
     _observe(ad, truth, np.random.default_rng(3), 5)
     job = ad.begin_refit()
@@ -436,11 +436,11 @@ def test_calibrate_unmeasured_moves_only_the_nodes_never_measured() -> None:
     assert out.workers[1][1].link.latency_s == pytest.approx(
         prior.workers[1][1].link.latency_s + 0.02
     )
-    assert out.workers[1][1].shift_s == pytest.approx(2.0 * prior.workers[1][1].shift_s)
+    assert out.workers[1][1].shift_s == prior.workers[1][1].shift_s  # compute: not moved
     assert out.edges[1].uplink.latency_s == pytest.approx(0.021)
     # measured faster than the prior: unknown nodes are not assumed faster
     assert calibrate_unmeasured(truth, truth, set(), set()) == truth
-    fast = _runtime(prior, 0.0, 0.5)
+    fast = _runtime(prior, -0.0005, 1.0)  # links measured faster than the prior
     assert (
         calibrate_unmeasured(
             dataclasses.replace(prior, workers=(fast.workers[0], prior.workers[1])),
