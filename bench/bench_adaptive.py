@@ -17,6 +17,9 @@ Figures:
   ``hgc-jncss`` in the same run (same machine, same moment); the raw simulated figures are
   reported too. Target: adaptive <= 1.10 x that.
 - stationary: adaptive / jncss on the undrifted scenario, target <= 1.05.
+
+``BENCH_ADAPTIVE_OUT=<dir>`` keeps the run folders (the master's log says every re-plan's
+predicted gain, window uncertainty and wall / CPU time).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from common.runtime.messages import EdgeGradient
 from services.common.lifted import LiftedCode, plan_spec
 from services.master.aggregation import Attempt
 
-ADAPTIVE_KEYS = {"window", "threshold", "schemes", "system", "plan", "workers_per_edge"}
+ADAPTIVE_KEYS = {"window", "threshold", "schemes", "recheck", "system", "plan", "workers_per_edge"}
 PLANNERS = ("hgc-jncss", "hgc-hetero")
 SQRT3 = math.sqrt(3.0)
 
@@ -139,6 +139,7 @@ class AdaptiveSpec:
     window: int = 20
     threshold: float = 0.05
     schemes: tuple[str, ...] = PLANNERS
+    recheck: bool = False  # the measured test of a switch (verify_switch); off by default
 
 
 def validate_adaptive(raw: Any, where: str = "adaptive") -> AdaptiveSpec:
@@ -149,7 +150,9 @@ def validate_adaptive(raw: Any, where: str = "adaptive") -> AdaptiveSpec:
         raise ValueError(f"{where}: must be a mapping, got {type(raw).__name__}")
     unknown = sorted(set(raw) - ADAPTIVE_KEYS)
     if unknown:
-        raise ValueError(f"{where}.{unknown[0]}: unknown key; allowed: window, threshold, schemes")
+        raise ValueError(
+            f"{where}.{unknown[0]}: unknown key; allowed: window, threshold, schemes, recheck"
+        )
     window = raw.get("window", AdaptiveSpec.window)
     if isinstance(window, bool) or not isinstance(window, int) or not 2 <= window <= 100_000:
         raise ValueError(f"{where}.window: must be an integer in [2, 100000], got {window!r}")
@@ -169,7 +172,10 @@ def validate_adaptive(raw: Any, where: str = "adaptive") -> AdaptiveSpec:
         raise ValueError(
             f"{where}.schemes: a non-empty list of {', '.join(PLANNERS)}, got {schemes!r}"
         )
-    return AdaptiveSpec(int(window), float(threshold), tuple(dict.fromkeys(schemes)))
+    recheck = raw.get("recheck", False)
+    if not isinstance(recheck, bool):
+        raise ValueError(f"{where}.recheck: must be true or false, got {recheck!r}")
+    return AdaptiveSpec(int(window), float(threshold), tuple(dict.fromkeys(schemes)), recheck)
 
 
 # ---------------------------------------------------------------- system model <-> JSON
@@ -779,7 +785,8 @@ class Adaptive:
             return None
         self.behind = False
         best = result.best
-        self.trial = (current, self.code, list(self.recent), [])
+        if self.spec.recheck:
+            self.trial = (current, self.code, list(self.recent), [])
         self.epoch += 1
         self.last_full_s, self.last_best = None, None  # a new plan: the optimisers next
         self.current_plan = best

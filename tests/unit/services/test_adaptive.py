@@ -223,6 +223,10 @@ def test_adaptive_section_is_validated_naming_the_field() -> None:
         validate_adaptive({"threshold": 1.5})
     with pytest.raises(ValueError, match=r"adaptive.schemes"):
         validate_adaptive({"schemes": ["hgc"]})
+    with pytest.raises(ValueError, match=r"adaptive.recheck"):
+        validate_adaptive({"recheck": "yes"})
+    with pytest.raises(ScenarioError, match=r"adaptive.recheck"):
+        parse_adaptive({"recheck": 1})
     with pytest.raises(ValueError, match=r"adaptive.bogus"):
         validate_adaptive({"bogus": 1})
     with pytest.raises(ScenarioError, match=r"adaptive.window"):
@@ -475,7 +479,7 @@ def test_keep_switch_is_the_measured_test_of_the_predicted_gain() -> None:
 
 
 def test_a_switch_the_cluster_refutes_is_reverted_and_never_retried() -> None:
-    ad, system = _adaptive()
+    ad, system = _adaptive(recheck=True)
     other = plan_scheme(system, "uncoded")
     first = ad.code
     for d in (0.1,) * 2:  # the plan in force: 0.1 s per iteration
