@@ -4,7 +4,9 @@ Every ``window`` successful iterations the master refits every node's profile fr
 arrivals it and the edges measured in that window, re-runs the optimiser (``hgc-jncss`` and
 the unequal-load ``hgc-hetero``, through the planner ``common.perf.plan_scheme``) on the
 estimates, and switches plan at the next iteration boundary when the predicted gain,
-``1 - E[T](best) / E[T](current)`` on the estimated system, exceeds ``threshold``.
+``1 - E[T](best) / E[T](current)`` on the same estimated system (never-measured nodes
+calibrated by :func:`calibrate_unmeasured`), exceeds ``threshold`` beyond the window's
+noise or in two windows in a row (:func:`should_switch`).
 
 What is measured (no extra traffic):
 
