@@ -17,11 +17,15 @@ Figures:
   ``hgc-jncss`` in the same run (same machine, same moment); the raw simulated figures are
   reported too. Target: adaptive <= 1.10 x that.
 - stationary: adaptive / jncss on the undrifted scenario, target <= 1.05.
+
+``BENCH_ADAPTIVE_OUT=<dir>`` keeps the run folders (the master's log says every re-plan's
+predicted gain, window uncertainty and wall / CPU time).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -105,7 +109,10 @@ def hindsight(scenario: Scenario, iterations: int) -> tuple[float, float]:
 
 def run(quick: bool) -> list[Result]:
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="bench-adaptive-") as tmp:
+    keep = os.environ.get("BENCH_ADAPTIVE_OUT")  # keep the run folders (logs) there
+    with tempfile.TemporaryDirectory(prefix="bench-adaptive-") as scratch:
+        tmp = keep or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         for drift in (True, False):
             path = stretched(Path(tmp), quick, drift)
             scenario = load_scenario(path)

@@ -16,7 +16,7 @@ from typing import Any
 from common.scenario.fields import ScenarioError
 
 PLANNERS = ("hgc-jncss", "hgc-hetero")
-KEYS = ("window", "threshold", "schemes")
+KEYS = ("window", "threshold", "schemes", "recheck")
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,15 @@ class Adaptive:
     window: int = 20
     threshold: float = 0.05
     schemes: tuple[str, ...] = PLANNERS
+    recheck: bool = False  # after a switch, back to the plan before if it measured slower
 
     def to_json(self) -> dict[str, Any]:
-        return {"window": self.window, "threshold": self.threshold, "schemes": list(self.schemes)}
+        return {
+            "window": self.window,
+            "threshold": self.threshold,
+            "schemes": list(self.schemes),
+            "recheck": self.recheck,
+        }
 
 
 def parse_adaptive(value: Any, path: str = "adaptive") -> Adaptive:
@@ -56,4 +62,7 @@ def parse_adaptive(value: Any, path: str = "adaptive") -> Adaptive:
             raise ScenarioError(
                 f"{path}.schemes[{k}]", f"must be one of {', '.join(PLANNERS)}, got {s!r}"
             )
-    return Adaptive(int(window), float(threshold), tuple(dict.fromkeys(schemes)))
+    recheck = value.get("recheck", False)
+    if not isinstance(recheck, bool):
+        raise ScenarioError(f"{path}.recheck", f"must be true or false, got {recheck!r}")
+    return Adaptive(int(window), float(threshold), tuple(dict.fromkeys(schemes)), recheck)

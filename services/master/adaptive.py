@@ -4,7 +4,9 @@ Every ``window`` successful iterations the master refits every node's profile fr
 arrivals it and the edges measured in that window, re-runs the optimiser (``hgc-jncss`` and
 the unequal-load ``hgc-hetero``, through the planner ``common.perf.plan_scheme``) on the
 estimates, and switches plan at the next iteration boundary when the predicted gain,
-``1 - E[T](best) / E[T](current)`` on the estimated system, exceeds ``threshold``.
+``1 - E[T](best) / E[T](current)`` on the same estimated system (never-measured nodes
+calibrated by :func:`calibrate_unmeasured`), exceeds ``threshold`` beyond the window's
+noise or in two windows in a row (:func:`should_switch`).
 
 What is measured (no extra traffic):
 
@@ -52,7 +54,7 @@ from common.runtime.messages import EdgeGradient
 from services.common.lifted import LiftedCode, plan_spec
 from services.master.aggregation import Attempt
 
-ADAPTIVE_KEYS = {"window", "threshold", "schemes", "system", "plan", "workers_per_edge"}
+ADAPTIVE_KEYS = {"window", "threshold", "schemes", "recheck", "system", "plan", "workers_per_edge"}
 PLANNERS = ("hgc-jncss", "hgc-hetero")
 SQRT3 = math.sqrt(3.0)
 
@@ -66,10 +68,67 @@ def predicted_gain(current_s: float, best_s: float) -> float:
     return 1.0 - best_s / current_s
 
 
-def should_switch(current_s: float, best_s: float, threshold: float, same_plan: bool) -> bool:
+Z_SCORE = 2.0  # how many standard errors a one-window gain must clear to switch at once
+
+
+def should_switch(
+    current_s: float,
+    best_s: float,
+    threshold: float,
+    same_plan: bool,
+    uncertainty: float = 0.0,
+    persisted: bool = False,
+) -> bool:
     """Switch when the best plan is another plan and saves more than ``threshold`` of the
-    expected iteration time of the plan in force (both on the current estimates)."""
-    return not same_plan and predicted_gain(current_s, best_s) > threshold
+    expected iteration time of the plan in force (both scored on the same fitted model), and
+    the gain is not noise: it clears ``threshold + uncertainty`` (``uncertainty``: the
+    relative standard error of the window's estimates, times :data:`Z_SCORE`), or the same
+    plan in force was predicted to lose more than ``threshold`` at the previous refit too
+    (``persisted``: two independent windows agree)."""
+    gain = predicted_gain(current_s, best_s)
+    if same_plan or gain <= threshold:
+        return False
+    return gain > threshold + max(0.0, uncertainty) or persisted
+
+
+def keep_switch(before: Sequence[float], after: Sequence[float]) -> bool:
+    """After a switch, the measured test of the predicted gain: keep the new plan unless its
+    mean iteration time over a window (``after``) is above the old plan's over the window
+    before the switch (``before``). The model predicts the gain; only the cluster can say
+    what the runtime adds per node and message (a plan over more nodes costs more on a busy
+    host than the model knows). Too few measurements on either side: keep."""
+    b = [x for x in before if math.isfinite(x) and x > 0]
+    a = [x for x in after if math.isfinite(x) and x > 0]
+    if len(b) < 2 or len(a) < 2:
+        return True
+    return float(np.mean(a)) <= float(np.mean(b))
+
+
+def needs_full_replan(
+    now_s: float, last_s: float | None, uncertainty: float, light_in_a_row: int, max_light: int = 3
+) -> bool:
+    """Run the optimisers (``True``) or only re-score the last re-plan's best plan against the
+    plan in force (cheap)? The optimisers are rerun when there was no re-plan on this plan
+    yet (``last_s`` None), when the plan in force's expected time on the new estimates
+    (``now_s``) moved beyond the window's ``uncertainty`` from the last re-plan's
+    (``last_s``: the cluster changed), or after ``max_light`` cheap ones in a row. On a
+    stationary cluster most re-plans are cheap: the optimisers' CPU is not taken from the
+    cluster sharing the host."""
+    if last_s is None or light_in_a_row >= max_light:
+        return True
+    if not (math.isfinite(now_s) and math.isfinite(last_s)) or last_s <= 0:
+        return True
+    return abs(now_s / last_s - 1.0) > max(0.0, uncertainty)
+
+
+def window_uncertainty(durations: Sequence[float], z: float = Z_SCORE) -> float:
+    """``z`` relative standard errors of the mean of a window's iteration durations: how far
+    a gain predicted from that window can be from the truth by noise alone (a window of
+    fewer than two iterations is all noise: 1)."""
+    d = np.asarray([x for x in durations if math.isfinite(x) and x > 0], dtype=float)
+    if len(d) < 2:
+        return 1.0
+    return float(z * d.std(ddof=1) / (d.mean() * math.sqrt(len(d))))
 
 
 # ---------------------------------------------------------------- the spec
@@ -82,6 +141,7 @@ class AdaptiveSpec:
     window: int = 20
     threshold: float = 0.05
     schemes: tuple[str, ...] = PLANNERS
+    recheck: bool = False  # the measured test of a switch (verify_switch); off by default
 
 
 def validate_adaptive(raw: Any, where: str = "adaptive") -> AdaptiveSpec:
@@ -92,7 +152,9 @@ def validate_adaptive(raw: Any, where: str = "adaptive") -> AdaptiveSpec:
         raise ValueError(f"{where}: must be a mapping, got {type(raw).__name__}")
     unknown = sorted(set(raw) - ADAPTIVE_KEYS)
     if unknown:
-        raise ValueError(f"{where}.{unknown[0]}: unknown key; allowed: window, threshold, schemes")
+        raise ValueError(
+            f"{where}.{unknown[0]}: unknown key; allowed: window, threshold, schemes, recheck"
+        )
     window = raw.get("window", AdaptiveSpec.window)
     if isinstance(window, bool) or not isinstance(window, int) or not 2 <= window <= 100_000:
         raise ValueError(f"{where}.window: must be an integer in [2, 100000], got {window!r}")
@@ -112,7 +174,10 @@ def validate_adaptive(raw: Any, where: str = "adaptive") -> AdaptiveSpec:
         raise ValueError(
             f"{where}.schemes: a non-empty list of {', '.join(PLANNERS)}, got {schemes!r}"
         )
-    return AdaptiveSpec(int(window), float(threshold), tuple(dict.fromkeys(schemes)))
+    recheck = raw.get("recheck", False)
+    if not isinstance(recheck, bool):
+        raise ValueError(f"{where}.recheck: must be true or false, got {recheck!r}")
+    return AdaptiveSpec(int(window), float(threshold), tuple(dict.fromkeys(schemes)), recheck)
 
 
 # ---------------------------------------------------------------- system model <-> JSON
@@ -207,6 +272,7 @@ class Window:
     )
     edges: dict[int, list[tuple[float, bool]]] = field(default_factory=dict)
     iterations: int = 0
+    durations: list[float] = field(default_factory=list)  # of its successful iterations
 
 
 def observe_edge_answer(
@@ -234,6 +300,7 @@ def observe_attempt(
     """A finished iteration: every answer it got; the selected edges that had not answered
     are returned (they may answer late; :func:`censor_edges` if they never do)."""
     window.iterations += 1
+    window.durations.append(duration_s)
     for i, msg in a.edge_vectors:
         observe_edge_answer(window, system, code, msg, a.edge_arrivals[i])
     return [i for i in code.edges if i not in a.edge_arrivals]
@@ -308,11 +375,57 @@ def estimate_system(current: SystemModel, window: Window) -> SystemModel:
     )
 
 
-def best_plan(system: SystemModel, schemes: Sequence[str]) -> tuple[Plan, float]:
-    """The optimisers' best plan on ``system`` and its expected iteration time (s)."""
+def _median(xs: Sequence[float], floor: float) -> float:
+    return max(floor, float(np.median(xs))) if xs else floor
+
+
+def calibrate_unmeasured(
+    system: SystemModel,
+    prior: SystemModel,
+    measured_workers: set[tuple[int, int]],
+    measured_edges: set[int],
+) -> SystemModel:
+    """Nodes never measured still have their prior profile, which lacks what the runtime adds
+    to every node (per-message overhead, scheduling on a busy host); the measured ones have
+    it. Scored as they are, every plan that uses an unmeasured node looks better than it is
+    (a switch on a bias, not on a gain). So each unmeasured node's links are moved by the
+    median additive overhead measured on the others' (never below the prior: an unknown node
+    is not assumed faster). Compute is not moved: a prior off on some nodes' compute says
+    nothing about the others' (the measured ones may be exactly the nodes it got wrong)."""
+    g = system.gradient_bytes
+    link_d = [
+        system.workers[i][j].link.mean_transfer_s(g) - prior.workers[i][j].link.mean_transfer_s(g)
+        for i, j in measured_workers
+    ]
+    edge_d = [
+        system.edges[i].uplink.mean_transfer_s(g) - prior.edges[i].uplink.mean_transfer_s(g)
+        for i in measured_edges
+    ]
+    dl, de = _median(link_d, 0.0), _median(edge_d, 0.0)
+    workers = [list(ws) for ws in system.workers]
+    for i, ws in enumerate(workers):
+        for j, w in enumerate(ws):
+            if (i, j) not in measured_workers:
+                link = dataclasses.replace(w.link, latency_s=w.link.latency_s + dl)
+                ws[j] = dataclasses.replace(w, link=link)
+    edges = list(system.edges)
+    for i, e in enumerate(edges):
+        if i not in measured_edges:
+            up = dataclasses.replace(e.uplink, latency_s=e.uplink.latency_s + de)
+            edges[i] = dataclasses.replace(e, uplink=up)
+    return dataclasses.replace(
+        system, workers=tuple(tuple(ws) for ws in workers), edges=tuple(edges)
+    )
+
+
+def best_plan(
+    system: SystemModel, schemes: Sequence[str], candidates: Sequence[Plan] = ()
+) -> tuple[Plan, float]:
+    """The best of the optimisers' plans on ``system`` and ``candidates`` (plans already
+    found, re-scored), and its expected iteration time (s)."""
     best: tuple[Plan, float] | None = None
-    for name in schemes:
-        plan = plan_scheme(system, name)
+    plans = [*(plan_scheme(system, name) for name in schemes), *candidates]
+    for plan in plans:
         t = expected_time(system, plan)
         if best is None or t < best[1]:
             best = (plan, t)
@@ -333,6 +446,8 @@ class RefitJob:
     current: Plan
     schemes: tuple[str, ...]
     epoch: int  # the plan epoch it was started in (a result for an older one is stale)
+    uncertainty: float = 0.0  # window_uncertainty of the window it was fitted on
+    candidates: tuple[Plan, ...] = ()  # plans re-scored besides the optimisers' (if any)
 
 
 @dataclass(frozen=True)
@@ -342,11 +457,21 @@ class RefitResult:
     best_s: float  # E[T] of the best plan on the estimated system
     current_s: float  # E[T] of the plan in force on the estimated system
     seconds: float = 0.0  # wall time the re-plan took
+    cpu_s: float = 0.0  # CPU time the optimisers took (the rest: waiting for a busy host)
+
+    def describe(self) -> str:
+        """For the log: the best plan's predicted gain against what a switch needs."""
+        gain = predicted_gain(self.current_s, self.best_s)
+        return (
+            f"best predicted gain {gain:.1%} ({self.best.scheme}), window uncertainty "
+            f"{self.job.uncertainty:.1%}; re-plan took {self.seconds:.1f} s "
+            f"({self.cpu_s:.2f} s CPU)"
+        )
 
 
 def run_refit(job: RefitJob) -> RefitResult:
     """The optimisers on the estimates, and the plan in force scored on them (pure)."""
-    best, best_s = best_plan(job.system, job.schemes)
+    best, best_s = best_plan(job.system, job.schemes, job.candidates or (job.current,))
     return RefitResult(job, best, best_s, expected_time(job.system, job.current))
 
 
@@ -375,16 +500,27 @@ def _plan_from_json(raw: dict[str, Any]) -> Plan:
 def refit_json(job: dict[str, Any]) -> dict[str, Any]:
     """:func:`run_refit` on plain data (the master runs it in a child process, so the
     optimisers never hold the I/O loop's interpreter lock)."""
+    cpu0 = time.process_time()
     system = system_from_json(job["system"])
-    best, best_s = best_plan(system, job["schemes"])
-    current_s = expected_time(system, _plan_from_json(job["current"]))
-    return {"best": _plan_full_json(best), "best_s": best_s, "current_s": current_s}
+    current = _plan_from_json(job["current"])
+    candidates = [_plan_from_json(c) for c in job.get("candidates", [])] or [current]
+    best, best_s = best_plan(system, job["schemes"], candidates)
+    current_s = expected_time(system, current)
+    return {
+        "best": _plan_full_json(best),
+        "best_s": best_s,
+        "current_s": current_s,
+        "cpu_s": time.process_time() - cpu0,
+    }
 
 
 _CHILD = (
     "import json, sys\n"
     "from services.master.adaptive import refit_json\n"
     "for line in sys.stdin:\n"
+    "    if line.startswith('warm'):\n"
+    "        refit_json(json.loads(line[4:]))\n"
+    "        continue\n"
     "    print(json.dumps(refit_json(json.loads(line))), flush=True)\n"
 )
 
@@ -404,12 +540,28 @@ class Replanner:
             text=True,
         )
 
-    def run(self, job: RefitJob) -> RefitResult:
-        raw = {
+    @staticmethod
+    def _raw(job: RefitJob) -> dict[str, Any]:
+        return {
             "system": system_to_json(job.system),
             "current": _plan_full_json(job.current),
             "schemes": list(job.schemes),
+            "candidates": [_plan_full_json(c) for c in job.candidates],
         }
+
+    def warm(self, job: RefitJob) -> None:
+        """Run ``job`` once in the child, no answer (while the cluster sets up): the
+        optimisers' first call costs several times a later one (lazy imports, caches), and
+        the first re-plan must land within a few windows, not tens of iterations later."""
+        assert self.child.stdin is not None
+        try:
+            self.child.stdin.write("warm" + json.dumps(self._raw(job)) + "\n")
+            self.child.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the first run() reports a dead child
+
+    def run(self, job: RefitJob) -> RefitResult:
+        raw = self._raw(job)
         assert self.child.stdin is not None and self.child.stdout is not None
         start = time.monotonic()
         try:
@@ -426,7 +578,10 @@ class Replanner:
             raise RuntimeError(f"re-plan child exited (status {status}): {tail}")
         out = json.loads(line)
         best = _plan_from_json(out["best"])
-        return RefitResult(job, best, out["best_s"], out["current_s"], time.monotonic() - start)
+        took = time.monotonic() - start
+        return RefitResult(
+            job, best, out["best_s"], out["current_s"], took, float(out.get("cpu_s", 0.0))
+        )
 
     def close(self) -> None:
         if self.child.poll() is None:
@@ -447,6 +602,7 @@ class Switch:
     current_s: float
     best_s: float
     replan_s: float = 0.0
+    reverted: bool = False  # back to the plan before: the measured test refuted the gain
 
     @property
     def gain(self) -> float:
@@ -497,6 +653,19 @@ class Adaptive:
         self.switches: list[Switch] = []
         self.busy = False  # a re-plan is running off the I/O loop
         self.current_plan: Plan | None = None  # the planner's object, once one was chosen
+        # nodes measured at least once (the others are calibrated: calibrate_unmeasured)
+        self.measured_workers: set[tuple[int, int]] = set()
+        self.measured_edges: set[int] = set()
+        self.behind = False  # the last refit predicted a gain above the threshold
+        # the last full re-plan on the plan in force: its E[T] and best plan (needs_full_replan)
+        self.last_full_s: float | None = None
+        self.last_best: Plan | None = None
+        self.light_in_a_row = 0
+        # the measured test of the last switch: (plan before, its code, durations before,
+        # durations since); None when no switch is on trial
+        self.trial: tuple[Plan, LiftedCode, list[float], list[float]] | None = None
+        self.rejected: list[Plan] = []  # plans a measured test refuted: never switched to
+        self.recent: list[float] = []  # the last window's durations (the plan in force)
 
     # -------------------------------------------------------- what the master sends
     def plan_spec_now(self) -> dict[str, Any]:
@@ -536,6 +705,10 @@ class Adaptive:
         are observations; the workers a failing edge names are censored at the duration."""
         missing = observe_attempt(self.window, self.system, self.code, a, duration_s)
         self._flush_pending()
+        if not failed:
+            self.recent = [*self.recent, duration_s][-self.spec.window :]
+            if self.trial is not None:
+                self.trial[3].append(duration_s)
         for i, report in a.failures.items():
             for j in report.missing_workers:
                 if (i, j) in self.code.worker_position:
@@ -570,10 +743,24 @@ class Adaptive:
         """Refit on the window (cheap, here) and hand the re-plan (the optimisers, ~1 s on a
         3x3 topology) to the caller, which runs :func:`run_refit` off the I/O loop."""
         self._flush_pending()
-        self.system = estimate_system(self.system, self.window)
+        w = self.window
+        self.system = estimate_system(self.system, w)
+        self.measured_workers |= {k for k, v in w.workers.items() if sum(a >= 0 for a, *_ in v) > 1}
+        self.measured_edges |= {i for i, v in w.edges.items() if sum(not c for _, c in v) > 1}
+        scored = calibrate_unmeasured(
+            self.system, self.prior, self.measured_workers, self.measured_edges
+        )
         self.window = Window()
         self.busy = True
-        return RefitJob(self.system, self._current(), self.spec.schemes, self.epoch)
+        uncertainty = window_uncertainty(w.durations)
+        current = self._current()
+        now_s = expected_time(scored, current) if self.last_full_s is not None else math.inf
+        if needs_full_replan(now_s, self.last_full_s, uncertainty, self.light_in_a_row):
+            self.light_in_a_row = 0
+            return RefitJob(scored, current, self.spec.schemes, self.epoch, uncertainty)
+        self.light_in_a_row += 1
+        last = () if self.last_best is None else (self.last_best,)
+        return RefitJob(scored, current, (), self.epoch, uncertainty, (current, *last))
 
     def finish_refit(self, result: RefitResult | None) -> Switch | None:
         """At an iteration boundary: switch to the re-plan's best plan if it pays (then
@@ -582,12 +769,28 @@ class Adaptive:
         self.busy = False
         if result is None or result.job.epoch != self.epoch:
             return None
+        if result.job.schemes:  # the optimisers ran: what the next cheap re-plans compare to
+            self.last_full_s, self.last_best = result.current_s, result.best
         current = self._current()
-        same = same_plan(result.best, current)
-        if not should_switch(result.current_s, result.best_s, self.spec.threshold, same):
+        same = same_plan(result.best, current) or any(
+            same_plan(result.best, r) for r in self.rejected
+        )
+        # the previous refit (another window) also found the plan in force worse than some
+        # plan by more than the threshold: two independent windows agree
+        persisted, self.behind = self.behind, False
+        threshold = self.spec.threshold
+        if not same and predicted_gain(result.current_s, result.best_s) > threshold:
+            self.behind = True
+        if not should_switch(
+            result.current_s, result.best_s, threshold, same, result.job.uncertainty, persisted
+        ):
             return None
+        self.behind = False
         best = result.best
+        if self.spec.recheck:
+            self.trial = (current, self.code, list(self.recent), [])
         self.epoch += 1
+        self.last_full_s, self.last_best = None, None  # a new plan: the optimisers next
         self.current_plan = best
         inner = code_from_spec(best.code_spec)
         assert is_hierarchical_code(inner)
@@ -595,6 +798,32 @@ class Adaptive:
         switch = Switch(self.epoch, best, result.current_s, result.best_s, result.seconds)
         self.switches.append(switch)
         return switch
+
+    def verify_switch(self) -> Switch | None:
+        """Once a window ran on a new plan: :func:`keep_switch`, else back to the plan
+        before (a switch too, ``reverted``), and the refuted plan is never chosen again."""
+        if self.trial is None or len(self.trial[3]) <= self.spec.window:
+            return None
+        old, old_code, before, after = self.trial
+        self.trial = None
+        # the first iteration on the new plan pays the switch (partitions load): not steady
+        if keep_switch(before, after[1:]):
+            return None
+        assert self.current_plan is not None
+        self.rejected.append(self.current_plan)
+        self.epoch += 1
+        self.last_full_s, self.last_best = None, None  # a new plan: the optimisers next
+        self.current_plan, self.code = old, old_code
+        self.behind = False
+        self.recent = []
+        mean_after, mean_before = float(np.mean(after)), float(np.mean(before))
+        switch = Switch(self.epoch, old, mean_after, mean_before, reverted=True)
+        self.switches.append(switch)
+        return switch
+
+    def warm_job(self) -> RefitJob:
+        """A re-plan of the prior, for :meth:`Replanner.warm` (changes nothing here)."""
+        return RefitJob(self.prior, self._current(), self.spec.schemes, self.epoch)
 
     def refit(self) -> Switch | None:
         """:meth:`begin_refit`, :func:`run_refit` and :meth:`finish_refit` in one call."""

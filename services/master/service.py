@@ -64,6 +64,7 @@ class MasterRunner(NodeRunner):
         if state.adaptive is not None:
             self.plan_metrics = PlanMetrics(metrics.registry, metrics.node_selected)
             self.replanner = Replanner()  # started now: its imports overlap the set-up
+            self.replanner.warm(state.adaptive.warm_job())  # and so does its first call
             self.plan_metrics.epoch.set(0)
 
     def perform_extra(self, action: Action) -> None:

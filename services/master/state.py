@@ -444,14 +444,17 @@ class MasterState:
         acts: list[Action] = []
         if ad.due():  # re-planned off the I/O loop; the result comes as RefitDone
             acts.append(Refit(ad.begin_refit()))
-        if self.refit_result is None:
+        switch = ad.verify_switch()  # the measured test of the last switch
+        if switch is None and self.refit_result is None:
             return acts, None
-        result, self.refit_result = self.refit_result, None
-        switch = ad.finish_refit(result[0])
         if switch is None:
-            took = f" (re-plan took {result[0].seconds:.1f} s)" if result[0] is not None else ""
-            why = result[1] or f"the plan in force stays{took}"
-            return [*acts, Log(f"master: iteration {a.iteration}: re-plan: {why}")], None
+            assert self.refit_result is not None
+            result, self.refit_result = self.refit_result, None
+            switch = ad.finish_refit(result[0])
+            if switch is None:
+                took = f" ({result[0].describe()})" if result[0] is not None else ""
+                why = result[1] or f"the plan in force stays{took}"
+                return [*acts, Log(f"master: iteration {a.iteration}: re-plan: {why}")], None
         self.code = ad.code
         self.aggregation = aggregation_for(self.code)
         acts += [
@@ -462,6 +465,10 @@ class MasterState:
                 f"s_w={switch.plan.s_w}); predicted gain {switch.gain:.1%} "
                 f"(E[T] {switch.current_s:.4f} s -> {switch.best_s:.4f} s; re-plan took "
                 f"{switch.replan_s:.1f} s)"
+                if not switch.reverted
+                else f"master: iteration {a.iteration}: plan switch to epoch {switch.epoch}: "
+                f"back to the plan before ({switch.plan.scheme}): the new plan measured "
+                f"{switch.current_s:.4f} s per iteration against {switch.best_s:.4f} s before"
             ),
             Observe("plan_switch", switch.gain),
             Observe("plan_epoch", float(switch.epoch)),
@@ -483,6 +490,7 @@ class MasterState:
             "predicted_before_s": switch.current_s,
             "predicted_after_s": switch.best_s,
             "replan_s": switch.replan_s,
+            "reverted": switch.reverted,
         }
         return acts, info
 

@@ -178,7 +178,11 @@ class WorkerState:
         """Keep the newest model that came while the new plan's partitions load."""
         if not _is_vector(msg.params, self.n_params):
             return [Drop("malformed", f"model {msg.params.dtype}{msg.params.shape}")]
-        self.latest = msg.iteration
+        if model_key(msg.epoch, msg.iteration) < model_key(self.epoch, self.latest):
+            return [Drop("late", f"model for iteration {msg.iteration} < {self.latest}")]
+        # its run epoch too: a worker no plan had used yet has none, and its answer must
+        # carry the model's (the edge drops a vector of another run epoch)
+        self.latest, self.epoch = msg.iteration, msg.epoch
         self.pending = msg
         return []
 

@@ -40,12 +40,16 @@ from services.master.adaptive import (
     Adaptive,
     RefitResult,
     Window,
+    calibrate_unmeasured,
     estimate_system,
+    keep_switch,
+    needs_full_replan,
     plan_json,
     predicted_gain,
     should_switch,
     system_to_json,
     validate_adaptive,
+    window_uncertainty,
 )
 from services.worker.state import WorkerState
 
@@ -73,6 +77,30 @@ def test_should_switch(
     current: float, best: float, threshold: float, same: bool, expected: bool
 ) -> None:
     assert should_switch(current, best, threshold, same) is expected
+
+
+@pytest.mark.parametrize(
+    ("best", "uncertainty", "persisted", "expected"),
+    [
+        (0.80, 0.10, False, True),  # 20 % > 5 % + 10 %: beyond the noise, at once
+        (0.90, 0.10, False, False),  # 10 % > 5 % but within the noise: wait for a 2nd window
+        (0.90, 0.10, True, True),  # ... which agrees
+        (0.97, 0.00, True, False),  # 3 % < 5 %: persistence never lowers the threshold
+        (0.90, -1.0, False, True),  # a negative uncertainty counts as none
+    ],
+)
+def test_should_switch_beyond_the_uncertainty_or_on_a_persistent_gain(
+    best: float, uncertainty: float, persisted: bool, expected: bool
+) -> None:
+    assert should_switch(1.0, best, 0.05, False, uncertainty, persisted) is expected
+
+
+def test_window_uncertainty() -> None:
+    assert window_uncertainty([0.1, 0.1, 0.1]) == pytest.approx(0.0, abs=1e-12)
+    assert window_uncertainty([0.1]) == 1.0  # one iteration: all noise
+    d = [0.1, 0.2, 0.1, 0.2]
+    assert window_uncertainty(d) == pytest.approx(2 * np.std(d, ddof=1) / (0.15 * 2))
+    assert window_uncertainty(d * 25) < window_uncertainty(d) / 4  # more iterations, less
 
 
 def test_predicted_gain() -> None:
@@ -174,6 +202,7 @@ def test_controller_switches_only_for_a_fresh_result_with_enough_gain() -> None:
     ad, system = _adaptive()
     other = plan_scheme(system, "uncoded")
     ad.window.iterations = 2
+    ad.window.durations = [1.0, 1.0]  # no noise: a gain above the threshold switches at once
     assert ad.due()
     job = ad.begin_refit()
     assert not ad.due()  # one re-plan at a time
@@ -194,6 +223,10 @@ def test_adaptive_section_is_validated_naming_the_field() -> None:
         validate_adaptive({"threshold": 1.5})
     with pytest.raises(ValueError, match=r"adaptive.schemes"):
         validate_adaptive({"schemes": ["hgc"]})
+    with pytest.raises(ValueError, match=r"adaptive.recheck"):
+        validate_adaptive({"recheck": "yes"})
+    with pytest.raises(ScenarioError, match=r"adaptive.recheck"):
+        parse_adaptive({"recheck": 1})
     with pytest.raises(ValueError, match=r"adaptive.bogus"):
         validate_adaptive({"bogus": 1})
     with pytest.raises(ScenarioError, match=r"adaptive.window"):
@@ -271,3 +304,205 @@ def test_worker_reloads_on_a_new_plan_and_never_sends_an_old_plan_vector() -> No
     acts = w.handle(GradientDone(1, np.ones(3), 0.1), 0.7)
     up = [a.msg for a in acts if isinstance(a, SendUp)]
     assert len(up) == 1 and isinstance(up[0], WorkerGradient) and up[0].plan_epoch == 1
+
+
+def test_worker_first_used_by_a_later_plan_answers_in_the_models_run_epoch() -> None:
+    """A worker no plan had used gets its first set-up at a switch and the next model while
+    its partitions load: its answer carries that model's run epoch (else the edge drops it
+    and the iteration waits for its deadline)."""
+    w = WorkerState(0, 2)
+    w.handle(Started(), 0.0)
+    msg = WorkerSetup(-1, 0, 2, (1,), np.ones(1), 4, {"kind": "d"}, {"kind": "m"}, plan_epoch=1)
+    assert any(isinstance(a, LoadData) for a in w.handle(Received("edge-0", msg), 0.1))
+    assert w.handle(Received("edge-0", ModelUpdate(24, np.zeros(3), epoch=2)), 0.2) == []
+    acts = w.handle(DataLoaded(20, 3), 0.3)
+    assert [a.iteration for a in acts if isinstance(a, Compute)] == [24]
+    up = [a.msg for a in w.handle(GradientDone(24, np.ones(3), 0.1), 0.4) if isinstance(a, SendUp)]
+    assert len(up) == 1 and isinstance(up[0], WorkerGradient)
+    assert (up[0].epoch, up[0].plan_epoch, up[0].iteration) == (2, 1, 24)
+
+
+# ------------------------------------------- noise alone never switches (negative control)
+def _hetero_system() -> SystemModel:
+    """3 x 3: edge-2's workers are slow, so JNCSS's plan leaves nodes out (unmeasured)."""
+    fast = WorkerProfile(0.05, 40.0, Link(latency_s=0.002))
+    slow = WorkerProfile(0.20, 8.0, Link(latency_s=0.004))
+    e = EdgeProfile(Link(latency_s=0.002))
+    workers = ((fast,) * 3, (fast, fast, slow), (slow,) * 3)
+    return SystemModel(workers, (e,) * 3, gradient_bytes=1000)
+
+
+def _runtime(system: SystemModel, overhead_s: float, factor: float) -> SystemModel:
+    """What the runtime adds on every node, measured or not: per-message overhead on every
+    link, compute slower by ``factor`` (a busy host)."""
+
+    def link(x: Link) -> Link:
+        return dataclasses.replace(x, latency_s=x.latency_s + overhead_s)
+
+    workers = tuple(
+        tuple(
+            dataclasses.replace(
+                w, shift_s=w.shift_s * factor, rate=w.rate / factor, link=link(w.link)
+            )
+            for w in ws
+        )
+        for ws in system.workers
+    )
+    edges = tuple(dataclasses.replace(e, uplink=link(e.uplink)) for e in system.edges)
+    return dataclasses.replace(system, workers=workers, edges=edges)
+
+
+def _observe(ad: Adaptive, truth: SystemModel, rng: np.random.Generator, n: int) -> None:
+    """``n`` iterations of the plan in force drawn from ``truth`` into the open window."""
+    code, g = ad.code, truth.gradient_bytes
+    for _ in range(n):
+        duration = 0.0
+        for i in code.edges:
+            seen = []
+            for j in code.selected_workers(i):
+                w, load = truth.workers[i][j], len(code.placement[i][j]) / code.K
+                c = load * (w.shift_s + rng.exponential(1.0 / w.rate))
+                seen.append((j, c + 2 * w.link.mean_transfer_s(g), c, load))
+            wait = max(a for _, a, _, _ in seen)
+            for j, a, c, load in seen:
+                ad.window.workers.setdefault((i, j), []).append((a, c, wait, load))
+            up = truth.edges[i].uplink.mean_transfer_s(g) * rng.uniform(0.9, 1.1)
+            ad.window.edges.setdefault(i, []).append((up, False))
+            duration = max(duration, wait + 2 * up)
+        ad.window.iterations += 1
+        ad.window.durations.append(duration)
+
+
+def _adaptive_on(prior: SystemModel, threshold: float = 0.05) -> Adaptive:
+    plan = plan_scheme(prior, "hgc-jncss")
+    raw: dict[str, Any] = {"window": 5, "threshold": threshold}
+    raw |= {"system": system_to_json(prior), "plan": plan_json(plan)}
+    return Adaptive(raw, plan.code, dict(plan.code.spec()))
+
+
+def test_noise_and_runtime_overhead_alone_never_switch() -> None:
+    prior = _hetero_system()
+    truth = _runtime(prior, overhead_s=0.01, factor=1.0)  # what a real host adds everywhere
+    ad = _adaptive_on(prior)
+    assert sum(len(ws) for ws in ad.code.workers) < 9  # some nodes are never measured
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        _observe(ad, truth, rng, 5)
+        assert ad.refit() is None
+    assert ad.epoch == 0 and not ad.switches
+
+
+def test_without_calibrating_unmeasured_nodes_the_overhead_looks_like_a_gain() -> None:
+    """The control of the test above: scored without calibration, the plan in force (measured,
+    overhead included) loses against plans over nodes still at their prior."""
+    prior = _hetero_system()
+    truth = _runtime(prior, overhead_s=0.01, factor=1.0)
+    ad = _adaptive_on(prior)
+    _observe(ad, truth, np.random.default_rng(3), 5)
+    job = ad.begin_refit()
+    from services.master.adaptive import run_refit
+
+    biased = run_refit(dataclasses.replace(job, system=ad.system))
+    fair = run_refit(job)
+    assert predicted_gain(biased.current_s, biased.best_s) > 0.05
+    assert predicted_gain(fair.current_s, fair.best_s) < predicted_gain(
+        biased.current_s, biased.best_s
+    )
+
+
+def test_a_real_drift_switches_within_two_windows() -> None:
+    prior = _hetero_system()
+    ad = _adaptive_on(prior)
+    drifted = _runtime(prior, 0.0, 1.0)
+    i, j = ad.code.edges[0], ad.code.selected_workers(ad.code.edges[0])[0]
+    workers = [list(ws) for ws in drifted.workers]
+    workers[i][j] = WorkerProfile(2.0, 1.0, workers[i][j].link)  # throttles 40x
+    drifted = dataclasses.replace(drifted, workers=tuple(tuple(ws) for ws in workers))
+    rng = np.random.default_rng(4)
+    switched = None
+    for _ in range(2):
+        _observe(ad, drifted, rng, 5)
+        switched = switched or ad.refit()
+    assert switched is not None and switched.gain > 0.05
+
+
+def test_calibrate_unmeasured_moves_only_the_nodes_never_measured() -> None:
+    prior = _system(2, 2)
+    truth = _runtime(prior, overhead_s=0.02, factor=2.0)
+    measured = {(0, 0), (0, 1)}
+    mixed = dataclasses.replace(
+        prior,
+        workers=(truth.workers[0], prior.workers[1]),
+        edges=(truth.edges[0], prior.edges[1]),
+    )
+    out = calibrate_unmeasured(mixed, prior, measured, {0})
+    assert out.workers[0] == truth.workers[0] and out.edges[0] == truth.edges[0]
+    assert out.workers[1][1].link.latency_s == pytest.approx(
+        prior.workers[1][1].link.latency_s + 0.02
+    )
+    assert out.workers[1][1].shift_s == prior.workers[1][1].shift_s  # compute: not moved
+    assert out.edges[1].uplink.latency_s == pytest.approx(0.021)
+    # measured faster than the prior: unknown nodes are not assumed faster
+    assert calibrate_unmeasured(truth, truth, set(), set()) == truth
+    fast = _runtime(prior, -0.0005, 1.0)  # links measured faster than the prior
+    assert (
+        calibrate_unmeasured(
+            dataclasses.replace(prior, workers=(fast.workers[0], prior.workers[1])),
+            prior,
+            measured,
+            set(),
+        ).workers[1]
+        == prior.workers[1]
+    )
+
+
+def test_controller_switches_on_a_gain_within_the_noise_only_when_the_next_window_agrees() -> None:
+    ad, system = _adaptive()
+    other = plan_scheme(system, "uncoded")
+    results: list[list[Any]] = []
+    for gains in ([0.15, 0.15], [0.15, 0.0, 0.15]):  # 15 % > 10 %, within 30 % of noise
+        ad, _ = _adaptive()
+        results.append([])
+        for g in gains:
+            ad.window.iterations, ad.window.durations = 2, [0.1, 0.2]
+            job = ad.begin_refit()
+            assert job.uncertainty > 0.3
+            results[-1].append(ad.finish_refit(RefitResult(job, other, 1.0 - g, 1.0)))
+    assert results[0][0] is None and results[0][1] is not None  # two windows agree: switch
+    assert all(r is None for r in results[1])  # interrupted by a window without a gain
+
+
+def test_keep_switch_is_the_measured_test_of_the_predicted_gain() -> None:
+    assert keep_switch([0.2, 0.2, 0.2], [0.1, 0.15, 0.1])  # measured faster: keep
+    assert not keep_switch([0.1, 0.1, 0.12], [0.2, 0.15, 0.2])  # measured slower: back
+    assert keep_switch([0.1], [0.5, 0.5])  # too few measurements before: keep
+
+
+def test_a_switch_the_cluster_refutes_is_reverted_and_never_retried() -> None:
+    ad, system = _adaptive(recheck=True)
+    other = plan_scheme(system, "uncoded")
+    first = ad.code
+    for d in (0.1,) * 2:  # the plan in force: 0.1 s per iteration
+        ad.recent.append(d)
+    ad.window.iterations, ad.window.durations = 2, [0.1, 0.1]
+    job = ad.begin_refit()
+    assert ad.finish_refit(RefitResult(job, other, 0.5, 1.0)) is not None  # predicted 50 %
+    assert ad.verify_switch() is None  # nothing measured on the new plan yet
+    ad.trial[3].extend([1.0, 0.3])  # type: ignore[index]  # the switch-over, then 3x slower
+    assert ad.verify_switch() is None  # the switch-over does not count: one more
+    ad.trial[3].append(0.3)  # type: ignore[index]
+    back = ad.verify_switch()
+    assert back is not None and back.reverted and back.epoch == ad.epoch == 2
+    assert ad.code is first and ad.plan_spec_now()["epoch"] == 2
+    ad.window.iterations, ad.window.durations = 2, [0.1, 0.1]
+    job = ad.begin_refit()
+    assert ad.finish_refit(RefitResult(job, other, 0.5, 1.0)) is None  # refuted: not again
+
+
+def test_needs_full_replan_only_when_the_plan_in_force_moved_beyond_the_noise() -> None:
+    assert needs_full_replan(0.1, None, 0.2, 0)  # no re-plan on this plan yet
+    assert not needs_full_replan(0.11, 0.1, 0.2, 0)  # 10 % within 20 %: re-score only
+    assert needs_full_replan(0.13, 0.1, 0.2, 0)  # 30 %: the cluster changed
+    assert needs_full_replan(0.07, 0.1, 0.2, 0)  # faster too
+    assert needs_full_replan(0.1, 0.1, 0.2, 3)  # every 4th at the latest
+    assert needs_full_replan(float("inf"), 0.1, 0.2, 0)
