@@ -375,6 +375,95 @@ def estimate_system(current: SystemModel, window: Window) -> SystemModel:
     )
 
 
+# ---------------------------------------------------------------- drift (pure)
+DRIFT_RUN = 3  # observations in a row beyond everything the node did before: a drift
+DRIFT_HISTORY = 30  # observations per node kept to judge the next ones by
+DRIFT_MIN_HISTORY = 8  # fewer than this: too little known to call anything a drift
+
+Series = dict[str, list[tuple[float, bool]]]  # "worker-i-j", "worker-i-j/link", "edge-i"
+
+
+def node_series(window: Window) -> Series:
+    """Per node, its observations of one window as (value, censored), in arrival order:
+    a worker's compute time per unit load (a cut-off one: the edge's wait per unit load, a
+    lower bound), its link's round trip, an edge's one-way uplink time."""
+    out: Series = {}
+    for (i, j), seen in window.workers.items():
+        name = f"worker-{i}-{j}"
+        for arrival, compute, wait, load in seen:
+            if load <= 0:
+                continue
+            if arrival < 0:
+                out.setdefault(name, []).append((wait / load, True))
+            elif compute >= 0:
+                out.setdefault(name, []).append((compute / load, False))
+                out.setdefault(name + "/link", []).append((arrival - compute, False))
+    for i, seen_e in window.edges.items():
+        out[f"edge-{i}"] = list(seen_e)
+    return out
+
+
+def _surprise(value: float, censored: bool, before: Sequence[float]) -> bool:
+    """Outside everything in ``before``: above its maximum and 1.5x its median plus 5 ms,
+    or (a value, not a cut-off) below its minimum and 2/3 of its median less 5 ms."""
+    mid = float(np.median(before))
+    if value > max(before) and value > 1.5 * mid + 0.005:
+        return True
+    return not censored and value < min(before) and value < mid / 1.5 - 0.005
+
+
+def drifted(history: Series, window: Window, run: int = DRIFT_RUN) -> dict[str, int]:
+    """Nodes whose last ``run`` (or more) observations are all outside everything in their
+    ``history`` (the observations before this window, :data:`DRIFT_MIN_HISTORY` at least):
+    node name -> how many in a row. Judged against the node's own past, not its fitted
+    profile, so a busy host that inflates every estimate does not hide a drift. For a node
+    that does not change, ``run`` in a row beyond the maximum of h earlier draws has
+    probability run! h! / (h + run)! (~6e-3 at h = 10, ~2e-4 at h = 30, per node); a node
+    that throttles several-fold or a link that degrades to cellular does it every time."""
+    out: dict[str, int] = {}
+    for name, seq in node_series(window).items():
+        before = [v for v, c in history.get(name, []) if not c]
+        if len(before) < DRIFT_MIN_HISTORY:
+            continue
+        n = 0
+        for value, censored in reversed(seq):
+            if not _surprise(value, censored, before):
+                break
+            n += 1
+        if n >= run:
+            out[name.split("/")[0]] = max(n, out.get(name.split("/")[0], 0))
+    return out
+
+
+def remember(history: Series, window: Window, drift: dict[str, int]) -> Series:
+    """``history`` after ``window``: its observations appended (the last
+    :data:`DRIFT_HISTORY` kept per series); a drifted node's series restart from its run
+    (what it was before no longer says what is normal for it)."""
+    out = {k: list(v) for k, v in history.items()}
+    for name, seq in node_series(window).items():
+        node = name.split("/")[0]
+        if node in drift:
+            out[name] = seq[-drift[node] :]
+        else:
+            out[name] = (out.get(name, []) + seq)[-DRIFT_HISTORY:]
+    return out
+
+
+def since_drift(window: Window, nodes: dict[str, int]) -> Window:
+    """``window`` with each drifted node's observations cut to its run beyond the old
+    estimate (what it is now; the ones before the drift describe what it was)."""
+    workers = dict(window.workers)
+    edges = dict(window.edges)
+    for name, n in nodes.items():
+        parts = name.split("-")
+        if parts[0] == "worker":
+            key = (int(parts[1]), int(parts[2]))
+            workers[key] = workers[key][-n:]
+        else:
+            edges[int(parts[1])] = edges[int(parts[1])][-n:]
+    return dataclasses.replace(window, workers=workers, edges=edges)
+
+
 def _median(xs: Sequence[float], floor: float) -> float:
     return max(floor, float(np.median(xs))) if xs else floor
 
@@ -448,6 +537,7 @@ class RefitJob:
     epoch: int  # the plan epoch it was started in (a result for an older one is stale)
     uncertainty: float = 0.0  # window_uncertainty of the window it was fitted on
     candidates: tuple[Plan, ...] = ()  # plans re-scored besides the optimisers' (if any)
+    drift: tuple[str, ...] = ()  # nodes whose drift called this re-plan before its window
 
 
 @dataclass(frozen=True)
@@ -462,8 +552,9 @@ class RefitResult:
     def describe(self) -> str:
         """For the log: the best plan's predicted gain against what a switch needs."""
         gain = predicted_gain(self.current_s, self.best_s)
+        drift = f"drift of {', '.join(self.job.drift)}; " if self.job.drift else ""
         return (
-            f"best predicted gain {gain:.1%} ({self.best.scheme}), window uncertainty "
+            f"{drift}best predicted gain {gain:.1%} ({self.best.scheme}), window uncertainty "
             f"{self.job.uncertainty:.1%}; re-plan took {self.seconds:.1f} s "
             f"({self.cpu_s:.2f} s CPU)"
         )
@@ -515,7 +606,8 @@ def refit_json(job: dict[str, Any]) -> dict[str, Any]:
 
 
 _CHILD = (
-    "import json, sys\n"
+    "import json, os, sys\n"
+    "os.nice(10)\n"
     "from services.master.adaptive import refit_json\n"
     "for line in sys.stdin:\n"
     "    if line.startswith('warm'):\n"
@@ -529,7 +621,9 @@ class Replanner:
     """The optimisers in a child Python that lives as long as the master (JSON lines in and
     out, no pickle): a re-plan never holds the master's interpreter lock, and the child's
     imports are paid once, while the cluster sets up. ``run`` is called on the master's
-    offload thread, one job at a time."""
+    offload thread, one job at a time. The child runs at a lower CPU priority (nice 10): on a
+    host it shares with nodes (every local or single-machine cluster) a re-plan takes idle
+    cycles instead of stalling the iterations it is meant to speed up."""
 
     def __init__(self) -> None:
         self.child = subprocess.Popen(
@@ -603,6 +697,7 @@ class Switch:
     best_s: float
     replan_s: float = 0.0
     reverted: bool = False  # back to the plan before: the measured test refuted the gain
+    drift: tuple[str, ...] = ()  # the drifted nodes that called the re-plan, if any
 
     @property
     def gain(self) -> float:
@@ -666,6 +761,7 @@ class Adaptive:
         self.trial: tuple[Plan, LiftedCode, list[float], list[float]] | None = None
         self.rejected: list[Plan] = []  # plans a measured test refuted: never switched to
         self.recent: list[float] = []  # the last window's durations (the plan in force)
+        self.history: Series = {}  # per node, its recent observations (drifted)
 
     # -------------------------------------------------------- what the master sends
     def plan_spec_now(self) -> dict[str, Any]:
@@ -736,14 +832,23 @@ class Adaptive:
 
     # -------------------------------------------------------- the decision
     def due(self) -> bool:
-        """A window is complete and no re-plan is running."""
-        return self.window.iterations >= self.spec.window and not self.busy
+        """A window is complete, or a node drifted (:func:`drifted`), and no re-plan is
+        running: a drift is acted on within :data:`DRIFT_RUN` iterations, not a window."""
+        if self.busy:
+            return False
+        if self.window.iterations >= self.spec.window:
+            return True
+        return self.window.iterations >= DRIFT_RUN and bool(drifted(self.history, self.window))
 
     def begin_refit(self) -> RefitJob:
         """Refit on the window (cheap, here) and hand the re-plan (the optimisers, ~1 s on a
         3x3 topology) to the caller, which runs :func:`run_refit` off the I/O loop."""
         self._flush_pending()
         w = self.window
+        drift = drifted(self.history, w)
+        self.history = remember(self.history, w, drift)
+        if drift:  # each drifted node: only what it is now
+            w = since_drift(w, drift)
         self.system = estimate_system(self.system, w)
         self.measured_workers |= {k for k, v in w.workers.items() if sum(a >= 0 for a, *_ in v) > 1}
         self.measured_edges |= {i for i, v in w.edges.items() if sum(not c for _, c in v) > 1}
@@ -755,9 +860,11 @@ class Adaptive:
         uncertainty = window_uncertainty(w.durations)
         current = self._current()
         now_s = expected_time(scored, current) if self.last_full_s is not None else math.inf
-        if needs_full_replan(now_s, self.last_full_s, uncertainty, self.light_in_a_row):
+        if drift or needs_full_replan(now_s, self.last_full_s, uncertainty, self.light_in_a_row):
             self.light_in_a_row = 0
-            return RefitJob(scored, current, self.spec.schemes, self.epoch, uncertainty)
+            return RefitJob(
+                scored, current, self.spec.schemes, self.epoch, uncertainty, drift=tuple(drift)
+            )
         self.light_in_a_row += 1
         last = () if self.last_best is None else (self.last_best,)
         return RefitJob(scored, current, (), self.epoch, uncertainty, (current, *last))
@@ -778,6 +885,9 @@ class Adaptive:
         # the previous refit (another window) also found the plan in force worse than some
         # plan by more than the threshold: two independent windows agree
         persisted, self.behind = self.behind, False
+        # a drift is evidence of its own (a node outside its estimate's tail several times
+        # in a row): the window's noise need not be waited out
+        persisted = persisted or bool(result.job.drift)
         threshold = self.spec.threshold
         if not same and predicted_gain(result.current_s, result.best_s) > threshold:
             self.behind = True
@@ -795,7 +905,14 @@ class Adaptive:
         inner = code_from_spec(best.code_spec)
         assert is_hierarchical_code(inner)
         self.code = LiftedCode(inner, self.topology, best.edges, best.workers)
-        switch = Switch(self.epoch, best, result.current_s, result.best_s, result.seconds)
+        switch = Switch(
+            self.epoch,
+            best,
+            result.current_s,
+            result.best_s,
+            result.seconds,
+            drift=result.job.drift,
+        )
         self.switches.append(switch)
         return switch
 

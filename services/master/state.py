@@ -457,12 +457,14 @@ class MasterState:
                 return [*acts, Log(f"master: iteration {a.iteration}: re-plan: {why}")], None
         self.code = ad.code
         self.aggregation = aggregation_for(self.code)
+        why = f" on a drift of {', '.join(switch.drift)}" if switch.drift else ""
         acts += [
             Log(
                 f"master: iteration {a.iteration}: plan switch to epoch {switch.epoch} "
                 f"({switch.plan.scheme}: edges {list(switch.plan.edges)}, workers "
                 f"{[list(w) for w in switch.plan.workers]}, s_e={switch.plan.s_e} "
-                f"s_w={switch.plan.s_w}); predicted gain {switch.gain:.1%} "
+                f"s_w={switch.plan.s_w}){why}; "
+                f"predicted gain {switch.gain:.1%} "
                 f"(E[T] {switch.current_s:.4f} s -> {switch.best_s:.4f} s; re-plan took "
                 f"{switch.replan_s:.1f} s)"
                 if not switch.reverted
@@ -491,6 +493,7 @@ class MasterState:
             "predicted_after_s": switch.best_s,
             "replan_s": switch.replan_s,
             "reverted": switch.reverted,
+            "drift": list(switch.drift),
         }
         return acts, info
 

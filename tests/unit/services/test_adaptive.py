@@ -41,11 +41,15 @@ from services.master.adaptive import (
     RefitResult,
     Window,
     calibrate_unmeasured,
+    drifted,
     estimate_system,
     keep_switch,
     needs_full_replan,
+    node_series,
     plan_json,
     predicted_gain,
+    remember,
+    run_refit,
     should_switch,
     system_to_json,
     validate_adaptive,
@@ -424,6 +428,68 @@ def test_a_real_drift_switches_within_two_windows() -> None:
         _observe(ad, drifted, rng, 5)
         switched = switched or ad.refit()
     assert switched is not None and switched.gain > 0.05
+
+
+def _throttled(ad: Adaptive, system: SystemModel, factor: float) -> tuple[SystemModel, str]:
+    """``system`` with the first selected worker of the plan in force ``factor`` x slower."""
+    i, j = ad.code.edges[0], ad.code.selected_workers(ad.code.edges[0])[0]
+    workers = [list(ws) for ws in system.workers]
+    w = workers[i][j]
+    workers[i][j] = dataclasses.replace(w, shift_s=w.shift_s * factor, rate=w.rate / factor)
+    return dataclasses.replace(
+        system, workers=tuple(tuple(ws) for ws in workers)
+    ), f"worker-{i}-{j}"
+
+
+@pytest.mark.parametrize(("factor", "expect_drift"), [(6.0, True), (1.0, False)])
+def test_a_drift_is_acted_on_within_three_iterations_not_a_window(
+    factor: float, expect_drift: bool
+) -> None:
+    """A worker that throttles 6x (laptop -> Pi 3) calls a re-plan after 3 iterations, before
+    its window of 5 is complete, and the switch does not wait for a second window; the same
+    cluster unchanged (control) waits for its window and does not switch."""
+    prior = _hetero_system()
+    ad = _adaptive_on(prior)
+    rng = np.random.default_rng(11)
+    for _ in range(3):  # 15 iterations of history, no drift
+        _observe(ad, prior, rng, 5)
+        assert ad.refit() is None
+    truth, node = _throttled(ad, prior, factor)
+    _observe(ad, truth, rng, 3)
+    assert ad.due() is expect_drift
+    if not expect_drift:
+        return
+    job = ad.begin_refit()
+    assert job.drift == (node,) and job.schemes  # the optimisers run on a drift
+    switch = ad.finish_refit(run_refit(job))
+    assert switch is not None and switch.drift == (node,) and switch.gain > 0.05
+
+
+def test_drift_detector_false_alarms_are_rare_on_a_stationary_cluster() -> None:
+    """100 windows of 5 iterations of the prior itself: the detector judges every node of the
+    plan against its own past; false alarms stay within the bound its docstring gives."""
+    prior = _hetero_system()
+    ad = _adaptive_on(prior)
+    rng = np.random.default_rng(5)
+    history: dict[str, list[tuple[float, bool]]] = {}
+    alarms = checks = 0
+    for _ in range(100):
+        ad.window = Window()
+        _observe(ad, prior, rng, 5)
+        found = drifted(history, ad.window)
+        checks += len(node_series(ad.window))
+        alarms += len(found)
+        history = remember(history, ad.window, found)
+    assert checks > 500 and alarms <= 3
+
+
+def test_edge_uplink_degrading_to_cellular_is_a_drift() -> None:
+    history = {"edge-0": [(0.003 + 0.001 * (k % 3), False) for k in range(12)]}
+    w = Window(edges={0: [(0.004, False), (0.07, False), (0.075, False), (0.071, True)]})
+    assert drifted(history, w) == {"edge-0": 3}
+    w_ok = Window(edges={0: [(0.004, False), (0.07, False), (0.004, False), (0.071, False)]})
+    assert drifted(history, w_ok) == {}  # one spike is not a drift
+    assert drifted({"edge-0": history["edge-0"][:5]}, w) == {}  # too little history
 
 
 def test_calibrate_unmeasured_moves_only_the_nodes_never_measured() -> None:
