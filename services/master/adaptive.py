@@ -403,55 +403,86 @@ def node_series(window: Window) -> Series:
     return out
 
 
-def _surprise(value: float, censored: bool, before: Sequence[float]) -> bool:
-    """Outside everything in ``before``: above its maximum and 1.5x its median plus 5 ms,
-    or (a value, not a cut-off) below its minimum and 2/3 of its median less 5 ms."""
-    mid = float(np.median(before))
-    if value > max(before) and value > 1.5 * mid + 0.005:
+def _surprise(value: float, censored: bool, before: tuple[float, float, float]) -> bool:
+    """Outside everything ``before`` (its maximum, minimum and median) says: above its
+    maximum and 1.5x its median plus 5 ms, or (a value, not a cut-off) below its minimum and
+    2/3 of its median less 5 ms."""
+    top, bottom, mid = before
+    if value > top and value > 1.5 * mid + 0.005:
         return True
-    return not censored and value < min(before) and value < mid / 1.5 - 0.005
+    return not censored and value < bottom and value < mid / 1.5 - 0.005
 
 
-def drifted(history: Series, window: Window, run: int = DRIFT_RUN) -> dict[str, int]:
-    """Nodes whose last ``run`` (or more) observations are all outside everything in their
-    ``history`` (the observations before this window, :data:`DRIFT_MIN_HISTORY` at least):
-    node name -> how many in a row. Judged against the node's own past, not its fitted
+class DriftTracker:
+    """Per node, a run of observations beyond everything the node did before the run.
+
+    Fed each window's observations as they come (:meth:`observe`, only the new ones). An
+    observation outside the stats (maximum, minimum, median) of the node's last
+    :data:`DRIFT_HISTORY` observations before it starts a run; the run goes on while every
+    next one is outside those same stats. Judged against the node's own past, not its fitted
     profile, so a busy host that inflates every estimate does not hide a drift. For a node
     that does not change, ``run`` in a row beyond the maximum of h earlier draws has
-    probability run! h! / (h + run)! (~6e-3 at h = 10, ~2e-4 at h = 30, per node); a node
-    that throttles several-fold or a link that degrades to cellular does it every time."""
-    out: dict[str, int] = {}
-    for name, seq in node_series(window).items():
-        before = [v for v, c in history.get(name, []) if not c]
-        if len(before) < DRIFT_MIN_HISTORY:
-            continue
-        n = 0
-        for value, censored in reversed(seq):
-            if not _surprise(value, censored, before):
-                break
-            n += 1
-        if n >= run:
-            out[name.split("/")[0]] = max(n, out.get(name.split("/")[0], 0))
-    return out
+    probability run! h! / (h + run)! (~6e-3 at h = 10, ~2e-4 at h = 30, per node and
+    iteration); a node that throttles several-fold or a link that degrades to cellular does
+    it every time. O(1) per observation: the master calls it every iteration."""
 
+    def __init__(self) -> None:
+        self.series: Series = {}
+        self.run: dict[str, int] = {}  # series -> length of its current run
+        self.stats: dict[str, tuple[float, float, float]] = {}  # the run's reference
+        self.fed: dict[str, int] = {}  # series -> observations of this window fed
 
-def remember(history: Series, window: Window, drift: dict[str, int]) -> Series:
-    """``history`` after ``window``: its observations appended (the last
-    :data:`DRIFT_HISTORY` kept per series); a drifted node's series restart from its run
-    (what it was before no longer says what is normal for it)."""
-    out = {k: list(v) for k, v in history.items()}
-    for name, seq in node_series(window).items():
-        node = name.split("/")[0]
-        if node in drift:
-            out[name] = seq[-drift[node] :]
+    def _feed(self, name: str, value: float, censored: bool) -> None:
+        seq = self.series.setdefault(name, [])
+        ref = self.stats.get(name)
+        if ref is not None and _surprise(value, censored, ref):
+            self.run[name] += 1
         else:
-            out[name] = (out.get(name, []) + seq)[-DRIFT_HISTORY:]
-    return out
+            self.stats.pop(name, None)
+            before = sorted([v for v, c in seq if not c][-DRIFT_HISTORY:])
+            self.run[name] = 0
+            if len(before) >= DRIFT_MIN_HISTORY:
+                ref = (before[-1], before[0], before[len(before) // 2])
+                if _surprise(value, censored, ref):
+                    self.run[name], self.stats[name] = 1, ref
+        seq.append((value, censored))
+        del seq[: -2 * DRIFT_HISTORY]
+
+    def observe(self, window: Window) -> None:
+        """Feed ``window``'s observations not fed yet (windows only grow until
+        :meth:`new_window`)."""
+        for name, seq in node_series(window).items():
+            for value, censored in seq[self.fed.get(name, 0) :]:
+                self._feed(name, value, censored)
+            self.fed[name] = len(seq)
+
+    def new_window(self) -> None:
+        self.fed = {}
+
+    def drifted(self, run: int = DRIFT_RUN) -> dict[str, int]:
+        """Node name -> its run, for the nodes with a run of ``run`` or more."""
+        out: dict[str, int] = {}
+        for name, n in self.run.items():
+            node = name.split("/")[0]
+            if n >= run and n > out.get(node, 0):
+                out[node] = n
+        return out
+
+    def restart(self, nodes: dict[str, int]) -> None:
+        """Drifted nodes: their history is their run from now on (what they did before no
+        longer says what is normal for them)."""
+        for name in list(self.series):
+            node = name.split("/")[0]
+            if node in nodes:
+                n = self.run.get(name, 0)
+                self.series[name] = self.series[name][-n:] if n else []
+                self.run[name] = 0
+                self.stats.pop(name, None)
 
 
 def since_drift(window: Window, nodes: dict[str, int]) -> Window:
-    """``window`` with each drifted node's observations cut to its run beyond the old
-    estimate (what it is now; the ones before the drift describe what it was)."""
+    """``window`` with each drifted node's observations cut to its run (what it is now; the
+    ones before the drift describe what it was)."""
     workers = dict(window.workers)
     edges = dict(window.edges)
     for name, n in nodes.items():
@@ -761,7 +792,7 @@ class Adaptive:
         self.trial: tuple[Plan, LiftedCode, list[float], list[float]] | None = None
         self.rejected: list[Plan] = []  # plans a measured test refuted: never switched to
         self.recent: list[float] = []  # the last window's durations (the plan in force)
-        self.history: Series = {}  # per node, its recent observations (drifted)
+        self.drift = DriftTracker()  # per node, runs beyond its own past
 
     # -------------------------------------------------------- what the master sends
     def plan_spec_now(self) -> dict[str, Any]:
@@ -838,15 +869,18 @@ class Adaptive:
             return False
         if self.window.iterations >= self.spec.window:
             return True
-        return self.window.iterations >= DRIFT_RUN and bool(drifted(self.history, self.window))
+        self.drift.observe(self.window)
+        return self.window.iterations >= DRIFT_RUN and bool(self.drift.drifted())
 
     def begin_refit(self) -> RefitJob:
         """Refit on the window (cheap, here) and hand the re-plan (the optimisers, ~1 s on a
         3x3 topology) to the caller, which runs :func:`run_refit` off the I/O loop."""
         self._flush_pending()
         w = self.window
-        drift = drifted(self.history, w)
-        self.history = remember(self.history, w, drift)
+        self.drift.observe(w)
+        drift = self.drift.drifted()
+        self.drift.restart(drift)
+        self.drift.new_window()
         if drift:  # each drifted node: only what it is now
             w = since_drift(w, drift)
         self.system = estimate_system(self.system, w)
