@@ -787,6 +787,10 @@ class Adaptive:
         self.last_full_s: float | None = None
         self.last_best: Plan | None = None
         self.light_in_a_row = 0
+        if self.initial_scheme == "hgc-adaptive":  # the planner's best on the prior: the
+            # first re-plans only re-score it, unless the estimates move beyond the noise
+            self.last_full_s = expected_time(self.prior, self._current())
+            self.last_best = self._current()
         # the measured test of the last switch: (plan before, its code, durations before,
         # durations since); None when no switch is on trial
         self.trial: tuple[Plan, LiftedCode, list[float], list[float]] | None = None
