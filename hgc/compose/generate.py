@@ -464,8 +464,8 @@ def prometheus_config(
     """Scrape every node of the stack by service name; ``node`` and ``role`` target labels
     (the metrics carry their own ``edge``/``worker`` labels, so those names are not reused).
 
-    ``nodes``: the stack's scenario node names (``stack_nodes(plan, scenario).to_topology.values()``);
-    default every node of the scenario."""
+    ``nodes``: the stack's scenario node names
+    (``stack_nodes(plan, scenario).to_topology.values()``); default every node of the scenario."""
     names = list(scenario.node_names() if nodes is None else nodes)
     unknown = sorted(set(names) - set(scenario.node_names()))
     if unknown:
