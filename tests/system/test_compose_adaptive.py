@@ -154,10 +154,12 @@ def test_adaptive_stack_switches_plan_and_stays_gradient_descent(
     epochs = [r["plan_epoch"] for r in records]
     assert epochs == sorted(epochs) and epochs[-1] >= 1, epochs
     switched = [r["plan_switch"] for r in records if r.get("plan_switch")]
-    assert scraped == len(switched) == epochs[-1]
+    assert scraped == len(switched) == epochs[-1], (scraped, switched)
     assert "plan switch to epoch 1" in log and "predicted gain" in log
-    # the plan in force at the end leaves out at least one slow edge
-    assert {"edge-0", "edge-1"} - set(switched[-1]["edges"]), switched[-1]
+    # the first switch leaves out a slow edge (a later one may revert it: the measured test
+    # of the predicted gain, services/master/adaptive.py, on a loaded machine)
+    assert not switched[0]["reverted"], switched
+    assert {"edge-0", "edge-1"} - set(switched[0]["edges"]), switched
 
     reference = reference_trace(stack.config)
     assert list(trace["iterations"]) == list(range(ITERATIONS))
