@@ -199,6 +199,7 @@ def run_stack_probe(
     opts: StackProbe,
     stream: TextIO | None = None,
     run: Runner = docker,
+    poll_s: float = 1.0,
 ) -> Any:
     """Run the probe schemes as stacks, one after the other, and collect the estimator's
     input from their records (``calibrate.Observations``), as ``calibrate.run_probe`` does
@@ -223,7 +224,7 @@ def run_stack_probe(
         if opts.engine == "compose":
             run_compose(file, project, opts, run)
         else:
-            run_swarm(file, project, opts, run)
+            run_swarm(file, project, opts, run, poll_s)
         print(f"[calibrate] {project}: done in {time.monotonic() - started:.1f} s", file=stream)
         record = out / scheme / "record.jsonl"
         if not record.is_file():
