@@ -82,8 +82,9 @@ def test_adaptive_master_config_is_the_launchers(drifting: Any) -> None:
     emulation = config["emulation_spec"]
     # every node emulated under its topology name, drift included
     assert set(emulation) == set(drifting.node_names()) - {"master"}
-    assert emulation["worker-1-0"]["changes"][0]["iteration"] == 15
-    assert emulation["edge-0"]["link_changes"][0]["iteration"] == 10
+    faults = {(f.node, f.action): f.iteration for f in drifting.faults}
+    assert emulation["worker-1-0"]["changes"][0]["iteration"] == faults["worker-1-0", "set-device"]
+    assert emulation["edge-0"]["link_changes"][0]["iteration"] == faults["edge-0", "set-link"]
     assert "changes" not in emulation["worker-1-1"]  # only the drifting worker
 
 
