@@ -167,6 +167,25 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], str]] = [
         [('{__name__=~"hgc_(master|edge)_peers_alive"}', "{{node}}")],
         "Children each parent currently hears from.",
     ),
+    (
+        "Plan switches (hgc-adaptive)",
+        "timeseries",
+        "short",
+        [
+            ("max(hgc_master_plan_switches_total)", "switches"),
+            ("max(hgc_master_plan_epoch)", "plan epoch in force"),
+        ],
+        "hgc-adaptive only: plan switches so far and the epoch of the plan in force (the "
+        "nodes it uses: the table above). Static schemes export neither.",
+    ),
+    (
+        "Predicted gain of the last switch (hgc-adaptive)",
+        "stat",
+        "percentunit",
+        [("max(hgc_master_plan_predicted_gain_ratio)", "gain")],
+        "1 - new E[T] / old E[T] of the last switch, as the optimiser predicted it on the "
+        "master's estimates (docs/adaptive.md).",
+    ),
 ]
 
 

@@ -11,10 +11,14 @@ import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from hgc.cli import UsageError
 
-HELP = "probe a local cluster and write a scenario with the fitted per-node profiles"
+HELP = (
+    "probe a local cluster (or a compose / swarm stack: --stack) and write a scenario with "
+    "the fitted per-node profiles"
+)
 MIN_ITERATIONS = 5
 
 
@@ -32,6 +36,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fitted", type=Path, help="fitted scenario to write (default <out>/fitted.yaml)"
     )
+    parser.add_argument(
+        "--stack",
+        choices=("compose", "swarm"),
+        help="probe as container stacks instead of local processes: each probe scheme runs as "
+        "the stack `hgc compose` generates (compose: docker compose on this engine; swarm: "
+        "docker stack deploy on this manager, which must hold the hgc.master label)",
+    )
+    parser.add_argument(
+        "--image", help="with --stack: the prebuilt node image (default hgc-edge:latest)"
+    )
+    parser.add_argument(
+        "--network",
+        help="with --stack: the stack's --network (kernel: tc in each container, default; "
+        "in-process; off)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"SCENARIO: no such file {args.scenario}")
     if args.iterations < MIN_ITERATIONS:
         raise UsageError(f"--iterations: must be >= {MIN_ITERATIONS}, got {args.iterations}")
+    if args.stack is None:
+        for flag in ("image", "network"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag}: only with --stack compose|swarm")
     from common.scenario import ScenarioError, load_scenario
     from hgc.testbed import calibrate as cal
     from hgc.testbed.runfolder import RunFolderError, prepare_folder
@@ -64,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     if fitted.is_dir() or not fitted.parent.is_dir():
         raise UsageError(f"--fitted: cannot write a file at {fitted}")
     try:
-        obs = cal.run_probe(args.scenario, scenario, args.iterations, out)
+        if args.stack is None:
+            obs = cal.run_probe(args.scenario, scenario, args.iterations, out)
+        else:
+            obs = _stack_probe(args, scenario, out)
     except RuntimeError as exc:
         print(f"hgc calibrate: {exc}")
         return 1
@@ -86,3 +112,20 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"wrote {fitted} and {json_path}")
     return 0
+
+
+def _stack_probe(args: argparse.Namespace, scenario: Any, out: Path) -> Any:
+    """The probe as container stacks (``hgc.testbed.calibrate_stack``)."""
+    from hgc.testbed import calibrate_stack as cs
+
+    opts = cs.StackProbe(
+        engine=args.stack,
+        image=args.image or cs.StackProbe.image,
+        network=args.network or cs.StackProbe.network,
+        curve=scenario.security_curve,
+    )
+    try:
+        cs.check_probe(opts)
+    except cs.StackProbeError as exc:
+        raise UsageError(str(exc)) from None
+    return cs.run_stack_probe(scenario, args.iterations, out.resolve(), opts)

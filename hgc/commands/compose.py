@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         stack = build_stack(scenario, opts, plan)
         config = master_config(scenario, opts, plan)
         prom_config = prometheus_config(
-            scenario, nodes=list(stack_nodes(plan).to_topology.values())
+            scenario, nodes=list(stack_nodes(plan, scenario).to_topology.values())
         )
     except GenerateError as exc:
         raise UsageError(str(exc)) from exc
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         print("WARNING: CURVE is off: the stack's nodes accept any client", file=sys.stderr)
     try:
         if opts.curve:
-            _write_keys(out.parent / opts.keys_dir, key_nodes(plan))
+            _write_keys(out.parent / opts.keys_dir, key_nodes(plan, scenario))
         out.write_text(header + yaml.safe_dump(stack, sort_keys=False, width=100))
         (out.parent / opts.master_config_file).write_text(json.dumps(config, indent=2) + "\n")
         prom.parent.mkdir(parents=True, exist_ok=True)

@@ -117,19 +117,28 @@ def check_options(opts: StackOptions) -> None:
 def plan_stack(scenario: Scenario, opts: StackOptions) -> Plan:
     """The plan the stack runs: the launcher's own ``scenario_plan`` (same scheme, same plan)."""
     check_options(opts)
-    if opts.scheme == "hgc-adaptive":  # every node must run; the stack has the plan's only
-        raise GenerateError(
-            "--scheme 'hgc-adaptive': not supported by hgc compose yet (it needs every node "
-            "of the scenario running); use hgc run, or another scheme"
-        )
     try:
         return nodeconfig.scenario_plan(scenario, opts.scheme)
     except ValueError as exc:
         raise GenerateError(f"--scheme {opts.scheme!r} on this scenario: {exc}") from exc
 
 
-def stack_nodes(plan: Plan) -> nodeconfig.NodeMap:
-    """Cluster node (position in the plan) -> scenario node name, as the launcher maps them."""
+def stack_layout(scenario: Scenario, plan: Plan) -> Plan:
+    """The nodes the stack runs, as a plan over them: the plan itself, or for ``hgc-adaptive``
+    every node of the topology at its own position (the plan in force picks among them at
+    run time; the master's ``emulation_spec`` is keyed the same way, as ``hgc run`` does)."""
+    if nodeconfig.is_adaptive(plan):
+        return nodeconfig.scenario_plan(scenario, "uncoded")
+    return plan
+
+
+def stack_nodes(plan: Plan, scenario: Scenario | None = None) -> nodeconfig.NodeMap:
+    """Cluster node (position in the plan) -> scenario node name, as the launcher maps them
+    (``nodeconfig.run_map``: every node for ``hgc-adaptive``, which needs ``scenario``)."""
+    if scenario is not None:
+        return nodeconfig.run_map(scenario, plan)
+    if nodeconfig.is_adaptive(plan):
+        raise GenerateError("hgc-adaptive: stack_nodes needs the scenario (every node runs)")
     return nodeconfig.NodeMap.of(plan)
 
 
@@ -217,7 +226,7 @@ def node_services(
     device and link profile) and its position in the plan (``HGC_EDGE``/``HGC_WORKER``,
     which the code and the master's ``emulation_spec`` are indexed by). For a fixed scheme
     the two coincide."""
-    plan = plan or plan_stack(scenario, opts)
+    plan = stack_layout(scenario, plan or plan_stack(scenario, opts))
     services: dict[str, dict[str, Any]] = {}
     master = _node_service(
         opts,
@@ -330,10 +339,15 @@ def _mount_keys(service: dict[str, Any], cluster_node: str, children: list[str])
         )
 
 
-def key_nodes(plan: Plan) -> dict[str, str | None]:
-    """The plan's nodes (cluster names: positions in the plan) -> parent, for ``hgc keys``."""
+def key_nodes(plan: Plan, scenario: Scenario | None = None) -> dict[str, str | None]:
+    """The stack's nodes (cluster names: positions in the plan) -> parent, for ``hgc keys``
+    (``scenario`` given: the stack's layout, every node for ``hgc-adaptive``)."""
     from common.runtime.security import tree_parents
 
+    if scenario is not None:
+        plan = stack_layout(scenario, plan)
+    elif nodeconfig.is_adaptive(plan):
+        raise GenerateError("hgc-adaptive: key_nodes needs the scenario (every node runs)")
     return tree_parents([len(w) for w in plan.workers])
 
 
@@ -424,7 +438,8 @@ def monitoring_configs(opts: StackOptions) -> dict[str, dict[str, str]]:
 def build_stack(scenario: Scenario, opts: StackOptions, plan: Plan | None = None) -> dict[str, Any]:
     """The whole compose document (a dict ready for ``yaml.safe_dump``)."""
     plan = plan or plan_stack(scenario, opts)
-    keys = key_files(opts, plan) if opts.curve else {"secrets": {}, "configs": {}}
+    layout = stack_layout(scenario, plan)
+    keys = key_files(opts, layout) if opts.curve else {"secrets": {}, "configs": {}}
     nodes = node_services(scenario, opts, plan)
     apply_platforms(
         {"services": nodes}, node_platforms(scenario, opts.arm64, list(nodes)), opts.image
@@ -449,8 +464,8 @@ def prometheus_config(
     """Scrape every node of the stack by service name; ``node`` and ``role`` target labels
     (the metrics carry their own ``edge``/``worker`` labels, so those names are not reused).
 
-    ``nodes``: the stack's scenario node names (``stack_nodes(plan).to_topology.values()``);
-    default every node of the scenario."""
+    ``nodes``: the stack's scenario node names
+    (``stack_nodes(plan, scenario).to_topology.values()``); default every node of the scenario."""
     names = list(scenario.node_names() if nodes is None else nodes)
     unknown = sorted(set(names) - set(scenario.node_names()))
     if unknown:

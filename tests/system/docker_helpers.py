@@ -242,7 +242,7 @@ def scenario_stack(
         from common.runtime.security import write_keys
         from hgc.compose.generate import key_nodes, plan_stack
 
-        write_keys(workdir / opts.keys_dir, key_nodes(plan_stack(scenario, opts)))
+        write_keys(workdir / opts.keys_dir, key_nodes(plan_stack(scenario, opts), scenario))
     if training:
         config["training"].update(training)
     if model_spec:
