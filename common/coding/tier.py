@@ -24,9 +24,13 @@ import numpy as np
 from common.coding.errors import DecodeError
 from common.coding.gauss import (
     GAUSS_SEEDS,
+    LD,
     gauss_decode_weights,
     gauss_encoding_matrix,
     gauss_generator,
+    warn_if_narrow,
+    wide_batch_weights,
+    wide_encoding_matrix,
 )
 from common.coding.lagrange import (
     DEFAULT_POINTS,
@@ -58,7 +62,15 @@ class Tier:
     seed: int | None = None  # gauss only: the seed of G and u
     gen: np.ndarray | None = None  # gauss only: G, shape (N, N - s)
     target: np.ndarray | None = None  # gauss only: u, shape (N - s,)
+    # gauss only, extended precision (docs/numerics.md "Wide tiers"): B to longdouble, the
+    # weights refined to longdouble, vectors sent as hi + lo and combined in longdouble. ``B``
+    # is then this matrix rounded to float64.
+    B_wide: np.ndarray | None = None
     _cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def wide(self) -> bool:
+        return self.B_wide is not None
 
     @property
     def needed(self) -> int:
@@ -70,6 +82,10 @@ class Tier:
 
         Raises :class:`DecodeError` for too few, repeated or out-of-range responders.
         """
+        return self.wide_weights(responders, what).astype(np.float64)
+
+    def wide_weights(self, responders: Sequence[int], what: str = "nodes") -> np.ndarray:
+        """As :meth:`weights`, in longdouble for a wide tier (float64 for the others)."""
         resp = [int(r) for r in responders]
         if len(resp) < self.needed:
             raise DecodeError(
@@ -90,7 +106,7 @@ class Tier:
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)), None)
             self._cache[key] = w_sorted
-        out = np.zeros(len(resp))
+        out = np.zeros(len(resp), dtype=w_sorted.dtype)
         pos = {node: idx for idx, node in enumerate(key)}
         out[: self.needed] = [w_sorted[pos[r]] for r in first]
         return out
@@ -102,6 +118,8 @@ class Tier:
             return decode_weights(self.points[list(nodes)], self.beta)
         if self.kind == "gauss":
             assert self.gen is not None and self.target is not None
+            if self.wide:
+                return wide_batch_weights(self.gen, self.target, [nodes])[0]
             return gauss_decode_weights(self.gen, self.target, nodes)
         if self.kind == "unit":
             return np.ones(len(nodes))
@@ -192,20 +210,47 @@ def gauss_tier(
     holders: Sequence[Sequence[int]],
     label: str = "",
     seed: int | None = None,
+    wide: bool = False,
 ) -> Tier:
     """A random-Gaussian tier over holder sets with |T_k| >= s+1 (``unit`` when s = 0, ``fr``
     when the holder sets are disjoint groups, as for :func:`lagrange_tier`).
 
     With ``seed=None`` the seeds 0..GAUSS_SEEDS-1 are scored by their worst-case error
     estimate and the best kept (the choice travels in the code's spec); pass the recorded
-    ``seed`` to rebuild the same tier without searching.
+    ``seed`` to rebuild the same tier without searching. ``wide``: the extended-precision
+    version of the same code (:func:`widen`).
     """
     hs = tuple(tuple(int(x) for x in T) for T in holders)
     if s == 0 or disjoint_groups(hs):
         return lagrange_tier(N, s, hs, label=label)
-    if seed is not None:
-        return _gauss(N, s, hs, label, seed)
-    return _gauss(N, s, hs, label, best_seed(N, s, tuple(sorted(set(hs)))))
+    if seed is None:
+        seed = best_seed(N, s, tuple(sorted(set(hs))))
+    tier = _gauss(N, s, hs, label, seed)
+    return widen(tier) if wide else tier
+
+
+def widen(tier: Tier) -> Tier:
+    """The wide (extended-precision) version of a Gaussian tier: same G, u and support; B and
+    the decode weights refined to longdouble (common/coding/gauss.py). Warns once where
+    longdouble is only float64."""
+    if tier.kind != "gauss" or tier.gen is None or tier.target is None:
+        raise ValueError(f"{tier.label}: only a gauss tier can be wide, not {tier.kind}")
+    if tier.wide:
+        return tier
+    warn_if_narrow()
+    B_wide = wide_encoding_matrix(tier.gen, tier.target, tier.holders)
+    return Tier(
+        "gauss",
+        tier.N,
+        tier.s,
+        tier.holders,
+        frozen(B_wide.astype(np.float64)),
+        label=tier.label,
+        seed=tier.seed,
+        gen=tier.gen,
+        target=tier.target,
+        B_wide=frozen(B_wide.astype(LD)),
+    )
 
 
 @functools.lru_cache(maxsize=256)
