@@ -268,7 +268,10 @@ def _wide(spec: dict[str, Any], n_edges: int, gauss: dict[str, Any] | None) -> l
         or not all(isinstance(x, bool) for x in w)
         or (
             any(w)
-            and (gauss is None or any(x and s is None for x, s in zip(w, gauss["workers"])))
+            and (
+                gauss is None
+                or any(x and s is None for x, s in zip(w, gauss["workers"], strict=False))
+            )
         )
     ):
         raise CodeSpecError(

@@ -33,6 +33,8 @@ def tier_eps(tier: Tier) -> float:
     accumulation, hi + lo vectors) for a wide tier, whose output is then rounded once to
     float64 (the ε the hierarchical estimate adds per edge)."""
     return WIDE_EPS if tier.wide else EPS
+
+
 EXHAUSTIVE_LIMIT = 5_000
 SAMPLES = 2_000
 
@@ -301,7 +303,9 @@ def measured_decode_error(
             if wide[i]:
                 w = code.edge_decode_weights_wide(i, F_i)  # type: ignore[attr-defined]
                 edge_out[(i, F_i)] = combine_wide(
-                    [z[i][j][0] for j in F_i], [z[i][j][1] for j in F_i], w  # type: ignore[misc]
+                    [z[i][j][0] for j in F_i],
+                    [z[i][j][1] for j in F_i],
+                    w,  # type: ignore[misc]
                 )
             else:
                 w = code.edge_decode_weights(i, F_i)  # type: ignore[attr-defined]
