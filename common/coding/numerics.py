@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -258,30 +258,19 @@ def hierarchical_pattern_count(code: object) -> int:
     return e[n - s_e]
 
 
-def measured_decode_error(
-    code: object,
-    P: int = 8,
-    exhaustive_limit: int = 100_000,
-    samples: int = 10_000,
-    seed: int = 0,
-) -> tuple[float, int]:
-    """Worst relative error ||ĝ - Σ g_k|| / ||Σ g_k|| of the decode the runtime runs, measured
-    (float64; for a wide worker tier the longdouble encode, the hi + lo split and the
-    longdouble edge combine of ``common.coding.combine``).
-
-    Random partition gradients g_k (shape (K, P), standard normal); every straggler pattern
-    if there are at most ``exhaustive_limit``, otherwise ``samples`` random ones plus the
-    adversarial ones: every edge set of ``adversarial_patterns`` (consecutive windows of edge
-    indices, wrap-around included, and of edge points) combined with every r-th worker
-    window, the same r under every edge that answers (so all edges lose their r-th window
-    at once). Returns (worst error, patterns tried).
-    """
+def pattern_decoder(
+    code: object, P: int = 8, seed: int = 0
+) -> tuple[Callable[[tuple[int, ...], dict[int, tuple[int, ...]]], float], np.random.Generator]:
+    """``decode(F, choice)``: the relative error of the runtime's decode (module docstring of
+    :func:`measured_decode_error`) for edge responders ``F`` and worker responders
+    ``choice[i]`` of each edge in F, on random partition gradients g_k (shape (K, P), standard
+    normal from ``seed``); and the generator, to draw patterns from after the gradients."""
     from common.coding.combine import combine_wide, split_wide
 
     rng = np.random.default_rng(seed)
     G = rng.standard_normal((code.K, P))  # type: ignore[attr-defined]
     want = G.sum(axis=0)
-    n, m = code.n_edges, code.workers_per_edge  # type: ignore[attr-defined]
+    n = code.n_edges  # type: ignore[attr-defined]
     wide = [bool(code.worker_tiers[i].wide) for i in range(n)]  # type: ignore[attr-defined]
     G_ld = G.astype(LD)
 
@@ -319,6 +308,29 @@ def measured_decode_error(
         got = sum((ai * y(i, choice[i]) for ai, i in zip(a, F, strict=True)), np.zeros(P))
         return float(np.linalg.norm(got - want) / np.linalg.norm(want))
 
+    return decode, rng
+
+
+def measured_decode_error(
+    code: object,
+    P: int = 8,
+    exhaustive_limit: int = 100_000,
+    samples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, int]:
+    """Worst relative error ||ĝ - Σ g_k|| / ||Σ g_k|| of the decode the runtime runs, measured
+    (float64; for a wide worker tier the longdouble encode, the hi + lo split and the
+    longdouble edge combine of ``common.coding.combine``).
+
+    Random partition gradients g_k (shape (K, P), standard normal); every straggler pattern
+    if there are at most ``exhaustive_limit``, otherwise ``samples`` random ones plus the
+    adversarial ones: every edge set of ``adversarial_patterns`` (consecutive windows of edge
+    indices, wrap-around included, and of edge points) combined with every r-th worker
+    window, the same r under every edge that answers (so all edges lose their r-th window
+    at once). Returns (worst error, patterns tried).
+    """
+    decode, rng = pattern_decoder(code, P, seed)
+    n, m = code.n_edges, code.workers_per_edge  # type: ignore[attr-defined]
     worst, tried = 0.0, 0
     s_e, s_w = code.s_e, code.s_w  # type: ignore[attr-defined]
     if hierarchical_pattern_count(code) <= exhaustive_limit:
