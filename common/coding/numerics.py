@@ -291,10 +291,9 @@ def pattern_decoder(
         if (i, F_i) not in edge_out:
             if wide[i]:
                 w = code.edge_decode_weights_wide(i, F_i)  # type: ignore[attr-defined]
+                los = [z[i][j][1] for j in F_i]
                 edge_out[(i, F_i)] = combine_wide(
-                    [z[i][j][0] for j in F_i],
-                    [z[i][j][1] for j in F_i],
-                    w,  # type: ignore[misc]
+                    [z[i][j][0] for j in F_i], [lo for lo in los if lo is not None], w
                 )
             else:
                 w = code.edge_decode_weights(i, F_i)  # type: ignore[attr-defined]

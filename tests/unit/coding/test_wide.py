@@ -168,3 +168,24 @@ def test_narrow_platform_warns_once_and_chooses_no_wide_tier(
     tier = gauss_tier(20, 8, tier_family(20, 8), seed=0)
     assert wide_choice(tier, [tier], lambda e, w: 1.0) is None
     assert EPS > 0
+
+
+def test_the_simulator_charges_the_lo_part_of_a_wide_tier_on_the_worker_uplink() -> None:
+    import dataclasses
+    import math
+
+    from common.perf import make_plan
+    from common.perf.api import expected_time
+    from tests.unit.perf.helpers import system
+
+    sysm = system((7, 7), rate=math.inf, shift=0.01, gradient_bytes=40_000)  # deterministic
+    plan = make_plan("hgc", [0, 1], [list(range(7))] * 2, s_e=1, s_w=3)
+    spec = dict(plan.code_spec, gauss={"edge": None, "workers": [0, 1]})
+    narrow = dataclasses.replace(plan, code_spec=spec)
+    wide = dataclasses.replace(plan, code_spec=dict(spec, wide=[True, True]))
+    # worker link 1e7 B/s: a 40,000-byte vector takes 4 ms, with its 20,000-byte lo part 6 ms
+    for method in ("exact", "mc"):
+        extra = expected_time(sysm, wide, method, iterations=200) - expected_time(
+            sysm, narrow, method, iterations=200
+        )
+        assert extra == pytest.approx(0.5 * 40_000 / 1e7, rel=0.05), method
