@@ -32,7 +32,9 @@ WORST = {
     "s_w": 19,
     "K": 488,
     "orders": {"edge": 0, "workers": [0] * 8},
-    "gauss": {"edge": 0, "workers": [5] * 8},  # what make_code chooses (test_grid checks)
+    # the float64 grid's worst code as make_code built it before wide tiers (edge seed 0, the
+    # best of 6 then; now the best of 64 by amplification, below)
+    "gauss": {"edge": 0, "workers": [5] * 8},
 }
 # a tail responder set of the (61, 19) seed-5 worker tier, found by scoring 20,000 random sets
 TAIL_STRAGGLERS = (1, 5, 6, 15, 18, 21, 23, 27, 29, 35, 36, 41, 43, 47, 49, 50, 52, 53, 55)
@@ -189,3 +191,15 @@ def test_the_simulator_charges_the_lo_part_of_a_wide_tier_on_the_worker_uplink()
             sysm, narrow, method, iterations=200
         )
         assert extra == pytest.approx(0.5 * 40_000 / 1e7, rel=0.05), method
+
+
+def test_the_master_tier_seed_minimises_its_amplification_over_every_set() -> None:
+    holders = tier_family(8, 4)
+    chosen = gauss_tier(8, 4, holders)
+    _, amp = tier_error(chosen, exhaustive_limit=10**4)
+    _, amp0 = tier_error(gauss_tier(8, 4, holders, seed=0), exhaustive_limit=10**4)
+    # measured: 156 with seed 0 (the best of 0..5 by estimate), 61 with the best of 64
+    assert amp <= 0.5 * amp0
+    for seed in range(64):  # no other seed is better by more than the 1/16-decade buckets
+        _, a = tier_error(gauss_tier(8, 4, holders, seed=seed), exhaustive_limit=10**4)
+        assert amp <= a * 10 ** (1 / 16)
