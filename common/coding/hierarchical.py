@@ -158,6 +158,18 @@ class HierarchicalCode:
                 [[float(c) for c in coefs] for coefs in edge] for edge in self.worker_coefficients
             ],
             "edge_targets": [[float(b) for b in row] for row in self.edge_targets],
+            **self._wide_json(),
+        }
+
+    def _wide_json(self) -> dict[str, Any]:
+        """Wide worker tiers: the float64 remainders of their longdouble coefficients."""
+        if not self.worker_coefficients_lo:
+            return {}
+        return {
+            "worker_coefficients_lo": [
+                None if edge is None else [[float(c) for c in lo] for lo in edge]
+                for edge in self.worker_coefficients_lo
+            ]
         }
 
 

@@ -72,6 +72,9 @@ def test_the_spec_records_wide_tiers_and_rebuilds_them_exactly(
 ) -> None:
     narrow, wide = worst_codes
     assert "wide" not in narrow.spec() and wide.spec()["wide"] == [True] * 8
+    assert "worker_coefficients_lo" not in narrow.to_json()
+    lo_json = wide.to_json()["worker_coefficients_lo"]
+    assert len(lo_json) == 8 and len(lo_json[0]) == 61 and any(any(x) for x in lo_json[0])
     again = code_from_spec(wide.spec())
     assert isinstance(again, HierarchicalCode)
     for i in range(8):
