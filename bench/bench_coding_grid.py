@@ -53,7 +53,7 @@ WORST_REGION: tuple[tuple[int, int, int, int], ...] = (
     (8, 61, 4, 24),  # worst builder estimate (1.96e-7)
     *((8, m, 4, s_w) for m in (41, 53, 64) for s_w in (m // 4, m // 3, m // 2, 2 * m // 3)),
     *((8, m, s_e, m // 3) for m in (44, 57) for s_e in (3, 5)),
-    (8, 64, 4, 32),
+    (8, 64, 4, 48),
     (8, 64, 4, 16),
     (8, 40, 4, 20),
     (8, 59, 4, 29),
