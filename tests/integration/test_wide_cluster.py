@@ -67,3 +67,80 @@ def test_wide_tier_training_with_a_killed_worker_is_gradient_descent() -> None:
     assert err < 1e-9, f"worst relative error {err:.3g}"
     lo_bytes = 6 * reference.shape[1] * 4
     assert sent[0] - sent[1] > 0.5 * lo_bytes, f"sent bytes {sent}, lo parts {lo_bytes}"
+
+
+def _edge_running(code: HierarchicalCode, edge: int, P: int) -> tuple[Any, list[Any]]:
+    """The edge's state machine with the real code, set up, its workers ready, model 0 out;
+    returns it and the set-up messages it sent."""
+    from common.runtime.messages import EdgeSetup, ModelUpdate, Ready, Register
+    from services.common.actions import Received, SendDown, Started
+    from services.edge.state import EdgeState
+
+    e = EdgeState(edge, lambda spec: code)
+    e.handle(Started(), 0.0)
+    m = code.workers_per_edge[edge]
+    for j in range(m):
+        node = f"worker-{edge}-{j}"
+        e.handle(Received(node, Register(-1, "worker", node, edge, j)), 0.0)
+    acts = e.handle(
+        Received("master", EdgeSetup(-1, edge, SPEC, {"kind": "d"}, {"kind": "m"})), 0.0
+    )
+    setups = [a.msg for a in acts if isinstance(a, SendDown)]
+    for j in range(m):
+        node = f"worker-{edge}-{j}"
+        e.handle(Received(node, Ready(-1, node, edge, j)), 1.0)
+    e.handle(Received("master", ModelUpdate(0, np.zeros(P))), 2.0)
+    return e, setups
+
+
+def test_the_edge_ships_lo_coefficients_checks_lo_parts_and_combines_in_longdouble() -> None:
+    from common.coding.combine import split_wide
+    from common.runtime.messages import EdgeGradient, WorkerGradient
+    from services.common.actions import Drop, Received, SendUp
+
+    code = code_from_spec(SPEC)
+    assert isinstance(code, HierarchicalCode)
+    P = 5
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal((code.K, P))
+    want = code.edge_targets[0] @ g  # what edge 0 must output: sum_k target_k g_k
+    e, setups = _edge_running(code, 0, P)
+    assert len(setups) == 7
+    for j, s in enumerate(setups):  # the coefficients travel as the exact float64 pair
+        assert np.array_equal(s.coefficients_lo, code.worker_coefficients_lo[0][j])  # type: ignore[index]
+    sent = {}
+    for j in range(7):
+        c = code.worker_coefficients_wide(0, j)
+        sent[j] = split_wide(c @ g[list(code.placement[0][j])].astype(np.longdouble))
+
+    def grad(j: int, lo: np.ndarray | None) -> Received:
+        hi = sent[j][0]
+        msg = (
+            WorkerGradient(0, 0, j, hi, 0.1)
+            if lo is None
+            else WorkerGradient(0, 0, j, hi, 0.1, lo=lo)
+        )
+        return Received(f"worker-0-{j}", msg)
+
+    # hostile or stale lo parts are dropped and counted as malformed, the vector not used
+    for bad in (
+        None,
+        sent[0][1].astype(np.float64),
+        sent[0][1][:3],
+        np.full(P, np.nan, np.float32),
+    ):
+        acts = e.handle(grad(0, bad), 3.0)
+        reasons = [a.reason for a in acts if isinstance(a, Drop)]
+        assert reasons in (["malformed"], ["non_finite"]), (bad, reasons)
+    ups = []
+    for j in range(1, 5):  # m - s_w = 4 answers: decoded
+        ups += [a.msg for a in e.handle(grad(j, sent[j][1]), 3.0 + j) if isinstance(a, SendUp)]
+    (out,) = ups
+    assert isinstance(out, EdgeGradient) and out.responders == (1, 2, 3, 4)
+    assert np.linalg.norm(out.vector - want) <= 1e-14 * np.linalg.norm(want)
+    # the float64 edge refuses a lo part (its workers never send one)
+    e1, setups1 = _edge_running(code, 1, P)
+    assert all(s.coefficients_lo.size == 0 for s in setups1)
+    msg = WorkerGradient(0, 1, 0, np.ones(P), 0.1, lo=np.zeros(P, np.float32))
+    acts = e1.handle(Received("worker-1-0", msg), 3.0)
+    assert [a.reason for a in acts if isinstance(a, Drop)] == ["malformed"]
