@@ -144,3 +144,59 @@ def test_the_edge_ships_lo_coefficients_checks_lo_parts_and_combines_in_longdoub
     msg = WorkerGradient(0, 1, 0, np.ones(P), 0.1, lo=np.zeros(P, np.float32))
     acts = e1.handle(Received("worker-1-0", msg), 3.0)
     assert [a.reason for a in acts if isinstance(a, Drop)] == ["malformed"]
+
+
+def test_the_worker_checks_lo_coefficients_and_sends_hi_plus_lo() -> None:
+    import dataclasses
+
+    from common.runtime.messages import WorkerGradient, WorkerSetup
+    from services.common.actions import (
+        DataLoaded,
+        Drop,
+        GradientDone,
+        LoadData,
+        Received,
+        SendUp,
+        Started,
+    )
+    from services.worker.compute import WorkerData, coded_gradient
+    from services.worker.state import WorkerState
+
+    hi, lo = np.array([1.0, 2.0]), np.array([2.0**-60, -(2.0**-59)])
+    setup = WorkerSetup(-1, 0, 1, (0, 1), hi, 4, {"kind": "d"}, {"kind": "m"}, coefficients_lo=lo)
+    for bad in (lo[:1], lo.astype(np.float32), np.array([np.inf, 0.0])):
+        w = WorkerState(0, 1)
+        w.handle(Started(), 0.0)
+        (drop,) = w.handle(Received("edge-0", dataclasses.replace(setup, coefficients_lo=bad)), 0.0)
+        assert isinstance(drop, Drop) and drop.reason == "malformed"
+    w = WorkerState(0, 1)
+    w.handle(Started(), 0.0)
+    (load,) = w.handle(Received("edge-0", setup), 0.0)
+    assert isinstance(load, LoadData) and load.coefficients.dtype == np.longdouble
+    assert np.array_equal(load.coefficients, hi.astype(np.longdouble) + lo)
+    w.handle(DataLoaded(10), 0.0)
+
+    class Model:  # two partitions' gradient sums: 1/3 and 1 per entry
+        n_params = 3
+
+        def gradient_sum(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return np.full(3, float(X[0, 0]))
+
+    data = WorkerData(
+        Model(),  # type: ignore[arg-type]
+        load.coefficients,
+        [np.full((1, 1), 1 / 3), np.ones((1, 1))],
+        [np.zeros(1), np.zeros(1)],
+        (0, 1),
+    )
+    z = coded_gradient(data, np.zeros(3))
+    assert z.dtype == np.longdouble
+    assert np.all(z == load.coefficients[0] * np.longdouble(1 / 3) + load.coefficients[1])
+    acts = w.handle(GradientDone(0, z, 0.1), 1.0)
+    (msg,) = [a.msg for a in acts if isinstance(a, SendUp)]
+    assert isinstance(msg, WorkerGradient)
+    assert msg.vector.dtype == np.float64 and msg.lo.dtype == np.float32
+    assert np.all(np.abs(msg.vector.astype(np.longdouble) + msg.lo - z) <= np.abs(z) * 2.0**-77)
+    from common.coding.gauss import WIDE_AVAILABLE
+
+    assert np.any(msg.lo != 0) or not WIDE_AVAILABLE  # the bits beyond float64 are sent
