@@ -192,6 +192,10 @@ def code_from_spec(spec: dict[str, Any], *, tolerance: float | None = None) -> C
     s_e, s_w = _field(spec, "s_e", int), _field(spec, "s_w", int)
     orders = _orders(spec, len(m) if scheme != "hgc-hetero" else None)
     gauss = _gauss(spec, len(m))
+    wide = _wide(spec, len(m), gauss)
+    if wide is not None:
+        assert gauss is not None
+        gauss = {**gauss, "wide": wide}
     if scheme == "hgc-hetero":
         placement = _field(spec, "placement", list)
         return code_from_placement(
@@ -250,6 +254,31 @@ def _gauss(spec: dict[str, Any], n_edges: int) -> dict[str, Any] | None:
             f"per edge]}} with seeds integers >= 0, got {g!r}"
         )
     return g
+
+
+def _wide(spec: dict[str, Any], n_edges: int, gauss: dict[str, Any] | None) -> list[bool] | None:
+    """The optional ``wide`` field of a hierarchical spec: [bool per edge], true only for an
+    edge whose worker tier is Gaussian (``gauss.workers`` has its seed)."""
+    if "wide" not in spec:
+        return None
+    w = spec["wide"]
+    if (
+        not isinstance(w, list)
+        or len(w) != n_edges
+        or not all(isinstance(x, bool) for x in w)
+        or (
+            any(w)
+            and (
+                gauss is None
+                or any(x and s is None for x, s in zip(w, gauss["workers"], strict=False))
+            )
+        )
+    ):
+        raise CodeSpecError(
+            "code spec: field 'wide' must be [true or false per edge], true only where "
+            f"'gauss' gives that edge's worker tier a seed, got {w!r}"
+        )
+    return w
 
 
 def _flat_seed(spec: dict[str, Any]) -> dict[str, Any] | None:

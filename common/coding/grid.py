@@ -30,10 +30,10 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from common.coding.hierarchical import gauss_choice
-from common.coding.numerics import EPS, pattern_array, tier_error, tier_estimate
+from common.coding.hierarchical import gauss_choice, wide_choice
+from common.coding.numerics import EPS, pattern_array, tier_eps, tier_error, tier_estimate
 from common.coding.placement import coverage, cyclic_placement
-from common.coding.tier import Tier, gauss_tier, lagrange_tier
+from common.coding.tier import Tier, gauss_tier, lagrange_tier, widen
 
 VERIFY_SEED = 7919  # not the builder's 0: independent patterns
 VERIFY_SAMPLES = 4_000
@@ -68,7 +68,7 @@ class TierNumbers:
 
     @property
     def verified(self) -> float:
-        return self.verified_delta + self.verified_amp * EPS
+        return self.verified_delta + self.verified_amp * tier_eps(self.tier)
 
 
 class FamilyCache:
@@ -82,8 +82,10 @@ class FamilyCache:
         key = (N, s, kind)
         if key not in self.tiers:
             holders = tier_family(N, s)
-            build = gauss_tier if kind == "gauss" else lagrange_tier
-            tier = build(N, s, holders)
+            if kind == "wide":  # the wide version of the gauss family (same seed)
+                tier = widen(self.get(N, s, "gauss").tier)
+            else:
+                tier = (gauss_tier if kind == "gauss" else lagrange_tier)(N, s, holders)
             delta, amp = tier_error(tier)
             pats = pattern_array(N, s, VERIFY_EXHAUSTIVE, VERIFY_SAMPLES, VERIFY_SEED, tier.points)
             vd, va = tier_error(tier, None, VERIFY_EXHAUSTIVE, VERIFY_SAMPLES, VERIFY_SEED)
@@ -100,8 +102,11 @@ class FamilyCache:
     def alternative(self, tier: Tier) -> Tier:
         return self.get(tier.N, tier.s, "gauss").tier
 
+    def widened(self, tier: Tier) -> Tier:
+        return self.get(tier.N, tier.s, "wide").tier
+
     def numbers(self, tier: Tier) -> TierNumbers:
-        kind = "gauss" if tier.kind == "gauss" else "lagrange"
+        kind = "lagrange" if tier.kind != "gauss" else "wide" if tier.wide else "gauss"
         return self.get(tier.N, tier.s, kind)
 
 
@@ -120,6 +125,7 @@ class GridCode:
     worker_seed: int | None
     estimate: float  # the builder's estimate (what make_code checks against its tolerance)
     verified: float  # composed bound on independent patterns
+    worker_wide: bool = False  # the worker tiers are wide (extended precision)
 
     @property
     def label(self) -> str:
@@ -159,6 +165,9 @@ def grid_code(cache: FamilyCache, n: int, m: int, s_e: int, s_w: int) -> GridCod
             edge = cache.get(n, s_e, "gauss").tier
         if choice["workers"][0] is not None:
             worker = cache.get(m, s_w, "gauss").tier
+            wide = wide_choice(edge, [worker] * n, estimate, cache.widened)
+            if wide is not None and wide[0]:
+                worker = cache.get(m, s_w, "wide").tier
     est = estimate(edge, [worker])
     if edge.kind in real:
         e_num = cache.numbers(edge)
@@ -179,6 +188,7 @@ def grid_code(cache: FamilyCache, n: int, m: int, s_e: int, s_w: int) -> GridCod
         worker.seed,
         est,
         verified,
+        worker.wide,
     )
 
 

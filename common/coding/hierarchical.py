@@ -12,7 +12,15 @@ import numpy as np
 from common.coding.errors import InfeasibleCodeError
 from common.coding.lagrange import DEFAULT_POINTS
 from common.coding.placement import Placement, coverage
-from common.coding.tier import Tier, fr_tier, frozen, gauss_tier, ignore_tier, lagrange_tier
+from common.coding.tier import (
+    Tier,
+    fr_tier,
+    frozen,
+    gauss_tier,
+    ignore_tier,
+    lagrange_tier,
+    widen,
+)
 
 VARIANTS = ("lagrange", "fr", "ignore")
 
@@ -42,6 +50,10 @@ class HierarchicalCode:
     worker_tiers: tuple[Tier, ...] = field(repr=False)
     points: str = DEFAULT_POINTS
     is_flat: bool = False
+    # wide worker tiers (docs/numerics.md): worker (i, j)'s coefficients are the longdouble
+    # numbers worker_coefficients[i][j] + worker_coefficients_lo[i][j] (a float64 pair holds
+    # a longdouble exactly); None for the edges whose worker tier is not wide
+    worker_coefficients_lo: tuple[tuple[np.ndarray, ...] | None, ...] = ()
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -65,6 +77,25 @@ class HierarchicalCode:
         if not 0 <= i < self.n_edges:
             raise InfeasibleCodeError(f"edge index {i} out of range 0..{self.n_edges - 1}")
         return self.worker_tiers[i].weights(responders, "workers")
+
+    def edge_is_wide(self, i: int) -> bool:
+        """True when edge i's worker tier is wide: its workers send hi + lo vectors and the
+        edge combines them in longdouble (:meth:`edge_decode_weights_wide`)."""
+        return bool(self.worker_tiers[i].wide)
+
+    def edge_decode_weights_wide(self, i: int, responders: Sequence[int]) -> np.ndarray:
+        """As :meth:`edge_decode_weights`, in longdouble for a wide worker tier."""
+        if not 0 <= i < self.n_edges:
+            raise InfeasibleCodeError(f"edge index {i} out of range 0..{self.n_edges - 1}")
+        return self.worker_tiers[i].wide_weights(responders, "workers")
+
+    def worker_coefficients_wide(self, i: int, j: int) -> np.ndarray:
+        """Worker (i, j)'s coefficients in longdouble (hi + lo; just hi if not wide)."""
+        from common.coding.gauss import LD
+
+        hi = self.worker_coefficients[i][j].astype(LD)
+        lo = self.worker_coefficients_lo[i] if self.worker_coefficients_lo else None
+        return hi if lo is None else hi + lo[j].astype(LD)
 
     def master_decode_weights(self, responders: Sequence[int]) -> np.ndarray:
         """(len(responders),) weights for the master; only the first n - s_e are non-zero."""
@@ -105,6 +136,9 @@ class HierarchicalCode:
                     "edge": self.edge_tier.seed if self.edge_tier.kind == "gauss" else None,
                     "workers": [t.seed if t.kind == "gauss" else None for t in self.worker_tiers],
                 }
+            if any(t.wide for t in self.worker_tiers):
+                # extended-precision worker tiers (docs/code-json.md); absent: none
+                out["wide"] = [bool(t.wide) for t in self.worker_tiers]
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -124,10 +158,24 @@ class HierarchicalCode:
                 [[float(c) for c in coefs] for coefs in edge] for edge in self.worker_coefficients
             ],
             "edge_targets": [[float(b) for b in row] for row in self.edge_targets],
+            **self._wide_json(),
+        }
+
+    def _wide_json(self) -> dict[str, Any]:
+        """Wide worker tiers: the float64 remainders of their longdouble coefficients."""
+        if not self.worker_coefficients_lo:
+            return {}
+        return {
+            "worker_coefficients_lo": [
+                None if edge is None else [[float(c) for c in lo] for lo in edge]
+                for edge in self.worker_coefficients_lo
+            ]
         }
 
 
 GAUSS_SWITCH = 1e-9  # Lagrange estimate above which tiers are offered Gaussian coefficients
+# estimate (after the Gaussian choice) above which Gaussian worker tiers are made wide
+WIDE_SWITCH = 1e-10
 
 
 def build_hierarchical(
@@ -166,7 +214,52 @@ def build_hierarchical(
         "edge": code.edge_tier.order,
         "workers": [t.order for t in code.worker_tiers],
     }
-    return _build(scheme, placement, K, s_e, s_w, variant, points, auto_orders, choice)
+    code = _build(scheme, placement, K, s_e, s_w, variant, points, auto_orders, choice)
+    wide = wide_choice(code.edge_tier, code.worker_tiers, _code_estimate)
+    if wide is None:
+        return code
+    return _build(
+        scheme, placement, K, s_e, s_w, variant, points, auto_orders, {**choice, "wide": wide}
+    )
+
+
+def wide_choice(
+    edge_tier: Tier,
+    worker_tiers: Sequence[Tier],
+    estimate: Callable[[Tier, Sequence[Tier]], float],
+    alternative: Callable[[Tier], Tier] = widen,
+) -> list[bool] | None:
+    """Which Gaussian worker tiers a new code makes wide (docs/numerics.md "Wide tiers"):
+    none if the code's estimate is at most ``WIDE_SWITCH`` or longdouble is only float64
+    here; else every Gaussian worker tier whose wide version has the smaller tier estimate,
+    kept if the whole code's estimate improves. Returns the spec's ``wide`` list or None.
+    ``alternative(tier)`` (default :func:`widen`) lets the grid check reuse built tiers."""
+    from common.coding.gauss import WIDE_AVAILABLE
+    from common.coding.numerics import tier_estimate
+
+    if not WIDE_AVAILABLE:
+        return None
+    est = estimate(edge_tier, worker_tiers)
+    if est <= WIDE_SWITCH:
+        return None
+    seen: dict[tuple, Tier | None] = {}
+
+    def alt_for(tier: Tier) -> Tier | None:
+        if tier.kind != "gauss" or tier.wide:
+            return None
+        key = (tier.N, tier.s, tier.seed, tuple(sorted(tier.holders)))
+        if key not in seen:
+            alt = alternative(tier)
+            seen[key] = alt if tier_estimate(alt) < tier_estimate(tier) else None
+        return seen[key]
+
+    alts = [alt_for(t) for t in worker_tiers]
+    if all(x is None for x in alts):
+        return None
+    mixed = [t if x is None else x for t, x in zip(worker_tiers, alts, strict=True)]
+    if not estimate(edge_tier, mixed) < est:
+        return None
+    return [x is not None for x in alts]
 
 
 def _code_estimate(edge_tier: Tier, worker_tiers: Sequence[Tier]) -> float:
@@ -268,18 +361,20 @@ def _build(
         )
     worker_tiers = []
     coefs = []
+    coefs_lo: list[tuple[np.ndarray, ...] | None] = []
     chosen: dict[tuple, int] = {}  # same holder structure -> same ordering (search once)
     for i, edge in enumerate(placement):
         items = sorted(worker_holders[i])
         holders = [worker_holders[i][k] for k in items]
         label = f"edge {i}"
         seed = None if gauss is None else gauss["workers"][i]
+        wide = gauss is not None and bool((gauss.get("wide") or [False] * n)[i])
         if variant == "fr":
             tier = fr_tier(m[i], s_w, holders, label=label)
         elif variant == "ignore":
             tier = ignore_tier(m[i], s_w, holders, label=label)
         elif seed is not None:
-            tier = gauss_tier(m[i], s_w, holders, label, seed)
+            tier = gauss_tier(m[i], s_w, holders, label, seed, wide=wide)
         else:
             key = (m[i], tuple(sorted(holders)))
             order = orders["workers"][i] if orders is not None else chosen.get(key)
@@ -287,6 +382,30 @@ def _build(
             chosen.setdefault(key, tier.order)
         worker_tiers.append(tier)
         col = {k: c for c, k in enumerate(items)}
+        if tier.B_wide is not None:
+            # longdouble products, shipped as a float64 pair hi + lo (exact for longdouble)
+            from common.coding.gauss import LD
+
+            wide_rows = [
+                np.array(
+                    [
+                        tier.B_wide[j, col[k]] * LD(edge_tier.B[i, k]) if k in col else LD(0)
+                        for k in parts
+                    ],
+                    dtype=LD,
+                )
+                for j, parts in enumerate(edge)
+            ]
+            his = [x.astype(np.float64) for x in wide_rows]
+            coefs.append(tuple(his))
+            coefs_lo.append(
+                tuple(
+                    frozen((x - h.astype(LD)).astype(np.float64))
+                    for x, h in zip(wide_rows, his, strict=True)
+                )
+            )
+            continue
+        coefs_lo.append(None)
         coefs.append(
             tuple(
                 np.array(
@@ -314,4 +433,5 @@ def _build(
         edge_tier=edge_tier,
         worker_tiers=tuple(worker_tiers),
         points=points,
+        worker_coefficients_lo=tuple(coefs_lo) if any(x is not None for x in coefs_lo) else (),
     )

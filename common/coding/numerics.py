@@ -18,14 +18,23 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from common.coding.gauss import gauss_batch_weights
+from common.coding.gauss import LD, WIDE_EPS, gauss_batch_weights, wide_batch_weights
 from common.coding.tier import Tier
 
 EPS = float(np.finfo(np.float64).eps)
+
+
+def tier_eps(tier: Tier) -> float:
+    """Unit rounding of a tier's vector arithmetic: float64, or the wide pipeline's (longdouble
+    accumulation, hi + lo vectors) for a wide tier, whose output is then rounded once to
+    float64 (the ε the hierarchical estimate adds per edge)."""
+    return WIDE_EPS if tier.wide else EPS
+
+
 EXHAUSTIVE_LIMIT = 5_000
 SAMPLES = 2_000
 
@@ -122,7 +131,8 @@ def _distinct_columns(tier: Tier) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     for k, T in enumerate(tier.holders):
         first.setdefault(tuple(sorted(T)), k)
     cols = list(first.values())
-    return tier.B[:, cols], list(first)
+    B = tier.B if tier.B_wide is None else tier.B_wide
+    return B[:, cols], list(first)
 
 
 def tier_error(
@@ -153,17 +163,20 @@ def tier_error_on(
     distinct columns of B, W B and |W| |B|, instead of a gather of B's rows per set.
     """
     B, _ = _distinct_columns(tier)
-    absB = np.abs(B) if node_error is None else np.abs(B) * node_error[:, None]
+    dtype = LD if tier.wide else np.float64
+    absB = np.abs(B).astype(np.float64)
+    if node_error is not None:
+        absB = absB * node_error[:, None]
     worst_delta = 0.0
     worst_amp = 0.0
     chunk = max(1, 4_000_000 // max(1, tier.N * max(idx.shape[1], B.shape[1])))
     rows_of = np.arange(min(chunk, len(idx)))[:, None]
     for lo in range(0, len(idx), chunk):  # bounded memory for many sets of large tiers
         sets = idx[lo : lo + chunk]
-        W = np.zeros((len(sets), tier.N))
+        W = np.zeros((len(sets), tier.N), dtype=dtype)
         W[rows_of[: len(sets)], sets] = batch_weights(tier, sets)
-        worst_delta = max(worst_delta, float(np.max(np.abs(W @ B - 1.0))))
-        worst_amp = max(worst_amp, float(np.max(np.abs(W) @ absB)))
+        worst_delta = max(worst_delta, float(np.max(np.abs(W @ B - 1))))
+        worst_amp = max(worst_amp, float(np.max(np.abs(W).astype(np.float64) @ absB)))
     return worst_delta, worst_amp
 
 
@@ -171,6 +184,8 @@ def batch_weights(tier: Tier, sets: np.ndarray) -> np.ndarray:
     """(count, N - s) decode weights of sorted responder sets (each row as ``Tier._compute``)."""
     if tier.kind == "gauss":  # one batched LU solve instead of thousands of small ones
         assert tier.gen is not None and tier.target is not None
+        if tier.wide:
+            return wide_batch_weights(tier.gen, tier.target, sets)
         return gauss_batch_weights(tier.gen, tier.target, sets)
     if tier.kind == "lagrange":
         assert tier.points is not None
@@ -202,18 +217,19 @@ def tier_key(tier: Tier) -> tuple:
     """What determines a tier's coefficients and decoder (tiers with equal keys are equal)."""
     pts = None if tier.points is None else tier.points.tobytes()
     holders = tuple(sorted(map(tuple, tier.holders)))
-    return (tier.kind, tier.N, tier.s, pts, tier.beta, tier.seed, holders)
+    return (tier.kind, tier.N, tier.s, pts, tier.beta, tier.seed, holders, tier.wide)
 
 
 def tier_estimate(tier: Tier) -> float:
-    """δ + A·ε of one tier on its own (its worst-case relative decode error, first order);
+    """δ + A·ε of one tier on its own (its worst-case relative decode error, first order; ε
+    is :func:`tier_eps`: the wide pipeline's for a wide tier);
     remembered per :func:`tier_key` (the builders compare the same tiers several times)."""
     key = tier_key(tier)
     if key not in _TIER_ESTIMATES:
         if len(_TIER_ESTIMATES) >= _TIER_ESTIMATES_MAX:
             _TIER_ESTIMATES.pop(next(iter(_TIER_ESTIMATES)))
         delta, amp = tier_error(tier)
-        _TIER_ESTIMATES[key] = delta + amp * EPS
+        _TIER_ESTIMATES[key] = delta + amp * tier_eps(tier)
     return _TIER_ESTIMATES[key]
 
 
@@ -242,6 +258,58 @@ def hierarchical_pattern_count(code: object) -> int:
     return e[n - s_e]
 
 
+def pattern_decoder(
+    code: object, P: int = 8, seed: int = 0
+) -> tuple[Callable[[tuple[int, ...], dict[int, tuple[int, ...]]], float], np.random.Generator]:
+    """``decode(F, choice)``: the relative error of the runtime's decode (module docstring of
+    :func:`measured_decode_error`) for edge responders ``F`` and worker responders
+    ``choice[i]`` of each edge in F, on random partition gradients g_k (shape (K, P), standard
+    normal from ``seed``); and the generator, to draw patterns from after the gradients."""
+    from common.coding.combine import combine_wide, split_wide
+
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((code.K, P))  # type: ignore[attr-defined]
+    want = G.sum(axis=0)
+    n = code.n_edges  # type: ignore[attr-defined]
+    wide = [bool(code.worker_tiers[i].wide) for i in range(n)]  # type: ignore[attr-defined]
+    G_ld = G.astype(LD)
+
+    def coded(i: int, j: int, p: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+        """What worker (i, j) sends: float64 z, or for a wide tier hi + lo (the runtime's
+        pipeline: longdouble coefficients and accumulation, then ``split_wide``)."""
+        if not len(p):
+            return np.zeros(P), (np.zeros(P, dtype=np.float32) if wide[i] else None)
+        if wide[i]:
+            c = code.worker_coefficients_wide(i, j)  # type: ignore[attr-defined]
+            return split_wide(c @ G_ld[list(p)])
+        return np.asarray(code.worker_coefficients[i][j]) @ G[list(p)], None  # type: ignore[attr-defined]
+
+    z = [[coded(i, j, tuple(p)) for j, p in enumerate(code.placement[i])] for i in range(n)]  # type: ignore[attr-defined]
+    edge_out: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+
+    def y(i: int, F_i: tuple[int, ...]) -> np.ndarray:
+        if (i, F_i) not in edge_out:
+            if wide[i]:
+                w = code.edge_decode_weights_wide(i, F_i)  # type: ignore[attr-defined]
+                los = [z[i][j][1] for j in F_i]
+                edge_out[(i, F_i)] = combine_wide(
+                    [z[i][j][0] for j in F_i], [lo for lo in los if lo is not None], w
+                )
+            else:
+                w = code.edge_decode_weights(i, F_i)  # type: ignore[attr-defined]
+                edge_out[(i, F_i)] = sum(
+                    (wj * z[i][j][0] for wj, j in zip(w, F_i, strict=True)), np.zeros(P)
+                )
+        return edge_out[(i, F_i)]
+
+    def decode(F: tuple[int, ...], choice: dict[int, tuple[int, ...]]) -> float:
+        a = code.master_decode_weights(F)  # type: ignore[attr-defined]
+        got = sum((ai * y(i, choice[i]) for ai, i in zip(a, F, strict=True)), np.zeros(P))
+        return float(np.linalg.norm(got - want) / np.linalg.norm(want))
+
+    return decode, rng
+
+
 def measured_decode_error(
     code: object,
     P: int = 8,
@@ -249,7 +317,9 @@ def measured_decode_error(
     samples: int = 10_000,
     seed: int = 0,
 ) -> tuple[float, int]:
-    """Worst relative error ||ĝ - Σ g_k|| / ||Σ g_k|| of the float64 decode, measured.
+    """Worst relative error ||ĝ - Σ g_k|| / ||Σ g_k|| of the decode the runtime runs, measured
+    (float64; for a wide worker tier the longdouble encode, the hi + lo split and the
+    longdouble edge combine of ``common.coding.combine``).
 
     Random partition gradients g_k (shape (K, P), standard normal); every straggler pattern
     if there are at most ``exhaustive_limit``, otherwise ``samples`` random ones plus the
@@ -258,32 +328,8 @@ def measured_decode_error(
     window, the same r under every edge that answers (so all edges lose their r-th window
     at once). Returns (worst error, patterns tried).
     """
-    rng = np.random.default_rng(seed)
-    G = rng.standard_normal((code.K, P))  # type: ignore[attr-defined]
-    want = G.sum(axis=0)
+    decode, rng = pattern_decoder(code, P, seed)
     n, m = code.n_edges, code.workers_per_edge  # type: ignore[attr-defined]
-    z = [
-        [
-            np.asarray(c) @ G[list(p)] if len(p) else np.zeros(P)
-            for p, c in zip(code.placement[i], code.worker_coefficients[i], strict=True)  # type: ignore[attr-defined]
-        ]
-        for i in range(n)
-    ]
-    edge_out: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
-
-    def y(i: int, F_i: tuple[int, ...]) -> np.ndarray:
-        if (i, F_i) not in edge_out:
-            w = code.edge_decode_weights(i, F_i)  # type: ignore[attr-defined]
-            edge_out[(i, F_i)] = sum(
-                (wj * z[i][j] for wj, j in zip(w, F_i, strict=True)), np.zeros(P)
-            )
-        return edge_out[(i, F_i)]
-
-    def decode(F: tuple[int, ...], choice: dict[int, tuple[int, ...]]) -> float:
-        a = code.master_decode_weights(F)  # type: ignore[attr-defined]
-        got = sum((ai * y(i, choice[i]) for ai, i in zip(a, F, strict=True)), np.zeros(P))
-        return float(np.linalg.norm(got - want) / np.linalg.norm(want))
-
     worst, tried = 0.0, 0
     s_e, s_w = code.s_e, code.s_w  # type: ignore[attr-defined]
     if hierarchical_pattern_count(code) <= exhaustive_limit:

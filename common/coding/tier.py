@@ -24,9 +24,13 @@ import numpy as np
 from common.coding.errors import DecodeError
 from common.coding.gauss import (
     GAUSS_SEEDS,
+    LD,
     gauss_decode_weights,
     gauss_encoding_matrix,
     gauss_generator,
+    warn_if_narrow,
+    wide_batch_weights,
+    wide_encoding_matrix,
 )
 from common.coding.lagrange import (
     DEFAULT_POINTS,
@@ -38,6 +42,8 @@ from common.coding.lagrange import (
 
 TIER_KINDS = ("lagrange", "gauss", "fr", "unit", "ignore")
 SEARCH_MAX_N = 32  # larger tiers use the first ordering: the search would cost seconds
+SMALL_TIER_SETS = 70  # a Gaussian tier with at most this many straggler sets (N <= 8) ...
+SMALL_TIER_SEEDS = 64  # ... picks its seed among this many by its worst amplification
 _CACHE_SIZE = 256  # responder sets remembered per tier (decode runs every iteration)
 
 
@@ -58,7 +64,15 @@ class Tier:
     seed: int | None = None  # gauss only: the seed of G and u
     gen: np.ndarray | None = None  # gauss only: G, shape (N, N - s)
     target: np.ndarray | None = None  # gauss only: u, shape (N - s,)
+    # gauss only, extended precision (docs/numerics.md "Wide tiers"): B to longdouble, the
+    # weights refined to longdouble, vectors sent as hi + lo and combined in longdouble. ``B``
+    # is then this matrix rounded to float64.
+    B_wide: np.ndarray | None = None
     _cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def wide(self) -> bool:
+        return self.B_wide is not None
 
     @property
     def needed(self) -> int:
@@ -70,6 +84,10 @@ class Tier:
 
         Raises :class:`DecodeError` for too few, repeated or out-of-range responders.
         """
+        return self.wide_weights(responders, what).astype(np.float64)
+
+    def wide_weights(self, responders: Sequence[int], what: str = "nodes") -> np.ndarray:
+        """As :meth:`weights`, in longdouble for a wide tier (float64 for the others)."""
         resp = [int(r) for r in responders]
         if len(resp) < self.needed:
             raise DecodeError(
@@ -90,7 +108,7 @@ class Tier:
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)), None)
             self._cache[key] = w_sorted
-        out = np.zeros(len(resp))
+        out = np.zeros(len(resp), dtype=w_sorted.dtype)
         pos = {node: idx for idx, node in enumerate(key)}
         out[: self.needed] = [w_sorted[pos[r]] for r in first]
         return out
@@ -102,6 +120,8 @@ class Tier:
             return decode_weights(self.points[list(nodes)], self.beta)
         if self.kind == "gauss":
             assert self.gen is not None and self.target is not None
+            if self.wide:
+                return wide_batch_weights(self.gen, self.target, [nodes])[0]
             return gauss_decode_weights(self.gen, self.target, nodes)
         if self.kind == "unit":
             return np.ones(len(nodes))
@@ -192,20 +212,47 @@ def gauss_tier(
     holders: Sequence[Sequence[int]],
     label: str = "",
     seed: int | None = None,
+    wide: bool = False,
 ) -> Tier:
     """A random-Gaussian tier over holder sets with |T_k| >= s+1 (``unit`` when s = 0, ``fr``
     when the holder sets are disjoint groups, as for :func:`lagrange_tier`).
 
     With ``seed=None`` the seeds 0..GAUSS_SEEDS-1 are scored by their worst-case error
     estimate and the best kept (the choice travels in the code's spec); pass the recorded
-    ``seed`` to rebuild the same tier without searching.
+    ``seed`` to rebuild the same tier without searching. ``wide``: the extended-precision
+    version of the same code (:func:`widen`).
     """
     hs = tuple(tuple(int(x) for x in T) for T in holders)
     if s == 0 or disjoint_groups(hs):
         return lagrange_tier(N, s, hs, label=label)
-    if seed is not None:
-        return _gauss(N, s, hs, label, seed)
-    return _gauss(N, s, hs, label, best_seed(N, s, tuple(sorted(set(hs)))))
+    if seed is None:
+        seed = best_seed(N, s, tuple(sorted(set(hs))))
+    tier = _gauss(N, s, hs, label, seed)
+    return widen(tier) if wide else tier
+
+
+def widen(tier: Tier) -> Tier:
+    """The wide (extended-precision) version of a Gaussian tier: same G, u and support; B and
+    the decode weights refined to longdouble (common/coding/gauss.py). Warns once where
+    longdouble is only float64."""
+    if tier.kind != "gauss" or tier.gen is None or tier.target is None:
+        raise ValueError(f"{tier.label}: only a gauss tier can be wide, not {tier.kind}")
+    if tier.wide:
+        return tier
+    warn_if_narrow()
+    B_wide = wide_encoding_matrix(tier.gen, tier.target, tier.holders)
+    return Tier(
+        "gauss",
+        tier.N,
+        tier.s,
+        tier.holders,
+        frozen(B_wide.astype(np.float64)),
+        label=tier.label,
+        seed=tier.seed,
+        gen=tier.gen,
+        target=tier.target,
+        B_wide=frozen(B_wide.astype(LD)),
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -213,11 +260,24 @@ def best_seed(N: int, s: int, holder_sets: tuple[tuple[int, ...], ...]) -> int:
     """The seed (of 0..GAUSS_SEEDS-1) with the smallest worst-case error estimate; compared
     in quarter-decades, the first winning ties (as :func:`best_order`).
 
-    Scored with the full estimate (``tier_estimate``: the same patterns the code's estimate
-    uses, and remembered for it): a 300-pattern score picked seeds whose full estimate was
-    up to 20x worse (Gaussian submatrices have a heavy-tailed condition number)."""
-    from common.coding.numerics import tier_estimate
+    A tier with at most ``SMALL_TIER_SETS`` straggler sets (the master's tier, n <= 8) is
+    scored instead over ``SMALL_TIER_SEEDS`` seeds by its worst amplification over every set
+    (it multiplies the worker tiers' errors; measured at n = 8, s_e = 4: 156 with seed 0 of
+    0..5, 61 with the best of 64). Larger tiers are scored with the full estimate
+    (``tier_estimate``: the same patterns the code's estimate uses, and remembered for it):
+    a 300-pattern score picked seeds whose full estimate was up to 20x worse (Gaussian
+    submatrices have a heavy-tailed condition number)."""
+    from common.coding.numerics import tier_error, tier_estimate
 
+    if math.comb(N, N - s) <= SMALL_TIER_SETS:
+        # a tiny tier (the master's, n <= 8): every straggler set is scored, over many seeds,
+        # by its worst amplification A, which multiplies every error below it (the worker
+        # tiers'); compared in 1/16 decades, the first winning ties
+        scored = []
+        for seed in range(SMALL_TIER_SEEDS):
+            _, amp = tier_error(_gauss(N, s, holder_sets, "search", seed), exhaustive_limit=10**4)
+            scored.append((math.floor(16 * math.log10(max(amp, 1e-300))), seed))
+        return min(scored)[1]
     best: tuple[int, int] | None = None
     for seed in range(GAUSS_SEEDS):
         est = tier_estimate(_gauss(N, s, holder_sets, "search", seed))

@@ -105,6 +105,20 @@ class CompiledEdge:
     worker_links: tuple[Link, ...]  # for Monte Carlo: the continuous link models
     uplink: Link
     combine_s: float  # combine time of this edge per iteration (hierarchical)
+    # bytes of one worker vector to this edge: gradient_bytes, or WIDE_UPLOAD times that for
+    # a wide worker tier (hi float64 + lo float32, docs/numerics.md); 0: gradient_bytes
+    upload_bytes: float = 0.0
+
+
+WIDE_UPLOAD = 1.5  # a wide tier's worker vector: 8 + 4 bytes per parameter instead of 8
+
+
+def upload_bytes(plan: Plan, p: int, gradient_bytes: float) -> float:
+    """Bytes of one worker vector to the plan's p-th edge (its code spec's ``wide`` field)."""
+    wide = plan.code_spec.get("wide") if isinstance(plan.code_spec, dict) else None
+    if isinstance(wide, list) and p < len(wide) and wide[p] is True:
+        return WIDE_UPLOAD * gradient_bytes
+    return gradient_bytes
 
 
 @dataclass(frozen=True)
@@ -125,13 +139,17 @@ def link_key(link: Link) -> tuple[float, ...]:
     return (link.latency_s, link.jitter_s, link.bandwidth_bytes_per_s, link.loss, link.retransmit_s)
 
 
-def _round_trip(link: Link, n_bytes: float, cache: dict[tuple[float, ...], Atoms]) -> Atoms:
-    """Model download plus gradient upload over one worker link (cached per link object)."""
-    key = link_key(link)
+def _round_trip(
+    link: Link, n_bytes: float, cache: dict[tuple[float, ...], Atoms], up_bytes: float | None = None
+) -> Atoms:
+    """Model download plus gradient upload (``up_bytes``, default ``n_bytes``) over one
+    worker link (cached per link and upload size)."""
+    up = n_bytes if up_bytes is None else up_bytes
+    key = link_key(link) if up == n_bytes else (*link_key(link), up)
     hit = cache.get(key)
     if hit is None:
         one = link_atoms(link, n_bytes)
-        hit = cache[key] = add_atoms(one, one)
+        hit = cache[key] = add_atoms(one, one if up == n_bytes else link_atoms(link, up))
     return hit
 
 
@@ -157,7 +175,8 @@ def compile_plan(system: SystemModel, plan: Plan) -> Compiled:
         scale = np.where(np.isinf(rate), 0.0, load / np.where(rate > 0, rate, 1.0))
         if np.any(rate <= 0):
             raise ValueError(f"edge {e}: worker rates must be > 0 (use inf for no straggling)")
-        links = tuple(_round_trip(w.link, b, cache) for w in profiles)
+        up_b = upload_bytes(plan, p, b)
+        links = tuple(_round_trip(w.link, b, cache, up_b) for w in profiles)
         down = link_atoms(uplink, b)
         if plan.is_flat:
             offset = down
@@ -187,6 +206,7 @@ def compile_plan(system: SystemModel, plan: Plan) -> Compiled:
                 worker_links=tuple(w.link for w in profiles),
                 uplink=uplink,
                 combine_s=combine_s,
+                upload_bytes=up_b,
             )
         )
     needed = plan.n_workers - plan.s if plan.is_flat else plan.edges_needed

@@ -119,7 +119,8 @@ def simulate_compiled(
         x = sample_link(e.uplink, b, (n,), rng)
         arr = _compute_times(c, p, n, rng, slow, start_iteration)
         for q, link in enumerate(e.worker_links):
-            arr[:, q] += sample_link(link, b, (n,), rng) + sample_link(link, b, (n,), rng)
+            up = e.upload_bytes or b  # a wide worker tier sends hi + lo (model.upload_bytes)
+            arr[:, q] += sample_link(link, b, (n,), rng) + sample_link(link, up, (n,), rng)
         arr += np.reshape(x, (-1, 1)) if np.ndim(x) else x
         if c.is_flat:
             arr.sort(axis=1)

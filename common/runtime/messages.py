@@ -42,6 +42,14 @@ SETUP_RETRY_S = 2.0
 NO_EPOCH = 0
 
 
+def _no_coefficients_lo() -> np.ndarray:
+    return np.zeros(0, dtype=np.float64)
+
+
+def _no_lo() -> np.ndarray:
+    return np.zeros(0, dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class Message:
     op: ClassVar[str] = ""
@@ -122,6 +130,9 @@ class WorkerSetup(Message):
     emulation_spec: dict[str, Any] = field(default_factory=dict)
     name: str = ""  # the worker's scenario name ("" = its position is its name)
     plan_epoch: int = 0  # hgc-adaptive: a new epoch's set-up is loaded even if unchanged
+    # wide worker tier (docs/numerics.md): coefficients + coefficients_lo are the longdouble
+    # coefficients (float64, same shape); empty (shape (0,)) for every other code
+    coefficients_lo: np.ndarray = field(default_factory=_no_coefficients_lo)
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,9 @@ class WorkerGradient(Message):
     compute_s: float  # wall-clock seconds the worker spent, emulated delay included
     epoch: int = NO_EPOCH  # of the model it answers
     plan_epoch: int = 0  # hgc-adaptive: the plan whose partitions it was computed on
+    # wide worker tier (docs/numerics.md): vector + lo is the longdouble coded vector, lo the
+    # float32 remainder (shape of vector); empty (shape (0,)) for every other code
+    lo: np.ndarray = field(default_factory=_no_lo)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from common.coding import combine
+from common.coding.combine import combine_wide
 from common.coding.protocol import HierarchicalCodeLike, ServiceCode, is_hierarchical_code
 from common.runtime.messages import (
     NO_EPOCH,
@@ -98,6 +99,7 @@ class EdgeState:
         self.arrivals: dict[int, float] = {}  # worker -> seconds after model arrival
         self.computes: dict[int, float] = {}  # worker -> its reported compute seconds
         self.vectors: list[tuple[int, np.ndarray]] = []  # arrival order
+        self.los: dict[int, np.ndarray] = {}  # a wide tier: worker -> lo part of its vector
         self.answered = False  # EdgeGradient or IterationFailed sent for ``current``
         self.n_params = 0  # length of the model in flight: every vector must match it
         self.failures_reported = 0  # IterationFailed messages sent (for tests and logs)
@@ -328,6 +330,7 @@ class EdgeState:
             emulation,
             name=str(self.setup.names.get(node, "")),  # its scenario name (naming)
             plan_epoch=self.setup.plan_epoch,
+            coefficients_lo=_coefficients_lo(self.code, self.edge, j),
         )
         return [SendDown(node, msg)]
 
@@ -349,6 +352,7 @@ class EdgeState:
         self.current, self.t0, self.epoch = msg.iteration, now, msg.epoch
         self.n_params = int(msg.params.shape[0])
         self.arrivals, self.vectors, self.answered = {}, [], False
+        self.los = {}
         self.computes = {}
         self.refused = set()
         self.needed_at = None
@@ -371,7 +375,15 @@ class EdgeState:
             return [
                 Drop("malformed", f"{peer}: vector {v.dtype}{v.shape}, want ({self.n_params},)")
             ]
-        if not np.isfinite(v).all():
+        lo, wide = msg.lo, _edge_is_wide(self.decoder, self.edge)
+        if wide and (lo.dtype != np.float32 or lo.shape != v.shape):
+            # a wide tier's vector is hi + lo (docs/numerics.md): the lo part is required
+            return [
+                Drop("malformed", f"{peer}: lo part {lo.dtype}{lo.shape}, want float32{v.shape}")
+            ]
+        if not wide and lo.size:
+            return [Drop("malformed", f"{peer}: a lo part {lo.shape}, but this tier is not wide")]
+        if not np.isfinite(v).all() or (wide and not np.isfinite(lo).all()):
             # treated as that worker's missing answer: it never reaches a decode or the master
             self.refused.add(msg.worker)
             return [
@@ -391,6 +403,8 @@ class EdgeState:
         if self.answered:
             return acts  # a straggler's vector, after the edge decoded without it
         self.vectors.append((msg.worker, msg.vector))
+        if wide:
+            self.los[msg.worker] = lo
         needed = self.decoder.workers_needed(self.edge)
         if len(self.vectors) >= needed and self.needed_at is None:
             self.needed_at = now
@@ -447,9 +461,16 @@ class EdgeState:
         responders = tuple(j for j, _ in self.vectors)
         wait_s = now - self.t0
         start = self.clock()
-        weights = decoder.edge_decode_weights(self.edge, responders)
-        # the coding core's in-place combine: no temporary per vector, 0/1 weights cost a sum
-        y = combine([z for _, z in self.vectors], np.asarray(weights))
+        if _edge_is_wide(decoder, self.edge):
+            # a wide tier: sum_j a_j (hi_j + lo_j) in longdouble, rounded once to float64
+            weights = decoder.edge_decode_weights_wide(self.edge, responders)  # type: ignore[attr-defined]
+            y = combine_wide(
+                [z for _, z in self.vectors], [self.los[j] for j in responders], weights
+            )
+        else:
+            weights = decoder.edge_decode_weights(self.edge, responders)
+            # the coding core's in-place combine: no temporary per vector, 0/1 weights: a sum
+            y = combine([z for _, z in self.vectors], np.asarray(weights))
         decode_s = self.clock() - start
         self.answered, self.vectors = True, []
         arrivals = tuple(self.arrivals.get(j, -1.0) for j in range(self.m))
@@ -511,3 +532,18 @@ class EdgeState:
 
     def _alive(self, j: int) -> bool:
         return self.registered.get(j) in self.alive
+
+
+def _edge_is_wide(code: object, edge: int) -> bool:
+    """True when ``code`` (a HierarchicalCode; fakes and lifted plans have no wide tiers) makes
+    this edge's worker tier wide (common/coding: hi + lo vectors, longdouble combine)."""
+    is_wide = getattr(code, "edge_is_wide", None)
+    return bool(is_wide(edge)) if callable(is_wide) else False
+
+
+def _coefficients_lo(code: object, edge: int, j: int) -> np.ndarray:
+    """Worker j's coefficients_lo (a wide tier's longdouble remainder), else empty."""
+    los = getattr(code, "worker_coefficients_lo", ())
+    if not isinstance(los, tuple) or edge >= len(los) or los[edge] is None:
+        return np.zeros(0, dtype=np.float64)
+    return np.asarray(los[edge][j], dtype=np.float64)

@@ -26,7 +26,7 @@ class WorkerData:
     """Only this worker's partitions: ``X_parts[k]`` (rows_k, d) and ``y_parts[k]`` (rows_k,)."""
 
     model: Model
-    coefficients: np.ndarray  # (len(partitions),) float64
+    coefficients: np.ndarray  # (len(partitions),) float64, or longdouble for a wide tier
     X_parts: list[np.ndarray]
     y_parts: list[np.ndarray]
     partitions: tuple[int, ...] = ()  # the partition index of each X_parts entry
@@ -58,7 +58,8 @@ def load_partitions(
     _, n_features, n_classes = dataset_shape(data_spec)
     model = build_model(model_spec, n_features, n_classes)
     X_parts, y_parts = load_partition_rows(data_spec, n_partitions, partitions)
-    coeffs = np.array(coefficients, dtype=np.float64)
+    wide = np.asarray(coefficients).dtype == np.longdouble  # a wide tier (docs/numerics.md)
+    coeffs = np.array(coefficients, dtype=np.longdouble if wide else np.float64)
     return WorkerData(
         model, coeffs, X_parts, y_parts, tuple(int(k) for k in partitions),
         data_spec.get("minibatch"), int(data_spec.get("seed", 0)),
@@ -70,8 +71,11 @@ def coded_gradient(data: WorkerData, params: np.ndarray, iteration: int = 0) -> 
 
     With ``data.minibatch`` set, g_k is the summed gradient over partition k's batch at
     ``iteration`` (``common.learning.minibatch.batch_rows``), the same rows on every worker
-    holding k, so the decoded vector is exactly the uncoded minibatch gradient."""
-    z = np.zeros(data.model.n_params, dtype=np.float64)
+    holding k, so the decoded vector is exactly the uncoded minibatch gradient.
+
+    Longdouble coefficients (a wide tier): the sum is accumulated in longdouble and returned
+    in longdouble (the worker sends it as hi + lo, ``common.coding.combine.split_wide``)."""
+    z = np.zeros(data.model.n_params, dtype=data.coefficients.dtype)
     parts = data.partitions or tuple(range(len(data.X_parts)))
     for c, k, X, y in zip(data.coefficients, parts, data.X_parts, data.y_parts, strict=True):
         if c == 0.0:
@@ -79,7 +83,8 @@ def coded_gradient(data: WorkerData, params: np.ndarray, iteration: int = 0) -> 
         if data.minibatch is not None:
             rows = batch_rows(len(y), data.minibatch, data.seed, iteration, k)
             X, y = X[rows], y[rows]
-        z += c * data.model.gradient_sum(params, X, y)
+        g = data.model.gradient_sum(params, X, y)
+        z += c * (g.astype(np.longdouble) if z.dtype == np.longdouble else g)
     return z
 
 

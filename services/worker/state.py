@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from common.coding.combine import split_wide
 from common.runtime.messages import (
     NO_EPOCH,
     NO_ITERATION,
@@ -141,9 +142,15 @@ class WorkerState:
                     f"for {len(msg.partitions)} partitions",
                 )
             ]
+        lo = msg.coefficients_lo
+        if lo.size and (
+            lo.dtype != np.float64 or lo.shape != np.shape(msg.coefficients)
+            or not np.isfinite(lo).all()
+        ):  # fmt: skip
+            return [Drop("malformed", f"setup: coefficients_lo {lo.dtype}{lo.shape}")]
         key = (
             tuple(msg.partitions),
-            np.asarray(msg.coefficients).tobytes(),
+            np.asarray(msg.coefficients).tobytes() + lo.tobytes(),
             msg.n_partitions,
             repr(msg.data_spec),
             repr(msg.model_spec),
@@ -165,7 +172,8 @@ class WorkerState:
         return [
             LoadData(
                 tuple(msg.partitions),
-                msg.coefficients,
+                # a wide tier: the longdouble coefficients hi + lo (docs/numerics.md)
+                msg.coefficients.astype(np.longdouble) + lo if lo.size else msg.coefficients,
                 msg.n_partitions,
                 msg.data_spec,
                 msg.model_spec,
@@ -202,6 +210,9 @@ class WorkerState:
         if event.iteration < self.latest:
             # a newer model arrived while computing: the edge would drop this one as late
             return [Drop("late", f"stale result for iteration {event.iteration}")]
+        vector, lo = event.vector, np.zeros(0, dtype=np.float32)
+        if vector.dtype == np.longdouble:  # a wide tier: sent as hi (float64) + lo (float32)
+            vector, lo = split_wide(vector)
         return [
             Observe("compute", event.compute_s),
             SendUp(
@@ -209,10 +220,11 @@ class WorkerState:
                     event.iteration,
                     self.edge,
                     self.worker,
-                    event.vector,
+                    vector,
                     event.compute_s,
                     epoch=self.epoch,
                     plan_epoch=self.plan_epoch,
+                    lo=lo,
                 )
             ),
         ]

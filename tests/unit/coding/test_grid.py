@@ -36,7 +36,7 @@ def test_the_grid_makes_the_builders_choices_and_estimates() -> None:
     """Kinds, seeds and the estimate as make_code, including codes that switch to Gaussian."""
     cache = FamilyCache()
     cases = [*CONFIGS, (3, 20, 1, 8)]
-    switched = 0
+    switched = wide = 0
     for n, m, s_e, s_w in cases:
         g = grid_code(cache, n, m, s_e, s_w)
         code = make_code("hgc", [m] * n, s_e, s_w, tolerance=None)
@@ -47,9 +47,12 @@ def test_the_grid_makes_the_builders_choices_and_estimates() -> None:
         assert g.edge_kind == code.edge_tier.kind and g.edge_seed == code.edge_tier.seed
         assert {g.worker_kind} == {t.kind for t in code.worker_tiers}
         assert {g.worker_seed} == {t.seed for t in code.worker_tiers}
+        assert {g.worker_wide} == {t.wide for t in code.worker_tiers}
+        wide += g.worker_wide
         assert g.estimate == pytest.approx(code.decode_error_estimate(), rel=1e-6)
         switched += g.worker_kind == "gauss"
     assert switched >= 1  # the Gaussian path is exercised
+    assert wide >= 1  # and the wide one
 
 
 def test_the_composed_bound_bounds_the_measured_error_and_meets_the_target() -> None:
