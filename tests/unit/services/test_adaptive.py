@@ -41,6 +41,7 @@ from services.master.adaptive import (
     DriftTracker,
     RefitResult,
     Window,
+    accumulate,
     calibrate_unmeasured,
     estimate_system,
     keep_switch,
@@ -587,3 +588,20 @@ def test_needs_full_replan_only_when_the_plan_in_force_moved_beyond_the_noise() 
     assert needs_full_replan(0.07, 0.1, 0.2, 0)  # faster too
     assert needs_full_replan(0.1, 0.1, 0.2, 3)  # every 4th at the latest
     assert needs_full_replan(float("inf"), 0.1, 0.2, 0)
+
+
+def test_estimates_are_fitted_on_each_nodes_last_30_observations_a_drifted_one_restarts() -> None:
+    memory = Window()
+    for k in range(10):  # 10 windows of 5 observations of worker (0, 0) and edge 0
+        w = Window(
+            workers={(0, 0): [(0.1, 0.05, 0.1, 0.5)] * 5},
+            edges={0: [(0.001 * k, False)] * 5},
+            iterations=5,
+        )
+        memory = accumulate(memory, w, {})
+    assert len(memory.workers[(0, 0)]) == 30 and len(memory.edges[0]) == 30
+    assert memory.edges[0][0] == (0.004, False)  # the oldest kept: window 4's
+    run = Window(edges={0: [(0.07, False)] * 3}, iterations=3)
+    after = accumulate(memory, run, {"edge-0": 3})
+    assert after.edges[0] == [(0.07, False)] * 3  # what it was no longer counts
+    assert after.workers[(0, 0)] == memory.workers[(0, 0)]  # nodes not in the window: kept
