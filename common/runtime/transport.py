@@ -546,11 +546,11 @@ class Loop:
     milliseconds before a timer (rounded *down*) and sleeps the sub-millisecond rest. The
     earlier rule, rounding the poll *up*, released every emulated message 0-1 ms (0.5 ms on
     average) late, a cost per hop the model does not have (``hgc.testbed.overhead``'s hop
-    profile, docs/running.md). ``precise_timers = False`` restores it (for that profile's
-    before/after comparison only).
+    profile, docs/running.md). ``precise_timers = False`` (or ``HGC_COARSE_TIMERS=1`` in a
+    node's environment) restores it, for before/after comparisons only.
     """
 
-    precise_timers = True
+    precise_timers = os.environ.get("HGC_COARSE_TIMERS") != "1"
     _SLEEP_BELOW_S = 0.001  # a rest shorter than this is slept, not polled
 
     def __init__(self, *endpoints: Endpoint, offload: Offload | None = None) -> None:
