@@ -15,12 +15,13 @@ from hgc.testbed import calibrate as cal
 from hgc.testbed.config import scenario_plan
 from hgc.testbed.predict import predict
 
-BASE = {
+SCHEMES = ["uncoded", "worker-gc", "hgc", "flat-frc"]
+BASE: dict = {
     "name": "two-by-three",
     "seed": 3,
     "topology": {"workers_per_edge": [3, 3], "workers": {"device": "laptop"}},
     "training": {"iterations": 5},
-    "schemes": ["uncoded", "worker-gc", "hgc", "flat-frc"],
+    "schemes": SCHEMES,
     "code": {"s_e": 0, "s_w": 1},
 }
 O = 0.0023  # the overhead per hop built into every synthetic offset / uplink below
@@ -80,12 +81,12 @@ def test_split_recovers_the_common_floor_and_keeps_predictions(monkeypatch):
     control_doc = gross(c, monkeypatch)
     assert control_doc["emulation"]["message_overhead_s"] == 0.0
     split, control = predictions(doc), predictions(control_doc)
-    for scheme in BASE["schemes"]:
+    for scheme in SCHEMES:
         assert split[scheme] == pytest.approx(control[scheme], rel=1e-4), scheme
     # and the term matters: without it the same net links predict less
     no_term = dict(doc, emulation={"message_overhead_s": 0.0})
     bare = predictions(no_term)
-    for scheme in BASE["schemes"]:
+    for scheme in SCHEMES:
         assert bare[scheme] < split[scheme] - 3 * O, scheme
 
 
