@@ -1,23 +1,29 @@
 """Fidelity of the local testbed: ``hgc run`` on the shipped heterogeneous scenario, every
 scheme back to back on the same emulated hardware, measured mean iteration time divided by
-the simulator's prediction for the same scenario (target 0.9-1.15), and HGC-JNCSS's measured
-speed-up over uncoded beside the simulator's.
+the simulator's prediction for the same scenario, and HGC-JNCSS's measured speed-up over
+uncoded beside the simulator's.
 
 First, in the same run, the scenario's deterministic twin (``hgc.testbed.overhead``)
-measures the real system's cost per message hop; each scheme is then reported against the
-pure model (``measured/sim``), against the model plus that measured overhead
-(``measured/(sim+overhead)``), and -- hierarchical schemes -- against the model evaluated on
-the run's own seeded compute draws plus the overhead (``measured/(paired+overhead)``,
-``hgc.testbed.paired``), side by side. docs/running.md explains the figures."""
+measures the real system's cost per message hop; it is put *into the model* as the
+scenario's ``emulation.message_overhead_s`` (never fitted to the ratios below). The headline,
+``measured/sim``, target 0.97-1.05 for every scheme, divides by that model evaluated on the
+run's own seeded compute draws (``hgc.testbed.paired``; flat schemes replay the relay queue
+too): a 30-iteration run is one fixed sample whose mean sits several per cent from the
+model's expectation in every repetition, so the expectation is no yardstick for a 3 % band.
+Beside it, for context: against the expectation with the overhead (target 0.9-1.15) and
+against the pure model (no overhead, no target). docs/running.md explains the figures."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 from bench import Result
-from common.scenario import load_scenario
+from common.scenario import Scenario, load_scenario
 from hgc.testbed.config import scenario_plan
 from hgc.testbed.launcher import RunRequest, run_testbed
 from hgc.testbed.overhead import HOPS_PER_ITERATION, measure_overhead
@@ -25,18 +31,39 @@ from hgc.testbed.paired import paired_prediction
 from hgc.testbed.predict import predict
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "heterogeneous.yaml"
-LOW, HIGH = 0.9, 1.15
+LOW, HIGH = 0.97, 1.05  # the headline: model with overhead, on the run's own draws
+WIDE_LOW, WIDE_HIGH = 0.9, 1.15  # against the expectation (a 30-iteration sample)
 
 
-def ratio_result(section: str, name: str, measured: float, predicted: float | None) -> Result:
+def ratio_result(
+    section: str,
+    name: str,
+    measured: float,
+    predicted: float | None,
+    band: tuple[float, float] | None = (LOW, HIGH),
+) -> Result:
     ratio = measured / predicted if predicted else float("nan")
-    return Result(section, name, ratio, "ratio", f"{LOW}-{HIGH}", LOW <= ratio <= HIGH)
+    if band is None:
+        return Result(section, name, ratio, "ratio")
+    lo, hi = band
+    return Result(section, name, ratio, "ratio", f"{lo}-{hi}", lo <= ratio <= hi)
+
+
+def with_overhead(scenario: Scenario, hop_s: float) -> Scenario:
+    """``scenario`` with ``emulation.message_overhead_s = hop_s`` (the model's term)."""
+    emulation = dataclasses.replace(scenario.emulation, message_overhead_s=hop_s)
+    return dataclasses.replace(scenario, emulation=emulation)
 
 
 def run(quick: bool) -> list[Result]:
     scenario = load_scenario(SCENARIO)
     iterations = 10 if quick else scenario.training.iterations
-    with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as tmp:
+    keep = os.environ.get("BENCH_FIDELITY_OUT")  # keep the run folders (record.jsonl)
+    with (
+        contextlib.nullcontext(keep)
+        if keep
+        else tempfile.TemporaryDirectory(prefix="bench-fidelity-")
+    ) as tmp:
         overhead = measure_overhead(
             SCENARIO, scenario, iterations, Path(tmp) / "twin", stream=sys.stderr
         )
@@ -52,6 +79,7 @@ def run(quick: bool) -> list[Result]:
         )
     section = f"fidelity ({scenario.name}, {iterations} it)"
     hop = overhead.per_hop_s
+    model = with_overhead(scenario, hop)  # the overhead as a term of the model
     results = [
         Result(section, "overhead per message hop (deterministic twin)", hop * 1e3, "ms"),
         Result(
@@ -65,18 +93,14 @@ def run(quick: bool) -> list[Result]:
         if r.measured_over_predicted is None:
             continue
         measured = r.stats.mean_s
-        results.append(
-            ratio_result(section, f"{scheme} measured/sim", measured, r.predicted_mean_s)
-        )
         plan = scenario_plan(scenario, scheme)  # deterministic: the plan the run used
-        with_overhead, _ = predict(scenario, plan, message_overhead_s=hop)
-        results.append(
-            ratio_result(section, f"{scheme} measured/(sim+overhead)", measured, with_overhead)
-        )
-        paired = paired_prediction(scenario, plan, iterations, message_overhead_s=hop)
-        if paired is not None:
-            name = f"{scheme} measured/(paired+overhead)"
-            results.append(ratio_result(section, name, measured, paired))
+        paired = paired_prediction(model, plan, iterations)
+        results.append(ratio_result(section, f"{scheme} measured/sim", measured, paired))
+        expected, _ = predict(model, plan)
+        name = f"{scheme} measured/expected (overhead in the model)"
+        results.append(ratio_result(section, name, measured, expected, (WIDE_LOW, WIDE_HIGH)))
+        name = f"{scheme} measured/pure model (no overhead)"
+        results.append(ratio_result(section, name, measured, r.predicted_mean_s, None))
     jncss = outcome.results.get("hgc-jncss")
     if jncss is not None and jncss.speedup is not None:
         results.append(Result(section, "hgc-jncss speed-up measured", jncss.speedup, "x"))
@@ -84,4 +108,6 @@ def run(quick: bool) -> list[Result]:
         results.append(Result(section, "hgc-jncss speed-up sim", jncss.predicted_speedup, "x"))
     for scheme, error in outcome.failures.items():
         print(f"# fidelity: {scheme} failed: {error}", file=sys.stderr)
+    if keep:
+        print(f"# fidelity: run folders kept under {keep}", file=sys.stderr)
     return results

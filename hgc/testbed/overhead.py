@@ -40,7 +40,8 @@ def _steady(link: Link) -> Link:
 def deterministic_twin(scenario: Scenario) -> Scenario:
     """``scenario`` with every random part removed: worker rates infinite (compute time is
     exactly ``shift_s * load``), links without jitter or loss, straggler model
-    shifted-exponential (no markov slow state, no trace), no faults."""
+    shifted-exponential (no markov slow state, no trace), no faults, and no
+    ``emulation.message_overhead_s`` in its model."""
     topo = scenario.topology
     workers = tuple(
         tuple(dataclasses.replace(w, rate=math.inf, link=_steady(w.link)) for w in ws)
@@ -50,6 +51,8 @@ def deterministic_twin(scenario: Scenario) -> Scenario:
     return dataclasses.replace(
         scenario,
         name=f"{scenario.name}-deterministic",
+        # the model of the twin is the pure one: what it measures is the overhead itself
+        emulation=dataclasses.replace(scenario.emulation, message_overhead_s=0.0),
         topology=dataclasses.replace(topo, workers=workers, edges=edges),
         straggler=StragglerModel(),
         faults=(),

@@ -24,11 +24,14 @@ def scenario() -> Scenario:
 
 
 def exact(s: Scenario, scheme: str, overhead: float = 0.0) -> float:
+    """The model's expectation: exact where it applies, else Monte Carlo (the flat relay
+    queue; deterministic on the twin)."""
     from common.perf import with_message_overhead
 
-    system = s.system_model()
+    system = with_message_overhead(s.system_model(), overhead)
     plan = scenario_plan(s, scheme)
-    return expected_time(with_message_overhead(system, overhead), plan)
+    method = "mc" if plan.is_flat else "exact"
+    return expected_time(system, plan, method=method)
 
 
 def steady_links(s: Scenario) -> Scenario:
@@ -42,7 +45,7 @@ def steady_links(s: Scenario) -> Scenario:
     return dataclasses.replace(s, topology=topo)
 
 
-@pytest.mark.parametrize("scheme", ["uncoded", "hgc", "hgc-hetero"])
+@pytest.mark.parametrize("scheme", ["uncoded", "hgc", "hgc-hetero", "flat-frc", "flat-crc"])
 def test_deterministic_twin_pairs_to_the_exact_expectation(scenario: Scenario, scheme: str) -> None:
     twin = deterministic_twin(scenario)
     plan = scenario_plan(twin, scheme)
@@ -51,7 +54,7 @@ def test_deterministic_twin_pairs_to_the_exact_expectation(scenario: Scenario, s
     assert with_overhead == pytest.approx(exact(twin, scheme, 0.002), rel=2e-3)
 
 
-@pytest.mark.parametrize("scheme", ["edge-gc", "hgc"])
+@pytest.mark.parametrize("scheme", ["edge-gc", "hgc", "flat-crc"])
 def test_many_paired_iterations_converge_to_the_expectation(
     scenario: Scenario, scheme: str
 ) -> None:
@@ -61,7 +64,16 @@ def test_many_paired_iterations_converge_to_the_expectation(
     assert paired == pytest.approx(exact(s, scheme), rel=0.04)
 
 
-def test_flat_schemes_and_bad_iterations(scenario: Scenario) -> None:
-    assert paired_prediction(scenario, scenario_plan(scenario, "flat-frc"), 5) is None
+def test_the_scenario_overhead_term_is_in_the_pairing(scenario: Scenario) -> None:
+    """``emulation.message_overhead_s`` is part of the model: four hops per iteration."""
+    plan = scenario_plan(scenario, "flat-frc")
+    base = paired_prediction(scenario, plan, 5)
+    emulation = dataclasses.replace(scenario.emulation, message_overhead_s=0.003)
+    slow = paired_prediction(dataclasses.replace(scenario, emulation=emulation), plan, 5)
+    assert base is not None and slow is not None
+    assert slow - base == pytest.approx(4 * 0.003, rel=0.05)
+
+
+def test_bad_iterations(scenario: Scenario) -> None:
     with pytest.raises(ValueError, match="iterations"):
         paired_prediction(scenario, scenario_plan(scenario, "hgc"), 0)
