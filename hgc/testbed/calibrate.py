@@ -263,13 +263,19 @@ def _split(
     return fit, offset, excess
 
 
-def fitted_scenario(scenario: Scenario, cal: Calibration, source: str = "") -> dict[str, Any]:
+def fitted_scenario(
+    scenario: Scenario, cal: Calibration, source: str = "", *, split_overhead: bool = True
+) -> dict[str, Any]:
     """The scenario's own document with its topology replaced by the fitted profiles: one
     custom device and link per node (``fit-<node>``), set through ``topology.overrides``.
     Everything else (model, data, training, code, schemes, emulation) is kept; faults are
-    dropped and the straggler model is the fitted shifted exponential."""
+    dropped and the straggler model is the fitted shifted exponential.
+
+    ``split_overhead``: the hop floor common to every node as ``emulation.
+    message_overhead_s``, links net of it (``common_overhead_s``); False keeps it inside
+    every link (the term 0; same predictions -- a control)."""
     doc = copy.deepcopy(scenario.raw)
-    common = common_overhead_s(cal)
+    common = common_overhead_s(cal) if split_overhead else 0.0
     old = doc.get("topology", {})
     devices: dict[str, Any] = dict(old.get("devices") or {})
     links: dict[str, Any] = dict(old.get("links") or {})

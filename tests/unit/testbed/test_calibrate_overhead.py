@@ -59,15 +59,13 @@ def predictions(doc: dict) -> dict[str, float]:
     return out
 
 
-def gross(c: cal.Calibration, monkeypatch: pytest.MonkeyPatch) -> dict:
+def gross(c: cal.Calibration) -> dict:
     """The control: the fitted scenario as before the split (no overhead term, every link
     carrying it)."""
-    with monkeypatch.context() as m:
-        m.setattr(cal, "common_overhead_s", lambda _: 0.0)
-        return cal.fitted_scenario(parse_scenario(BASE), c)
+    return cal.fitted_scenario(parse_scenario(BASE), c, split_overhead=False)
 
 
-def test_split_recovers_the_common_floor_and_keeps_predictions(monkeypatch):
+def test_split_recovers_the_common_floor_and_keeps_predictions():
     c = fits(O)
     assert cal.common_overhead_s(c) == pytest.approx(O, rel=1e-12)
     sc = parse_scenario(BASE)
@@ -78,7 +76,7 @@ def test_split_recovers_the_common_floor_and_keeps_predictions(monkeypatch):
     assert links["fit-worker-1-1"]["latency_s"] == pytest.approx(0.002 + 0.0002, rel=1e-5)
     assert links["fit-edge-0"]["latency_s"] == pytest.approx(0.003, rel=1e-5)
     # control: the gross-link scenario (no term) predicts the same for every scheme
-    control_doc = gross(c, monkeypatch)
+    control_doc = gross(c)
     assert control_doc["emulation"]["message_overhead_s"] == 0.0
     split, control = predictions(doc), predictions(control_doc)
     for scheme in SCHEMES:
@@ -90,7 +88,7 @@ def test_split_recovers_the_common_floor_and_keeps_predictions(monkeypatch):
         assert bare[scheme] < split[scheme] - 3 * O, scheme
 
 
-def test_a_worker_with_its_offset_inside_its_compute_keeps_its_prediction(monkeypatch):
+def test_a_worker_with_its_offset_inside_its_compute_keeps_its_prediction():
     c = fits(O, fallback="worker-1-2")
     assert cal.common_overhead_s(c) == pytest.approx(O, rel=1e-12)  # not pulled to 0
     sc = parse_scenario(BASE)
@@ -101,7 +99,7 @@ def test_a_worker_with_its_offset_inside_its_compute_keeps_its_prediction(monkey
     p = fitted.worker_profile(1, 2)
     assert p.shift_s * (1 / 6) + 2 * O == pytest.approx(full, rel=1e-5)
     # at the probed loads (uncoded: 1/6) every prediction is the control's
-    control = predictions(dict(gross(c, monkeypatch), schemes=["uncoded"]))
+    control = predictions(dict(gross(c), schemes=["uncoded"]))
     split = predictions(dict(doc, schemes=["uncoded"]))
     assert split["uncoded"] == pytest.approx(control["uncoded"], rel=1e-4)
 
