@@ -36,6 +36,7 @@ from hgc.testbed.predict import predict
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "heterogeneous.yaml"
 LOW, HIGH = 0.97, 1.05  # the headline: model with overhead, on the run's own draws
 WIDE_LOW, WIDE_HIGH = 0.9, 1.15  # against the expectation (a 30-iteration sample)
+LINK_SAMPLES = 100  # link jitter and loss draws per iteration in the paired model
 
 
 def ratio_result(
