@@ -456,6 +456,10 @@ def describe(cal: Calibration) -> str:
         lines.append(
             f"{name:<15} {u.latency_s:.4g} ({u.latency_se:.2g})".ljust(38) + f"{u.jitter_s:.3g}"
         )
+    lines.append(
+        f"message overhead per hop (common to every node): {cal.message_overhead_s * 1e3:.3g} ms"
+        " -> emulation.message_overhead_s; the fitted links are net of it"
+    )
     return "\n".join(lines)
 
 

@@ -122,3 +122,8 @@ def test_no_separated_offset_means_no_term():
 
 def test_the_json_reports_the_term():
     assert fits(O).to_json()["message_overhead_s"] == pytest.approx(O)
+
+
+def test_the_summary_names_the_term():
+    assert "message overhead per hop" in cal.describe(fits(O))
+    assert "2.3 ms" in cal.describe(fits(O))
