@@ -10,7 +10,8 @@ has ``HOPS_PER_ITERATION`` message hops (master->edge->worker->edge->master, hie
 flat), so the overhead per hop is that difference over four.
 
 It is a measurement of the twin, never fitted to the scheme ratios it is used to explain;
-``bench_fidelity`` reports the ratios with and without it side by side.
+``bench_fidelity`` puts it into the model (``emulation.message_overhead_s``) and shows the
+pure model's ratios beside. ``hop_profile`` (below) splits one hop into its stages.
 """
 
 from __future__ import annotations
