@@ -5,7 +5,9 @@ simulated mean iteration time with the measured one (target: within 10 %).
 
 ``uncoded`` is a probed load (1/M); ``hgc`` (the scenario's s_e = s_w = 1: load 4/M) is not
 (the probe's second scheme runs at 2/M), so it checks the separation of each worker's link
-round trip from its compute across loads."""
+round trip from its compute across loads. The fitted scenario carries the per-hop overhead
+as ``emulation.message_overhead_s`` (links net of it); the same fit with the overhead left
+inside every link is shown beside it as a control (the split must not change predictions)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import dataclasses
 import sys
 import tempfile
 from pathlib import Path
+
+import yaml
 
 from bench import Result
 from common.scenario import load_scenario
@@ -35,6 +39,8 @@ def run(quick: bool) -> list[Result]:
         fit = cal.fit(obs, scenario.gradient_bytes)
         fitted = Path(tmp) / "fitted.yaml"
         cal.write_fitted(fitted, scenario, fit, "fitted.json")
+        gross = Path(tmp) / "gross.yaml"  # the control: overhead left inside every link
+        gross.write_text(yaml.safe_dump(cal.fitted_scenario(scenario, fit, split_overhead=False)))
         following = dataclasses.replace(scenario, seed=scenario.seed + 1, faults=())
         outcome = run_testbed(
             RunRequest(
@@ -42,8 +48,12 @@ def run(quick: bool) -> list[Result]:
             )
         )
         predicted = {s: cal.predicted_mean_s(fitted, s) for s in SCHEMES}
+        predicted_gross = {s: cal.predicted_mean_s(gross, s) for s in SCHEMES}
     section = f"calibrate ({scenario.name}, probe {probe_iterations} it, run {iterations} it)"
-    results = [Result(section, "probe measured mean", fit.measured_mean_s, "s")]
+    results = [
+        Result(section, "probe measured mean", fit.measured_mean_s, "s"),
+        Result(section, "fitted message_overhead_s per hop", fit.message_overhead_s * 1e3, "ms"),
+    ]
     for scheme in SCHEMES:
         r = outcome.results.get(scheme)
         if r is None:
@@ -61,6 +71,8 @@ def run(quick: bool) -> list[Result]:
                 abs(ratio - 1) <= TOLERANCE,
             )
         )
+        name = f"{scheme} fitted-sim, overhead inside the links (control) / measured"
+        results.append(Result(section, name, predicted_gross[scheme] / measured, "ratio"))
         if r.predicted_mean_s:  # the hand-written profiles, for comparison
             results.append(
                 Result(

@@ -1,87 +1,163 @@
 """Fidelity of the local testbed: ``hgc run`` on the shipped heterogeneous scenario, every
 scheme back to back on the same emulated hardware, measured mean iteration time divided by
-the simulator's prediction for the same scenario (target 0.9-1.15), and HGC-JNCSS's measured
-speed-up over uncoded beside the simulator's.
+the simulator's prediction for the same scenario, and HGC-JNCSS's measured speed-up over
+uncoded beside the simulator's.
 
-First, in the same run, the scenario's deterministic twin (``hgc.testbed.overhead``)
-measures the real system's cost per message hop; each scheme is then reported against the
-pure model (``measured/sim``), against the model plus that measured overhead
-(``measured/(sim+overhead)``), and -- hierarchical schemes -- against the model evaluated on
-the run's own seeded compute draws plus the overhead (``measured/(paired+overhead)``,
-``hgc.testbed.paired``), side by side. docs/running.md explains the figures."""
+In the same run, before and after every scheme, a short run of the scenario's
+deterministic twin (``hgc.testbed.overhead``) measures the real system's cost per message
+hop (the mean of the two around a scheme: the machine is shared, its load drifts); it is
+put *into the model* as the scenario's ``emulation.message_overhead_s`` (never fitted to
+the ratios below). The headline,
+``measured/sim``, target 0.97-1.05 for every scheme, divides by that model evaluated on the
+run's own seeded compute draws (``hgc.testbed.paired``; flat schemes replay the relay queue
+too): a 30-iteration run is one fixed sample whose mean sits several per cent from the
+model's expectation in every repetition, so the expectation is no yardstick for a 3 % band.
+Beside it, for context: against the expectation with the overhead (target 0.9-1.15) and
+against the pure model (no overhead, no target). docs/running.md explains the figures."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench import Result
-from common.scenario import load_scenario
+from common.scenario import Scenario, load_scenario
 from hgc.testbed.config import scenario_plan
 from hgc.testbed.launcher import RunRequest, run_testbed
-from hgc.testbed.overhead import HOPS_PER_ITERATION, measure_overhead
+from hgc.testbed.overhead import Overhead, measure_overhead
 from hgc.testbed.paired import paired_prediction
 from hgc.testbed.predict import predict
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "heterogeneous.yaml"
-LOW, HIGH = 0.9, 1.15
+LOW, HIGH = 0.97, 1.05  # the headline: model with overhead, on the run's own draws
+WIDE_LOW, WIDE_HIGH = 0.9, 1.15  # against the expectation (a 30-iteration sample)
+LINK_SAMPLES = 100  # link jitter and loss draws per iteration in the paired model
 
 
-def ratio_result(section: str, name: str, measured: float, predicted: float | None) -> Result:
+def ratio_result(
+    section: str,
+    name: str,
+    measured: float,
+    predicted: float | None,
+    band: tuple[float, float] | None = (LOW, HIGH),
+) -> Result:
     ratio = measured / predicted if predicted else float("nan")
-    return Result(section, name, ratio, "ratio", f"{LOW}-{HIGH}", LOW <= ratio <= HIGH)
+    if band is None:
+        return Result(section, name, ratio, "ratio")
+    lo, hi = band
+    return Result(section, name, ratio, "ratio", f"{lo}-{hi}", lo <= ratio <= hi)
+
+
+def with_overhead(scenario: Scenario, hop_s: float) -> Scenario:
+    """``scenario`` with ``emulation.message_overhead_s = hop_s`` (the model's term)."""
+    emulation = dataclasses.replace(scenario.emulation, message_overhead_s=hop_s)
+    return dataclasses.replace(scenario, emulation=emulation)
 
 
 def run(quick: bool) -> list[Result]:
     scenario = load_scenario(SCENARIO)
     iterations = 10 if quick else scenario.training.iterations
-    with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as tmp:
-        overhead = measure_overhead(
-            SCENARIO, scenario, iterations, Path(tmp) / "twin", stream=sys.stderr
-        )
-        outcome = run_testbed(
-            RunRequest(
-                SCENARIO,
-                scenario,
-                scenario.schemes,
-                iterations,
-                out=Path(tmp) / "run",
-                stream=sys.stderr,
+    twin_iterations = max(5, iterations // 2)
+    keep = os.environ.get("BENCH_FIDELITY_OUT")  # keep the run folders (record.jsonl)
+    section = f"fidelity ({scenario.name}, {iterations} it)"
+    results: list[Result] = []
+    measured: dict[str, float] = {}
+    hops: dict[str, float] = {}
+    paired: dict[str, float | None] = {}
+    with (
+        contextlib.nullcontext(keep)
+        if keep
+        else tempfile.TemporaryDirectory(prefix="bench-fidelity-")
+    ) as tmp:
+
+        def twin(k: int) -> Overhead:
+            out = Path(tmp) / f"twin-{k}"
+            return measure_overhead(SCENARIO, scenario, twin_iterations, out, stream=sys.stderr)
+
+        # The machine is shared and its load drifts by a factor of two within minutes: every
+        # scheme runs between two short twin runs, and the mean of those two is the overhead
+        # in the model of that scheme (a control measured around it, never fitted to it).
+        before = twin(0)
+        for k, scheme in enumerate(scenario.schemes, start=1):
+            outcome = run_testbed(
+                RunRequest(
+                    SCENARIO,
+                    scenario,
+                    (scheme,),
+                    iterations,
+                    out=Path(tmp) / f"run-{scheme}",
+                    stream=sys.stderr,
+                )
+            )
+            after = twin(k)
+            hops[scheme] = (before.per_hop_s + after.per_hop_s) / 2
+            before = after
+            r = outcome.results.get(scheme)
+            if r is None or r.measured_over_predicted is None:
+                print(f"# fidelity: {scheme} failed: {outcome.failures}", file=sys.stderr)
+                continue
+            measured[scheme] = r.stats.mean_s
+            rows, paired[scheme] = compare(section, scenario, scheme, r, hops[scheme], iterations)
+            results.extend(rows)
+    hop_values = list(hops.values())
+    results[:0] = [
+        Result(section, "overhead per hop, smallest twin pair", min(hop_values) * 1e3, "ms"),
+        Result(section, "overhead per hop, largest twin pair", max(hop_values) * 1e3, "ms"),
+    ]
+    if "hgc-jncss" in measured and "uncoded" in measured:
+        results.append(
+            Result(
+                section,
+                "hgc-jncss speed-up measured",
+                measured["uncoded"] / measured["hgc-jncss"],
+                "x",
             )
         )
-    section = f"fidelity ({scenario.name}, {iterations} it)"
-    hop = overhead.per_hop_s
-    results = [
-        Result(section, "overhead per message hop (deterministic twin)", hop * 1e3, "ms"),
-        Result(
+        sim = {
+            s: predict(scenario, scenario_plan(scenario, s))[0] for s in ("uncoded", "hgc-jncss")
+        }
+        if sim["uncoded"] and sim["hgc-jncss"]:
+            speedup = sim["uncoded"] / sim["hgc-jncss"]
+            results.append(Result(section, "hgc-jncss speed-up sim (pure model)", speedup, "x"))
+        p_unc, p_jncss = paired.get("uncoded"), paired.get("hgc-jncss")
+        if p_unc and p_jncss:
+            name = "hgc-jncss speed-up sim (paired, overhead in the model)"
+            results.append(Result(section, name, p_unc / p_jncss, "x"))
+    return results
+
+
+def compare(
+    section: str, scenario: Scenario, scheme: str, r: Any, hop: float, iterations: int
+) -> tuple[list[Result], float | None]:
+    """One scheme's ratios -- the headline against the model with the overhead on the run's
+    own draws, then the expectation with the overhead and the pure model -- and that paired
+    prediction (seconds)."""
+    measured = r.stats.mean_s
+    model = with_overhead(scenario, hop)  # the overhead as a term of the model
+    plan = scenario_plan(scenario, scheme)  # deterministic: the plan the run used
+    paired = paired_prediction(model, plan, iterations, link_samples=LINK_SAMPLES)
+    expected, _ = predict(model, plan)
+    rows = [
+        Result(section, f"{scheme} overhead per hop in the model", hop * 1e3, "ms"),
+        ratio_result(section, f"{scheme} measured/sim", measured, paired),
+        ratio_result(
             section,
-            f"overhead per iteration ({HOPS_PER_ITERATION} hops) / twin's model",
-            overhead.per_iteration_s / overhead.predicted_s,
-            "ratio",
+            f"{scheme} measured/expected (overhead in the model)",
+            measured,
+            expected,
+            (WIDE_LOW, WIDE_HIGH),
+        ),
+        ratio_result(
+            section,
+            f"{scheme} measured/pure model (no overhead)",
+            measured,
+            r.predicted_mean_s,
+            None,
         ),
     ]
-    for scheme, r in outcome.results.items():
-        if r.measured_over_predicted is None:
-            continue
-        measured = r.stats.mean_s
-        results.append(
-            ratio_result(section, f"{scheme} measured/sim", measured, r.predicted_mean_s)
-        )
-        plan = scenario_plan(scenario, scheme)  # deterministic: the plan the run used
-        with_overhead, _ = predict(scenario, plan, message_overhead_s=hop)
-        results.append(
-            ratio_result(section, f"{scheme} measured/(sim+overhead)", measured, with_overhead)
-        )
-        paired = paired_prediction(scenario, plan, iterations, message_overhead_s=hop)
-        if paired is not None:
-            name = f"{scheme} measured/(paired+overhead)"
-            results.append(ratio_result(section, name, measured, paired))
-    jncss = outcome.results.get("hgc-jncss")
-    if jncss is not None and jncss.speedup is not None:
-        results.append(Result(section, "hgc-jncss speed-up measured", jncss.speedup, "x"))
-    if jncss is not None and jncss.predicted_speedup is not None:
-        results.append(Result(section, "hgc-jncss speed-up sim", jncss.predicted_speedup, "x"))
-    for scheme, error in outcome.failures.items():
-        print(f"# fidelity: {scheme} failed: {error}", file=sys.stderr)
-    return results
+    return rows, paired

@@ -111,8 +111,27 @@ def codec_cpu(repeats: int) -> list[Result]:
     return out
 
 
+def twin(iterations: int) -> list[Result]:
+    """The overhead per message hop on the heterogeneous scenario's deterministic twin
+    (emulated links: every hop goes through the delayed-send timer), as bench_fidelity
+    measures it."""
+    from common.scenario import load_scenario
+    from hgc.testbed.overhead import measure_overhead
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "heterogeneous.yaml"
+    with tempfile.TemporaryDirectory(prefix="hgc-bench-overhead-twin-") as tmp:
+        o = measure_overhead(path, load_scenario(path), iterations, Path(tmp))
+    label = f"heterogeneous twin ({o.iterations} it)"
+    return [
+        Result(SECTION, f"{label}: measured mean iteration", o.measured_s, "s"),
+        Result(SECTION, f"{label}: exact model", o.predicted_s, "s"),
+        Result(SECTION, f"{label}: overhead per hop", o.per_iteration_s / HOPS * 1e3, "ms"),
+    ]
+
+
 def run(quick: bool) -> list[Result]:
     out: list[Result] = codec_cpu(2_000 if quick else 20_000)
+    out += twin(10 if quick else 30)
     sizes = SIZES[:2] if quick else SIZES
     iterations = 6 if quick else 11
     for edges, workers in sizes:

@@ -539,7 +539,19 @@ class ChildEndpoint(Endpoint):
 
 
 class Loop:
-    """Polls several endpoints (an edge has one up, one down) and an ``Offload`` together."""
+    """Polls several endpoints (an edge has one up, one down) and an ``Offload`` together.
+
+    Timers (delayed sends of the link emulation, heartbeats) fire on time to well under a
+    millisecond: ``zmq_poll`` counts whole milliseconds, so the loop polls for the whole
+    milliseconds before a timer (rounded *down*) and sleeps the sub-millisecond rest. The
+    earlier rule, rounding the poll *up*, released every emulated message 0-1 ms (0.5 ms on
+    average) late, a cost per hop the model does not have (``hgc.testbed.overhead``'s hop
+    profile, docs/running.md). ``precise_timers = False`` (or ``HGC_COARSE_TIMERS=1`` in a
+    node's environment) restores it, for before/after comparisons only.
+    """
+
+    precise_timers = os.environ.get("HGC_COARSE_TIMERS") != "1"
+    _SLEEP_BELOW_S = 0.001  # a rest shorter than this is slept, not polled
 
     def __init__(self, *endpoints: Endpoint, offload: Offload | None = None) -> None:
         if not endpoints:
@@ -559,7 +571,7 @@ class Loop:
         while True:
             now = time.monotonic()
             wake = min([deadline, *(ep.next_deadline() for ep in self.endpoints)])
-            ready = dict(self._poller.poll(max(0, math.ceil((wake - now) * 1000))))
+            ready = self._wait(wake - now)
             now = time.monotonic()
             events: list[Event] = []
             # Read before checking liveness: after a stall the peers' heartbeats are waiting
@@ -573,3 +585,16 @@ class Loop:
                 events.extend(ep._tick(now))
             if events or now >= deadline:
                 return events
+
+    def _wait(self, rest_s: float) -> dict[object, int]:
+        """Poll the sockets for at most ``rest_s`` seconds; what is ready."""
+        if not self.precise_timers:
+            return dict(self._poller.poll(max(0, math.ceil(rest_s * 1000))))
+        if rest_s <= 0:
+            return dict(self._poller.poll(0))
+        if rest_s >= self._SLEEP_BELOW_S:
+            return dict(self._poller.poll(math.floor(rest_s * 1000)))
+        ready = dict(self._poller.poll(0))  # input first; else sleep the sub-ms rest
+        if not ready:
+            time.sleep(rest_s)
+        return ready

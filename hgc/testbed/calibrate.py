@@ -69,6 +69,14 @@ class Calibration:
     gradient_bytes: int
     iterations: int
     measured_mean_s: float
+    # worker -> the load its compute fit is exact at, for workers whose offset could not be
+    # separated (offset 0: the load-independent part is inside the compute fit)
+    base_loads: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def message_overhead_s(self) -> float:
+        """The per-hop time common to every node (``common_overhead_s``)."""
+        return common_overhead_s(self)
 
     def to_json(self) -> dict[str, Any]:
         def num(x: float) -> float | str | None:
@@ -81,6 +89,7 @@ class Calibration:
             "iterations": self.iterations,
             "measured_mean_s": self.measured_mean_s,
             "gradient_bytes": self.gradient_bytes,
+            "message_overhead_s": self.message_overhead_s,
             "workers": {
                 n: {
                     "shift_s": num(f.shift_s),
@@ -152,6 +161,7 @@ def fit(obs: Observations, gradient_bytes: int) -> Calibration:
     workers: dict[str, ComputeFit] = {}
     offsets: dict[str, float] = {}
     noise: dict[str, float] = {}
+    base_loads: dict[str, float] = {}
     for name, rows in obs.workers.items():
         if not rows:
             raise ValueError(f"{name}: no observation in the probe's records")
@@ -160,13 +170,50 @@ def fit(obs: Observations, gradient_bytes: int) -> Calibration:
             workers[name], offsets[name], noise[name] = _split(t, c.astype(bool), ell)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
+        if offsets[name] == 0.0:
+            base_loads[name] = float(ell.min())
     uplinks: dict[str, LinkFit] = {}
     for name, hop_list in obs.uplink_hops.items():
         if len(hop_list) < 2:
             raise ValueError(f"{name}: fewer than 2 complete iterations to fit its uplink")
         uplinks[name] = fit_link([float(gradient_bytes)] * len(hop_list), hop_list)
     mean = float(np.mean(obs.iteration_s)) if obs.iteration_s else math.nan
-    return Calibration(workers, uplinks, offsets, noise, gradient_bytes, len(obs.iteration_s), mean)
+    n = len(obs.iteration_s)
+    return Calibration(workers, uplinks, offsets, noise, gradient_bytes, n, mean, base_loads)
+
+
+def _uplink_floor(up: LinkFit) -> float:
+    """The smallest one-hop time the fitted uplink gives (latency - jitter, as written)."""
+    return max(0.0, up.latency_s - min(up.jitter_s, up.latency_s))
+
+
+def common_overhead_s(cal: Calibration) -> float:
+    """Seconds per message hop common to every node: the smallest *floor* of a hop any
+    node's fit shows, i.e. the minimum over the workers' load-independent offsets (half of
+    each: two hops) and the uplinks' ``latency - jitter``. It is what the runtime costs per
+    message (encode, zmq, decode, the event loops: ``hgc.testbed.overhead``) plus whatever
+    link delay every node shares, and the fitted scenario writes it as
+    ``emulation.message_overhead_s`` with every link net of it -- so every prediction of the
+    fitted scenario is unchanged (the model adds it back to every hop, and no link's jitter
+    clip moves), while the emulated links of the fitted scenario no longer carry the
+    overhead twice when it is run.
+
+    A worker whose offset could not be separated from its compute (one usable load: offset
+    0, its whole floor is inside ``shift_s * load``) does not pull the minimum to 0: its
+    compute shift gives up the two hops at its base load instead (exact there), provided
+    that leaves at least half of its shift; otherwise the common term is capped so it does.
+    No separated worker offset at all (a one-load probe): 0 (nothing tells the common part
+    from the compute)."""
+    separated = [o / 2 for w, o in cal.offsets.items() if w not in cal.base_loads]
+    if not separated:
+        return 0.0
+    floors = separated + [_uplink_floor(u) for u in cal.uplinks.values()]
+    common = max(0.0, min(floors))
+    for w, load in cal.base_loads.items():
+        f = cal.workers.get(w)
+        if f is not None and math.isfinite(f.shift_s):
+            common = min(common, max(0.0, f.shift_s) * load / 4)  # 2 hops <= half the shift
+    return common
 
 
 def _split(
@@ -216,12 +263,19 @@ def _split(
     return fit, offset, excess
 
 
-def fitted_scenario(scenario: Scenario, cal: Calibration, source: str = "") -> dict[str, Any]:
+def fitted_scenario(
+    scenario: Scenario, cal: Calibration, source: str = "", *, split_overhead: bool = True
+) -> dict[str, Any]:
     """The scenario's own document with its topology replaced by the fitted profiles: one
     custom device and link per node (``fit-<node>``), set through ``topology.overrides``.
     Everything else (model, data, training, code, schemes, emulation) is kept; faults are
-    dropped and the straggler model is the fitted shifted exponential."""
+    dropped and the straggler model is the fitted shifted exponential.
+
+    ``split_overhead``: the hop floor common to every node as ``emulation.
+    message_overhead_s``, links net of it (``common_overhead_s``); False keeps it inside
+    every link (the term 0; same predictions -- a control)."""
     doc = copy.deepcopy(scenario.raw)
+    common = common_overhead_s(cal) if split_overhead else 0.0
     old = doc.get("topology", {})
     devices: dict[str, Any] = dict(old.get("devices") or {})
     links: dict[str, Any] = dict(old.get("links") or {})
@@ -230,7 +284,7 @@ def fitted_scenario(scenario: Scenario, cal: Calibration, source: str = "") -> d
         edge = f"edge-{i}"
         up = cal.uplinks[edge]
         links[f"fit-{edge}"] = {
-            "latency_s": _round(up.latency_s),
+            "latency_s": _round(up.latency_s - common),
             "jitter_s": _round(min(up.jitter_s, up.latency_s)),
             "bandwidth": (
                 "unlimited" if math.isinf(up.bandwidth_bytes_per_s) else up.bandwidth_bytes_per_s
@@ -244,14 +298,19 @@ def fitted_scenario(scenario: Scenario, cal: Calibration, source: str = "") -> d
         for j in range(m):
             w = f"worker-{i}-{j}"
             f = cal.workers[w]
+            shift = f.shift_s
+            if w in cal.base_loads:  # its two hops' common part left its compute
+                shift -= 2 * common / cal.base_loads[w]
             devices[f"fit-{w}"] = {
-                "shift_s": _round(f.shift_s),
+                "shift_s": _round(shift),
                 "rate": f.rate if math.isinf(f.rate) else _round(f.rate),
                 "cpu_fraction": scenario.worker_profile(i, j).cpu_fraction,
             }
             # two hops of max(0, latency + U(-j, j)): minimum offset, mean offset + noise
             jitter = cal.noise.get(w, 0.0) / 2.0
             hop = cal.offsets.get(w, 0.0) / 2.0 + jitter
+            if w not in cal.base_loads:
+                hop -= common
             if hop > 0:
                 links[f"fit-{w}"] = {"latency_s": _round(hop), "jitter_s": _round(jitter)}
             overrides[w] = {"device": f"fit-{w}", "link": f"fit-{w}" if hop > 0 else "ideal"}
@@ -268,6 +327,9 @@ def fitted_scenario(scenario: Scenario, cal: Calibration, source: str = "") -> d
         f"iterations{', ' + source if source else ''}; probe mean {cal.measured_mean_s:.4f} s)"
     )
     doc["stragglers"] = {"kind": "shifted-exponential"}
+    emulation = dict(doc.get("emulation") or {})
+    emulation["message_overhead_s"] = _round(common)
+    doc["emulation"] = emulation
     if "path" in scenario.data_spec:  # resolved against the original file's folder
         doc["data"] = dict(scenario.data_spec)
     doc.pop("faults", None)
@@ -287,8 +349,12 @@ HEADER = """\
 # Per edge: link fit-edge-<i> = its uplink, one hop, from (edge arrival - its latest worker
 # arrival) / 2 at {gradient_bytes} bytes (one size: all latency, bandwidth unlimited;
 # combining is inside it).
-# Per-message overhead: not a separate term -- it is inside the fitted link times above, so
-# a model term for it (emulation.message_overhead_s, where the scenario format has it) is 0.
+# Per-message overhead: emulation.message_overhead_s = {overhead_ms:.3f} ms per hop, the floor
+# of a hop common to every node (the smallest worker offset / 2 or uplink latency - jitter);
+# every link above is net of it (a worker whose offset stayed inside its compute gave it up
+# from its shift at its probed load), so the model adds it back on every hop and every
+# prediction is the one of the gross links. A separate loopback measurement was not used: it
+# would need its own run and would miss what the real nodes' hops have in common.
 # Standard errors of every fit: {json_name}.
 """
 
@@ -303,6 +369,7 @@ def write_fitted(
         name=scenario.name,
         gradient_bytes=cal.gradient_bytes,
         json_name=json_name,
+        overhead_ms=common_overhead_s(cal) * 1e3,
     )
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
     return doc
@@ -389,6 +456,10 @@ def describe(cal: Calibration) -> str:
         lines.append(
             f"{name:<15} {u.latency_s:.4g} ({u.latency_se:.2g})".ljust(38) + f"{u.jitter_s:.3g}"
         )
+    lines.append(
+        f"message overhead per hop (common to every node): {cal.message_overhead_s * 1e3:.3g} ms"
+        " -> emulation.message_overhead_s; the fitted links are net of it"
+    )
     return "\n".join(lines)
 
 

@@ -12,10 +12,15 @@ fidelity from the luck of the sample.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Callable
+
 import numpy as np
 
 from common.perf import Plan
-from common.perf.system import StragglerModel, WorkerProfile, with_message_overhead
+from common.perf.montecarlo import sample_link
+from common.perf.system import Link, StragglerModel, WorkerProfile, with_message_overhead
 from common.runtime.emulation import ComputeEmulator
 from common.scenario import Scenario
 from hgc.testbed.config import emulation_spec
@@ -37,33 +42,85 @@ def _draws(entry: dict, iterations: int) -> np.ndarray:
 
 
 def paired_prediction(
-    scenario: Scenario, plan: Plan, iterations: int, message_overhead_s: float = 0.0
+    scenario: Scenario,
+    plan: Plan,
+    iterations: int,
+    message_overhead_s: float = 0.0,
+    link_samples: int = 0,
+    seed: int = 0,
 ) -> float | None:
     """Mean iteration time (seconds) the model gives for iterations ``0..iterations-1`` of
-    ``plan`` (the one the cluster ran) with the emulation's own compute draws and mean link
-    delays (plus ``message_overhead_s`` per hop). ``None`` for flat schemes (their relay
-    queue is not replayed here)."""
+    ``plan`` (the one the cluster ran) with the emulation's own compute draws, plus the
+    scenario's ``emulation.message_overhead_s`` (``system_model``) and ``message_overhead_s``
+    per hop.
+
+    Links: ``link_samples = 0`` puts every link at its mean transfer time; ``R > 0`` draws
+    each link's jitter and loss ``R`` times per iteration (as the Monte Carlo model does;
+    the run's own link draws depend on message order and are not replayed) and averages --
+    the right choice where the iteration waits for the slowest of several jittery links
+    (the mean of a maximum exceeds the maximum of the means).
+
+    Flat schemes replay the model's relay queue: each edge forwards its workers' messages in
+    arrival order over its uplink, one ``b / bandwidth`` occupancy each, then the uplink's
+    latency; the master waits for ``n - s`` messages. (``None`` is kept in the signature for
+    a plan the model cannot pair; none today.)"""
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
-    pure = scenario.system_model()
-    if plan.is_flat:
-        return None
-    system = with_message_overhead(pure, message_overhead_s)
+    if link_samples < 0:
+        raise ValueError(f"link_samples must be >= 0, got {link_samples}")
+    system = with_message_overhead(scenario.system_model(), message_overhead_s)
     spec = emulation_spec(scenario, plan, "full")
-    b = system.gradient_bytes
+    b = float(system.gradient_bytes)
+    rng = np.random.default_rng(seed)
+    r = max(1, link_samples)
+
+    def link_time(link: Link, nbytes: float, shape: tuple[int, ...]) -> np.ndarray:
+        if link_samples == 0:
+            return np.full(shape, link.mean_transfer_s(nbytes))
+        return np.broadcast_to(sample_link(link, nbytes, shape, rng), shape)
+
     finish = []
     for p, (e, ws) in enumerate(zip(plan.edges, plan.workers, strict=True)):
         edge = system.edges[e]
-        down = up = edge.uplink.mean_transfer_s(b)
-        arrivals = np.array(
+        down = link_time(edge.uplink, b, (r, 1, iterations))
+        arrivals = down + np.stack(
             [
-                down + 2 * system.workers[e][j].link.mean_transfer_s(b)
+                link_time(system.workers[e][j].link, b, (r, iterations))
+                + link_time(system.workers[e][j].link, b, (r, iterations))
                 + _draws(spec[f"worker-{p}-{q}"], iterations)
                 for q, j in enumerate(ws)
-            ]
-        )  # fmt: skip
+            ],
+            axis=1,
+        )  # (samples, workers, iterations)
+        if plan.is_flat:
+            finish.append(_relay(arrivals, edge.uplink, b, link_time))
+            continue
         needed = plan.workers_needed(p)
         combine = edge.combine_s_per_byte * b * needed
-        finish.append(np.sort(arrivals, axis=0)[needed - 1] + combine + up)
-    edges = np.sort(np.array(finish), axis=0)
-    return float(edges[plan.edges_needed - 1].mean())
+        up = link_time(edge.uplink, b, (r, iterations))
+        finish.append(np.sort(arrivals, axis=1)[:, needed - 1] + combine + up)
+    if plan.is_flat:
+        messages = np.sort(np.concatenate(finish, axis=1), axis=1)
+        return float(messages[:, plan.n_workers - plan.s - 1].mean())
+    edges = np.sort(np.stack(finish, axis=1), axis=1)
+    return float(edges[:, plan.edges_needed - 1].mean())
+
+
+def _relay(
+    arrivals: np.ndarray,
+    uplink: Link,
+    b: float,
+    link_time: Callable[[Link, float, tuple[int, ...]], np.ndarray],
+) -> np.ndarray:
+    """Arrival at the master of each relayed message, shape ``(samples, workers,
+    iterations)``: the FIFO queue of the edge's uplink (as ``common.perf.montecarlo``),
+    then the uplink's latency, jitter and loss."""
+    occupancy = b / uplink.bandwidth_bytes_per_s
+    relay = dataclasses.replace(uplink, bandwidth_bytes_per_s=math.inf)
+    queue = np.sort(arrivals, axis=1)
+    out = np.empty_like(queue)
+    prev = np.zeros((queue.shape[0], queue.shape[2]))
+    for k in range(queue.shape[1]):
+        prev = np.maximum(queue[:, k], prev) + occupancy
+        out[:, k] = prev
+    return out + link_time(relay, 0.0, out.shape)

@@ -106,17 +106,24 @@ def test_fitted_scenario_parses_and_carries_the_fits(tmp_path):
     assert text.startswith("# Fitted by `hgc calibrate`")
     fitted = load_scenario(path)
     assert fitted.name == "two-by-three-fitted" and fitted.faults == ()
+    o = fitted.emulation.message_overhead_s
+    assert o == pytest.approx(cal.common_overhead_s(c), rel=1e-5) and o > 0
     for i in range(2):
-        assert fitted.edge_profile(i).uplink.latency_s == pytest.approx(
+        assert fitted.edge_profile(i).uplink.latency_s + o == pytest.approx(
             c.uplinks[f"edge-{i}"].latency_s, rel=1e-5
         )
         for j in range(3):
             w = f"worker-{i}-{j}"
             p = fitted.worker_profile(i, j)
-            assert p.shift_s == pytest.approx(c.workers[w].shift_s, rel=1e-5)
+            shift = c.workers[w].shift_s
+            if w in c.base_loads:  # offset inside the compute: the overhead left the shift
+                shift -= 2 * o / c.base_loads[w]
+                assert p.link.latency_s == 0.0
+            else:
+                mean_link = 2 * (p.link.latency_s + o)  # jitter <= latency: no clipping
+                assert mean_link == pytest.approx(c.offsets[w] + c.noise[w], rel=1e-4, abs=1e-9)
+            assert p.shift_s == pytest.approx(shift, rel=1e-5)
             assert p.rate == pytest.approx(c.workers[w].rate, rel=1e-5)
-            mean_link = 2 * p.link.latency_s  # jitter <= latency: no clipping
-            assert mean_link == pytest.approx(c.offsets[w] + c.noise[w], rel=1e-4, abs=1e-9)
     assert yaml.safe_load(text)["stragglers"] == {"kind": "shifted-exponential"}
     assert math.isfinite(cal.predicted_mean_s(path))
 

@@ -24,11 +24,15 @@ def scenario() -> Scenario:
 
 
 def exact(s: Scenario, scheme: str, overhead: float = 0.0) -> float:
+    """The model's expectation: exact where it applies, else Monte Carlo (the flat relay
+    queue; deterministic on the twin)."""
     from common.perf import with_message_overhead
 
-    system = s.system_model()
+    system = with_message_overhead(s.system_model(), overhead)
     plan = scenario_plan(s, scheme)
-    return expected_time(with_message_overhead(system, overhead), plan)
+    if plan.is_flat:
+        return expected_time(system, plan, method="mc", iterations=20_000)
+    return expected_time(system, plan)
 
 
 def steady_links(s: Scenario) -> Scenario:
@@ -42,7 +46,7 @@ def steady_links(s: Scenario) -> Scenario:
     return dataclasses.replace(s, topology=topo)
 
 
-@pytest.mark.parametrize("scheme", ["uncoded", "hgc", "hgc-hetero"])
+@pytest.mark.parametrize("scheme", ["uncoded", "hgc", "hgc-hetero", "flat-frc", "flat-crc"])
 def test_deterministic_twin_pairs_to_the_exact_expectation(scenario: Scenario, scheme: str) -> None:
     twin = deterministic_twin(scenario)
     plan = scenario_plan(twin, scheme)
@@ -51,7 +55,7 @@ def test_deterministic_twin_pairs_to_the_exact_expectation(scenario: Scenario, s
     assert with_overhead == pytest.approx(exact(twin, scheme, 0.002), rel=2e-3)
 
 
-@pytest.mark.parametrize("scheme", ["edge-gc", "hgc"])
+@pytest.mark.parametrize("scheme", ["edge-gc", "hgc", "flat-crc"])
 def test_many_paired_iterations_converge_to_the_expectation(
     scenario: Scenario, scheme: str
 ) -> None:
@@ -61,7 +65,26 @@ def test_many_paired_iterations_converge_to_the_expectation(
     assert paired == pytest.approx(exact(s, scheme), rel=0.04)
 
 
-def test_flat_schemes_and_bad_iterations(scenario: Scenario) -> None:
-    assert paired_prediction(scenario, scenario_plan(scenario, "flat-frc"), 5) is None
+def test_the_scenario_overhead_term_is_in_the_pairing(scenario: Scenario) -> None:
+    """``emulation.message_overhead_s`` is part of the model: four hops per iteration."""
+    plan = scenario_plan(scenario, "flat-frc")
+    base = paired_prediction(scenario, plan, 5)
+    emulation = dataclasses.replace(scenario.emulation, message_overhead_s=0.003)
+    slow = paired_prediction(dataclasses.replace(scenario, emulation=emulation), plan, 5)
+    assert base is not None and slow is not None
+    assert slow - base == pytest.approx(4 * 0.003, rel=0.05)
+
+
+def test_bad_iterations(scenario: Scenario) -> None:
     with pytest.raises(ValueError, match="iterations"):
         paired_prediction(scenario, scenario_plan(scenario, "hgc"), 0)
+
+
+def test_sampled_links_pair_to_the_expectation_with_jitter_and_loss(scenario: Scenario) -> None:
+    """Jitter and loss drawn per iteration (``link_samples``) on the full scenario (the
+    lossy, jittery uplink of edge 3): a long paired run converges to the model's mean."""
+    plan = scenario_plan(scenario, "flat-frc")
+    paired = paired_prediction(scenario, plan, 400, link_samples=10)
+    assert paired == pytest.approx(exact(scenario, "flat-frc"), rel=0.04)
+    with pytest.raises(ValueError, match="link_samples"):
+        paired_prediction(scenario, plan, 5, link_samples=-1)
