@@ -102,9 +102,6 @@ class FamilyCache:
     def alternative(self, tier: Tier) -> Tier:
         return self.get(tier.N, tier.s, "gauss").tier
 
-    def widened(self, tier: Tier) -> Tier:
-        return self.get(tier.N, tier.s, "wide").tier
-
     def numbers(self, tier: Tier) -> TierNumbers:
         kind = "lagrange" if tier.kind != "gauss" else "wide" if tier.wide else "gauss"
         return self.get(tier.N, tier.s, kind)
@@ -165,7 +162,7 @@ def grid_code(cache: FamilyCache, n: int, m: int, s_e: int, s_w: int) -> GridCod
             edge = cache.get(n, s_e, "gauss").tier
         if choice["workers"][0] is not None:
             worker = cache.get(m, s_w, "gauss").tier
-            wide = wide_choice(edge, [worker] * n, estimate, cache.widened)
+            wide = wide_choice([worker] * n)
             if wide is not None and wide[0]:
                 worker = cache.get(m, s_w, "wide").tier
     est = estimate(edge, [worker])

@@ -19,7 +19,6 @@ from common.coding.tier import (
     gauss_tier,
     ignore_tier,
     lagrange_tier,
-    widen,
 )
 
 VARIANTS = ("lagrange", "fr", "ignore")
@@ -174,8 +173,6 @@ class HierarchicalCode:
 
 
 GAUSS_SWITCH = 1e-9  # Lagrange estimate above which tiers are offered Gaussian coefficients
-# estimate (after the Gaussian choice) above which Gaussian worker tiers are made wide
-WIDE_SWITCH = 1e-10
 
 
 def build_hierarchical(
@@ -215,7 +212,7 @@ def build_hierarchical(
         "workers": [t.order for t in code.worker_tiers],
     }
     code = _build(scheme, placement, K, s_e, s_w, variant, points, auto_orders, choice)
-    wide = wide_choice(code.edge_tier, code.worker_tiers, _code_estimate)
+    wide = wide_choice(code.worker_tiers)
     if wide is None:
         return code
     return _build(
@@ -223,43 +220,22 @@ def build_hierarchical(
     )
 
 
-def wide_choice(
-    edge_tier: Tier,
-    worker_tiers: Sequence[Tier],
-    estimate: Callable[[Tier, Sequence[Tier]], float],
-    alternative: Callable[[Tier], Tier] = widen,
-) -> list[bool] | None:
-    """Which Gaussian worker tiers a new code makes wide (docs/numerics.md "Wide tiers"):
-    none if the code's estimate is at most ``WIDE_SWITCH`` or longdouble is only float64
-    here; else every Gaussian worker tier whose wide version has the smaller tier estimate,
-    kept if the whole code's estimate improves. Returns the spec's ``wide`` list or None.
-    ``alternative(tier)`` (default :func:`widen`) lets the grid check reuse built tiers."""
+def wide_choice(worker_tiers: Sequence[Tier]) -> list[bool] | None:
+    """Which worker tiers a new code makes wide (docs/numerics.md "Wide tiers"): every
+    Gaussian one, unless longdouble is only float64 here. Returns the spec's ``wide`` list, or
+    None when no tier is Gaussian.
+
+    Why every one and not only those whose estimate is high: a Gaussian tier's decode error is
+    heavy-tailed over responder sets (a random square submatrix is near-singular with
+    probability proportional to its smallest singular value), so an estimate from the
+    builder's own patterns can sit 500x under what independent patterns find. The tail belongs
+    to the family, not to a seed; widening removes the float64 floor it multiplies."""
     from common.coding.gauss import WIDE_AVAILABLE
-    from common.coding.numerics import tier_estimate
 
     if not WIDE_AVAILABLE:
         return None
-    est = estimate(edge_tier, worker_tiers)
-    if est <= WIDE_SWITCH:
-        return None
-    seen: dict[tuple, Tier | None] = {}
-
-    def alt_for(tier: Tier) -> Tier | None:
-        if tier.kind != "gauss" or tier.wide:
-            return None
-        key = (tier.N, tier.s, tier.seed, tuple(sorted(tier.holders)))
-        if key not in seen:
-            alt = alternative(tier)
-            seen[key] = alt if tier_estimate(alt) < tier_estimate(tier) else None
-        return seen[key]
-
-    alts = [alt_for(t) for t in worker_tiers]
-    if all(x is None for x in alts):
-        return None
-    mixed = [t if x is None else x for t, x in zip(worker_tiers, alts, strict=True)]
-    if not estimate(edge_tier, mixed) < est:
-        return None
-    return [x is not None for x in alts]
+    wide = [t.kind == "gauss" for t in worker_tiers]
+    return wide if any(wide) else None
 
 
 def _code_estimate(edge_tier: Tier, worker_tiers: Sequence[Tier]) -> float:
