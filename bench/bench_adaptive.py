@@ -56,7 +56,7 @@ def stretched(tmp: Path, quick: bool, drift: bool) -> Path:
         raw["faults"] = []
         raw["name"] = "stationary"
     raw["schemes"] = list(SCHEMES)
-    raw["adaptive"] = {"window": 5, "threshold": 0.05}
+    raw["adaptive"] = {"window": 20, "threshold": 0.05}
     path = tmp / f"{raw['name']}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

@@ -16,6 +16,8 @@ Flow of one training run::
     worker --WorkerGradient(t)--> edge                      (one coded vector)
     edge --EdgeGradient(t)--> master                        (hierarchical schemes)
     edge --WorkerGradient(t)--> master                      (flat schemes: edges only relay)
+    edge --EdgeProgress(t)--> master                        (hgc-adaptive: t abandoned)
+    worker --LateAnswer(t)--> edge --LateAnswer(t)--> master (a result too late: its timing)
     master --Shutdown--> edges --Shutdown--> workers
     anyone --Heartbeat--> parent / child                    (liveness)
     parent --Rejoin--> child it does not know                (after the parent restarted)
@@ -204,6 +206,40 @@ class IterationFailed(Message):
 
 
 @dataclass(frozen=True)
+class EdgeProgress(Message):
+    """Edge -> master, under a plan (``hgc-adaptive``) only: how far the edge had got with an
+    iteration it never answered, sent when the next model makes it abandon that iteration.
+    The master had moved on without this edge (a tolerated straggler); without this report it
+    could only censor the edge's uplink, blaming the link for what its slow workers did."""
+
+    op: ClassVar[str] = "edge_progress"
+    edge: int
+    elapsed_s: float  # seconds from the model's arrival at the edge to the abandonment
+    # as in EdgeGradient: seconds from model arrival to each worker's answer, and each
+    # worker's own compute time, indexed by worker; -1.0 for those that had not answered
+    worker_arrivals_s: tuple[float, ...] = ()
+    worker_compute_s: tuple[float, ...] = ()
+    epoch: int = NO_EPOCH
+    plan_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class LateAnswer(Message):
+    """Worker -> edge -> master: the timing of a result computed after a newer model had
+    come (the vector itself is useless by then and is not sent). Under a plan
+    (``hgc-adaptive``) the edge fills ``arrival_s`` and forwards it; it is how the master
+    measures a worker too slow to ever answer in time instead of only bounding it."""
+
+    op: ClassVar[str] = "late_answer"
+    edge: int
+    worker: int
+    compute_s: float  # as WorkerGradient.compute_s
+    arrival_s: float = -1.0  # set by the edge: seconds from the model's arrival there
+    epoch: int = NO_EPOCH
+    plan_epoch: int = 0
+
+
+@dataclass(frozen=True)
 class Shutdown(Message):
     op: ClassVar[str] = "shutdown"
     reason: str
@@ -219,6 +255,8 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     WorkerGradient,
     EdgeGradient,
     IterationFailed,
+    EdgeProgress,
+    LateAnswer,
     Shutdown,
     Rejoin,
 )

@@ -26,8 +26,10 @@ from common.runtime.messages import (
     NO_ITERATION,
     SETUP_RETRY_S,
     EdgeGradient,
+    EdgeProgress,
     EdgeSetup,
     IterationFailed,
+    LateAnswer,
     Message,
     ModelUpdate,
     Ready,
@@ -56,6 +58,7 @@ from services.common.lifecycle import Rejoiner, model_key
 from services.common.lifted import LiftedCode, lift
 
 PARENT = "master"
+RECENT_ITERATIONS = 64  # iterations whose model arrival a late answer is timed against
 
 
 class EdgeState:
@@ -96,6 +99,9 @@ class EdgeState:
         # the iteration in flight
         self.current = NO_ITERATION
         self.t0 = 0.0
+        # (run epoch, iteration) -> when its model came, for the last RECENT_ITERATIONS: the
+        # arrival time of a worker's LateAnswer (hgc-adaptive)
+        self.recent_t0: dict[tuple[int, int], float] = {}
         self.arrivals: dict[int, float] = {}  # worker -> seconds after model arrival
         self.computes: dict[int, float] = {}  # worker -> its reported compute seconds
         self.vectors: list[tuple[int, np.ndarray]] = []  # arrival order
@@ -187,7 +193,24 @@ class EdgeState:
             return self._on_ready(msg)
         if isinstance(msg, WorkerGradient):
             return self._on_gradient(peer, msg, now)
+        if isinstance(msg, LateAnswer):
+            return self._on_late_answer(peer, msg, now)
         return [Drop("unknown_op", f"edge does not take {msg.op} from a worker")]
+
+    def _on_late_answer(self, peer: str, msg: LateAnswer, now: float) -> list[Action]:
+        """Under a plan (hgc-adaptive): a worker's result for an iteration this edge has
+        moved on from; forwarded with its arrival time (from the model's arrival here).
+        Otherwise, or for an iteration no longer remembered, dropped as late."""
+        if msg.edge != self.edge or self.registered.get(msg.worker) != peer:
+            return [Drop("unknown_peer", f"{peer} sent a late answer as worker {msg.worker}")]
+        t0 = self.recent_t0.get((msg.epoch, msg.iteration))
+        epoch = self.setup.plan_epoch if self.setup is not None else 0
+        if t0 is None or not self.setup or not self.setup.plan_spec or msg.plan_epoch != epoch:
+            return [Drop("late", f"{peer}: late answer for iteration {msg.iteration}")]
+        c = float(msg.compute_s)
+        if not (np.isfinite(c) and 0.0 <= c <= now - t0):
+            return [Drop("malformed", f"{peer}: late answer with compute_s {c!r}")]
+        return [SendUp(dataclasses.replace(msg, arrival_s=now - t0))]
 
     # ------------------------------------------------------------ set-up
     def _on_register(self, peer: str, msg: Register) -> list[Action]:
@@ -348,15 +371,46 @@ class EdgeState:
             return [Drop("late", f"model for iteration {msg.iteration} < {self.current}")]
         if msg.params.dtype != np.float64 or msg.params.ndim != 1:
             return [Drop("malformed", f"model {msg.params.dtype}{msg.params.shape}")]
+        acts = self._progress_report(now)
         # a repeated iteration number is a retry: start it afresh
         self.current, self.t0, self.epoch = msg.iteration, now, msg.epoch
+        self.recent_t0[(msg.epoch, msg.iteration)] = now
+        for key in sorted(self.recent_t0)[:-RECENT_ITERATIONS]:
+            del self.recent_t0[key]
         self.n_params = int(msg.params.shape[0])
         self.arrivals, self.vectors, self.answered = {}, [], False
         self.los = {}
         self.computes = {}
         self.refused = set()
         self.needed_at = None
-        return [SendDown(self.registered[j], msg) for j in self.selected() if j in self.registered]
+        return [
+            *acts,
+            *(SendDown(self.registered[j], msg) for j in self.selected() if j in self.registered),
+        ]
+
+    def _progress_report(self, now: float) -> list[Action]:
+        """Under a plan (hgc-adaptive), an iteration abandoned unanswered (the master moved on
+        without this edge): tell the master which workers had answered, and when, so that it
+        measures the workers that made this edge late instead of blaming its uplink."""
+        if (
+            self.answered
+            or self.current == NO_ITERATION
+            or self.setup is None
+            or not self.setup.plan_spec
+            or self.decoder is None
+        ):
+            return []
+        workers = range(self.m)
+        report = EdgeProgress(
+            self.current,
+            self.edge,
+            now - self.t0,
+            tuple(self.arrivals.get(j, -1.0) for j in workers),
+            tuple(self.computes.get(j, -1.0) for j in workers),
+            epoch=self.epoch,
+            plan_epoch=self.setup.plan_epoch,
+        )
+        return [SendUp(report)]
 
     def _on_gradient(self, peer: str, msg: WorkerGradient, now: float) -> list[Action]:
         if msg.iteration != self.current or msg.epoch != self.epoch or self.code is None:

@@ -50,7 +50,7 @@ from common.coding.protocol import HierarchicalCodeLike, is_hierarchical_code
 from common.perf import Plan, expected_time, plan_scheme
 from common.perf.estimate import fit_shifted_exponential
 from common.perf.system import EdgeProfile, Link, StragglerModel, SystemModel, WorkerProfile
-from common.runtime.messages import EdgeGradient
+from common.runtime.messages import EdgeGradient, EdgeProgress, LateAnswer
 from services.common.lifted import LiftedCode, plan_spec
 from services.master.aggregation import Attempt
 
@@ -437,6 +437,11 @@ class DriftTracker:
         ref = self.stats.get(name)
         if ref is not None and _surprise(value, censored, ref):
             self.run[name] += 1
+        elif ref is not None and censored:
+            # a lower bound under the surprise line neither extends nor ends the run: a node
+            # too slow to answer in time is bounded at each iteration (EdgeProgress) and
+            # measured only when its late answers come (LateAnswer), between those bounds
+            pass
         else:
             self.stats.pop(name, None)
             before = sorted([v for v, c in seq if not c][-DRIFT_HISTORY:])
@@ -876,6 +881,55 @@ class Adaptive:
             return
         missing[0].remove(msg.edge)
         observe_edge_answer(self.window, self.system, self.code, msg, now - t0)
+
+    def progress(self, msg: EdgeProgress) -> tuple[str, str] | None:
+        """An edge's report on an iteration it never answered (``EdgeProgress``): its workers
+        are observations -- those that had answered with their times, the others censored at
+        the edge's elapsed time -- and its uplink is *not* censored (the edge was still
+        waiting for its workers: they made it late, not its link). Returns None when used,
+        else the (counter, reason) of the drop: another plan epoch, an iteration no longer
+        pending, or malformed figures."""
+        i = msg.edge
+        missing = self.pending.get(msg.iteration)
+        if msg.plan_epoch != self.epoch or missing is None or i not in missing[0]:
+            return ("late", f"progress of edge-{i} for iteration {msg.iteration}")
+        selected = self.code.selected_workers(i)
+        m = len(self.code.placement[i])
+        elapsed = msg.elapsed_s
+        times = (*msg.worker_arrivals_s, *msg.worker_compute_s)
+        if (
+            not (math.isfinite(elapsed) and 0.0 <= elapsed <= 86_400.0)
+            or len(msg.worker_arrivals_s) != m
+            or len(msg.worker_compute_s) != m
+            or any(not (t == -1.0 or (math.isfinite(t) and 0.0 <= t <= elapsed)) for t in times)
+            or all(msg.worker_arrivals_s[j] >= 0 for j in selected)
+        ):
+            return ("malformed", f"progress of edge-{i}: figures out of range")
+        missing[0].remove(i)
+        for j in selected:
+            load = len(self.code.placement[i][j]) / self.code.K
+            arrival, compute = msg.worker_arrivals_s[j], msg.worker_compute_s[j]
+            obs = (arrival, compute, elapsed, load) if arrival >= 0 else (-1.0, -1.0, elapsed, load)
+            self.window.workers.setdefault((i, j), []).append(obs)
+        return None
+
+    def late_answer(self, msg: LateAnswer) -> tuple[str, str] | None:
+        """A worker's result that came after a newer model (``LateAnswer``, forwarded by its
+        edge with ``arrival_s``): its compute time is an observation like any other, of the
+        very draws that make it too slow to answer in time. Its link is not measured by it
+        (the model may have waited for the worker's previous compute): the observation's
+        arrival is its compute plus the link's current estimate. Returns None when used, else
+        the (counter, reason) of the drop."""
+        i, j = msg.edge, msg.worker
+        if msg.plan_epoch != self.epoch or (i, j) not in self.code.worker_position:
+            return ("late", f"late answer of worker-{i}-{j} for iteration {msg.iteration}")
+        c, a = msg.compute_s, msg.arrival_s
+        if not (math.isfinite(c) and math.isfinite(a) and 0.0 <= c <= a <= 86_400.0):
+            return ("malformed", f"late answer of worker-{i}-{j}: figures out of range")
+        load = len(self.code.placement[i][j]) / self.code.K
+        rtt = 2.0 * self.system.workers[i][j].link.mean_transfer_s(0)
+        self.window.workers.setdefault((i, j), []).append((c + rtt, c, a, load))
+        return None
 
     def _flush_pending(self) -> None:
         for t in list(self.pending):

@@ -26,8 +26,10 @@ from common.runtime.messages import (
     NO_EPOCH,
     NO_ITERATION,
     EdgeGradient,
+    EdgeProgress,
     EdgeSetup,
     IterationFailed,
+    LateAnswer,
     Message,
     ModelUpdate,
     Ready,
@@ -217,6 +219,16 @@ class MasterState:
             return self._on_ready(edge, now)
         if isinstance(msg, EdgeGradient | WorkerGradient | IterationFailed):
             return self._on_answer(edge, msg, now)
+        if isinstance(msg, EdgeProgress) and self.adaptive is not None:
+            if msg.edge != edge or msg.epoch != self.epoch:
+                return [Drop("unknown_peer", f"progress of edge {msg.edge} from edge-{edge}")]
+            problem = self.adaptive.progress(msg)
+            return [] if problem is None else [Drop(*problem)]
+        if isinstance(msg, LateAnswer) and self.adaptive is not None:
+            if msg.edge != edge or msg.epoch != self.epoch:
+                return [Drop("unknown_peer", f"late answer of edge {msg.edge} from edge-{edge}")]
+            problem = self.adaptive.late_answer(msg)
+            return [] if problem is None else [Drop(*problem)]
         return [Drop("unknown_op", f"master does not take {msg.op}")]
 
     def _edge_of(self, peer: str) -> int | None:

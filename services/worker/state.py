@@ -17,6 +17,7 @@ from common.runtime.messages import (
     NO_EPOCH,
     NO_ITERATION,
     SETUP_RETRY_S,
+    LateAnswer,
     Message,
     ModelUpdate,
     Ready,
@@ -208,8 +209,17 @@ class WorkerState:
             # thread runs in order: every result that comes before DataLoaded is such a one)
             return [Drop("late", f"result for iteration {event.iteration} of an older plan")]
         if event.iteration < self.latest:
-            # a newer model arrived while computing: the edge would drop this one as late
-            return [Drop("late", f"stale result for iteration {event.iteration}")]
+            # a newer model arrived while computing: the edge would drop the vector as late;
+            # its timing still tells hgc-adaptive how slow this worker is (a few bytes)
+            late = LateAnswer(
+                event.iteration,
+                self.edge,
+                self.worker,
+                event.compute_s,
+                epoch=self.epoch,
+                plan_epoch=self.plan_epoch,
+            )
+            return [Drop("late", f"stale result for iteration {event.iteration}"), SendUp(late)]
         vector, lo = event.vector, np.zeros(0, dtype=np.float32)
         if vector.dtype == np.longdouble:  # a wide tier: sent as hi (float64) + lo (float32)
             vector, lo = split_wide(vector)

@@ -14,7 +14,10 @@ from common.coding import make_code as _make_code
 from common.perf import plan_scheme
 from common.perf.system import EdgeProfile, Link, SystemModel, WorkerProfile
 from common.runtime.messages import (
+    EdgeGradient,
+    EdgeProgress,
     EdgeSetup,
+    LateAnswer,
     ModelUpdate,
     Ready,
     Register,
@@ -54,6 +57,7 @@ from services.master.adaptive import (
     validate_adaptive,
     window_uncertainty,
 )
+from services.master.aggregation import Attempt
 from services.worker.state import WorkerState
 
 
@@ -605,3 +609,174 @@ def test_estimates_are_fitted_on_each_nodes_last_30_observations_a_drifted_one_r
     after = accumulate(memory, run, {"edge-0": 3})
     assert after.edges[0] == [(0.07, False)] * 3  # what it was no longer counts
     assert after.workers[(0, 0)] == memory.workers[(0, 0)]  # nodes not in the window: kept
+
+
+# ---------------------------------------------------------------- an edge the master left behind
+def _tolerant_adaptive() -> Adaptive:
+    """3 edges x 2 workers, s_e = 1: the master goes on without its slowest edge."""
+    from common.perf import Plan
+
+    system = _system(3, 2)
+    code = make_code("hgc", [2, 2, 2], 1, 0)
+    plan = Plan("hgc", (0, 1, 2), ((0, 1),) * 3, dict(code.spec()), s_e=1, s_w=0)
+    raw: dict[str, Any] = {"window": 1000, "threshold": 0.05}
+    raw |= {"system": system_to_json(system), "plan": plan_json(plan)}
+    return Adaptive(raw, code, dict(code.spec()))
+
+
+def _iterations(ad: Adaptive, n: int, start: int, slow: float, report: bool) -> list[Any]:
+    """``n`` iterations in which worker-2-1 computes for ``slow`` s (the others ~0.1 s). When
+    it is slower than the others, edge-2 never answers (the master decodes from edges 0 and
+    1) and, with ``report``, says so at the next model (``EdgeProgress``); the worker, busy
+    with one model while the next ones come, computes one in ``slow / 0.1`` and its result,
+    too late, comes as a ``LateAnswer`` that many iterations on. The drops returned."""
+    drops = []
+    rng = np.random.default_rng(start)
+    every = max(1, round(slow / 0.1))
+    for t in range(start, start + n):
+        ad.started(t, 0.0)
+        computes = {(i, j): 0.1 + rng.uniform(0, 0.01) for i in range(3) for j in range(2)}
+        computes[(2, 1)] = slow + rng.uniform(0, 0.01)
+        arrivals = {k: c + 0.002 for k, c in computes.items()}
+        late_edge = slow > 0.2
+        a = Attempt(t, 0, 0.0)
+        for i in range(3):
+            if i == 2 and late_edge:
+                continue
+            arr = tuple(arrivals[(i, j)] for j in range(2))
+            comp = tuple(computes[(i, j)] for j in range(2))
+            msg = EdgeGradient(t, i, np.zeros(3), (0, 1), max(arr), 0.0, arr, (), 0, comp)
+            a.edge_vectors.append((i, msg))
+            a.edge_arrivals[i] = max(arr) + 0.002
+        duration = max(a.edge_arrivals.values())
+        ad.finished(a, duration)
+        if late_edge and report:  # the next model reaches edge-2 while it waits for 2-1
+            elapsed = duration + 0.001
+            came = arrivals[(2, 0)] <= elapsed  # worker-2-0 had answered by then, or not
+            arr2 = (arrivals[(2, 0)] if came else -1.0, -1.0)
+            comp2 = (computes[(2, 0)] if came else -1.0, -1.0)
+            drops.append(ad.progress(EdgeProgress(t, 2, elapsed, arr2, comp2)))
+            if (t - start) % every == every - 1:  # the model it did compute, `every` ago
+                c = computes[(2, 1)]
+                drops.append(ad.late_answer(LateAnswer(t - every + 1, 2, 1, c, c + 0.003)))
+        ad.drift.observe(ad.window)
+    return drops
+
+
+@pytest.mark.parametrize("report", [True, False])
+def test_a_left_behind_edge_reports_its_slow_worker_which_is_the_drift_not_the_uplink(
+    report: bool,
+) -> None:
+    """Worker-2-1 throttles 6x; edge-2 (s_e = 1: never waited for) reports at each next model
+    which workers had answered, and the worker's results, too late, come as late answers:
+    the drift is found on the worker (3 late answers in a row beyond its past) and the
+    edge's uplink is never censored. The control without reports can only blame edge-2
+    (its uplink censored at half the iteration): the misattribution the reports remove."""
+    ad = _tolerant_adaptive()
+    assert _iterations(ad, 20, 0, 0.1, report) == []
+    drops = _iterations(ad, 18, 20, 0.6, report)
+    found = ad.drift.drifted()
+    if report:
+        assert drops == [None] * (18 + 3)
+        assert "worker-2-1" in found and "edge-2" not in found
+        assert all(not c for _, c in ad.window.edges.get(2, []))  # no censored uplink
+        late = [o for o in ad.window.workers[(2, 1)] if o[0] >= 0][-3:]
+        assert [round(c, 1) for _, c, _, _ in late] == [0.6] * 3  # measured, not bounded
+    else:
+        assert "edge-2" in found and "worker-2-1" not in found
+
+
+def _reason(drop: tuple[str, str] | None) -> str | None:
+    return None if drop is None else drop[0]
+
+
+def test_edge_progress_is_checked_and_taken_once() -> None:
+    ad = _tolerant_adaptive()
+    _iterations(ad, 1, 0, 0.6, report=False)  # iteration 0: edge-2 pending
+    bad = [
+        EdgeProgress(0, 2, float("nan"), (0.1, -1.0), (0.1, -1.0)),
+        EdgeProgress(0, 2, 0.5, (0.1,), (0.1, -1.0)),  # not one figure per worker
+        EdgeProgress(0, 2, 0.5, (0.9, -1.0), (0.1, -1.0)),  # after the abandonment
+        EdgeProgress(0, 2, 0.5, (0.1, 0.2), (0.1, 0.1)),  # all answered: it would have decoded
+    ]
+    for msg in bad:
+        assert ad.progress(msg) == ("malformed", "progress of edge-2: figures out of range")
+    fine = EdgeProgress(0, 2, 0.5, (0.1, -1.0), (0.1, -1.0))
+    assert _reason(ad.progress(dataclasses.replace(fine, plan_epoch=3))) == "late"
+    assert _reason(ad.progress(dataclasses.replace(fine, iteration=7))) == "late"
+    assert ad.progress(fine) is None
+    assert _reason(ad.progress(fine)) == "late"  # taken once
+
+
+def test_edge_under_a_plan_reports_an_abandoned_iteration_at_the_next_model() -> None:
+    from common.coding import code_from_spec
+
+    e = EdgeState(1, code_from_spec)
+    e.handle(Started(), 0.0)
+    for j in (0, 1):
+        node = f"worker-1-{j}"
+        e.handle(Received(node, Register(-1, "worker", node, 1, j)), 0.0)
+    e.handle(Received("master", _setup(0, [0, 1], [[0, 1], [0, 1]])), 0.0)
+    e.handle(Received("master", ModelUpdate(0, np.zeros(3))), 1.0)
+    e.handle(Received("worker-1-0", WorkerGradient(0, 1, 0, np.ones(3), 0.05)), 1.1)
+    acts = e.handle(Received("master", ModelUpdate(1, np.zeros(3))), 1.5)
+    reports = [a.msg for a in acts if isinstance(a, SendUp)]
+    assert len(reports) == 1 and isinstance(reports[0], EdgeProgress)
+    r = reports[0]
+    assert (r.iteration, r.edge, r.worker_compute_s) == (0, 1, (0.05, -1.0))
+    assert r.elapsed_s == pytest.approx(0.5) and r.worker_arrivals_s[0] == pytest.approx(0.1)
+    assert r.worker_arrivals_s[1] == -1.0
+    # iteration 1 answered (both workers): the next model brings no report
+    for j in (0, 1):
+        e.handle(Received(f"worker-1-{j}", WorkerGradient(1, 1, j, np.ones(3), 0.05)), 1.6)
+    acts = e.handle(Received("master", ModelUpdate(2, np.zeros(3))), 2.0)
+    assert not any(isinstance(a, SendUp) for a in acts)
+
+
+def test_a_late_answer_is_timed_by_the_edge_and_checked_by_the_master() -> None:
+    from common.coding import code_from_spec
+
+    e = EdgeState(1, code_from_spec)
+    e.handle(Started(), 0.0)
+    for j in (0, 1):
+        node = f"worker-1-{j}"
+        e.handle(Received(node, Register(-1, "worker", node, 1, j)), 0.0)
+    e.handle(Received("master", _setup(0, [0, 1], [[0, 1], [0, 1]])), 0.0)
+    e.handle(Received("master", ModelUpdate(0, np.zeros(3))), 1.0)
+    e.handle(Received("master", ModelUpdate(1, np.zeros(3))), 1.5)
+    acts = e.handle(Received("worker-1-1", LateAnswer(0, 1, 1, 0.7)), 1.75)
+    up = [a.msg for a in acts if isinstance(a, SendUp)]
+    assert len(up) == 1 and isinstance(up[0], LateAnswer)
+    assert up[0].arrival_s == pytest.approx(0.75) and up[0].compute_s == 0.7
+    # another worker's name, a compute longer than the time since the model, an unknown
+    # iteration: dropped
+    for peer, msg, reason in [
+        ("worker-1-0", LateAnswer(0, 1, 1, 0.7), "unknown_peer"),
+        ("worker-1-1", LateAnswer(0, 1, 1, 5.0), "malformed"),
+        ("worker-1-1", LateAnswer(-7, 1, 1, 0.1), "late"),
+    ]:
+        acts = e.handle(Received(peer, msg), 1.8)
+        assert [a.reason for a in acts if isinstance(a, Drop)] == [reason]
+    # the master: measured as an observation of the worker; bad figures dropped
+    ad = _tolerant_adaptive()
+    assert ad.late_answer(LateAnswer(0, 2, 1, 0.6, 0.61)) is None
+    (arrival, compute, _, _) = ad.window.workers[(2, 1)][-1]
+    assert compute == 0.6 and arrival == pytest.approx(0.6 + 2 * 0.001)  # its link not timed
+    assert _reason(ad.late_answer(LateAnswer(0, 2, 1, 0.6, 0.5))) == "malformed"
+    assert _reason(ad.late_answer(LateAnswer(0, 2, 1, 0.6, 0.7, plan_epoch=2))) == "late"
+    assert _reason(ad.late_answer(LateAnswer(0, 5, 1, 0.6, 0.7))) == "late"
+
+
+def test_a_worker_sends_the_timing_of_a_result_a_newer_model_made_stale() -> None:
+    w = WorkerState(0, 1)
+    w.handle(Started(), 0.0)
+    msg = WorkerSetup(-1, 0, 1, (0,), np.ones(1), 2, {"kind": "d"}, {"kind": "m"})
+    w.handle(Received("edge-0", msg), 0.0)
+    w.handle(DataLoaded(10, 3), 0.1)
+    w.handle(Received("edge-0", ModelUpdate(0, np.zeros(3))), 0.2)
+    w.handle(Received("edge-0", ModelUpdate(1, np.zeros(3))), 0.3)
+    acts = w.handle(GradientDone(0, np.ones(3), 0.25), 0.45)
+    late = [a.msg for a in acts if isinstance(a, SendUp)]
+    assert len(late) == 1 and isinstance(late[0], LateAnswer)
+    assert (late[0].iteration, late[0].edge, late[0].worker, late[0].compute_s) == (0, 0, 1, 0.25)
+    assert [a.reason for a in acts if isinstance(a, Drop)] == ["late"]

@@ -7,7 +7,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from common.runtime.messages import ModelUpdate, Ready, Register, Shutdown, WorkerSetup
+from common.runtime.messages import (
+    LateAnswer,
+    ModelUpdate,
+    Ready,
+    Register,
+    Shutdown,
+    WorkerSetup,
+)
 from services.common.actions import (
     Compute,
     DataLoaded,
@@ -77,8 +84,10 @@ def test_stale_result_and_old_model_are_dropped_as_late() -> None:
     w = _ready_worker()
     w.handle(Received("edge-0", ModelUpdate(3, np.zeros(3))), 1.0)
     w.handle(Received("edge-0", ModelUpdate(4, np.zeros(3))), 1.1)
-    (drop,) = w.handle(GradientDone(3, np.ones(3), 0.2), 1.2)
+    drop, timing = w.handle(GradientDone(3, np.ones(3), 0.2), 1.2)
     assert isinstance(drop, Drop) and drop.reason == "late"
+    # the vector is not sent, only its timing (hgc-adaptive measures slow workers by it)
+    assert isinstance(timing, SendUp) and isinstance(timing.msg, LateAnswer)
     (drop2,) = w.handle(Received("edge-0", ModelUpdate(2, np.zeros(3))), 1.3)
     assert isinstance(drop2, Drop) and drop2.reason == "late"
     # negative control: the current iteration's result is sent
