@@ -65,6 +65,9 @@ class RunRequest:
     curve: bool | None = None  # override of scenario security.curve (CurveZMQ between nodes)
     stream: TextIO | None = None  # progress and table (default stdout)
     verbose: bool = False  # one progress line per iteration even on a terminal
+    # scheme -> the plan to run instead of planning it on this scenario (the deterministic
+    # twin of another scenario's plan: hgc.testbed.overhead)
+    plans: dict[str, Plan] = field(default_factory=dict)
 
 
 @dataclass
@@ -243,7 +246,7 @@ def _run_scheme(
 
     info: dict[str, Any] = {}
     try:
-        plan = scenario_plan(scenario, scheme)
+        plan = req.plans.get(scheme) or scenario_plan(scenario, scheme)
     except ValueError as exc:
         return None, [], info, f"cannot plan {scheme}: {exc}"
     names = run_map(scenario, plan)

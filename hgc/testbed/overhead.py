@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from common.perf import Plan
 from common.perf.system import Link, StragglerModel
 from common.scenario import Scenario
 
@@ -86,9 +87,12 @@ def measure_overhead(
     iterations: int,
     out: Path,
     stream: TextIO | None = None,
+    plan: Plan | None = None,
 ) -> Overhead:
-    """Run the deterministic twin of ``scenario`` (``CALIBRATION_SCHEME`` only) with
-    ``hgc run``'s launcher and compare it with its exact prediction.
+    """Run the deterministic twin of ``scenario`` with ``hgc run``'s launcher and compare it
+    with its exact prediction: ``CALIBRATION_SCHEME`` (every node), or ``plan`` -- a plan of
+    ``scenario`` run as it is, same nodes, loads and code -- whose twin measures the overhead
+    *that plan's* processes pay on this host (how many send at once depends on the plan).
 
     Raises ``RuntimeError`` when the twin's run fails or the model cannot evaluate it."""
     from hgc.testbed.launcher import RunRequest, run_testbed
@@ -96,11 +100,16 @@ def measure_overhead(
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     twin = deterministic_twin(scenario)
-    request = RunRequest(scenario_path, twin, twin.schemes, iterations, out=out, stream=stream)
+    scheme = CALIBRATION_SCHEME if plan is None else plan.scheme
+    twin = dataclasses.replace(twin, schemes=(scheme,))
+    plans = {} if plan is None else {scheme: plan}
+    request = RunRequest(
+        scenario_path, twin, twin.schemes, iterations, out=out, stream=stream, plans=plans
+    )
     outcome = run_testbed(request)
-    if not outcome.ok or CALIBRATION_SCHEME not in outcome.results:
+    if not outcome.ok or scheme not in outcome.results:
         raise RuntimeError(f"overhead calibration run failed: {outcome.failures}")
-    result = outcome.results[CALIBRATION_SCHEME]  # the prediction is for the plan it ran
+    result = outcome.results[scheme]  # the prediction is for the plan it ran
     predicted = result.predicted_mean_s
     if predicted is None:
         raise RuntimeError(f"overhead calibration: no prediction for the twin: {result.plan}")

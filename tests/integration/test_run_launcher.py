@@ -41,3 +41,27 @@ def test_schemes_back_to_back_train_the_same_model(tmp_path: Path) -> None:
     assert selected <= {f"edge-{e}" for e in range(scenario.n_edges)}
     text = stream.getvalue()
     assert "[hgc-jncss] iter 2/3" in text and "meas/sim" in text
+
+
+def test_the_twin_of_a_plan_runs_that_plan_not_its_own(tmp_path: Path) -> None:
+    """``measure_overhead(plan=...)``: the deterministic twin runs the given plan of the real
+    scenario (same nodes, loads, code), where planning on the twin's own profiles would
+    choose another; the overhead it measures is that plan's."""
+    import json
+
+    from hgc.testbed.config import scenario_plan
+    from hgc.testbed.overhead import deterministic_twin, measure_overhead
+
+    path = ROOT / "scenarios" / "heterogeneous.yaml"
+    scenario = load_scenario(path)
+    plan = scenario_plan(scenario, "hgc-hetero")
+    own = scenario_plan(deterministic_twin(scenario), "hgc-hetero")
+    assert (own.edges, own.workers, own.code_spec) != (plan.edges, plan.workers, plan.code_spec)
+    o = measure_overhead(path, scenario, 3, tmp_path / "twin", stream=io.StringIO(), plan=plan)
+    assert o.iterations == 3 and o.measured_s > 0 and o.predicted_s > 0
+    header = json.loads((tmp_path / "twin" / "hgc-hetero" / "record.jsonl").open().readline())
+    selected = {f"edge-{e}" for e in plan.edges}
+    selected |= {
+        f"worker-{e}-{j}" for e, ws in zip(plan.edges, plan.workers, strict=True) for j in ws
+    }
+    assert set(header["selected"]) == selected
