@@ -594,6 +594,10 @@ class RefitJob:
     uncertainty: float = 0.0  # window_uncertainty of the window it was fitted on
     candidates: tuple[Plan, ...] = ()  # plans re-scored besides the optimisers' (if any)
     drift: tuple[str, ...] = ()  # nodes whose drift called this re-plan before its window
+    # needs_full_replan's inputs: the plan in force's E[T] at the last re-plan that ran the
+    # optimisers (None: none on this plan yet) and the cheap re-plans since
+    last_full_s: float | None = None
+    light_in_a_row: int = 0
 
 
 @dataclass(frozen=True)
@@ -604,6 +608,7 @@ class RefitResult:
     current_s: float  # E[T] of the plan in force on the estimated system
     seconds: float = 0.0  # wall time the re-plan took
     cpu_s: float = 0.0  # CPU time the optimisers took (the rest: waiting for a busy host)
+    full: bool = True  # the optimisers ran (else only the plan in force and candidates)
 
     def describe(self) -> str:
         """For the log: the best plan's predicted gain against what a switch needs."""
@@ -616,10 +621,26 @@ class RefitResult:
         )
 
 
+def replan(job: RefitJob) -> tuple[Plan, float, float, bool]:
+    """(best plan, its E[T], the plan in force's E[T], whether the optimisers ran) on the
+    job's estimates (pure). The optimisers run on a drift or when :func:`needs_full_replan`
+    says so; otherwise only the plan in force and the candidates are scored. Both decisions
+    and every E[T] are made here, in the re-plan child: none of it holds the master's I/O
+    loop (an exact E[T] of a 3 x 3 plan is tens of ms on a busy host, per window)."""
+    current_s = expected_time(job.system, job.current)
+    full = bool(job.drift) or needs_full_replan(
+        current_s, job.last_full_s, job.uncertainty, job.light_in_a_row
+    )
+    best, best_s = best_plan(
+        job.system, job.schemes if full else (), (job.current, *job.candidates)
+    )
+    return best, best_s, current_s, full
+
+
 def run_refit(job: RefitJob) -> RefitResult:
-    """The optimisers on the estimates, and the plan in force scored on them (pure)."""
-    best, best_s = best_plan(job.system, job.schemes, job.candidates or (job.current,))
-    return RefitResult(job, best, best_s, expected_time(job.system, job.current))
+    """:func:`replan` in this process (tests; the master runs it in :class:`Replanner`)."""
+    best, best_s, current_s, full = replan(job)
+    return RefitResult(job, best, best_s, current_s, full=full)
 
 
 def _plan_full_json(plan: Plan) -> dict[str, Any]:
@@ -645,18 +666,27 @@ def _plan_from_json(raw: dict[str, Any]) -> Plan:
 
 
 def refit_json(job: dict[str, Any]) -> dict[str, Any]:
-    """:func:`run_refit` on plain data (the master runs it in a child process, so the
+    """:func:`replan` on plain data (the master runs it in a child process, so the
     optimisers never hold the I/O loop's interpreter lock)."""
     cpu0 = time.process_time()
-    system = system_from_json(job["system"])
-    current = _plan_from_json(job["current"])
-    candidates = [_plan_from_json(c) for c in job.get("candidates", [])] or [current]
-    best, best_s = best_plan(system, job["schemes"], candidates)
-    current_s = expected_time(system, current)
+    best, best_s, current_s, full = replan(
+        RefitJob(
+            system_from_json(job["system"]),
+            _plan_from_json(job["current"]),
+            tuple(job["schemes"]),
+            0,
+            float(job.get("uncertainty", 0.0)),
+            tuple(_plan_from_json(c) for c in job.get("candidates", [])),
+            tuple(job.get("drift", ())),
+            job.get("last_full_s"),
+            int(job.get("light_in_a_row", 0)),
+        )
+    )
     return {
         "best": _plan_full_json(best),
         "best_s": best_s,
         "current_s": current_s,
+        "full": full,
         "cpu_s": time.process_time() - cpu0,
     }
 
@@ -697,6 +727,10 @@ class Replanner:
             "current": _plan_full_json(job.current),
             "schemes": list(job.schemes),
             "candidates": [_plan_full_json(c) for c in job.candidates],
+            "uncertainty": job.uncertainty,
+            "drift": list(job.drift),
+            "last_full_s": job.last_full_s,
+            "light_in_a_row": job.light_in_a_row,
         }
 
     def warm(self, job: RefitJob) -> None:
@@ -730,7 +764,13 @@ class Replanner:
         best = _plan_from_json(out["best"])
         took = time.monotonic() - start
         return RefitResult(
-            job, best, out["best_s"], out["current_s"], took, float(out.get("cpu_s", 0.0))
+            job,
+            best,
+            out["best_s"],
+            out["current_s"],
+            took,
+            float(out.get("cpu_s", 0.0)),
+            bool(out.get("full", True)),
         )
 
     def close(self) -> None:
@@ -967,17 +1007,18 @@ class Adaptive:
         )
         self.window = Window()
         self.busy = True
-        uncertainty = window_uncertainty(w.durations)
-        current = self._current()
-        now_s = expected_time(scored, current) if self.last_full_s is not None else math.inf
-        if drift or needs_full_replan(now_s, self.last_full_s, uncertainty, self.light_in_a_row):
-            self.light_in_a_row = 0
-            return RefitJob(
-                scored, current, self.spec.schemes, self.epoch, uncertainty, drift=tuple(drift)
-            )
-        self.light_in_a_row += 1
         last = () if self.last_best is None else (self.last_best,)
-        return RefitJob(scored, current, (), self.epoch, uncertainty, (current, *last))
+        return RefitJob(
+            scored,
+            self._current(),
+            self.spec.schemes,
+            self.epoch,
+            window_uncertainty(w.durations),
+            last,
+            tuple(drift),
+            self.last_full_s,
+            self.light_in_a_row,
+        )
 
     def finish_refit(self, result: RefitResult | None) -> Switch | None:
         """At an iteration boundary: switch to the re-plan's best plan if it pays (then
@@ -986,8 +1027,11 @@ class Adaptive:
         self.busy = False
         if result is None or result.job.epoch != self.epoch:
             return None
-        if result.job.schemes:  # the optimisers ran: what the next cheap re-plans compare to
+        if result.full:  # the optimisers ran: what the next cheap re-plans compare to
             self.last_full_s, self.last_best = result.current_s, result.best
+            self.light_in_a_row = 0
+        else:
+            self.light_in_a_row += 1
         current = self._current()
         same = same_plan(result.best, current) or any(
             same_plan(result.best, r) for r in self.rejected

@@ -463,8 +463,9 @@ def test_a_drift_is_acted_on_within_three_iterations_not_a_window(
     if not expect_drift:
         return
     job = ad.begin_refit()
-    assert job.drift == (node,) and job.schemes  # the optimisers run on a drift
-    switch = ad.finish_refit(run_refit(job))
+    result = run_refit(job)
+    assert job.drift == (node,) and result.full  # the optimisers run on a drift
+    switch = ad.finish_refit(result)
     assert switch is not None and switch.drift == (node,) and switch.gain > 0.05
 
 
@@ -780,3 +781,29 @@ def test_a_worker_sends_the_timing_of_a_result_a_newer_model_made_stale() -> Non
     assert len(late) == 1 and isinstance(late[0], LateAnswer)
     assert (late[0].iteration, late[0].edge, late[0].worker, late[0].compute_s) == (0, 0, 1, 0.25)
     assert [a.reason for a in acts if isinstance(a, Drop)] == ["late"]
+
+
+def test_the_replan_child_decides_full_or_light_as_run_refit_does() -> None:
+    """The master's I/O loop only fits; the E[T]s and the full-or-light decision are made in
+    the re-plan child (a real process here), the same as :func:`run_refit` in process."""
+    from services.master.adaptive import Replanner
+
+    prior = _hetero_system()
+    ad = _adaptive_on(prior)
+    rng = np.random.default_rng(5)
+    child = Replanner()
+    try:
+        fulls = []
+        for _ in range(3):
+            _observe(ad, prior, rng, 5)
+            job = ad.begin_refit()
+            here, there = run_refit(job), child.run(job)
+            assert there.full == here.full
+            assert there.best_s == pytest.approx(here.best_s, rel=1e-9)
+            assert there.current_s == pytest.approx(here.current_s, rel=1e-9)
+            fulls.append(there.full)
+            ad.finish_refit(there)
+    finally:
+        child.close()
+    assert fulls[0] and not all(fulls)  # the first runs the optimisers, a later one does not
+    assert ad.light_in_a_row >= 1
