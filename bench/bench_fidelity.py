@@ -3,10 +3,9 @@ scheme back to back on the same emulated hardware, measured mean iteration time 
 the simulator's prediction for the same scenario, and HGC-JNCSS's measured speed-up over
 uncoded beside the simulator's.
 
-In the same run, before and after every scheme, a short run of the deterministic twin of
-that scheme's plan (``hgc.testbed.overhead``: same nodes, loads and code, every random part
-removed) measures the real system's cost per message hop for that plan (the mean of the two
-around a scheme: the machine is shared, its load drifts); it is
+In the same run, before and after every scheme, a short run of the scenario's
+deterministic twin (``hgc.testbed.overhead``) measures the real system's cost per message
+hop (the mean of the two around a scheme: the machine is shared, its load drifts); it is
 put *into the model* as the scenario's ``emulation.message_overhead_s`` (never fitted to
 the ratios below). The headline,
 ``measured/sim``, target 0.97-1.05 for every scheme, divides by that model evaluated on the
@@ -77,20 +76,23 @@ def run(quick: bool) -> list[Result]:
         else tempfile.TemporaryDirectory(prefix="bench-fidelity-")
     ) as tmp:
 
-        def twin(name: str, plan: Plan) -> Overhead:
+        def twin(name: str, plan: Plan | None) -> Overhead:
             out = Path(tmp) / f"twin-{name}"
             return measure_overhead(
                 SCENARIO, scenario, twin_iterations, out, stream=sys.stderr, plan=plan
             )
 
         # The machine is shared and its load drifts by a factor of two within minutes: every
-        # scheme runs between two short runs of the deterministic twin of its own plan (same
-        # nodes, loads and code: what a hop costs depends on how many processes send at once
-        # on this host), and the mean of those two is the overhead in the model of that
-        # scheme (a control measured around it, never fitted to it).
+        # scheme runs between two short twin runs, and the mean of those two is the overhead
+        # in the model of that scheme (a control measured around it, never fitted to it).
+        # The twin is the scenario's (every node, uncoded: the host's cost per hop, a term of
+        # the scenario), or with BENCH_FIDELITY_TWIN=plan the twin of each scheme's own plan
+        # (docs/running.md "Plan twins": the overhead depends on the plan).
+        plan_twins = os.environ.get("BENCH_FIDELITY_TWIN") == "plan"
+        after: Overhead | None = None
         for scheme in scenario.schemes:
-            plan = scenario_plan(scenario, scheme)
-            before = twin(f"{scheme}-before", plan)
+            plan = scenario_plan(scenario, scheme) if plan_twins else None
+            before = after if after is not None and not plan_twins else twin(f"{scheme}-0", plan)
             outcome = run_testbed(
                 RunRequest(
                     SCENARIO,
@@ -101,7 +103,7 @@ def run(quick: bool) -> list[Result]:
                     stream=sys.stderr,
                 )
             )
-            after = twin(f"{scheme}-after", plan)
+            after = twin(f"{scheme}-1", plan)
             hops[scheme] = (before.per_hop_s + after.per_hop_s) / 2
             r = outcome.results.get(scheme)
             if r is None or r.measured_over_predicted is None:
