@@ -709,7 +709,8 @@ def test_edge_progress_is_checked_and_taken_once() -> None:
     assert _reason(ad.progress(fine)) == "late"  # taken once
 
 
-def test_edge_under_a_plan_reports_an_abandoned_iteration_at_the_next_model() -> None:
+def _edge_in_iteration_0() -> EdgeState:
+    """Edge 1 under a plan (epoch 0) using both its workers, iteration 0's model in at 1.0 s."""
     from common.coding import code_from_spec
 
     e = EdgeState(1, code_from_spec)
@@ -719,6 +720,11 @@ def test_edge_under_a_plan_reports_an_abandoned_iteration_at_the_next_model() ->
         e.handle(Received(node, Register(-1, "worker", node, 1, j)), 0.0)
     e.handle(Received("master", _setup(0, [0, 1], [[0, 1], [0, 1]])), 0.0)
     e.handle(Received("master", ModelUpdate(0, np.zeros(3))), 1.0)
+    return e
+
+
+def test_edge_under_a_plan_reports_an_abandoned_iteration_at_the_next_model() -> None:
+    e = _edge_in_iteration_0()
     e.handle(Received("worker-1-0", WorkerGradient(0, 1, 0, np.ones(3), 0.05)), 1.1)
     acts = e.handle(Received("master", ModelUpdate(1, np.zeros(3))), 1.5)
     reports = [a.msg for a in acts if isinstance(a, SendUp)]
@@ -735,15 +741,7 @@ def test_edge_under_a_plan_reports_an_abandoned_iteration_at_the_next_model() ->
 
 
 def test_a_late_answer_is_timed_by_the_edge_and_checked_by_the_master() -> None:
-    from common.coding import code_from_spec
-
-    e = EdgeState(1, code_from_spec)
-    e.handle(Started(), 0.0)
-    for j in (0, 1):
-        node = f"worker-1-{j}"
-        e.handle(Received(node, Register(-1, "worker", node, 1, j)), 0.0)
-    e.handle(Received("master", _setup(0, [0, 1], [[0, 1], [0, 1]])), 0.0)
-    e.handle(Received("master", ModelUpdate(0, np.zeros(3))), 1.0)
+    e = _edge_in_iteration_0()
     e.handle(Received("master", ModelUpdate(1, np.zeros(3))), 1.5)
     acts = e.handle(Received("worker-1-1", LateAnswer(0, 1, 1, 0.7)), 1.75)
     up = [a.msg for a in acts if isinstance(a, SendUp)]
