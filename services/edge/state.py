@@ -102,6 +102,7 @@ class EdgeState:
         # (run epoch, iteration) -> when its model came, for the last RECENT_ITERATIONS: the
         # arrival time of a worker's LateAnswer (hgc-adaptive)
         self.recent_t0: dict[tuple[int, int], float] = {}
+        self.late_sent: set[tuple[int, int, int]] = set()  # (epoch, iteration, worker) forwarded
         self.arrivals: dict[int, float] = {}  # worker -> seconds after model arrival
         self.computes: dict[int, float] = {}  # worker -> its reported compute seconds
         self.vectors: list[tuple[int, np.ndarray]] = []  # arrival order
@@ -203,13 +204,17 @@ class EdgeState:
         Otherwise, or for an iteration no longer remembered, dropped as late."""
         if msg.edge != self.edge or self.registered.get(msg.worker) != peer:
             return [Drop("unknown_peer", f"{peer} sent a late answer as worker {msg.worker}")]
-        t0 = self.recent_t0.get((msg.epoch, msg.iteration))
+        key = (msg.epoch, msg.iteration)
+        t0 = self.recent_t0.get(key)
         epoch = self.setup.plan_epoch if self.setup is not None else 0
         if t0 is None or not self.setup or not self.setup.plan_spec or msg.plan_epoch != epoch:
             return [Drop("late", f"{peer}: late answer for iteration {msg.iteration}")]
         c = float(msg.compute_s)
         if not (np.isfinite(c) and 0.0 <= c <= now - t0):
             return [Drop("malformed", f"{peer}: late answer with compute_s {c!r}")]
+        if (*key, msg.worker) in self.late_sent:
+            return [Drop("late", f"{peer}: second late answer for iteration {msg.iteration}")]
+        self.late_sent.add((*key, msg.worker))
         return [SendUp(dataclasses.replace(msg, arrival_s=now - t0))]
 
     # ------------------------------------------------------------ set-up
@@ -377,6 +382,7 @@ class EdgeState:
         self.recent_t0[(msg.epoch, msg.iteration)] = now
         for key in sorted(self.recent_t0)[:-RECENT_ITERATIONS]:
             del self.recent_t0[key]
+        self.late_sent = {k for k in self.late_sent if k[:2] in self.recent_t0}
         self.n_params = int(msg.params.shape[0])
         self.arrivals, self.vectors, self.answered = {}, [], False
         self.los = {}

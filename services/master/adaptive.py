@@ -493,6 +493,7 @@ class DriftTracker:
                 self.stats.pop(name, None)
 
 
+LATE_ITERATIONS = 64  # a late answer older than this many iterations is dropped
 MEMORY = 30  # observations per node the estimates are fitted on (across windows)
 
 
@@ -848,6 +849,8 @@ class Adaptive:
         self.emulation_spec = dict(emulation_spec or {})
         self.window = Window()
         self.t0: dict[int, float] = {}  # iteration -> when its model was sent (late answers)
+        # (iteration, edge, worker) of the late answers taken: one each (LateAnswer)
+        self.late_taken: set[tuple[int, int, int]] = set()
         self.pending: dict[int, tuple[list[int], float]] = {}  # unanswered edges, duration
         self.switches: list[Switch] = []
         self.busy = False  # a re-plan is running off the I/O loop
@@ -900,6 +903,7 @@ class Adaptive:
         self.t0[iteration] = t0
         for old in [t for t in self.t0 if t < iteration - 4]:
             del self.t0[old]
+        self.late_taken = {k for k in self.late_taken if k[0] >= iteration - LATE_ITERATIONS}
 
     def finished(self, a: Attempt, duration_s: float, failed: bool = False) -> None:
         """An attempt ended (``failed``: at its deadline, or an edge gave up): its answers
@@ -969,11 +973,18 @@ class Adaptive:
         arrival is its compute plus the link's current estimate. Returns None when used, else
         the (counter, reason) of the drop."""
         i, j = msg.edge, msg.worker
-        if msg.plan_epoch != self.epoch or (i, j) not in self.code.worker_position:
-            return ("late", f"late answer of worker-{i}-{j} for iteration {msg.iteration}")
         c, a = msg.compute_s, msg.arrival_s
         if not (math.isfinite(c) and math.isfinite(a) and 0.0 <= c <= a <= 86_400.0):
             return ("malformed", f"late answer of worker-{i}-{j}: figures out of range")
+        newest = max(self.t0, default=msg.iteration)
+        if (
+            msg.plan_epoch != self.epoch
+            or (i, j) not in self.code.worker_position
+            or (msg.iteration, i, j) in self.late_taken  # one per worker and iteration
+            or not newest - LATE_ITERATIONS <= msg.iteration <= newest
+        ):
+            return ("late", f"late answer of worker-{i}-{j} for iteration {msg.iteration}")
+        self.late_taken.add((msg.iteration, i, j))
         load = len(self.code.placement[i][j]) / self.code.K
         rtt = 2.0 * self.system.workers[i][j].link.mean_transfer_s(0)
         self.window.workers.setdefault((i, j), []).append((c + rtt, c, a, load))

@@ -747,6 +747,9 @@ def test_a_late_answer_is_timed_by_the_edge_and_checked_by_the_master() -> None:
     up = [a.msg for a in acts if isinstance(a, SendUp)]
     assert len(up) == 1 and isinstance(up[0], LateAnswer)
     assert up[0].arrival_s == pytest.approx(0.75) and up[0].compute_s == 0.7
+    again = e.handle(Received("worker-1-1", LateAnswer(0, 1, 1, 0.7)), 1.76)  # once only
+    assert [a.reason for a in again if isinstance(a, Drop)] == ["late"]
+    assert not any(isinstance(a, SendUp) for a in again)
     # another worker's name, a compute longer than the time since the model, an unknown
     # iteration: dropped
     for peer, msg, reason in [
@@ -761,6 +764,9 @@ def test_a_late_answer_is_timed_by_the_edge_and_checked_by_the_master() -> None:
     assert ad.late_answer(LateAnswer(0, 2, 1, 0.6, 0.61)) is None
     (arrival, compute, _, _) = ad.window.workers[(2, 1)][-1]
     assert compute == 0.6 and arrival == pytest.approx(0.6 + 2 * 0.001)  # its link not timed
+    assert _reason(ad.late_answer(LateAnswer(0, 2, 1, 0.6, 0.61))) == "late"  # once only
+    ad.started(100, 0.0)  # 100 iterations on: too old to be taken
+    assert _reason(ad.late_answer(LateAnswer(1, 2, 1, 0.6, 0.61))) == "late"
     assert _reason(ad.late_answer(LateAnswer(0, 2, 1, 0.6, 0.5))) == "malformed"
     assert _reason(ad.late_answer(LateAnswer(0, 2, 1, 0.6, 0.7, plan_epoch=2))) == "late"
     assert _reason(ad.late_answer(LateAnswer(0, 5, 1, 0.6, 0.7))) == "late"
