@@ -126,6 +126,10 @@ class LiftedCode:
         p = self.position.get(i)
         return () if p is None else self.workers[p]
 
+    def load(self, i: int, j: int) -> float:
+        """Worker (i, j)'s share of the data under the plan (0 for a worker left out)."""
+        return len(self.placement[i][j]) / self.K
+
     def workers_needed(self, i: int) -> int:
         p = self.position.get(i)
         return 0 if p is None else int(self.inner.workers_needed(p))

@@ -286,7 +286,7 @@ def observe_edge_answer(
     window.edges.setdefault(i, []).append((one_way, False))
     computes = msg.worker_compute_s
     for j in code.selected_workers(i):
-        load = len(code.placement[i][j]) / code.K
+        load = code.load(i, j)
         if load <= 0 or j >= len(msg.worker_arrivals_s):
             continue
         arrival = float(msg.worker_arrivals_s[j])
@@ -917,7 +917,7 @@ class Adaptive:
         for i, report in a.failures.items():
             for j in report.missing_workers:
                 if (i, j) in self.code.worker_position:
-                    load = len(self.code.placement[i][j]) / self.code.K
+                    load = self.code.load(i, j)
                     obs = (-1.0, -1.0, duration_s, load)
                     self.window.workers.setdefault((i, j), []).append(obs)
         if missing and not failed:
@@ -959,7 +959,7 @@ class Adaptive:
             return ("malformed", f"progress of edge-{i}: figures out of range")
         missing[0].remove(i)
         for j in selected:
-            load = len(self.code.placement[i][j]) / self.code.K
+            load = self.code.load(i, j)
             arrival, compute = msg.worker_arrivals_s[j], msg.worker_compute_s[j]
             obs = (arrival, compute, elapsed, load) if arrival >= 0 else (-1.0, -1.0, elapsed, load)
             self.window.workers.setdefault((i, j), []).append(obs)
@@ -985,7 +985,7 @@ class Adaptive:
         ):
             return ("late", f"late answer of worker-{i}-{j} for iteration {msg.iteration}")
         self.late_taken.add((msg.iteration, i, j))
-        load = len(self.code.placement[i][j]) / self.code.K
+        load = self.code.load(i, j)
         rtt = 2.0 * self.system.workers[i][j].link.mean_transfer_s(0)
         self.window.workers.setdefault((i, j), []).append((c + rtt, c, a, load))
         return None
