@@ -14,10 +14,17 @@ Figures:
 - measured mean iteration time of each scheme, and adaptive / static jncss (same run);
 - the per-phase hindsight-best static plan: for each phase between faults the optimisers
   (``hgc-jncss``, ``hgc-hetero``) on that phase's *true* profiles, its expected time
-  (exact, simulated), weighted by the phase's iterations. The simulator has no runtime
-  overhead, so it is put on the measured scale with the ratio measured / simulated of static
-  ``hgc-jncss`` in the same run (same machine, same moment); the raw simulated figures are
-  reported too. Target: adaptive <= 1.10 x that.
+  (exact, simulated), weighted by the phase's iterations. The true profiles include the
+  runtime's own cost per message hop on this host (issue 16's model term
+  ``emulation.message_overhead_s``), measured in the same bench on the scenario's
+  deterministic twin, once before and once after the drifting run (``hgc.testbed.overhead``):
+  it is additive, about 4 x 3 ms per iteration on this 2-core machine, i.e. 13 % of a
+  first-phase iteration and 4 % of a last-phase one, so no single factor stands for it.
+  What the model still misses is put on the measured scale with the ratio measured /
+  simulated of static ``hgc-jncss`` in the same run (same machine, same moment); static
+  ``hgc-jncss``'s measured / simulated per phase shows how well the model fits. The pure
+  model's figures (no overhead, as before issue 16) are reported beside, without a target.
+  Target: adaptive <= 1.10 x the hindsight-best.
 - stationary: adaptive / jncss on the undrifted scenario, target <= 1.05.
 
 ``BENCH_ADAPTIVE_OUT=<dir>`` keeps the run folders (the master's log says every re-plan's
@@ -30,6 +37,7 @@ import dataclasses
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +48,14 @@ from common.perf import expected_time, plan_scheme
 from common.perf.system import SystemModel
 from common.scenario import Scenario, load_scenario
 from hgc.testbed.launcher import RunRequest, run_testbed
+from hgc.testbed.overhead import measure_overhead, with_overhead
 from hgc.testbed.records import read_records
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "drifting.yaml"
 STRETCH = 3
+TWIN_ITERATIONS = 15  # each of the two twin runs around the drifting run (--quick: 5)
 SCHEMES = ("hgc-jncss", "hgc-adaptive")
+BEST_OF = ("hgc-jncss", "hgc-hetero")  # the optimisers the hindsight-best is the best of
 
 
 def stretched(tmp: Path, quick: bool, drift: bool) -> Path:
@@ -92,34 +103,75 @@ def phase_systems(scenario: Scenario) -> list[tuple[int, SystemModel]]:
     return out
 
 
-def hindsight(scenario: Scenario, iterations: int) -> tuple[float, float]:
-    """(hindsight-best static, static hgc-jncss from the initial profiles): simulated means
-    weighted by phase length."""
+@dataclass(frozen=True)
+class Phase:
+    """One phase between faults: its iterations, the hindsight-best static plan's scheme and
+    expected time on the phase's true profiles, and static hgc-jncss's (planned on phase 0)."""
+
+    start: int
+    end: int
+    best_scheme: str
+    best_s: float
+    static_s: float
+
+    @property
+    def iterations(self) -> int:
+        return self.end - self.start
+
+
+def hindsight(scenario: Scenario, iterations: int) -> list[Phase]:
+    """Every phase of ``scenario``'s first ``iterations`` with its hindsight-best and static
+    hgc-jncss expected times (simulated, exact; ``scenario``'s model, overhead included)."""
     phases = phase_systems(scenario)
     static = plan_scheme(phases[0][1], "hgc-jncss")
-    best_total = static_total = 0.0
+    out = []
     for k, (start, system) in enumerate(phases):
-        end = phases[k + 1][0] if k + 1 < len(phases) else iterations
-        n = max(0, min(end, iterations) - start)
-        best = min(
-            expected_time(system, plan_scheme(system, s)) for s in ("hgc-jncss", "hgc-hetero")
-        )
-        best_total += n * best
-        static_total += n * expected_time(system, static)
-    return best_total / iterations, static_total / iterations
+        end = min(phases[k + 1][0] if k + 1 < len(phases) else iterations, iterations)
+        if end <= start:
+            continue
+        scored = {s: expected_time(system, plan_scheme(system, s)) for s in BEST_OF}
+        best = min(scored, key=lambda s: scored[s])
+        out.append(Phase(start, end, best, scored[best], expected_time(system, static)))
+    return out
+
+
+def weighted(phases: list[Phase], value: str) -> float:
+    """The iteration-weighted mean of ``value`` (``best_s`` or ``static_s``) over ``phases``."""
+    total = sum(p.iterations for p in phases)
+    return sum(getattr(p, value) * p.iterations for p in phases) / total
+
+
+def phase_means(record: Path, phases: list[Phase]) -> list[float]:
+    """The measured mean iteration time of each phase, from a run's ``record.jsonl``."""
+    rows = [r for r in read_records(record) if r.get("ok") and "duration_s" in r]
+    means = []
+    for p in phases:
+        xs = [r["duration_s"] for r in rows if p.start <= r["iteration"] < p.end]
+        means.append(sum(xs) / len(xs) if xs else float("nan"))
+    return means
+
+
+def twin_hop(path: Path, scenario: Scenario, iterations: int, out: Path) -> float:
+    """Seconds per message hop on ``scenario``'s deterministic twin, now."""
+    return measure_overhead(path, scenario, iterations, out, stream=sys.stderr).per_hop_s
 
 
 def run(quick: bool) -> list[Result]:
     results: list[Result] = []
     keep = os.environ.get("BENCH_ADAPTIVE_OUT")  # keep the run folders (logs) there
+    twin_iterations = 5 if quick else TWIN_ITERATIONS
     with tempfile.TemporaryDirectory(prefix="bench-adaptive-") as scratch:
-        tmp = keep or scratch
-        Path(tmp).mkdir(parents=True, exist_ok=True)
+        tmp = Path(keep or scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
         for drift in (True, False):
-            path = stretched(Path(tmp), quick, drift)
+            path = stretched(tmp, quick, drift)
             scenario = load_scenario(path)
             n = scenario.training.iterations
-            out = Path(tmp) / ("drift" if drift else "stationary")
+            out = tmp / ("drift" if drift else "stationary")
+
+            hop_before = (
+                twin_hop(path, scenario, twin_iterations, tmp / "twin-before") if drift else 0.0
+            )
             outcome = run_testbed(
                 RunRequest(path, scenario, SCHEMES, n, out=out, stream=sys.stderr)
             )
@@ -139,29 +191,10 @@ def run(quick: bool) -> list[Result]:
                 Result(section, "hgc-adaptive plan switches", float(switches), "count"),
             ]
             if drift:
-                best_sim, static_sim = hindsight(scenario, n)
-                scale = j / static_sim  # measured / simulated of static jncss, same run
-                results += [
-                    Result(section, "hindsight-best static (simulated)", best_sim, "s"),
-                    Result(section, "static hgc-jncss (simulated)", static_sim, "s"),
-                    Result(section, "measured / simulated (static hgc-jncss)", scale, "ratio"),
-                    Result(
-                        section,
-                        "adaptive / hindsight-best (on the measured scale)",
-                        a / (best_sim * scale),
-                        "ratio",
-                        "<= 1.10",
-                        a / (best_sim * scale) <= 1.10,
-                    ),
-                    Result(
-                        section,
-                        "adaptive / static hgc-jncss (measured)",
-                        a / j,
-                        "ratio",
-                        "<= 0.90",
-                        a / j <= 0.90,
-                    ),
-                ]
+                hop = (
+                    hop_before + twin_hop(path, scenario, twin_iterations, tmp / "twin-after")
+                ) / 2
+                results += hindsight_results(section, scenario, n, hop, a, j, out)
             else:
                 results.append(
                     Result(
@@ -173,4 +206,59 @@ def run(quick: bool) -> list[Result]:
                         a / j <= 1.05,
                     )
                 )
+    return results
+
+
+def hindsight_results(
+    section: str, scenario: Scenario, n: int, hop_s: float, a: float, j: float, out: Path
+) -> list[Result]:
+    """The drifting run against the hindsight-best: ``a`` and ``j`` are hgc-adaptive's and
+    static hgc-jncss's measured means, ``hop_s`` the twins' overhead per message hop."""
+    phases = hindsight(with_overhead(scenario, hop_s), n)
+    best, static = weighted(phases, "best_s"), weighted(phases, "static_s")
+    scale = j / static  # what the model with the overhead still misses, same run
+    results = [
+        Result(section, "overhead per message hop (twins before and after)", hop_s * 1e3, "ms"),
+        Result(section, "hindsight-best static (simulated, overhead in the model)", best, "s"),
+        Result(section, "static hgc-jncss (simulated, overhead in the model)", static, "s"),
+        Result(section, "measured / simulated (static hgc-jncss)", scale, "ratio"),
+    ]
+    measured = phase_means(out / "hgc-jncss" / "record.jsonl", phases)
+    for p, m in zip(phases, measured, strict=True):
+        results.append(
+            Result(
+                section,
+                f"phase {p.start}-{p.end}: static hgc-jncss measured / simulated"
+                f" (hindsight-best there: {p.best_scheme}, {p.best_s * 1e3:.1f} ms)",
+                m / p.static_s,
+                "ratio",
+            )
+        )
+    pure = hindsight(with_overhead(scenario, 0.0), n)
+    pure_scale = j / weighted(pure, "static_s")
+    ratio = a / (best * scale)
+    results += [
+        Result(
+            section,
+            "adaptive / hindsight-best (on the measured scale)",
+            ratio,
+            "ratio",
+            "<= 1.10",
+            ratio <= 1.10,
+        ),
+        Result(
+            section,
+            "adaptive / hindsight-best, pure model (no overhead; scaled as a whole)",
+            a / (weighted(pure, "best_s") * pure_scale),
+            "ratio",
+        ),
+        Result(
+            section,
+            "adaptive / static hgc-jncss (measured)",
+            a / j,
+            "ratio",
+            "<= 0.90",
+            a / j <= 0.90,
+        ),
+    ]
     return results

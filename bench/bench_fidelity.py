@@ -18,7 +18,6 @@ against the pure model (no overhead, no target). docs/running.md explains the fi
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from common.perf import Plan
 from common.scenario import Scenario, load_scenario
 from hgc.testbed.config import scenario_plan
 from hgc.testbed.launcher import RunRequest, run_testbed
-from hgc.testbed.overhead import Overhead, measure_overhead
+from hgc.testbed.overhead import Overhead, measure_overhead, with_overhead
 from hgc.testbed.paired import paired_prediction
 from hgc.testbed.predict import predict
 
@@ -52,12 +51,6 @@ def ratio_result(
         return Result(section, name, ratio, "ratio")
     lo, hi = band
     return Result(section, name, ratio, "ratio", f"{lo}-{hi}", lo <= ratio <= hi)
-
-
-def with_overhead(scenario: Scenario, hop_s: float) -> Scenario:
-    """``scenario`` with ``emulation.message_overhead_s = hop_s`` (the model's term)."""
-    emulation = dataclasses.replace(scenario.emulation, message_overhead_s=hop_s)
-    return dataclasses.replace(scenario, emulation=emulation)
 
 
 def run(quick: bool) -> list[Result]:

@@ -62,6 +62,13 @@ def deterministic_twin(scenario: Scenario) -> Scenario:
     )
 
 
+def with_overhead(scenario: Scenario, hop_s: float) -> Scenario:
+    """``scenario`` with ``emulation.message_overhead_s = hop_s``: the measured overhead as a
+    term of its model (every prediction from it then charges ``hop_s`` per message hop)."""
+    emulation = dataclasses.replace(scenario.emulation, message_overhead_s=hop_s)
+    return dataclasses.replace(scenario, emulation=emulation)
+
+
 @dataclass(frozen=True)
 class Overhead:
     """One calibration: the twin's measured and predicted mean iteration time (seconds)."""
