@@ -7,7 +7,7 @@ iterations x ``STRETCH``; ``--quick``: as shipped, 90 iterations). A drift costs
 a fixed number of iterations (3 to see it, then the re-plan: about 1 s of optimiser CPU on
 this 2-core machine, several seconds when the host is busy), the hindsight baseline none, so
 the ratio depends on how long a drift lasts; drifts of real clusters (a throttling Pi, a
-congested uplink) last minutes, far longer than either run. Window 5, threshold 0.05.
+congested uplink) last minutes, far longer than either run. Window 20, threshold 0.05.
 
 Figures:
 
