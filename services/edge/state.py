@@ -206,8 +206,7 @@ class EdgeState:
             return [Drop("unknown_peer", f"{peer} sent a late answer as worker {msg.worker}")]
         key = (msg.epoch, msg.iteration)
         t0 = self.recent_t0.get(key)
-        epoch = self.setup.plan_epoch if self.setup is not None else 0
-        if t0 is None or not self.setup or not self.setup.plan_spec or msg.plan_epoch != epoch:
+        if t0 is None or not self.under_plan or msg.plan_epoch != self.plan_epoch:
             return [Drop("late", f"{peer}: late answer for iteration {msg.iteration}")]
         c = float(msg.compute_s)
         if not (np.isfinite(c) and 0.0 <= c <= now - t0):
@@ -288,6 +287,17 @@ class EdgeState:
         if lifted.n_edges <= self.edge:
             raise ValueError(f"plan_spec: {lifted.n_edges} edges, this is edge {self.edge}")
         return lifted
+
+    @property
+    def plan_epoch(self) -> int:
+        """The plan epoch in force (0 before any set-up and for every scheme but a plan's)."""
+        return self.setup.plan_epoch if self.setup is not None else 0
+
+    @property
+    def under_plan(self) -> bool:
+        """Whether the set-up in force carries a plan (hgc-adaptive): only then do late
+        answers and progress reports go up to the master."""
+        return self.setup is not None and bool(self.setup.plan_spec)
 
     def selected(self) -> tuple[int, ...]:
         """The workers of this edge the plan in force uses (all of them but under a plan)."""
@@ -401,8 +411,7 @@ class EdgeState:
         if (
             self.answered
             or self.current == NO_ITERATION
-            or self.setup is None
-            or not self.setup.plan_spec
+            or not self.under_plan
             or self.decoder is None
         ):
             return []
@@ -414,7 +423,7 @@ class EdgeState:
             tuple(self.arrivals.get(j, -1.0) for j in workers),
             tuple(self.computes.get(j, -1.0) for j in workers),
             epoch=self.epoch,
-            plan_epoch=self.setup.plan_epoch,
+            plan_epoch=self.plan_epoch,
         )
         return [SendUp(report)]
 
@@ -425,8 +434,7 @@ class EdgeState:
             return [Drop("unknown_peer", f"{peer} sent a vector as worker {msg.worker}")]
         if msg.worker not in self.selected():
             return [Drop("late", f"{peer}: not part of the plan in force")]
-        epoch = self.setup.plan_epoch if self.setup is not None else 0
-        if msg.plan_epoch != epoch:
+        if (epoch := self.plan_epoch) != msg.plan_epoch:
             return [Drop("late", f"{peer}: vector of plan epoch {msg.plan_epoch}, now {epoch}")]
         if msg.worker in self.arrivals or msg.worker in self.refused:
             return [Drop("late", f"{peer}: second vector for iteration {msg.iteration}")]
@@ -535,7 +543,6 @@ class EdgeState:
         self.answered, self.vectors = True, []
         arrivals = tuple(self.arrivals.get(j, -1.0) for j in range(self.m))
         computes = tuple(self.computes.get(j, -1.0) for j in range(self.m))
-        epoch = self.setup.plan_epoch if self.setup is not None else 0
         msg = EdgeGradient(
             self.current,
             self.edge,
@@ -547,7 +554,7 @@ class EdgeState:
             excluded,
             epoch=self.epoch,
             worker_compute_s=computes,
-            plan_epoch=epoch,
+            plan_epoch=self.plan_epoch,
         )
         edge = str(self.edge)
         acts: list[Action] = [
