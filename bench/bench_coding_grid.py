@@ -122,12 +122,12 @@ def run(quick: bool) -> list[Result]:
             "codes",
         ),
         Result(
+            # a worst-case rounding bound the builder uses to choose a family, not a measured
+            # error: the target is on the measurements (the bound below and end to end)
             SECTION,
-            f"grid {scope}: worst builder estimate ({worst_est.label})",
+            f"grid {scope}: worst builder estimate, a rounding bound ({worst_est.label})",
             worst_est.estimate,
             "rel",
-            "<= 1e-9",
-            worst_est.estimate <= TARGET,
         ),
         Result(
             SECTION,
