@@ -24,6 +24,7 @@ from common.scenario import Scenario
 from hgc.testbed.cgroups import detect_cgroups, sweep_cgroups
 from hgc.testbed.cleanup import CleanupStack
 from hgc.testbed.config import NodeMap, master_config, run_map, scenario_plan
+from hgc.testbed.cpumeter import CpuMeter
 from hgc.testbed.emulation import EmulatedHardware
 from hgc.testbed.faults import FaultAction, FaultSchedule
 from hgc.testbed.netns import sweep_netns
@@ -277,6 +278,10 @@ def _run_scheme(
         follower = _Follower(cluster, scheme, names, hw, cleanup, progress, faults)
         error = follower.follow(req.iterations, _scheme_budget_s(scenario, req.iterations))
         info["fault_notes"] = follower.notes
+        cpu = follower.cpu.report()
+        if cpu is not None:
+            cpu["per_node_s"] = {names(n): s for n, s in cpu["per_node_s"].items()}
+            folder.write_json(f"{scheme}/cpu.json", cpu)
     except ClusterError as exc:
         error = one_line(str(exc))
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (hgc.cli.interruptible)
@@ -367,6 +372,7 @@ class _Follower:
         self.position["master"] = "master"
         self.notes: list[str] = []
         self.restarting: set[str] = set()  # killed by a restart fault, not started again yet
+        self.cpu = CpuMeter()  # the nodes' CPU seconds per iteration (cpu.json)
 
     def follow(self, iterations: int, budget_s: float) -> str | None:
         """The error that ended the scheme, or None."""
@@ -382,6 +388,7 @@ class _Follower:
             seen = len(records)
             if finished:
                 break
+            self.cpu.sample(sum(1 for r in records if r.get("ok")), self.cluster.pids)
             last = max((int(r["iteration"]) for r in records), default=-1)
             for action in self.faults.due(last, time.monotonic()):
                 self._apply(action)

@@ -48,6 +48,7 @@ def paired_prediction(
     message_overhead_s: float = 0.0,
     link_samples: int = 0,
     seed: int = 0,
+    carry_over: bool = True,
 ) -> float | None:
     """Mean iteration time (seconds) the model gives for iterations ``0..iterations-1`` of
     ``plan`` (the one the cluster ran) with the emulation's own compute draws, plus the
@@ -79,31 +80,64 @@ def paired_prediction(
             return np.full(shape, link.mean_transfer_s(nbytes))
         return np.broadcast_to(sample_link(link, nbytes, shape, rng), shape)
 
-    finish = []
+    # link and compute draws of every iteration, shaped (samples, iterations)
+    down, up, trips = [], [], []
     for p, (e, ws) in enumerate(zip(plan.edges, plan.workers, strict=True)):
-        edge = system.edges[e]
-        down = link_time(edge.uplink, b, (r, 1, iterations))
-        arrivals = down + np.stack(
+        down.append(link_time(system.edges[e].uplink, b, (r, iterations)))
+        up.append(link_time(system.edges[e].uplink, b, (r, iterations)))
+        trips.append(
             [
-                link_time(system.workers[e][j].link, b, (r, iterations))
-                + link_time(system.workers[e][j].link, b, (r, iterations))
-                + _draws(spec[f"worker-{p}-{q}"], iterations)
+                (
+                    link_time(system.workers[e][j].link, b, (r, iterations)),
+                    _draws(spec[f"worker-{p}-{q}"], iterations),
+                    link_time(system.workers[e][j].link, b, (r, iterations)),
+                )
                 for q, j in enumerate(ws)
-            ],
-            axis=1,
-        )  # (samples, workers, iterations)
+            ]
+        )
+    # per worker: when its compute thread is free, and the compute it started last
+    n_workers = sum(len(ws) for ws in plan.workers)
+    free_at = np.full((r, n_workers), -np.inf)
+    last_start = np.full((r, n_workers), -np.inf)
+    last_compute = np.zeros((r, n_workers))
+    start = np.zeros(r)  # absolute time the master sends iteration t
+    total = 0.0
+    for t in range(iterations):
+        finish = []
+        k = 0
+        for p, e in enumerate(plan.edges):
+            edge = system.edges[e]
+            at_edge = start + down[p][:, t]
+            answers = []
+            for to_worker, compute, to_edge in trips[p]:
+                model_at = at_edge + to_worker[:, t]
+                if carry_over:
+                    # the last compute began before this model came: it runs to its end
+                    began = last_start[:, k] <= model_at
+                    free_at[:, k] = np.where(began, last_start[:, k] + last_compute[:, k],
+                                             free_at[:, k])  # fmt: skip
+                    begins = np.maximum(model_at, free_at[:, k])
+                    last_start[:, k], last_compute[:, k] = begins, compute[t]
+                else:
+                    begins = model_at
+                answers.append(begins + compute[t] + to_edge[:, t])
+                k += 1
+            arrivals = np.stack(answers, axis=1)[:, :, None]  # (samples, workers, 1)
+            if plan.is_flat:
+                finish.append(_relay(arrivals, edge.uplink, b, link_time)[:, :, 0])
+                continue
+            needed = plan.workers_needed(p)
+            combine = edge.combine_s_per_byte * b * needed
+            finish.append(np.sort(arrivals[:, :, 0], axis=1)[:, needed - 1] + combine
+                          + up[p][:, t])  # fmt: skip
         if plan.is_flat:
-            finish.append(_relay(arrivals, edge.uplink, b, link_time))
-            continue
-        needed = plan.workers_needed(p)
-        combine = edge.combine_s_per_byte * b * needed
-        up = link_time(edge.uplink, b, (r, iterations))
-        finish.append(np.sort(arrivals, axis=1)[:, needed - 1] + combine + up)
-    if plan.is_flat:
-        messages = np.sort(np.concatenate(finish, axis=1), axis=1)
-        return float(messages[:, plan.n_workers - plan.s - 1].mean())
-    edges = np.sort(np.stack(finish, axis=1), axis=1)
-    return float(edges[:, plan.edges_needed - 1].mean())
+            messages = np.sort(np.concatenate(finish, axis=1), axis=1)
+            end = messages[:, plan.n_workers - plan.s - 1]
+        else:
+            end = np.sort(np.stack(finish, axis=1), axis=1)[:, plan.edges_needed - 1]
+        total += float((end - start).mean())
+        start = end
+    return total / iterations
 
 
 def _relay(

@@ -124,14 +124,19 @@ class HierarchicalAggregation:
         used = a.edge_vectors[: self.needed]
         weights = self.code.master_decode_weights([i for i, _ in used])
         arrivals: dict[str, float] = {}
+        computes: dict[str, float] = {}
         stragglers: list[str] = []
         for i, m in used:
             # at most m_i entries: the edge's report is not trusted for its length
-            for j, s in enumerate(m.worker_arrivals_s[: self.code.workers_per_edge[i]]):
+            m_i = self.code.workers_per_edge[i]
+            for j, s in enumerate(m.worker_arrivals_s[:m_i]):
                 if s >= 0:
                     arrivals[f"worker-{i}-{j}"] = s
                 else:
                     stragglers.append(f"worker-{i}-{j}")
+            for j, c in enumerate(m.worker_compute_s[:m_i]):
+                if c >= 0:  # the worker's own report: compute seconds, emulated delay included
+                    computes[f"worker-{i}-{j}"] = c
         used_names = [f"edge-{i}" for i, _ in used]
         detail = {
             "edge_arrivals_s": {f"edge-{i}": s for i, s in a.edge_arrivals.items()},
@@ -140,6 +145,7 @@ class HierarchicalAggregation:
                 f"edge-{i}" for i in range(self.code.n_edges) if f"edge-{i}" not in used_names
             ],
             "worker_arrivals_s": arrivals,
+            "worker_compute_s": computes,
             "worker_stragglers": stragglers,
         }
         return [m.vector for _, m in used], weights, detail

@@ -26,7 +26,7 @@ WORKER = re.compile(r"worker-(0|[1-9][0-9]*)-(0|[1-9][0-9]*)")
 TOKEN = re.compile(r"\b(?:edge-\d+|worker-\d+-\d+)\b")
 # record fields holding node names: lists of names, or dicts keyed by name
 NAME_LISTS = ("edges_used", "edge_stragglers", "worker_stragglers", "refused", "liars")
-NAME_DICTS = ("edge_arrivals_s", "worker_arrivals_s")
+NAME_DICTS = ("edge_arrivals_s", "worker_arrivals_s", "worker_compute_s")
 
 
 def _positions(workers_per_edge: Sequence[int]) -> list[str]:
