@@ -147,3 +147,19 @@ def test_every_process_serves_consistent_metrics(tmp_path: Path) -> None:
     assert sum(len(r["edge_stragglers"]) for r in final) == sum(
         len(r["edge_stragglers"].split(";")) for r in rows if r["edge_stragglers"]
     )
+
+    # every worker the master heard from reported its own compute time, within its round trip
+    for r in final:
+        if not r["ok"]:
+            continue
+        computes = r["worker_compute_s"]
+        for worker, arrival in r["worker_arrivals_s"].items():
+            assert 0 < computes[worker] <= arrival, (r["iteration"], worker)
+
+    # cpu.json: every node's CPU seconds per iteration, and their sum
+    cpu = json.loads((out / "hgc" / "cpu.json").read_text())
+    per_node = cpu["per_node_s"]
+    assert set(per_node) == set(nodes)
+    assert all(0 < s < 1 for s in per_node.values()), per_node
+    assert cpu["cpu_s_per_iteration"] == pytest.approx(sum(per_node.values()), rel=1e-9)
+    assert cpu["samples"] >= 3 and 1 <= cpu["iterations"][0] < cpu["iterations"][1] < ITERATIONS
