@@ -11,8 +11,9 @@ the ratios below). The headline,
 ``measured/sim``, target 0.97-1.05 for every scheme, divides by that model evaluated on the
 run's own seeded compute draws (``hgc.testbed.paired``; flat schemes replay the relay queue
 too; a tolerated straggler's unfinished work delays its next iteration, as in the run --
-the fresh-start figure is printed beside it): a 30-iteration run is one fixed sample whose mean sits several per cent from the
-model's expectation in every repetition, so the expectation is no yardstick for a 3 % band.
+the fresh-start figure is printed beside it): a 30-iteration run is one fixed sample whose
+mean sits several per cent from the model's expectation in every repetition, so the
+expectation is no yardstick for a 3 % band.
 Beside it, for context: against the expectation with the overhead (target 0.9-1.15) and
 against the pure model (no overhead, no target). docs/running.md explains the figures."""
 
