@@ -1,12 +1,11 @@
 """CPU seconds the nodes of a local run use per iteration, from ``/proc`` (Linux).
 
-``hgc run`` samples every node's CPU time (user + system, all its threads) each time it
-polls the record, with the number of iterations ended so far; the slope of CPU time against
-iterations, by least squares over the samples after the first iteration, is the CPU cost of
-one iteration (``<run>/<scheme>/cpu.json``). Samples land at random points within an
-iteration, so the slope is unbiased where two end points would be off by up to an iteration
-each. ``hgc.testbed.overhead`` turns it into the CPU cost of one message job
-(``hgc.testbed.hostqueue``); docs/running.md says what a node costs.
+``hgc run`` samples every node's CPU time (user + system, all its threads) each time new
+records have landed, with the number of iterations ended so far; the slope of CPU time
+against iterations, by least squares over the samples after the first iteration and before
+the last, is the CPU cost of one iteration (``<run>/<scheme>/cpu.json``). A regression over
+every sample is steadier than two end points, each of which may sit anywhere within a poll
+interval of an iteration's end. docs/running.md says what a node costs.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from hgc.testbed.guard import proc_stat_fields
 
 MIN_SAMPLES = 3  # fewer points give no slope worth reporting
 
@@ -48,13 +49,10 @@ def cpu_seconds(pid: int) -> float | None:
     precise = _sched_seconds(pid)
     if precise is not None:
         return precise
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            stat = f.read()
-    except OSError:
+    fields = proc_stat_fields(pid)
+    if fields is None:
         return None
-    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    utime, stime = int(fields[11]), int(fields[12])
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 

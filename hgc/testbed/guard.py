@@ -56,14 +56,21 @@ def parent_death_preexec() -> None:
     set_parent_death_signal(signal.SIGKILL)
 
 
+def proc_stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces and
+    parentheses): index 0 is field 3, the state; None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()
+
+
 def start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the
     pid it identifies a process even after the pid is reused."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    fields = proc_stat_fields(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else None
 
 
 def launcher_token(pid: int | None = None) -> str:

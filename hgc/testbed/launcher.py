@@ -385,10 +385,12 @@ class _Follower:
             seen = min(seen, len(records))  # a resumed master truncates to its checkpoint
             for r in records[seen:]:
                 self.progress.iteration(translate(r, self.names, self.scheme), iterations)
+            landed = len(records) > seen
             seen = len(records)
             if finished:
                 break
-            self.cpu.sample(sum(1 for r in records if r.get("ok")), self.cluster.pids)
+            if landed:  # one CPU sample per poll that saw new records, not every poll
+                self.cpu.sample(sum(1 for r in records if r.get("ok")), self.cluster.pids)
             last = max((int(r["iteration"]) for r in records), default=-1)
             for action in self.faults.due(last, time.monotonic()):
                 self._apply(action)

@@ -114,8 +114,8 @@ def paired_prediction(
                 if carry_over:
                     # the last compute began before this model came: it runs to its end
                     began = last_start[:, k] <= model_at
-                    free_at[:, k] = np.where(began, last_start[:, k] + last_compute[:, k],
-                                             free_at[:, k])  # fmt: skip
+                    ended = last_start[:, k] + last_compute[:, k]
+                    free_at[:, k] = np.where(began, ended, free_at[:, k])
                     begins = np.maximum(model_at, free_at[:, k])
                     last_start[:, k], last_compute[:, k] = begins, compute[t]
                 else:
@@ -128,8 +128,8 @@ def paired_prediction(
                 continue
             needed = plan.workers_needed(p)
             combine = edge.combine_s_per_byte * b * needed
-            finish.append(np.sort(arrivals[:, :, 0], axis=1)[:, needed - 1] + combine
-                          + up[p][:, t])  # fmt: skip
+            needed_in = np.sort(arrivals[:, :, 0], axis=1)[:, needed - 1]
+            finish.append(needed_in + combine + up[p][:, t])
         if plan.is_flat:
             messages = np.sort(np.concatenate(finish, axis=1), axis=1)
             end = messages[:, plan.n_workers - plan.s - 1]
